@@ -1,0 +1,1 @@
+//! Benchmarks of kiln live in `benches/`; this library is empty.
