@@ -1,1 +1,34 @@
-//! placeholder
+//! The backends of kiln: where tensors live and the ops that run on them.
+//!
+//! [`Backend`] is the contract that layers, losses and optimizers are written
+//! against. [`Cpu`] implements it with ndarray storage, a packed SGEMM of kiln's own
+//! and a small thread pool; [`Cuda`] is the GPU's entry point (a clear error without
+//! the `cuda` feature). Each op lives in its own folder under [`ops`].
+//!
+//! ```
+//! use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
+//! use kiln_kernels::{Cpu, Storage};
+//!
+//! let cpu = Cpu::with_threads(1)?;
+//! let a = cpu.from_host(&[1.0, 2.0, 3.0, 4.0])?; // 2 x 2
+//! let b = cpu.from_host(&[1.0, 0.0, 0.0, 1.0])?; // identity
+//! let mut c = cpu.alloc(4)?;
+//! let p = MatmulParams { m: 2, n: 2, k: 2, trans_a: false, trans_b: false, accumulate: false };
+//! cpu.matmul(&p, &a, &b, &mut c)?;
+//! assert_eq!(cpu.to_host(&c, 4)?, [1.0, 2.0, 3.0, 4.0]);
+//! # Ok::<(), kiln_kernels::Error>(())
+//! ```
+
+pub mod backend;
+pub mod cpu;
+pub mod cuda;
+mod error;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use backend::{Backend, Storage};
+pub use cpu::{Cpu, CpuBuffer};
+pub use cuda::Cuda;
+pub use error::{Error, Result};
+pub use tensor::{Tensor, TensorRef};

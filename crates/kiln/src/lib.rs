@@ -1,1 +1,47 @@
-//! placeholder
+//! kiln: train neural networks in Rust with the workflow of Keras, on models whose
+//! shapes the compiler checks.
+//!
+//! Declare a network with [`model!`]; the macro computes every layer's shape while
+//! your crate compiles, rejects a wrong model with an error on the offending layer,
+//! and generates straight-line forward and backward code that runs on any
+//! [`Backend`] (the [`Cpu`] by default).
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! kiln::model! {
+//!     /// A small convolutional classifier for 8x8 grey images.
+//!     pub struct Tiny {
+//!         input: [8, 8, 1],
+//!         conv: Conv2d(4, 3, relu),
+//!         pool: MaxPool2d(2),
+//!         flat: Flatten,
+//!         out: Dense(10, softmax),
+//!     }
+//! }
+//!
+//! assert_eq!(<Tiny>::PARAMETERS, 4 * 9 + 4 + 36 * 10 + 10);
+//! let cpu = Cpu::new()?;
+//! let mut model = Tiny::new(&cpu, 32, 42)?;
+//! let x = Tensor::<Rank3<8, 8, 1>, Cpu>::from_slice(&cpu, 2, &[0.5; 128])?;
+//! let probabilities = model.forward(&x, Mode::Eval)?.to_vec(&cpu)?;
+//! assert!((probabilities[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+//! # Ok::<(), kiln::nn::Error>(())
+//! ```
+
+pub use kiln_kernels as kernels;
+pub use kiln_macros::model;
+pub use kiln_nn as nn;
+pub use kiln_shape as shape;
+
+pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
+
+/// `Result` of model construction, forward and backward.
+pub type Result<T, E = kiln_nn::Error> = std::result::Result<T, E>;
+
+/// The names a program that trains a model needs.
+pub mod prelude {
+    pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
+    pub use kiln_nn::{GradAt, Mode, Model};
+    pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
+}

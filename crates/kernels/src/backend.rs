@@ -1,0 +1,87 @@
+//! The [`Backend`] trait: where buffers live and which ops run on them.
+//!
+//! Layers, losses and optimizers are written once against this trait. A buffer is a
+//! backend handle ([`Storage::Buffer`]): host memory for [`Cpu`](crate::Cpu), device
+//! memory for the CUDA backend. Nothing in the trait names ndarray or a pointer, so a
+//! backend is free to keep its data wherever it runs fastest.
+//!
+//! Ops work on prefixes: a buffer sized once for the largest batch serves every smaller
+//! batch, which is how a model's workspace is reused without reallocation.
+
+use std::fmt::Debug;
+
+use crate::Result;
+use crate::ops::activation::ActivationKernel;
+use crate::ops::bias::BiasKernel;
+use crate::ops::conv2d::Conv2dKernel;
+use crate::ops::dropout::DropoutKernel;
+use crate::ops::matmul::MatmulKernel;
+use crate::ops::pool2d::Pool2dKernel;
+
+/// Buffers of `f32` and the moves between host and backend.
+pub trait Storage: Clone + Debug + Send + Sync + 'static {
+    /// A buffer of `f32` owned by this backend.
+    type Buffer: Debug + Send + Sync + 'static;
+
+    /// A short name for messages: `cpu`, `cuda:0`.
+    fn name(&self) -> String;
+
+    /// A zero-filled buffer of `len` elements.
+    fn alloc(&self, len: usize) -> Result<Self::Buffer>;
+
+    /// The number of elements `buffer` holds.
+    fn len(&self, buffer: &Self::Buffer) -> usize;
+
+    /// Copies `src` into the first `src.len()` elements of `dst`.
+    fn upload(&self, src: &[f32], dst: &mut Self::Buffer) -> Result<()>;
+
+    /// Copies the first `dst.len()` elements of `src` into `dst`.
+    fn download(&self, src: &Self::Buffer, dst: &mut [f32]) -> Result<()>;
+
+    /// Sets the first `len` elements of `buffer` to `value`.
+    fn fill(&self, buffer: &mut Self::Buffer, len: usize, value: f32) -> Result<()>;
+
+    /// Copies the first `len` elements of `src` into `dst`.
+    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer, len: usize) -> Result<()>;
+
+    /// A new buffer holding `src`.
+    fn from_host(&self, src: &[f32]) -> Result<Self::Buffer> {
+        let mut buffer = self.alloc(src.len())?;
+        self.upload(src, &mut buffer)?;
+        Ok(buffer)
+    }
+
+    /// The first `len` elements of `buffer`, on the host. Allocates: for tests and
+    /// reporting, not for a training step.
+    fn to_host(&self, buffer: &Self::Buffer, len: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; len];
+        self.download(buffer, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Everything a layer needs from a backend: storage plus every op.
+///
+/// Each op is a trait of its own, in its own folder under [`ops`](crate::ops) with the
+/// CPU math and (with the `cuda` feature) the CUDA kernel side by side.
+pub trait Backend:
+    Storage
+    + MatmulKernel
+    + Conv2dKernel
+    + Pool2dKernel
+    + ActivationKernel
+    + BiasKernel
+    + DropoutKernel
+{
+}
+
+impl<T> Backend for T where
+    T: Storage
+        + MatmulKernel
+        + Conv2dKernel
+        + Pool2dKernel
+        + ActivationKernel
+        + BiasKernel
+        + DropoutKernel
+{
+}

@@ -1,0 +1,197 @@
+//! The CPU backend: ndarray storage, kiln's own packed SGEMM, and a small thread pool.
+
+pub mod gemm;
+mod pool;
+
+use std::sync::Arc;
+
+use ndarray::Array1;
+
+use crate::backend::Storage;
+use crate::error::check_len;
+use crate::{Error, Result};
+
+pub use pool::ThreadPool;
+
+/// A buffer of the CPU backend: an ndarray vector in host memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuBuffer {
+    data: Array1<f32>,
+}
+
+impl CpuBuffer {
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        // An `Array1` built by `zeros` or `from_vec` is contiguous in standard order.
+        self.data.as_slice().unwrap_or(&[])
+    }
+
+    /// The values, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        self.data.as_slice_mut().unwrap_or(&mut [])
+    }
+
+    /// The underlying ndarray vector.
+    pub fn as_array(&self) -> &Array1<f32> {
+        &self.data
+    }
+}
+
+pub(crate) struct CpuInner {
+    pub(crate) pool: ThreadPool,
+    pub(crate) gemm: gemm::GemmScratch,
+}
+
+/// The CPU backend. Cloning it is cheap and shares its threads.
+///
+/// ```
+/// use kiln_kernels::{Cpu, Storage};
+///
+/// let cpu = Cpu::with_threads(2).unwrap();
+/// let buffer = cpu.from_host(&[1.0, 2.0, 3.0]).unwrap();
+/// assert_eq!(cpu.to_host(&buffer, 3).unwrap(), [1.0, 2.0, 3.0]);
+/// ```
+#[derive(Clone)]
+pub struct Cpu {
+    inner: Arc<CpuInner>,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu")
+            .field("threads", &self.threads())
+            .finish()
+    }
+}
+
+impl Cpu {
+    /// A CPU backend with one thread per available core (or `KILN_THREADS` if set).
+    pub fn new() -> Result<Self> {
+        let from_env = std::env::var("KILN_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let threads = from_env.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        Self::with_threads(threads)
+    }
+
+    /// A CPU backend running its ops on `threads` threads (the caller included).
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        let pool = ThreadPool::new(threads)?;
+        let gemm = gemm::GemmScratch::new(pool.threads());
+        Ok(Self {
+            inner: Arc::new(CpuInner { pool, gemm }),
+        })
+    }
+
+    /// The number of threads ops run on.
+    pub fn threads(&self) -> usize {
+        self.inner.pool.threads()
+    }
+
+    pub(crate) fn inner(&self) -> &CpuInner {
+        &self.inner
+    }
+
+    /// Runs `f(index, chunk)` over `data` cut into chunks of `chunk` elements (the last
+    /// may be shorter), in parallel.
+    pub(crate) fn par_chunks_mut(
+        &self,
+        data: &mut [f32],
+        chunk: usize,
+        f: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
+        let chunk = chunk.max(1);
+        let len = data.len();
+        let tasks = len.div_ceil(chunk);
+        let base = SendPtr(data.as_mut_ptr());
+        self.inner.pool.run(tasks, &|t, _| {
+            let start = t * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: tasks cover disjoint ranges `start..end` inside `data`, which is
+            // exclusively borrowed for the duration of `run`.
+            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(t, part);
+        });
+    }
+
+    /// A chunk size that gives each thread a few pieces of `len` elements, but none
+    /// smaller than `min`.
+    pub(crate) fn chunk_for(&self, len: usize, min: usize) -> usize {
+        len.div_ceil(self.threads() * 4).max(min)
+    }
+}
+
+/// A raw pointer that may cross threads; every use says why the access is disjoint.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+
+impl<T> SendPtr<T> {
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: `SendPtr` is only handed to pool tasks that write disjoint ranges.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl Storage for Cpu {
+    type Buffer = CpuBuffer;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn alloc(&self, len: usize) -> Result<CpuBuffer> {
+        Ok(CpuBuffer {
+            data: Array1::zeros(len),
+        })
+    }
+
+    fn len(&self, buffer: &CpuBuffer) -> usize {
+        buffer.data.len()
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut CpuBuffer) -> Result<()> {
+        let dst = dst.as_mut_slice();
+        if src.len() > dst.len() {
+            return Err(Error::HostLength {
+                op: "upload",
+                host: src.len(),
+                buffer: dst.len(),
+            });
+        }
+        dst[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+
+    fn download(&self, src: &CpuBuffer, dst: &mut [f32]) -> Result<()> {
+        let src = src.as_slice();
+        if dst.len() > src.len() {
+            return Err(Error::HostLength {
+                op: "download",
+                host: dst.len(),
+                buffer: src.len(),
+            });
+        }
+        dst.copy_from_slice(&src[..dst.len()]);
+        Ok(())
+    }
+
+    fn fill(&self, buffer: &mut CpuBuffer, len: usize, value: f32) -> Result<()> {
+        check_len("fill", "buffer", len, buffer.data.len())?;
+        buffer.as_mut_slice()[..len].fill(value);
+        Ok(())
+    }
+
+    fn copy(&self, src: &CpuBuffer, dst: &mut CpuBuffer, len: usize) -> Result<()> {
+        check_len("copy", "src", len, src.data.len())?;
+        check_len("copy", "dst", len, dst.data.len())?;
+        dst.as_mut_slice()[..len].copy_from_slice(&src.as_slice()[..len]);
+        Ok(())
+    }
+}

@@ -1,0 +1,239 @@
+//! A small persistent thread pool whose `run` never allocates.
+//!
+//! rayon would do the splitting, but a call from outside its pool injects the job into
+//! a global queue that allocates a block every few dozen calls, which breaks kiln's
+//! allocation-free training step. This pool holds one job slot: `run` publishes a
+//! borrowed closure, the caller and the workers take task indices from an atomic
+//! counter, and `run` returns when every task is done.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// A task body: `(task index, worker index)`. Worker 0 is the calling thread.
+pub type Task<'a> = dyn Fn(usize, usize) + Sync + 'a;
+
+/// The job being run, with its lifetime erased; valid while `run` is inside its call.
+#[derive(Clone, Copy)]
+struct JobPtr(*const Task<'static>);
+
+// SAFETY: the pointee is `Sync` and `run` keeps it alive until every worker is done
+// with it (it waits for `active == 0` before returning).
+unsafe impl Send for JobPtr {}
+
+struct State {
+    generation: u64,
+    job: Option<JobPtr>,
+    tasks: usize,
+    active: usize,
+    panicked: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    done: Condvar,
+    next: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a task is caught and re-raised by `run`; the state stays valid.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A fixed set of worker threads plus the caller.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    // Serialises concurrent `run` calls from different threads.
+    run_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads())
+            .finish()
+    }
+}
+
+impl ThreadPool {
+    /// A pool of `threads` threads in all: the caller of `run` and `threads - 1`
+    /// workers.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                job: None,
+                tasks: 0,
+                active: 0,
+                panicked: false,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            next: AtomicUsize::new(0),
+        });
+        let mut workers = Vec::with_capacity(threads - 1);
+        for id in 1..threads {
+            let shared = Arc::clone(&shared);
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("kiln-cpu-{id}"))
+                    .spawn(move || worker(&shared, id))?,
+            );
+        }
+        Ok(Self {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+        })
+    }
+
+    /// The number of threads that run tasks, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(task, worker)` for every `task` in `0..tasks` and returns when all are
+    /// done. Tasks are handed out dynamically; `worker` is in `0..threads()`, so a task
+    /// may index per-worker scratch with it. Must not be called from inside a task.
+    pub fn run(&self, tasks: usize, f: &Task<'_>) {
+        if tasks == 0 {
+            return;
+        }
+        if tasks == 1 || self.workers.is_empty() {
+            for t in 0..tasks {
+                f(t, 0);
+            }
+            return;
+        }
+        let _serial = lock(&self.run_lock);
+        // SAFETY: only the lifetime is erased; this function does not return before
+        // every worker has finished with the job (active == 0 below).
+        let job = JobPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(f) });
+        {
+            let mut st = lock(&self.shared.state);
+            self.shared.next.store(0, Ordering::Relaxed);
+            st.job = Some(job);
+            st.tasks = tasks;
+            st.active = self.workers.len();
+            st.panicked = false;
+            st.generation = st.generation.wrapping_add(1);
+        }
+        self.shared.wake.notify_all();
+        let caller = catch_unwind(AssertUnwindSafe(|| take_tasks(&self.shared, f, tasks, 0)));
+        let mut st = lock(&self.shared.state);
+        while st.active > 0 {
+            st = self
+                .shared
+                .done
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        st.job = None;
+        let worker_panicked = st.panicked;
+        drop(st);
+        if let Err(payload) = caller {
+            resume_unwind(payload);
+        }
+        if worker_panicked {
+            // Only a bug in kiln's own kernels can get here: tasks do not panic on
+            // user input.
+            resume_unwind(Box::new("a kiln CPU kernel task panicked"));
+        }
+    }
+}
+
+fn take_tasks(shared: &Shared, f: &Task<'_>, tasks: usize, worker: usize) {
+    loop {
+        let t = shared.next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
+        }
+        f(t, worker);
+    }
+}
+
+fn worker(shared: &Shared, id: usize) {
+    let mut seen = 0u64;
+    loop {
+        let (job, tasks) = {
+            let mut st = lock(&shared.state);
+            while st.generation == seen && !st.shutdown {
+                st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.generation;
+            match st.job {
+                Some(job) => (job, st.tasks),
+                None => continue,
+            }
+        };
+        // SAFETY: `run` keeps the closure alive until `active` drops to zero, which
+        // happens only after this worker is done with it.
+        let f: &Task<'_> = unsafe { &*job.0 };
+        let result = catch_unwind(AssertUnwindSafe(|| take_tasks(shared, f, tasks, id)));
+        let mut st = lock(&shared.state);
+        if result.is_err() {
+            st.panicked = true;
+        }
+        st.active -= 1;
+        if st.active == 0 {
+            shared.done.notify_all();
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.wake.notify_all();
+        for w in self.workers.drain(..) {
+            // A worker that panicked outside a task has nothing left to report.
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        let pool = ThreadPool::new(3).unwrap();
+        for tasks in [0, 1, 2, 7, 100] {
+            let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(tasks, &|t, w| {
+                assert!(w < 3);
+                hits[t].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn a_panicking_task_is_reported_to_the_caller() {
+        let pool = ThreadPool::new(2).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(8, &|t, _| {
+                if t == 5 {
+                    panic!("boom");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // The pool still works afterwards.
+        let count = AtomicUsize::new(0);
+        pool.run(4, &|_, _| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 4);
+    }
+}

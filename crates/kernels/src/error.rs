@@ -1,0 +1,75 @@
+//! The errors of `kiln-kernels`.
+
+/// What went wrong in a backend call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operand is shorter than the op needs for the given shapes.
+    #[error("{op}: operand `{operand}` holds {len} elements but the shapes need {needed}")]
+    BufferTooSmall {
+        /// The op (`conv2d_fwd`, `matmul`, ...).
+        op: &'static str,
+        /// Which operand.
+        operand: &'static str,
+        /// Elements needed.
+        needed: usize,
+        /// Elements it holds.
+        len: usize,
+    },
+    /// A host slice and a buffer disagree in length.
+    #[error("{op}: host slice of {host} elements does not fit a buffer of {buffer}")]
+    HostLength {
+        /// `upload` or `download`.
+        op: &'static str,
+        /// Host elements.
+        host: usize,
+        /// Buffer elements.
+        buffer: usize,
+    },
+    /// Op parameters that cannot describe a valid computation.
+    #[error("{op}: {detail}")]
+    InvalidParams {
+        /// The op.
+        op: &'static str,
+        /// What is inconsistent.
+        detail: String,
+    },
+    /// A tensor's data does not match its declared shape and batch.
+    #[error("tensor of sample shape {shape} and batch {batch} needs {needed} values, got {got}")]
+    TensorLength {
+        /// The per-sample shape.
+        shape: kiln_shape::Shape,
+        /// The batch size.
+        batch: usize,
+        /// Values needed.
+        needed: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// The CPU thread pool could not start its threads.
+    #[error("could not start the CPU worker threads: {0}")]
+    ThreadPool(#[from] std::io::Error),
+    /// kiln was built without the `cuda` feature.
+    #[error("kiln was built without CUDA support: rebuild with `--features cuda` to use the GPU")]
+    CudaNotCompiled,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that `operand` holds at least `needed` elements.
+pub(crate) fn check_len(
+    op: &'static str,
+    operand: &'static str,
+    needed: usize,
+    len: usize,
+) -> Result<()> {
+    if len < needed {
+        return Err(Error::BufferTooSmall {
+            op,
+            operand,
+            needed,
+            len,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Activations: values at known points, derivatives against finite differences.
+
+use kiln_shape::Activation;
+
+use super::*;
+use crate::Cpu;
+
+const ALL: [Activation; 7] = [
+    Activation::Linear,
+    Activation::Relu,
+    Activation::LeakyRelu { negative_slope: 0.2 },
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Gelu,
+    Activation::Softmax,
+];
+
+fn check<B: ActivationKernel>(backend: &B) {
+    let (rows, cols) = (3, 5);
+    let x: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.7).sin() * 3.0 + 0.05).collect();
+    let xb = backend.from_host(&x).unwrap();
+    for act in ALL {
+        let p = ActivationParams::new(act, rows, cols).unwrap();
+        let forward = |x: &[f32]| {
+            let xb = backend.from_host(x).unwrap();
+            let mut yb = backend.alloc(x.len()).unwrap();
+            backend.activation_fwd(&p, &xb, &mut yb).unwrap();
+            backend.to_host(&yb, x.len()).unwrap()
+        };
+        let y = forward(&x);
+        let mut inplace = backend.from_host(&x).unwrap();
+        backend.activation_fwd_inplace(&p, &mut inplace).unwrap();
+        assert_eq!(backend.to_host(&inplace, x.len()).unwrap(), y);
+        // Loss L = sum(y * u) for a fixed u; dL/dx by backward and by central differences.
+        let u: Vec<f32> = (0..x.len()).map(|i| (i as f32 * 1.3).cos()).collect();
+        let yb = backend.from_host(&y).unwrap();
+        let mut g = backend.from_host(&u).unwrap();
+        backend.activation_bwd(&p, &xb, &yb, &mut g).unwrap();
+        let g = backend.to_host(&g, x.len()).unwrap();
+        let loss = |x: &[f32]| -> f64 {
+            forward(x).iter().zip(&u).map(|(y, u)| f64::from(*y) * f64::from(*u)).sum()
+        };
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += h;
+            xm[i] -= h;
+            let numeric = (loss(&xp) - loss(&xm)) / (2.0 * f64::from(h));
+            assert!(
+                (f64::from(g[i]) - numeric).abs() < 2e-3 * (1.0 + numeric.abs()),
+                "{act:?} at {i}: backward {} vs numeric {numeric}",
+                g[i]
+            );
+        }
+    }
+    // Softmax stays finite at extreme logits.
+    let p = ActivationParams::new(Activation::Softmax, 1, 3).unwrap();
+    let mut big = backend.from_host(&[1000.0, 0.0, -1000.0]).unwrap();
+    backend.activation_fwd_inplace(&p, &mut big).unwrap();
+    assert_eq!(backend.to_host(&big, 3).unwrap(), [1.0, 0.0, 0.0]);
+}
+
+#[test]
+fn values_and_derivatives_on_cpu() {
+    check(&Cpu::with_threads(2).unwrap());
+}

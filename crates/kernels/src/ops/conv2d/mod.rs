@@ -1,0 +1,163 @@
+//! 2-D convolution on NHWC batches, forward and both backward passes.
+//!
+//! Layouts follow Keras: input `[n, h, w, c_in]`, kernel `[kh, kw, c_in, c_out]`,
+//! output `[n, oh, ow, c_out]`. The CPU backend lowers the convolution to one matrix
+//! product over the whole batch (im2col): in NHWC each patch row is `kh` contiguous
+//! runs of `kw * c_in` values, so building it is a copy of runs, and the kernel is
+//! already the `[kh * kw * c_in, c_out]` matrix.
+
+mod cpu;
+#[cfg(test)]
+mod tests;
+
+use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
+
+use super::{u32_of, us};
+use crate::backend::Storage;
+use crate::{Error, Result};
+
+/// A convolution's geometry for one call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Samples.
+    pub batch: u32,
+    /// Input height.
+    pub in_h: u32,
+    /// Input width.
+    pub in_w: u32,
+    /// Input channels.
+    pub in_c: u32,
+    /// Output height.
+    pub out_h: u32,
+    /// Output width.
+    pub out_w: u32,
+    /// Output channels (filters).
+    pub out_c: u32,
+    /// Kernel height.
+    pub kernel_h: u32,
+    /// Kernel width.
+    pub kernel_w: u32,
+    /// Vertical stride.
+    pub stride_h: u32,
+    /// Horizontal stride.
+    pub stride_w: u32,
+    /// Zero rows above the input.
+    pub pad_top: u32,
+    /// Zero columns left of the input.
+    pub pad_left: u32,
+}
+
+impl Conv2dParams {
+    /// The geometry of `spec` applied to a batch of `batch` samples of shape `input`.
+    pub fn new(spec: &Conv2dSpec, input: Shape, batch: usize) -> Result<Self> {
+        const OP: &str = "conv2d";
+        let invalid = |detail: String| Error::InvalidParams { op: OP, detail };
+        let (h, w, c) = input
+            .as_image()
+            .ok_or_else(|| invalid(format!("input {input} is not [height, width, channels]")))?;
+        let (kh, kw) = spec.kernel;
+        let (sh, sw) = spec.stride;
+        let oh = conv_output_len(h, kh, sh, spec.padding);
+        let ow = conv_output_len(w, kw, sw, spec.padding);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            return Err(invalid(format!(
+                "a {kh}x{kw} kernel with stride {sh}x{sw} does not fit input {input}"
+            )));
+        };
+        Ok(Self {
+            batch: u32_of(OP, "batch", batch)?,
+            in_h: u32_of(OP, "height", h)?,
+            in_w: u32_of(OP, "width", w)?,
+            in_c: u32_of(OP, "channels", c)?,
+            out_h: u32_of(OP, "output height", oh)?,
+            out_w: u32_of(OP, "output width", ow)?,
+            out_c: u32_of(OP, "filters", spec.filters)?,
+            kernel_h: u32_of(OP, "kernel height", kh)?,
+            kernel_w: u32_of(OP, "kernel width", kw)?,
+            stride_h: u32_of(OP, "stride", sh)?,
+            stride_w: u32_of(OP, "stride", sw)?,
+            pad_top: u32_of(OP, "padding", same_padding_before(h, kh, sh, spec.padding))?,
+            pad_left: u32_of(OP, "padding", same_padding_before(w, kw, sw, spec.padding))?,
+        })
+    }
+
+    /// The same geometry for another batch size.
+    pub fn with_batch(mut self, batch: usize) -> Result<Self> {
+        self.batch = u32_of("conv2d", "batch", batch)?;
+        Ok(self)
+    }
+
+    /// Values of one patch: `kh * kw * c_in`.
+    pub fn patch_len(&self) -> usize {
+        us(self.kernel_h) * us(self.kernel_w) * us(self.in_c)
+    }
+
+    /// Output pixels over the batch: `n * oh * ow`.
+    pub fn out_pixels(&self) -> usize {
+        us(self.batch) * us(self.out_h) * us(self.out_w)
+    }
+
+    /// Input values over the batch.
+    pub fn input_len(&self) -> usize {
+        us(self.batch) * us(self.in_h) * us(self.in_w) * us(self.in_c)
+    }
+
+    /// Output values over the batch.
+    pub fn output_len(&self) -> usize {
+        self.out_pixels() * us(self.out_c)
+    }
+
+    /// Kernel values: `kh * kw * c_in * c_out`.
+    pub fn weight_len(&self) -> usize {
+        self.patch_len() * us(self.out_c)
+    }
+
+    /// Multiply-adds of the forward pass, times two.
+    pub fn forward_flops(&self) -> f64 {
+        2.0 * self.out_pixels() as f64 * self.patch_len() as f64 * f64::from(self.out_c)
+    }
+}
+
+/// The convolution op.
+pub trait Conv2dKernel: Storage {
+    /// Elements of the scratch buffer that [`Conv2dKernel::conv2d_fwd`] fills and the
+    /// backward passes read, for geometry `p` (its batch being the largest one used).
+    fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize;
+
+    /// `y = conv(x, w) + bias`. Leaves in `ws` what
+    /// [`Conv2dKernel::conv2d_bwd_filter`] needs.
+    fn conv2d_fwd(
+        &self,
+        p: &Conv2dParams,
+        x: &Self::Buffer,
+        w: &Self::Buffer,
+        bias: &Self::Buffer,
+        y: &mut Self::Buffer,
+        ws: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// `dw += dL/dw` and `dbias += dL/dbias`, from the input `x`, the scratch of the
+    /// forward pass on `x` and the output gradient `dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_bwd_filter(
+        &self,
+        p: &Conv2dParams,
+        x: &Self::Buffer,
+        ws: &Self::Buffer,
+        dy: &Self::Buffer,
+        dw: &mut Self::Buffer,
+        dbias: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// `dx = dL/dx` (overwritten). May overwrite `ws`, so it runs after
+    /// [`Conv2dKernel::conv2d_bwd_filter`].
+    fn conv2d_bwd_data(
+        &self,
+        p: &Conv2dParams,
+        dy: &Self::Buffer,
+        w: &Self::Buffer,
+        dx: &mut Self::Buffer,
+        ws: &mut Self::Buffer,
+    ) -> Result<()>;
+}

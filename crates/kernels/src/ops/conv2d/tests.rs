@@ -1,0 +1,138 @@
+//! Convolution against a direct six-loop convolution, and its backward passes
+//! against the adjoint identity `<conv(x), g> = <x, conv_bwd_data(g)>`.
+
+use kiln_shape::{Activation, Conv2dSpec, Padding, Shape};
+
+use super::*;
+use crate::Cpu;
+use crate::rng::Rng;
+
+fn direct(p: &Conv2dParams, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let (ih, iw, ic) = (us(p.in_h) as isize, us(p.in_w) as isize, us(p.in_c));
+    let (oh, ow, oc) = (us(p.out_h), us(p.out_w), us(p.out_c));
+    let (kh, kw) = (us(p.kernel_h), us(p.kernel_w));
+    let mut y = vec![0.0; p.output_len()];
+    for n in 0..us(p.batch) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for f in 0..oc {
+                    let mut acc = f64::from(b[f]);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let yy = (oy * us(p.stride_h) + ky) as isize - p.pad_top as isize;
+                            let xx = (ox * us(p.stride_w) + kx) as isize - p.pad_left as isize;
+                            if yy < 0 || yy >= ih || xx < 0 || xx >= iw {
+                                continue;
+                            }
+                            for c in 0..ic {
+                                let xi = ((n * ih as usize + yy as usize) * iw as usize + xx as usize) * ic + c;
+                                let wi = ((ky * kw + kx) * ic + c) * oc + f;
+                                acc += f64::from(x[xi]) * f64::from(w[wi]);
+                            }
+                        }
+                    }
+                    y[((n * oh + oy) * ow + ox) * oc + f] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+}
+
+fn check<B: Conv2dKernel>(backend: &B) {
+    let cases = [
+        ([5, 6, 3], 4, (3, 3), (1, 1), Padding::Valid, 2),
+        ([5, 5, 2], 3, (3, 3), (1, 1), Padding::Same, 2),
+        ([7, 6, 3], 4, (3, 3), (2, 2), Padding::Same, 2),
+        ([7, 8, 2], 3, (2, 3), (2, 2), Padding::Valid, 1),
+        ([9, 9, 1], 5, (4, 4), (3, 2), Padding::Same, 3),
+    ];
+    let mut rng = Rng::new(5);
+    for (input, filters, kernel, stride, padding, batch) in cases {
+        let spec = Conv2dSpec {
+            filters,
+            kernel,
+            stride,
+            padding,
+            activation: Activation::Linear,
+        };
+        let p = Conv2dParams::new(&spec, Shape::new(&input), batch).unwrap();
+        let (x, w, b) = (
+            random(&mut rng, p.input_len()),
+            random(&mut rng, p.weight_len()),
+            random(&mut rng, filters),
+        );
+        let xb = backend.from_host(&x).unwrap();
+        let wb = backend.from_host(&w).unwrap();
+        let bb = backend.from_host(&b).unwrap();
+        let mut yb = backend.alloc(p.output_len()).unwrap();
+        let mut ws = backend.alloc(backend.conv2d_workspace_len(&p)).unwrap();
+        backend.conv2d_fwd(&p, &xb, &wb, &bb, &mut yb, &mut ws).unwrap();
+        let y = backend.to_host(&yb, p.output_len()).unwrap();
+        for (g, want) in y.iter().zip(direct(&p, &x, &w, &b)) {
+            assert!((g - want).abs() < 1e-4, "{p:?}: {g} vs {want}");
+        }
+
+        // Weight gradient: d<y, g>/dw[i] = <direct(x, e_i), g>, checked on a few entries.
+        let g = random(&mut rng, p.output_len());
+        let gb = backend.from_host(&g).unwrap();
+        let mut dw = backend.alloc(p.weight_len()).unwrap();
+        let mut db = backend.alloc(filters).unwrap();
+        backend.conv2d_bwd_filter(&p, &xb, &ws, &gb, &mut dw, &mut db).unwrap();
+        let dw = backend.to_host(&dw, p.weight_len()).unwrap();
+        let zero_b = vec![0.0; filters];
+        for i in (0..p.weight_len()).step_by(7) {
+            let mut e = vec![0.0; p.weight_len()];
+            e[i] = 1.0;
+            let want = dot(&direct(&p, &x, &e, &zero_b), &g);
+            assert!((f64::from(dw[i]) - want).abs() < 1e-3, "dw[{i}] {} vs {want}", dw[i]);
+        }
+        let db = backend.to_host(&db, filters).unwrap();
+        for f in 0..filters {
+            let want: f32 = g.iter().skip(f).step_by(filters).sum();
+            assert!((db[f] - want).abs() < 1e-3);
+        }
+
+        // Input gradient: the adjoint of the linear map x -> conv(x, w).
+        let mut dx = backend.alloc(p.input_len()).unwrap();
+        backend.conv2d_bwd_data(&p, &gb, &wb, &mut dx, &mut ws).unwrap();
+        let dx = backend.to_host(&dx, p.input_len()).unwrap();
+        let lhs = dot(&direct(&p, &x, &w, &zero_b), &g);
+        let rhs = dot(&x, &dx);
+        assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+        // And entry by entry on a few inputs.
+        for i in (0..p.input_len()).step_by(11) {
+            let mut e = vec![0.0; p.input_len()];
+            e[i] = 1.0;
+            let want = dot(&direct(&p, &e, &w, &zero_b), &g);
+            assert!((f64::from(dx[i]) - want).abs() < 1e-3, "dx[{i}] {} vs {want}", dx[i]);
+        }
+    }
+}
+
+#[test]
+fn matches_a_direct_convolution_on_cpu() {
+    check(&Cpu::with_threads(2).unwrap());
+    check(&Cpu::with_threads(1).unwrap());
+}
+
+#[test]
+fn a_kernel_that_does_not_fit_is_an_error() {
+    let spec = Conv2dSpec {
+        filters: 1,
+        kernel: (5, 5),
+        stride: (1, 1),
+        padding: Padding::Valid,
+        activation: Activation::Linear,
+    };
+    let err = Conv2dParams::new(&spec, Shape::new(&[3, 3, 1]), 1).unwrap_err();
+    assert!(err.to_string().contains("does not fit input [3, 3, 1]"), "{err}");
+}

@@ -1,0 +1,27 @@
+//! The ops, one folder each: `mod.rs` holds the op's trait, parameters, docs and
+//! tests; `cpu.rs` the reference math on the CPU. The CUDA kernels (`*.cu`) and their
+//! launch code (`cuda.rs`) sit beside them once the CUDA backend exists.
+//!
+//! Parameter structs are `#[repr(C)]` with `u32` fields, so that they cross into a GPU
+//! kernel as they are.
+
+pub mod activation;
+pub mod bias;
+pub mod conv2d;
+pub mod dropout;
+pub mod matmul;
+pub mod pool2d;
+
+/// `usize` from a `u32` parameter field.
+#[inline]
+pub(crate) fn us(v: u32) -> usize {
+    v as usize
+}
+
+/// A `u32` parameter field from a size, or an error naming the op if it overflows.
+pub(crate) fn u32_of(op: &'static str, what: &str, v: usize) -> crate::Result<u32> {
+    u32::try_from(v).map_err(|_| crate::Error::InvalidParams {
+        op,
+        detail: format!("{what} = {v} does not fit in 32 bits"),
+    })
+}

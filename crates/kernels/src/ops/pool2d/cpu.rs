@@ -1,0 +1,137 @@
+//! Pooling on the CPU, one image per task.
+
+use super::{Pool2dKernel, Pool2dParams, PoolKind};
+use crate::error::check_len;
+use crate::ops::us;
+use crate::{Cpu, CpuBuffer, Result};
+
+/// The input rows and columns of output cell `(oy, ox)`, clipped to the input.
+#[inline]
+fn window(p: &Pool2dParams, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    let y0 = (oy * us(p.stride_h)) as isize - p.pad_top as isize;
+    let x0 = (ox * us(p.stride_w)) as isize - p.pad_left as isize;
+    let y1 = (y0 + p.size_h as isize).min(p.in_h as isize);
+    let x1 = (x0 + p.size_w as isize).min(p.in_w as isize);
+    (y0.max(0) as usize, y1.max(0) as usize, x0.max(0) as usize, x1.max(0) as usize)
+}
+
+fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
+    let (iw, c) = (us(p.in_w), us(p.channels));
+    for oy in 0..us(p.out_h) {
+        for ox in 0..us(p.out_w) {
+            let (y0, y1, x0, x1) = window(p, oy, ox);
+            let out = &mut y[(oy * us(p.out_w) + ox) * c..][..c];
+            match p.kind {
+                PoolKind::Max => {
+                    out.fill(f32::NEG_INFINITY);
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let src = &x[(yy * iw + xx) * c..][..c];
+                            for (o, &v) in out.iter_mut().zip(src) {
+                                if v > *o {
+                                    *o = v;
+                                }
+                            }
+                        }
+                    }
+                }
+                PoolKind::Avg => {
+                    out.fill(0.0);
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let src = &x[(yy * iw + xx) * c..][..c];
+                            for (o, &v) in out.iter_mut().zip(src) {
+                                *o += v;
+                            }
+                        }
+                    }
+                    let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                    for o in out.iter_mut() {
+                        *o /= count;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn backward_image(p: &Pool2dParams, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (iw, c) = (us(p.in_w), us(p.channels));
+    dx.fill(0.0);
+    for oy in 0..us(p.out_h) {
+        for ox in 0..us(p.out_w) {
+            let (y0, y1, x0, x1) = window(p, oy, ox);
+            let g = &dy[(oy * us(p.out_w) + ox) * c..][..c];
+            match p.kind {
+                PoolKind::Max => {
+                    for ch in 0..c {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut at = usize::MAX;
+                        for yy in y0..y1 {
+                            for xx in x0..x1 {
+                                let i = (yy * iw + xx) * c + ch;
+                                if x[i] > best || at == usize::MAX {
+                                    best = x[i];
+                                    at = i;
+                                }
+                            }
+                        }
+                        if at != usize::MAX {
+                            dx[at] += g[ch];
+                        }
+                    }
+                }
+                PoolKind::Avg => {
+                    let inv = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let d = &mut dx[(yy * iw + xx) * c..][..c];
+                            for (d, g) in d.iter_mut().zip(g) {
+                                *d += g * inv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pool2dKernel for Cpu {
+    fn pool2d_fwd(&self, p: &Pool2dParams, x: &CpuBuffer, y: &mut CpuBuffer) -> Result<()> {
+        check_len("pool2d_fwd", "x", p.input_len(), x.as_slice().len())?;
+        check_len("pool2d_fwd", "y", p.output_len(), y.as_slice().len())?;
+        let in_image = us(p.in_h) * us(p.in_w) * us(p.channels);
+        let out_image = us(p.out_h) * us(p.out_w) * us(p.channels);
+        let xs = x.as_slice();
+        self.par_chunks_mut(&mut y.as_mut_slice()[..p.output_len()], out_image, |n, out| {
+            forward_image(p, &xs[n * in_image..(n + 1) * in_image], out);
+        });
+        Ok(())
+    }
+
+    fn pool2d_bwd(
+        &self,
+        p: &Pool2dParams,
+        x: &CpuBuffer,
+        _y: &CpuBuffer,
+        dy: &CpuBuffer,
+        dx: &mut CpuBuffer,
+    ) -> Result<()> {
+        check_len("pool2d_bwd", "x", p.input_len(), x.as_slice().len())?;
+        check_len("pool2d_bwd", "dy", p.output_len(), dy.as_slice().len())?;
+        check_len("pool2d_bwd", "dx", p.input_len(), dx.as_slice().len())?;
+        let in_image = us(p.in_h) * us(p.in_w) * us(p.channels);
+        let out_image = us(p.out_h) * us(p.out_w) * us(p.channels);
+        let (xs, dys) = (x.as_slice(), dy.as_slice());
+        self.par_chunks_mut(&mut dx.as_mut_slice()[..p.input_len()], in_image, |n, dxi| {
+            backward_image(
+                p,
+                &xs[n * in_image..(n + 1) * in_image],
+                &dys[n * out_image..(n + 1) * out_image],
+                dxi,
+            );
+        });
+        Ok(())
+    }
+}

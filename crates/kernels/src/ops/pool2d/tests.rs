@@ -1,0 +1,65 @@
+//! Pooling against hand-computed windows and the adjoint identity.
+
+use kiln_shape::{Padding, Pool2dSpec, Shape};
+
+use super::*;
+use crate::Cpu;
+use crate::rng::Rng;
+
+fn run<B: Pool2dKernel>(backend: &B, p: &Pool2dParams, x: &[f32]) -> Vec<f32> {
+    let xb = backend.from_host(x).unwrap();
+    let mut yb = backend.alloc(p.output_len()).unwrap();
+    backend.pool2d_fwd(p, &xb, &mut yb).unwrap();
+    backend.to_host(&yb, p.output_len()).unwrap()
+}
+
+fn spec(size: usize, stride: usize, padding: Padding) -> Pool2dSpec {
+    Pool2dSpec {
+        size: (size, size),
+        stride: (stride, stride),
+        padding,
+    }
+}
+
+fn check<B: Pool2dKernel>(backend: &B) {
+    // One 3x3 single-channel image, values 0..9.
+    let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
+    let input = Shape::new(&[3, 3, 1]);
+    let max_valid = Pool2dParams::new(&spec(2, 1, Padding::Valid), PoolKind::Max, input, 1).unwrap();
+    assert_eq!(run(backend, &max_valid, &x), [4.0, 5.0, 7.0, 8.0]);
+    // Same padding, stride 2: output 2x2, windows clipped at the bottom/right.
+    let avg_same = Pool2dParams::new(&spec(2, 2, Padding::Same), PoolKind::Avg, input, 1).unwrap();
+    assert_eq!(run(backend, &avg_same, &x), [2.0, 3.5, 6.5, 8.0]);
+    let global = Pool2dParams::global_avg(input, 1).unwrap();
+    assert_eq!(run(backend, &global, &x), [4.0]);
+
+    // Backward is the adjoint of the (piecewise) linear forward map.
+    let mut rng = Rng::new(3);
+    let input = Shape::new(&[5, 7, 3]);
+    for kind in [PoolKind::Max, PoolKind::Avg] {
+        for s in [spec(2, 2, Padding::Valid), spec(3, 2, Padding::Same), spec(3, 1, Padding::Valid)] {
+            let p = Pool2dParams::new(&s, kind, input, 2).unwrap();
+            let x: Vec<f32> = (0..p.input_len()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let g: Vec<f32> = (0..p.output_len()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let y = run(backend, &p, &x);
+            let (xb, yb, gb) = (
+                backend.from_host(&x).unwrap(),
+                backend.from_host(&y).unwrap(),
+                backend.from_host(&g).unwrap(),
+            );
+            let mut dxb = backend.alloc(p.input_len()).unwrap();
+            backend.pool2d_bwd(&p, &xb, &yb, &gb, &mut dxb).unwrap();
+            let dx = backend.to_host(&dxb, p.input_len()).unwrap();
+            // Max pooling is linear in x for a fixed argmax pattern, average always:
+            // <pool(x), g> = <x, dx>.
+            let lhs: f32 = y.iter().zip(&g).map(|(a, b)| a * b).sum();
+            let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-4, "{kind:?} {s:?}: {lhs} vs {rhs}");
+        }
+    }
+}
+
+#[test]
+fn pools_and_backpropagates_on_cpu() {
+    check(&Cpu::with_threads(2).unwrap());
+}

@@ -1,0 +1,165 @@
+//! [`Tensor`]: a batch of samples whose per-sample shape is part of its type.
+
+use std::marker::PhantomData;
+
+use kiln_shape::{Shape, StaticShape};
+
+use crate::{Backend, Error, Result};
+
+/// A batch of `batch` samples of shape `S`, stored in a buffer of backend `B`.
+///
+/// The sample shape is a type (`Rank3<32, 32, 3>`), so a model's `forward` accepts only
+/// batches of its input shape; the batch size is a run-time value.
+pub struct Tensor<S: StaticShape, B: Backend> {
+    buffer: B::Buffer,
+    batch: usize,
+    _shape: PhantomData<S>,
+}
+
+impl<S: StaticShape, B: Backend> std::fmt::Debug for Tensor<S, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &S::SHAPE)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+impl<S: StaticShape, B: Backend> Tensor<S, B> {
+    /// A batch made from host data in sample-major, row-major order (`[n, h, w, c]`).
+    ///
+    /// Fails unless `data.len()` is `batch` times the sample size.
+    pub fn from_slice(backend: &B, batch: usize, data: &[f32]) -> Result<Self> {
+        let needed = batch * S::SIZE;
+        if data.len() != needed {
+            return Err(Error::TensorLength {
+                shape: S::SHAPE,
+                batch,
+                needed,
+                got: data.len(),
+            });
+        }
+        Ok(Self {
+            buffer: backend.from_host(data)?,
+            batch,
+            _shape: PhantomData,
+        })
+    }
+
+    /// A zero-filled batch with room for `batch` samples.
+    pub fn zeros(backend: &B, batch: usize) -> Result<Self> {
+        Ok(Self {
+            buffer: backend.alloc(batch * S::SIZE)?,
+            batch,
+            _shape: PhantomData,
+        })
+    }
+
+    /// Overwrites the batch with host data, keeping the buffer; `data.len() / S::SIZE`
+    /// becomes the batch size, which must fit the buffer.
+    pub fn upload(&mut self, backend: &B, data: &[f32]) -> Result<()> {
+        let batch = data.len() / S::SIZE;
+        let capacity = backend.len(&self.buffer) / S::SIZE.max(1);
+        if data.len() % S::SIZE.max(1) != 0 || batch > capacity {
+            return Err(Error::TensorLength {
+                shape: S::SHAPE,
+                batch: capacity,
+                needed: capacity * S::SIZE,
+                got: data.len(),
+            });
+        }
+        backend.upload(data, &mut self.buffer)?;
+        self.batch = batch;
+        Ok(())
+    }
+
+    /// The per-sample shape.
+    pub fn sample_shape(&self) -> Shape {
+        S::SHAPE
+    }
+
+    /// The number of samples.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The number of values: `batch * sample size`.
+    pub fn len(&self) -> usize {
+        self.batch * S::SIZE
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.batch == 0
+    }
+
+    /// The backend buffer (which may be longer than [`Tensor::len`]).
+    pub fn buffer(&self) -> &B::Buffer {
+        &self.buffer
+    }
+
+    /// The backend buffer, mutably.
+    pub fn buffer_mut(&mut self) -> &mut B::Buffer {
+        &mut self.buffer
+    }
+
+    /// The values on the host. Allocates.
+    pub fn to_vec(&self, backend: &B) -> Result<Vec<f32>> {
+        backend.to_host(&self.buffer, self.len())
+    }
+}
+
+/// A borrowed view of a batch that lives in a model's workspace (its output, say).
+pub struct TensorRef<'a, S: StaticShape, B: Backend> {
+    buffer: &'a B::Buffer,
+    batch: usize,
+    _shape: PhantomData<S>,
+}
+
+impl<'a, S: StaticShape, B: Backend> TensorRef<'a, S, B> {
+    /// A view of the first `batch` samples of `buffer`.
+    pub fn new(buffer: &'a B::Buffer, batch: usize) -> Self {
+        Self {
+            buffer,
+            batch,
+            _shape: PhantomData,
+        }
+    }
+
+    /// The number of samples.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.batch * S::SIZE
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.batch == 0
+    }
+
+    /// The backend buffer (possibly longer than [`TensorRef::len`]).
+    pub fn buffer(&self) -> &'a B::Buffer {
+        self.buffer
+    }
+
+    /// Copies the values to `dst`, which must hold [`TensorRef::len`] values.
+    pub fn download(&self, backend: &B, dst: &mut [f32]) -> Result<()> {
+        if dst.len() != self.len() {
+            return Err(Error::HostLength {
+                op: "download",
+                host: dst.len(),
+                buffer: self.len(),
+            });
+        }
+        backend.download(self.buffer, dst)
+    }
+
+    /// The values on the host. Allocates.
+    pub fn to_vec(&self, backend: &B) -> Result<Vec<f32>> {
+        backend.to_host(self.buffer, self.len())
+    }
+}

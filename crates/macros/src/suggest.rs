@@ -1,0 +1,173 @@
+//! "Did you mean": the closest known name to a misspelt one.
+//!
+//! An alias table comes first, because a Keras or PyTorch user types names that are
+//! far from kiln's by edit distance but mean exactly one thing (`MaxPooling2D`,
+//! `Linear`). Then a case-insensitive match, then Levenshtein distance with rustc's
+//! threshold (a third of the word's length).
+
+/// Layer names of other libraries, and the kiln layer each one means.
+pub const LAYER_ALIASES: &[(&str, &str)] = &[
+    ("Conv2D", "Conv2d"),
+    ("Convolution2D", "Conv2d"),
+    ("MaxPooling2D", "MaxPool2d"),
+    ("MaxPool2D", "MaxPool2d"),
+    ("AveragePooling2D", "AvgPool2d"),
+    ("AvgPool2D", "AvgPool2d"),
+    ("GlobalAveragePooling2D", "GlobalAvgPool2d"),
+    ("GlobalAvgPool2D", "GlobalAvgPool2d"),
+    ("AdaptiveAvgPool2d", "GlobalAvgPool2d"),
+    ("Linear", "Dense"),
+    ("FullyConnected", "Dense"),
+    ("ReLU", "Relu"),
+    ("LeakyReLU", "LeakyRelu"),
+    ("GELU", "Gelu"),
+    ("Dropout1d", "Dropout"),
+    ("Dropout2d", "Dropout"),
+    ("Dropout2D", "Dropout"),
+    ("SpatialDropout2D", "Dropout"),
+    ("Softmax2d", "Softmax"),
+    ("LogSoftmax", "Softmax"),
+];
+
+/// Argument names of other libraries, and the kiln argument each one means.
+pub const ARGUMENT_ALIASES: &[(&str, &str)] = &[
+    ("strides", "stride"),
+    ("kernel_size", "kernel"),
+    ("pool_size", "size"),
+    ("out_channels", "filters"),
+    ("out_features", "units"),
+    ("p", "rate"),
+    ("alpha", "negative_slope"),
+];
+
+/// Activation identifiers of other libraries, and kiln's.
+pub const ACTIVATION_ALIASES: &[(&str, &str)] = &[
+    ("identity", "linear"),
+    ("none", "linear"),
+    ("leakyrelu", "leaky_relu"),
+    ("LeakyReLU", "leaky_relu"),
+];
+
+/// The candidate closest to `word`, if one is close enough to be a likely typo.
+pub fn suggest<'a>(
+    word: &str,
+    candidates: &[&'a str],
+    aliases: &[(&str, &'a str)],
+) -> Option<&'a str> {
+    if let Some((_, to)) = aliases.iter().find(|(from, _)| *from == word) {
+        return Some(to);
+    }
+    let lower = word.to_lowercase();
+    if let Some(found) = candidates.iter().find(|c| c.to_lowercase() == lower) {
+        return Some(found);
+    }
+    let limit = word.chars().count().max(3) / 3;
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&lower, &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `": did you mean `X`?"` when there is a close match, otherwise `"; "` followed by
+/// `otherwise` (a list of what is accepted).
+pub fn did_you_mean(
+    word: &str,
+    candidates: &[&str],
+    aliases: &[(&str, &str)],
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    match suggest(word, candidates, aliases) {
+        Some(found) => format!(": did you mean `{found}`?"),
+        None => format!("; {}", otherwise()),
+    }
+}
+
+/// `a`, `b` and `c`, each in backticks.
+pub fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The edit distance between `a` and `b` (insertions, deletions, substitutions).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYERS: &[&str] = &["Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout"];
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("stride", "stride"), 0);
+        assert_eq!(levenshtein("strides", "stride"), 1);
+    }
+
+    #[test]
+    fn keras_and_pytorch_names_map_to_kiln() {
+        assert_eq!(suggest("Conv2D", LAYERS, LAYER_ALIASES), Some("Conv2d"));
+        assert_eq!(
+            suggest("MaxPooling2D", LAYERS, LAYER_ALIASES),
+            Some("MaxPool2d")
+        );
+        assert_eq!(suggest("Linear", LAYERS, LAYER_ALIASES), Some("Dense"));
+    }
+
+    #[test]
+    fn typos_and_case_are_forgiven() {
+        assert_eq!(suggest("Dnese", LAYERS, &[]), Some("Dense"));
+        assert_eq!(suggest("dense", LAYERS, &[]), Some("Dense"));
+        assert_eq!(suggest("Dropuot", LAYERS, &[]), Some("Dropout"));
+        assert_eq!(suggest("maxpool2d", LAYERS, &[]), Some("MaxPool2d"));
+    }
+
+    #[test]
+    fn distant_words_get_no_suggestion() {
+        assert_eq!(suggest("BatchNormalization", LAYERS, LAYER_ALIASES), None);
+        assert_eq!(suggest("Lstm", LAYERS, &[]), None);
+        assert_eq!(suggest("x", &["stride", "size"], &[]), None);
+    }
+
+    #[test]
+    fn closest_candidate_wins() {
+        let args = &["size", "stride", "padding"];
+        assert_eq!(suggest("strde", args, &[]), Some("stride"));
+        assert_eq!(suggest("sise", args, &[]), Some("size"));
+        assert_eq!(suggest("strides", args, ARGUMENT_ALIASES), Some("stride"));
+    }
+
+    #[test]
+    fn lists_read_like_prose() {
+        assert_eq!(list(&["a"]), "`a`");
+        assert_eq!(list(&["a", "b", "c"]), "`a`, `b` and `c`");
+        assert_eq!(
+            did_you_mean("vaild", &["valid", "same"], &[], String::new),
+            ": did you mean `valid`?"
+        );
+        assert_eq!(
+            did_you_mean("full", &["valid", "same"], &[], || "x".into()),
+            "; x"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! The errors of `kiln-nn`.
+
+use kiln_shape::{Shape, ShapeError};
+
+/// What went wrong building or running a layer or a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A backend op failed.
+    #[error(transparent)]
+    Kernel(#[from] kiln_kernels::Error),
+    /// A layer cannot take its input shape.
+    #[error("{kind} {source}")]
+    Shape {
+        /// The layer kind.
+        kind: &'static str,
+        /// The numbers.
+        source: ShapeError,
+    },
+    /// A layer's arguments are invalid (zero units, a dropout rate of 1).
+    #[error("{kind}: {detail}")]
+    Spec {
+        /// The layer kind.
+        kind: &'static str,
+        /// Every problem found, joined.
+        detail: String,
+    },
+    /// A layer type was built from the spec of another kind.
+    #[error("a {layer} layer cannot be built from a {spec} spec")]
+    WrongSpec {
+        /// The layer type.
+        layer: &'static str,
+        /// The spec's kind.
+        spec: &'static str,
+    },
+    /// A model was asked to hold batches of zero samples.
+    #[error("{model}: max_batch must be at least 1")]
+    ZeroMaxBatch {
+        /// The model.
+        model: &'static str,
+    },
+    /// A batch is larger than the workspace the model was built for.
+    #[error("{model}: batch of {batch} exceeds the max_batch of {max} the model was built with; build it with a larger max_batch")]
+    BatchTooLarge {
+        /// The model.
+        model: &'static str,
+        /// The batch given.
+        batch: usize,
+        /// The model's maximum.
+        max: usize,
+    },
+    /// A batch of zero samples.
+    #[error("{model}: empty batch")]
+    EmptyBatch {
+        /// The model.
+        model: &'static str,
+    },
+    /// Host input whose length is not a whole number of samples.
+    #[error("{model}: {len} input values are not a whole number of samples of shape {sample}")]
+    InputLength {
+        /// The model.
+        model: &'static str,
+        /// Values given.
+        len: usize,
+        /// The per-sample input shape.
+        sample: Shape,
+    },
+    /// `backward` before any `forward`.
+    #[error("{model}: backward called before forward")]
+    BackwardBeforeForward {
+        /// The model.
+        model: &'static str,
+    },
+    /// The gradient's batch differs from the last forward's.
+    #[error("{model}: gradient for {backward} samples, but the last forward ran on {forward}")]
+    BatchMismatch {
+        /// The model.
+        model: &'static str,
+        /// The last forward's batch.
+        forward: usize,
+        /// The gradient's batch.
+        backward: usize,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

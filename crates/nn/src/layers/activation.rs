@@ -1,0 +1,123 @@
+//! Activations: as a layer of their own (`act: Relu`) and fused at the end of
+//! `Dense` and `Conv2d` (`Dense(10, softmax)`).
+
+use kiln_kernels::Backend;
+use kiln_kernels::ops::activation::ActivationParams;
+use kiln_kernels::rng::Rng;
+use kiln_shape::{Activation, LayerSpec, Shape};
+
+use crate::layer::checked_output;
+use crate::{Error, GradAt, Layer, Mode, Result};
+
+/// An activation applied at a layer's output, with the one extra buffer GELU's
+/// backward needs (every other activation differentiates from its output).
+#[derive(Debug)]
+pub(crate) struct FusedActivation<B: Backend> {
+    activation: Option<Activation>,
+    pre: Option<B::Buffer>,
+}
+
+impl<B: Backend> FusedActivation<B> {
+    pub(crate) fn new(backend: &B, activation: Activation, max_len: usize) -> Result<Self> {
+        let activation = (activation != Activation::Linear).then_some(activation);
+        let pre = match activation {
+            Some(a) if a.backward_needs_input() => Some(backend.alloc(max_len)?),
+            _ => None,
+        };
+        Ok(Self { activation, pre })
+    }
+
+    /// Applies the activation to `y` in place (`rows` samples or pixels of `cols`).
+    pub(crate) fn forward(&mut self, backend: &B, y: &mut B::Buffer, rows: usize, cols: usize) -> Result<()> {
+        let Some(act) = self.activation else {
+            return Ok(());
+        };
+        let p = ActivationParams::new(act, rows, cols)?;
+        if let Some(pre) = &mut self.pre {
+            backend.copy(y, pre, p.len())?;
+        }
+        backend.activation_fwd_inplace(&p, y)?;
+        Ok(())
+    }
+
+    /// Turns `dy` (at the output) into the gradient at the pre-activation, in place;
+    /// nothing to do when the caller already passes the pre-activation gradient.
+    pub(crate) fn backward(
+        &self,
+        backend: &B,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        rows: usize,
+        cols: usize,
+        at: GradAt,
+    ) -> Result<()> {
+        let (Some(act), GradAt::Output) = (self.activation, at) else {
+            return Ok(());
+        };
+        let p = ActivationParams::new(act, rows, cols)?;
+        let x = self.pre.as_ref().unwrap_or(y);
+        backend.activation_bwd(&p, x, y, dy)?;
+        Ok(())
+    }
+}
+
+/// An activation as a layer of its own: `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu`,
+/// `Softmax` in `model!`.
+///
+/// # Shapes
+/// Input and output have the same shape; softmax normalises over the last axis.
+#[derive(Debug)]
+pub struct ActivationLayer {
+    activation: Activation,
+    shape: Shape,
+}
+
+impl ActivationLayer {
+    fn params(&self, batch: usize) -> Result<ActivationParams> {
+        let cols = self.shape.dims().last().copied().unwrap_or(1);
+        Ok(ActivationParams::new(
+            self.activation,
+            batch * self.shape.size() / cols.max(1),
+            cols,
+        )?)
+    }
+}
+
+impl<B: Backend> Layer<B> for ActivationLayer {
+    fn build(_backend: &B, spec: &LayerSpec, input: Shape, _max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+        let LayerSpec::Activation(activation) = *spec else {
+            return Err(Error::WrongSpec {
+                layer: "activation",
+                spec: spec.kind(),
+            });
+        };
+        let shape = checked_output(spec, input)?;
+        Ok(Self { activation, shape })
+    }
+
+    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+        backend.activation_fwd(&self.params(batch)?, x, y)?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+        at: GradAt,
+    ) -> Result<()> {
+        let Some(dx) = dx else {
+            return Ok(());
+        };
+        let p = self.params(batch)?;
+        if at == GradAt::Output {
+            backend.activation_bwd(&p, x, y, dy)?;
+        }
+        backend.copy(dy, dx, p.len())?;
+        Ok(())
+    }
+}

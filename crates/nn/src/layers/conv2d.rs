@@ -1,0 +1,135 @@
+//! The 2-D convolution layer.
+
+use kiln_kernels::Backend;
+use kiln_kernels::ops::conv2d::Conv2dParams;
+use kiln_kernels::rng::Rng;
+use kiln_shape::{LayerSpec, Shape};
+
+use super::activation::FusedActivation;
+use crate::init::glorot_uniform;
+use crate::layer::checked_output;
+use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
+
+/// `y = activation(conv(x, W) + b)` with stride and `valid` or `same` padding.
+///
+/// # Shapes
+/// - input: `[batch, h, w, c_in]` (NHWC, Keras's order)
+/// - output: `[batch, oh, ow, filters]`, `oh = (h - kh) / stride + 1` with `valid`
+///   padding, `ceil(h / stride)` with `same` (likewise for the width)
+/// - `weight`: `[kh, kw, c_in, filters]` (Keras's layout; PyTorch's is
+///   `[filters, c_in, kh, kw]`), initialised glorot-uniform with
+///   `fan_in = kh*kw*c_in`, `fan_out = kh*kw*filters`
+/// - `bias`: `[filters]`, initialised to zero
+#[derive(Debug)]
+pub struct Conv2d<B: Backend> {
+    params: Conv2dParams,
+    weight: B::Buffer,
+    bias: B::Buffer,
+    dweight: B::Buffer,
+    dbias: B::Buffer,
+    workspace: B::Buffer,
+    activation: FusedActivation<B>,
+}
+
+impl<B: Backend> Conv2d<B> {
+    fn weight_shape(&self) -> Shape {
+        let p = &self.params;
+        Shape::new(&[p.kernel_h as usize, p.kernel_w as usize, p.in_c as usize, p.out_c as usize])
+    }
+}
+
+impl<B: Backend> Layer<B> for Conv2d<B> {
+    fn build(backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, rng: &mut Rng) -> Result<Self> {
+        let LayerSpec::Conv2d(conv) = *spec else {
+            return Err(Error::WrongSpec {
+                layer: "Conv2d",
+                spec: spec.kind(),
+            });
+        };
+        let output = checked_output(spec, input)?;
+        let params = Conv2dParams::new(&conv, input, max_batch)?;
+        let (kh, kw) = conv.kernel;
+        let c_in = params.in_c as usize;
+        Ok(Self {
+            weight: glorot_uniform(
+                backend,
+                params.weight_len(),
+                kh * kw * c_in,
+                kh * kw * conv.filters,
+                rng,
+            )?,
+            bias: backend.alloc(conv.filters)?,
+            dweight: backend.alloc(params.weight_len())?,
+            dbias: backend.alloc(conv.filters)?,
+            workspace: backend.alloc(backend.conv2d_workspace_len(&params))?,
+            activation: FusedActivation::new(backend, conv.activation, max_batch * output.size())?,
+            params,
+        })
+    }
+
+    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+        let p = self.params.with_batch(batch)?;
+        backend.conv2d_fwd(&p, x, &self.weight, &self.bias, y, &mut self.workspace)?;
+        self.activation.forward(backend, y, p.out_pixels(), p.out_c as usize)
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+        at: GradAt,
+    ) -> Result<()> {
+        let p = self.params.with_batch(batch)?;
+        self.activation.backward(backend, y, dy, p.out_pixels(), p.out_c as usize, at)?;
+        backend.conv2d_bwd_filter(&p, x, &self.workspace, dy, &mut self.dweight, &mut self.dbias)?;
+        if let Some(dx) = dx {
+            backend.conv2d_bwd_data(&p, dy, &self.weight, dx, &mut self.workspace)?;
+        }
+        Ok(())
+    }
+
+    fn zero_grad(&mut self, backend: &B) -> Result<()> {
+        backend.fill(&mut self.dweight, self.params.weight_len(), 0.0)?;
+        backend.fill(&mut self.dbias, self.params.out_c as usize, 0.0)?;
+        Ok(())
+    }
+
+    fn visit_parameters(&mut self, layer: &'static str, f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>) -> Result<()> {
+        let (shape, filters) = (self.weight_shape(), self.params.out_c as usize);
+        f(ParamMut {
+            layer,
+            name: "weight",
+            shape,
+            value: &mut self.weight,
+            grad: &mut self.dweight,
+        })?;
+        f(ParamMut {
+            layer,
+            name: "bias",
+            shape: Shape::new(&[filters]),
+            value: &mut self.bias,
+            grad: &mut self.dbias,
+        })
+    }
+
+    fn parameters(&self, layer: &'static str, f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>) -> Result<()> {
+        f(ParamRef {
+            layer,
+            name: "weight",
+            shape: self.weight_shape(),
+            value: &self.weight,
+            grad: &self.dweight,
+        })?;
+        f(ParamRef {
+            layer,
+            name: "bias",
+            shape: Shape::new(&[self.params.out_c as usize]),
+            value: &self.bias,
+            grad: &self.dbias,
+        })
+    }
+}

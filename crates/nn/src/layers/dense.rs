@@ -1,0 +1,157 @@
+//! The fully connected layer.
+
+use kiln_kernels::Backend;
+use kiln_kernels::ops::bias::BiasParams;
+use kiln_kernels::ops::matmul::MatmulParams;
+use kiln_kernels::rng::Rng;
+use kiln_shape::{LayerSpec, Shape};
+
+use super::activation::FusedActivation;
+use crate::init::glorot_uniform;
+use crate::layer::checked_output;
+use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
+
+/// `y = activation(x W + b)`.
+///
+/// # Shapes
+/// - input: `[batch, in]` (a rank-1 sample; put `Flatten` after images)
+/// - output: `[batch, units]`
+/// - `weight`: `[in, units]` (Keras's layout; PyTorch's `Linear.weight` is its
+///   transpose), initialised glorot-uniform
+/// - `bias`: `[units]`, initialised to zero
+#[derive(Debug)]
+pub struct Dense<B: Backend> {
+    in_features: usize,
+    units: usize,
+    weight: B::Buffer,
+    bias: B::Buffer,
+    dweight: B::Buffer,
+    dbias: B::Buffer,
+    activation: FusedActivation<B>,
+}
+
+impl<B: Backend> Dense<B> {
+    fn product(&self, batch: usize) -> Result<MatmulParams> {
+        let u32_of = |v: usize| {
+            u32::try_from(v).map_err(|_| Error::Spec {
+                kind: "Dense",
+                detail: format!("size {v} does not fit in 32 bits"),
+            })
+        };
+        Ok(MatmulParams {
+            m: u32_of(batch)?,
+            n: u32_of(self.units)?,
+            k: u32_of(self.in_features)?,
+            trans_a: false,
+            trans_b: false,
+            accumulate: false,
+        })
+    }
+}
+
+impl<B: Backend> Layer<B> for Dense<B> {
+    fn build(backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, rng: &mut Rng) -> Result<Self> {
+        let LayerSpec::Dense(dense) = *spec else {
+            return Err(Error::WrongSpec {
+                layer: "Dense",
+                spec: spec.kind(),
+            });
+        };
+        checked_output(spec, input)?;
+        let (in_features, units) = (input.size(), dense.units);
+        Ok(Self {
+            in_features,
+            units,
+            weight: glorot_uniform(backend, in_features * units, in_features, units, rng)?,
+            bias: backend.alloc(units)?,
+            dweight: backend.alloc(in_features * units)?,
+            dbias: backend.alloc(units)?,
+            activation: FusedActivation::new(backend, dense.activation, max_batch * units)?,
+        })
+    }
+
+    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+        let p = self.product(batch)?;
+        backend.matmul(&p, x, &self.weight, y)?;
+        backend.bias_add(&BiasParams { rows: p.m, cols: p.n }, &self.bias, y)?;
+        self.activation.forward(backend, y, batch, self.units)
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+        at: GradAt,
+    ) -> Result<()> {
+        self.activation.backward(backend, y, dy, batch, self.units, at)?;
+        let p = self.product(batch)?;
+        // dW += x^T dy: [in, batch] x [batch, units].
+        let dw = MatmulParams {
+            m: p.k,
+            n: p.n,
+            k: p.m,
+            trans_a: true,
+            trans_b: false,
+            accumulate: true,
+        };
+        backend.matmul(&dw, x, dy, &mut self.dweight)?;
+        backend.bias_grad(&BiasParams { rows: p.m, cols: p.n }, dy, &mut self.dbias)?;
+        if let Some(dx) = dx {
+            // dx = dy W^T: [batch, units] x [units, in].
+            let dxp = MatmulParams {
+                m: p.m,
+                n: p.k,
+                k: p.n,
+                trans_a: false,
+                trans_b: true,
+                accumulate: false,
+            };
+            backend.matmul(&dxp, dy, &self.weight, dx)?;
+        }
+        Ok(())
+    }
+
+    fn zero_grad(&mut self, backend: &B) -> Result<()> {
+        backend.fill(&mut self.dweight, self.in_features * self.units, 0.0)?;
+        backend.fill(&mut self.dbias, self.units, 0.0)?;
+        Ok(())
+    }
+
+    fn visit_parameters(&mut self, layer: &'static str, f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>) -> Result<()> {
+        f(ParamMut {
+            layer,
+            name: "weight",
+            shape: Shape::new(&[self.in_features, self.units]),
+            value: &mut self.weight,
+            grad: &mut self.dweight,
+        })?;
+        f(ParamMut {
+            layer,
+            name: "bias",
+            shape: Shape::new(&[self.units]),
+            value: &mut self.bias,
+            grad: &mut self.dbias,
+        })
+    }
+
+    fn parameters(&self, layer: &'static str, f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>) -> Result<()> {
+        f(ParamRef {
+            layer,
+            name: "weight",
+            shape: Shape::new(&[self.in_features, self.units]),
+            value: &self.weight,
+            grad: &self.dweight,
+        })?;
+        f(ParamRef {
+            layer,
+            name: "bias",
+            shape: Shape::new(&[self.units]),
+            value: &self.bias,
+            grad: &self.dbias,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! Max, average and global average pooling.
+
+use kiln_kernels::Backend;
+use kiln_kernels::ops::pool2d::{Pool2dParams, PoolKind};
+use kiln_kernels::rng::Rng;
+use kiln_shape::{LayerSpec, Shape};
+
+use crate::layer::checked_output;
+use crate::{Error, GradAt, Layer, Mode, Result};
+
+/// `MaxPool2d(size, stride)` and `AvgPool2d(size, stride)`.
+///
+/// # Shapes
+/// - input: `[batch, h, w, c]`
+/// - output: `[batch, oh, ow, c]`, with the window rule of [`Conv2d`](crate::Conv2d)
+///   (`stride` defaults to the window size)
+#[derive(Debug)]
+pub struct Pool2d {
+    params: Pool2dParams,
+}
+
+impl<B: Backend> Layer<B> for Pool2d {
+    fn build(_backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+        let (pool, kind) = match *spec {
+            LayerSpec::MaxPool2d(p) => (p, PoolKind::Max),
+            LayerSpec::AvgPool2d(p) => (p, PoolKind::Avg),
+            _ => {
+                return Err(Error::WrongSpec {
+                    layer: "Pool2d",
+                    spec: spec.kind(),
+                });
+            }
+        };
+        checked_output(spec, input)?;
+        Ok(Self {
+            params: Pool2dParams::new(&pool, kind, input, max_batch)?,
+        })
+    }
+
+    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+        backend.pool2d_fwd(&self.params.with_batch(batch)?, x, y)?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+        _at: GradAt,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            backend.pool2d_bwd(&self.params.with_batch(batch)?, x, y, dy, dx)?;
+        }
+        Ok(())
+    }
+}
+
+/// The mean over height and width of each channel.
+///
+/// # Shapes
+/// - input: `[batch, h, w, c]`
+/// - output: `[batch, c]`
+#[derive(Debug)]
+pub struct GlobalAvgPool2d {
+    params: Pool2dParams,
+}
+
+impl<B: Backend> Layer<B> for GlobalAvgPool2d {
+    fn build(_backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+        if *spec != LayerSpec::GlobalAvgPool2d {
+            return Err(Error::WrongSpec {
+                layer: "GlobalAvgPool2d",
+                spec: spec.kind(),
+            });
+        }
+        checked_output(spec, input)?;
+        Ok(Self {
+            params: Pool2dParams::global_avg(input, max_batch)?,
+        })
+    }
+
+    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+        backend.pool2d_fwd(&self.params.with_batch(batch)?, x, y)?;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+        _at: GradAt,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            backend.pool2d_bwd(&self.params.with_batch(batch)?, x, y, dy, dx)?;
+        }
+        Ok(())
+    }
+}
