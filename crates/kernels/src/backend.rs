@@ -65,13 +65,7 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
 /// Each op is a trait of its own, in its own folder under [`ops`](crate::ops) with the
 /// CPU math and (with the `cuda` feature) the CUDA kernel side by side.
 pub trait Backend:
-    Storage
-    + MatmulKernel
-    + Conv2dKernel
-    + Pool2dKernel
-    + ActivationKernel
-    + BiasKernel
-    + DropoutKernel
+    Storage + MatmulKernel + Conv2dKernel + Pool2dKernel + ActivationKernel + BiasKernel + DropoutKernel
 {
 }
 

@@ -39,7 +39,9 @@ pub enum Error {
         model: &'static str,
     },
     /// A batch is larger than the workspace the model was built for.
-    #[error("{model}: batch of {batch} exceeds the max_batch of {max} the model was built with; build it with a larger max_batch")]
+    #[error(
+        "{model}: batch of {batch} exceeds the max_batch of {max} the model was built with; build it with a larger max_batch"
+    )]
     BatchTooLarge {
         /// The model.
         model: &'static str,

@@ -92,10 +92,23 @@ pub trait Layer<B: Backend>: Send + Sized {
     /// Builds the layer for inputs of shape `input` and batches up to `max_batch`,
     /// initialising parameters from `rng` (Keras's defaults: glorot-uniform kernels,
     /// zero biases).
-    fn build(backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, rng: &mut Rng) -> Result<Self>;
+    fn build(
+        backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self>;
 
     /// `y = layer(x)` for `batch` samples.
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, mode: Mode) -> Result<()>;
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        mode: Mode,
+    ) -> Result<()>;
 
     /// Accumulates parameter gradients and writes `dx` (unless `None`: the first layer's
     /// input gradient is never needed). `x` and `y` are the forward's input and output;
@@ -130,7 +143,11 @@ pub trait Layer<B: Backend>: Send + Sized {
     }
 
     /// Calls `f` on each trainable tensor, read-only.
-    fn parameters(&self, layer: &'static str, f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>) -> Result<()> {
+    fn parameters(
+        &self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+    ) -> Result<()> {
         let _ = (layer, f);
         Ok(())
     }
@@ -141,7 +158,11 @@ pub trait Layer<B: Backend>: Send + Sized {
 pub(crate) fn checked_output(spec: &LayerSpec, input: Shape) -> Result<Shape> {
     let problems = spec.validate();
     if !problems.is_empty() {
-        let detail = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let detail = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(Error::Spec {
             kind: spec.kind(),
             detail,

@@ -41,7 +41,11 @@ pub trait Model<B: Backend>: Sized {
     fn max_batch(&self) -> usize;
 
     /// Runs the network on `x`; the output lives in the workspace until the next call.
-    fn forward(&mut self, x: &Tensor<Self::Input, B>, mode: Mode) -> Result<TensorRef<'_, Self::Output, B>>;
+    fn forward(
+        &mut self,
+        x: &Tensor<Self::Input, B>,
+        mode: Mode,
+    ) -> Result<TensorRef<'_, Self::Output, B>>;
 
     /// Like [`Model::forward`], uploading host data (samples in row-major order)
     /// straight into the workspace: one copy from host to backend per batch.

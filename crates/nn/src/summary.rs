@@ -26,15 +26,16 @@ fn thousands(n: usize) -> String {
 /// The table of `layers` for a model called `model` with per-sample input `input`:
 /// layer name and kind, per-sample output shape, parameter count, and totals.
 pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
-    let rows: Vec<(String, String, String)> = std::iter::once(("input (Input)".to_string(), tuple(&input), "0".to_string()))
-        .chain(layers.iter().map(|l| {
-            (
-                format!("{} ({})", l.name, l.kind),
-                tuple(&l.output_shape),
-                thousands(l.parameters),
-            )
-        }))
-        .collect();
+    let rows: Vec<(String, String, String)> =
+        std::iter::once(("input (Input)".to_string(), tuple(&input), "0".to_string()))
+            .chain(layers.iter().map(|l| {
+                (
+                    format!("{} ({})", l.name, l.kind),
+                    tuple(&l.output_shape),
+                    thousands(l.parameters),
+                )
+            }))
+            .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(12) + 2;
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(12) + 2;
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(7);
@@ -44,7 +45,11 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(s, "Model: \"{model}\"");
     let _ = writeln!(s, "{}", "_".repeat(width));
-    let _ = writeln!(s, " {:<w0$}{:<w1$}{:>w2$}", "Layer (type)", "Output Shape", "Param #");
+    let _ = writeln!(
+        s,
+        " {:<w0$}{:<w1$}{:>w2$}",
+        "Layer (type)", "Output Shape", "Param #"
+    );
     let _ = writeln!(s, "{}", "=".repeat(width));
     for (i, (name, shape, params)) in rows.iter().enumerate() {
         if i > 0 {
@@ -61,7 +66,10 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
     );
     let _ = writeln!(s, "Trainable params: {}", thousands(total));
     let _ = writeln!(s, "Non-trainable params: 0");
-    let _ = writeln!(s, "Output shapes are per sample; the batch size is chosen at run time.");
+    let _ = writeln!(
+        s,
+        "Output shapes are per sample; the batch size is chosen at run time."
+    );
     let _ = write!(s, "{}", "_".repeat(width));
     s
 }

@@ -31,6 +31,4 @@ mod spec;
 pub use error::{ShapeError, SpecError};
 pub use rules::{conv_output_len, same_padding_before};
 pub use shape::{MAX_RANK, Rank1, Rank2, Rank3, Shape, StaticShape};
-pub use spec::{
-    Activation, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, Padding, Pool2dSpec,
-};
+pub use spec::{Activation, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, Padding, Pool2dSpec};

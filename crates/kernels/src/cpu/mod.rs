@@ -112,7 +112,8 @@ impl Cpu {
             let end = (start + chunk).min(len);
             // SAFETY: tasks cover disjoint ranges `start..end` inside `data`, which is
             // exclusively borrowed for the duration of `run`.
-            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            let part =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
             f(t, part);
         });
     }

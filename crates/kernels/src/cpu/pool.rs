@@ -114,7 +114,8 @@ impl ThreadPool {
         let _serial = lock(&self.run_lock);
         // SAFETY: only the lifetime is erased; this function does not return before
         // every worker has finished with the job (active == 0 below).
-        let job = JobPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(f) });
+        let job =
+            JobPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(f) });
         {
             let mut st = lock(&self.shared.state);
             self.shared.next.store(0, Ordering::Relaxed);

@@ -28,7 +28,13 @@ impl<B: Backend> FusedActivation<B> {
     }
 
     /// Applies the activation to `y` in place (`rows` samples or pixels of `cols`).
-    pub(crate) fn forward(&mut self, backend: &B, y: &mut B::Buffer, rows: usize, cols: usize) -> Result<()> {
+    pub(crate) fn forward(
+        &mut self,
+        backend: &B,
+        y: &mut B::Buffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         let Some(act) = self.activation else {
             return Ok(());
         };
@@ -84,7 +90,13 @@ impl ActivationLayer {
 }
 
 impl<B: Backend> Layer<B> for ActivationLayer {
-    fn build(_backend: &B, spec: &LayerSpec, input: Shape, _max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+    fn build(
+        _backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        _max_batch: usize,
+        _rng: &mut Rng,
+    ) -> Result<Self> {
         let LayerSpec::Activation(activation) = *spec else {
             return Err(Error::WrongSpec {
                 layer: "activation",
@@ -95,7 +107,14 @@ impl<B: Backend> Layer<B> for ActivationLayer {
         Ok(Self { activation, shape })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         backend.activation_fwd(&self.params(batch)?, x, y)?;
         Ok(())
     }

@@ -34,12 +34,23 @@ pub struct Conv2d<B: Backend> {
 impl<B: Backend> Conv2d<B> {
     fn weight_shape(&self) -> Shape {
         let p = &self.params;
-        Shape::new(&[p.kernel_h as usize, p.kernel_w as usize, p.in_c as usize, p.out_c as usize])
+        Shape::new(&[
+            p.kernel_h as usize,
+            p.kernel_w as usize,
+            p.in_c as usize,
+            p.out_c as usize,
+        ])
     }
 }
 
 impl<B: Backend> Layer<B> for Conv2d<B> {
-    fn build(backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, rng: &mut Rng) -> Result<Self> {
+    fn build(
+        backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let LayerSpec::Conv2d(conv) = *spec else {
             return Err(Error::WrongSpec {
                 layer: "Conv2d",
@@ -67,10 +78,18 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         let p = self.params.with_batch(batch)?;
         backend.conv2d_fwd(&p, x, &self.weight, &self.bias, y, &mut self.workspace)?;
-        self.activation.forward(backend, y, p.out_pixels(), p.out_c as usize)
+        self.activation
+            .forward(backend, y, p.out_pixels(), p.out_c as usize)
     }
 
     fn backward(
@@ -84,8 +103,16 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         at: GradAt,
     ) -> Result<()> {
         let p = self.params.with_batch(batch)?;
-        self.activation.backward(backend, y, dy, p.out_pixels(), p.out_c as usize, at)?;
-        backend.conv2d_bwd_filter(&p, x, &self.workspace, dy, &mut self.dweight, &mut self.dbias)?;
+        self.activation
+            .backward(backend, y, dy, p.out_pixels(), p.out_c as usize, at)?;
+        backend.conv2d_bwd_filter(
+            &p,
+            x,
+            &self.workspace,
+            dy,
+            &mut self.dweight,
+            &mut self.dbias,
+        )?;
         if let Some(dx) = dx {
             backend.conv2d_bwd_data(&p, dy, &self.weight, dx, &mut self.workspace)?;
         }
@@ -98,7 +125,11 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         Ok(())
     }
 
-    fn visit_parameters(&mut self, layer: &'static str, f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>) -> Result<()> {
+    fn visit_parameters(
+        &mut self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+    ) -> Result<()> {
         let (shape, filters) = (self.weight_shape(), self.params.out_c as usize);
         f(ParamMut {
             layer,
@@ -116,7 +147,11 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         })
     }
 
-    fn parameters(&self, layer: &'static str, f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>) -> Result<()> {
+    fn parameters(
+        &self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+    ) -> Result<()> {
         f(ParamRef {
             layer,
             name: "weight",

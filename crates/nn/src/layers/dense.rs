@@ -50,7 +50,13 @@ impl<B: Backend> Dense<B> {
 }
 
 impl<B: Backend> Layer<B> for Dense<B> {
-    fn build(backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, rng: &mut Rng) -> Result<Self> {
+    fn build(
+        backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let LayerSpec::Dense(dense) = *spec else {
             return Err(Error::WrongSpec {
                 layer: "Dense",
@@ -70,10 +76,24 @@ impl<B: Backend> Layer<B> for Dense<B> {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         let p = self.product(batch)?;
         backend.matmul(&p, x, &self.weight, y)?;
-        backend.bias_add(&BiasParams { rows: p.m, cols: p.n }, &self.bias, y)?;
+        backend.bias_add(
+            &BiasParams {
+                rows: p.m,
+                cols: p.n,
+            },
+            &self.bias,
+            y,
+        )?;
         self.activation.forward(backend, y, batch, self.units)
     }
 
@@ -87,7 +107,8 @@ impl<B: Backend> Layer<B> for Dense<B> {
         batch: usize,
         at: GradAt,
     ) -> Result<()> {
-        self.activation.backward(backend, y, dy, batch, self.units, at)?;
+        self.activation
+            .backward(backend, y, dy, batch, self.units, at)?;
         let p = self.product(batch)?;
         // dW += x^T dy: [in, batch] x [batch, units].
         let dw = MatmulParams {
@@ -99,7 +120,14 @@ impl<B: Backend> Layer<B> for Dense<B> {
             accumulate: true,
         };
         backend.matmul(&dw, x, dy, &mut self.dweight)?;
-        backend.bias_grad(&BiasParams { rows: p.m, cols: p.n }, dy, &mut self.dbias)?;
+        backend.bias_grad(
+            &BiasParams {
+                rows: p.m,
+                cols: p.n,
+            },
+            dy,
+            &mut self.dbias,
+        )?;
         if let Some(dx) = dx {
             // dx = dy W^T: [batch, units] x [units, in].
             let dxp = MatmulParams {
@@ -121,7 +149,11 @@ impl<B: Backend> Layer<B> for Dense<B> {
         Ok(())
     }
 
-    fn visit_parameters(&mut self, layer: &'static str, f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>) -> Result<()> {
+    fn visit_parameters(
+        &mut self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+    ) -> Result<()> {
         f(ParamMut {
             layer,
             name: "weight",
@@ -138,7 +170,11 @@ impl<B: Backend> Layer<B> for Dense<B> {
         })
     }
 
-    fn parameters(&self, layer: &'static str, f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>) -> Result<()> {
+    fn parameters(
+        &self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+    ) -> Result<()> {
         f(ParamRef {
             layer,
             name: "weight",

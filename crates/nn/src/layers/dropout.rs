@@ -38,7 +38,13 @@ impl Dropout {
 }
 
 impl<B: Backend> Layer<B> for Dropout {
-    fn build(_backend: &B, spec: &LayerSpec, input: Shape, _max_batch: usize, rng: &mut Rng) -> Result<Self> {
+    fn build(
+        _backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        _max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let LayerSpec::Dropout(d) = *spec else {
             return Err(Error::WrongSpec {
                 layer: "Dropout",
@@ -54,7 +60,14 @@ impl<B: Backend> Layer<B> for Dropout {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        mode: Mode,
+    ) -> Result<()> {
         if mode == Mode::Eval || self.rate == 0.0 {
             self.mask_seed = None;
             backend.copy(x, y, batch * self.size)?;

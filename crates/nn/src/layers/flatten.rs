@@ -23,7 +23,13 @@ pub struct Flatten {
 }
 
 impl<B: Backend> Layer<B> for Flatten {
-    fn build(_backend: &B, spec: &LayerSpec, input: Shape, _max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+    fn build(
+        _backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        _max_batch: usize,
+        _rng: &mut Rng,
+    ) -> Result<Self> {
         if *spec != LayerSpec::Flatten {
             return Err(Error::WrongSpec {
                 layer: "Flatten",
@@ -35,7 +41,14 @@ impl<B: Backend> Layer<B> for Flatten {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         backend.copy(x, y, batch * self.size)?;
         Ok(())
     }

@@ -20,7 +20,13 @@ pub struct Pool2d {
 }
 
 impl<B: Backend> Layer<B> for Pool2d {
-    fn build(_backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+    fn build(
+        _backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        max_batch: usize,
+        _rng: &mut Rng,
+    ) -> Result<Self> {
         let (pool, kind) = match *spec {
             LayerSpec::MaxPool2d(p) => (p, PoolKind::Max),
             LayerSpec::AvgPool2d(p) => (p, PoolKind::Avg),
@@ -37,7 +43,14 @@ impl<B: Backend> Layer<B> for Pool2d {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         backend.pool2d_fwd(&self.params.with_batch(batch)?, x, y)?;
         Ok(())
     }
@@ -70,7 +83,13 @@ pub struct GlobalAvgPool2d {
 }
 
 impl<B: Backend> Layer<B> for GlobalAvgPool2d {
-    fn build(_backend: &B, spec: &LayerSpec, input: Shape, max_batch: usize, _rng: &mut Rng) -> Result<Self> {
+    fn build(
+        _backend: &B,
+        spec: &LayerSpec,
+        input: Shape,
+        max_batch: usize,
+        _rng: &mut Rng,
+    ) -> Result<Self> {
         if *spec != LayerSpec::GlobalAvgPool2d {
             return Err(Error::WrongSpec {
                 layer: "GlobalAvgPool2d",
@@ -83,7 +102,14 @@ impl<B: Backend> Layer<B> for GlobalAvgPool2d {
         })
     }
 
-    fn forward(&mut self, backend: &B, x: &B::Buffer, y: &mut B::Buffer, batch: usize, _mode: Mode) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
         backend.pool2d_fwd(&self.params.with_batch(batch)?, x, y)?;
         Ok(())
     }

@@ -109,10 +109,25 @@ impl GemmScratch {
 /// # Panics
 /// Panics if the views' sizes disagree or overrun their slices; callers check shapes
 /// and return errors first.
-pub(crate) fn sgemm(cpu: &CpuInner, alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+pub(crate) fn sgemm(
+    cpu: &CpuInner,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
     assert_eq!(a.cols, b.rows, "sgemm: inner dimensions");
-    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "sgemm: output dimensions");
-    let _guard = cpu.gemm.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert_eq!(
+        (a.rows, b.cols),
+        (c.rows, c.cols),
+        "sgemm: output dimensions"
+    );
+    let _guard = cpu
+        .gemm
+        .lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     reference(alpha, a, b, beta, c);
 }
 

@@ -76,7 +76,12 @@ impl ActivationParams {
 /// The activation op.
 pub trait ActivationKernel: Storage {
     /// `y = f(x)`.
-    fn activation_fwd(&self, p: &ActivationParams, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn activation_fwd(
+        &self,
+        p: &ActivationParams,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `y = f(y)`, in place.
     fn activation_fwd_inplace(&self, p: &ActivationParams, y: &mut Self::Buffer) -> Result<()>;

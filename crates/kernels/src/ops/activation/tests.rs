@@ -8,7 +8,9 @@ use crate::Cpu;
 const ALL: [Activation; 7] = [
     Activation::Linear,
     Activation::Relu,
-    Activation::LeakyRelu { negative_slope: 0.2 },
+    Activation::LeakyRelu {
+        negative_slope: 0.2,
+    },
     Activation::Sigmoid,
     Activation::Tanh,
     Activation::Gelu,
@@ -17,7 +19,9 @@ const ALL: [Activation; 7] = [
 
 fn check<B: ActivationKernel>(backend: &B) {
     let (rows, cols) = (3, 5);
-    let x: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.7).sin() * 3.0 + 0.05).collect();
+    let x: Vec<f32> = (0..rows * cols)
+        .map(|i| (i as f32 * 0.7).sin() * 3.0 + 0.05)
+        .collect();
     let xb = backend.from_host(&x).unwrap();
     for act in ALL {
         let p = ActivationParams::new(act, rows, cols).unwrap();
@@ -38,7 +42,11 @@ fn check<B: ActivationKernel>(backend: &B) {
         backend.activation_bwd(&p, &xb, &yb, &mut g).unwrap();
         let g = backend.to_host(&g, x.len()).unwrap();
         let loss = |x: &[f32]| -> f64 {
-            forward(x).iter().zip(&u).map(|(y, u)| f64::from(*y) * f64::from(*u)).sum()
+            forward(x)
+                .iter()
+                .zip(&u)
+                .map(|(y, u)| f64::from(*y) * f64::from(*u))
+                .sum()
         };
         let h = 1e-2f32;
         for i in 0..x.len() {

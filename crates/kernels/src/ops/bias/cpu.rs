@@ -38,7 +38,12 @@ impl BiasKernel for Cpu {
         let (rows, cols) = (us(p.rows), us(p.cols));
         check_len("bias_grad", "dy", rows * cols, dy.as_slice().len())?;
         check_len("bias_grad", "dbias", cols, dbias.as_slice().len())?;
-        column_sums_into(self, &dy.as_slice()[..rows * cols], cols, &mut dbias.as_mut_slice()[..cols]);
+        column_sums_into(
+            self,
+            &dy.as_slice()[..rows * cols],
+            cols,
+            &mut dbias.as_mut_slice()[..cols],
+        );
         Ok(())
     }
 }

@@ -104,7 +104,13 @@ impl Conv2dKernel for Cpu {
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_fwd";
-        check(p, OP, x.as_slice().len(), w.as_slice().len(), y.as_slice().len())?;
+        check(
+            p,
+            OP,
+            x.as_slice().len(),
+            w.as_slice().len(),
+            y.as_slice().len(),
+        )?;
         check_len(OP, "bias", us(p.out_c), bias.as_slice().len())?;
         check_len(OP, "ws", self.conv2d_workspace_len(p), ws.as_slice().len())?;
         let (rows, patch, oc) = (p.out_pixels(), p.patch_len(), us(p.out_c));
@@ -118,7 +124,14 @@ impl Conv2dKernel for Cpu {
         let col = MatRef::row_major(&ws.as_slice()[..rows * patch], rows, patch);
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let ys = &mut y.as_mut_slice()[..rows * oc];
-        sgemm(self.inner(), 1.0, col, wm, 0.0, MatMut::row_major(ys, rows, oc));
+        sgemm(
+            self.inner(),
+            1.0,
+            col,
+            wm,
+            0.0,
+            MatMut::row_major(ys, rows, oc),
+        );
         let b = &bias.as_slice()[..oc];
         let chunk = self.chunk_for(rows, 64) * oc;
         self.par_chunks_mut(ys, chunk, |_, part| {
@@ -149,8 +162,20 @@ impl Conv2dKernel for Cpu {
         let col = MatRef::row_major(&ws.as_slice()[..rows * patch], rows, patch);
         let dym = MatRef::row_major(&dy.as_slice()[..rows * oc], rows, oc);
         let dws = &mut dw.as_mut_slice()[..patch * oc];
-        sgemm(self.inner(), 1.0, col.t(), dym, 1.0, MatMut::row_major(dws, patch, oc));
-        crate::ops::bias::cpu::column_sums_into(self, &dy.as_slice()[..rows * oc], oc, &mut dbias.as_mut_slice()[..oc]);
+        sgemm(
+            self.inner(),
+            1.0,
+            col.t(),
+            dym,
+            1.0,
+            MatMut::row_major(dws, patch, oc),
+        );
+        crate::ops::bias::cpu::column_sums_into(
+            self,
+            &dy.as_slice()[..rows * oc],
+            oc,
+            &mut dbias.as_mut_slice()[..oc],
+        );
         Ok(())
     }
 
@@ -163,13 +188,26 @@ impl Conv2dKernel for Cpu {
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_bwd_data";
-        check(p, OP, dx.as_slice().len(), w.as_slice().len(), dy.as_slice().len())?;
+        check(
+            p,
+            OP,
+            dx.as_slice().len(),
+            w.as_slice().len(),
+            dy.as_slice().len(),
+        )?;
         check_len(OP, "ws", self.conv2d_workspace_len(p), ws.as_slice().len())?;
         let (rows, patch, oc) = (p.out_pixels(), p.patch_len(), us(p.out_c));
         let dym = MatRef::row_major(&dy.as_slice()[..rows * oc], rows, oc);
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let dcol = &mut ws.as_mut_slice()[..rows * patch];
-        sgemm(self.inner(), 1.0, dym, wm.t(), 0.0, MatMut::row_major(dcol, rows, patch));
+        sgemm(
+            self.inner(),
+            1.0,
+            dym,
+            wm.t(),
+            0.0,
+            MatMut::row_major(dcol, rows, patch),
+        );
         let image_len = us(p.in_h) * us(p.in_w) * us(p.in_c);
         let dcol = &ws.as_slice()[..rows * patch];
         let dxs = &mut dx.as_mut_slice()[..p.input_len()];
@@ -177,4 +215,3 @@ impl Conv2dKernel for Cpu {
         Ok(())
     }
 }
-

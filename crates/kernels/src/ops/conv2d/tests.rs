@@ -25,7 +25,10 @@ fn direct(p: &Conv2dParams, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
                                 continue;
                             }
                             for c in 0..ic {
-                                let xi = ((n * ih as usize + yy as usize) * iw as usize + xx as usize) * ic + c;
+                                let xi = ((n * ih as usize + yy as usize) * iw as usize
+                                    + xx as usize)
+                                    * ic
+                                    + c;
                                 let wi = ((ky * kw + kx) * ic + c) * oc + f;
                                 acc += f64::from(x[xi]) * f64::from(w[wi]);
                             }
@@ -44,7 +47,10 @@ fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+        .sum()
 }
 
 fn check<B: Conv2dKernel>(backend: &B) {
@@ -75,7 +81,9 @@ fn check<B: Conv2dKernel>(backend: &B) {
         let bb = backend.from_host(&b).unwrap();
         let mut yb = backend.alloc(p.output_len()).unwrap();
         let mut ws = backend.alloc(backend.conv2d_workspace_len(&p)).unwrap();
-        backend.conv2d_fwd(&p, &xb, &wb, &bb, &mut yb, &mut ws).unwrap();
+        backend
+            .conv2d_fwd(&p, &xb, &wb, &bb, &mut yb, &mut ws)
+            .unwrap();
         let y = backend.to_host(&yb, p.output_len()).unwrap();
         for (g, want) in y.iter().zip(direct(&p, &x, &w, &b)) {
             assert!((g - want).abs() < 1e-4, "{p:?}: {g} vs {want}");
@@ -86,14 +94,20 @@ fn check<B: Conv2dKernel>(backend: &B) {
         let gb = backend.from_host(&g).unwrap();
         let mut dw = backend.alloc(p.weight_len()).unwrap();
         let mut db = backend.alloc(filters).unwrap();
-        backend.conv2d_bwd_filter(&p, &xb, &ws, &gb, &mut dw, &mut db).unwrap();
+        backend
+            .conv2d_bwd_filter(&p, &xb, &ws, &gb, &mut dw, &mut db)
+            .unwrap();
         let dw = backend.to_host(&dw, p.weight_len()).unwrap();
         let zero_b = vec![0.0; filters];
         for i in (0..p.weight_len()).step_by(7) {
             let mut e = vec![0.0; p.weight_len()];
             e[i] = 1.0;
             let want = dot(&direct(&p, &x, &e, &zero_b), &g);
-            assert!((f64::from(dw[i]) - want).abs() < 1e-3, "dw[{i}] {} vs {want}", dw[i]);
+            assert!(
+                (f64::from(dw[i]) - want).abs() < 1e-3,
+                "dw[{i}] {} vs {want}",
+                dw[i]
+            );
         }
         let db = backend.to_host(&db, filters).unwrap();
         for f in 0..filters {
@@ -103,17 +117,26 @@ fn check<B: Conv2dKernel>(backend: &B) {
 
         // Input gradient: the adjoint of the linear map x -> conv(x, w).
         let mut dx = backend.alloc(p.input_len()).unwrap();
-        backend.conv2d_bwd_data(&p, &gb, &wb, &mut dx, &mut ws).unwrap();
+        backend
+            .conv2d_bwd_data(&p, &gb, &wb, &mut dx, &mut ws)
+            .unwrap();
         let dx = backend.to_host(&dx, p.input_len()).unwrap();
         let lhs = dot(&direct(&p, &x, &w, &zero_b), &g);
         let rhs = dot(&x, &dx);
-        assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
+            "{lhs} vs {rhs}"
+        );
         // And entry by entry on a few inputs.
         for i in (0..p.input_len()).step_by(11) {
             let mut e = vec![0.0; p.input_len()];
             e[i] = 1.0;
             let want = dot(&direct(&p, &e, &w, &zero_b), &g);
-            assert!((f64::from(dx[i]) - want).abs() < 1e-3, "dx[{i}] {} vs {want}", dx[i]);
+            assert!(
+                (f64::from(dx[i]) - want).abs() < 1e-3,
+                "dx[{i}] {} vs {want}",
+                dx[i]
+            );
         }
     }
 }
@@ -134,5 +157,8 @@ fn a_kernel_that_does_not_fit_is_an_error() {
         activation: Activation::Linear,
     };
     let err = Conv2dParams::new(&spec, Shape::new(&[3, 3, 1]), 1).unwrap_err();
-    assert!(err.to_string().contains("does not fit input [3, 3, 1]"), "{err}");
+    assert!(
+        err.to_string().contains("does not fit input [3, 3, 1]"),
+        "{err}"
+    );
 }

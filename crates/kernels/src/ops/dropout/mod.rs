@@ -26,7 +26,12 @@ pub trait DropoutKernel: Storage {
 
     /// `dx = dy * mask / (1 - rate)`, with the mask of the forward call with the same
     /// parameters.
-    fn dropout_bwd(&self, p: &DropoutParams, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn dropout_bwd(
+        &self,
+        p: &DropoutParams,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -7,7 +7,13 @@ use crate::ops::us;
 use crate::{Cpu, CpuBuffer, Result};
 
 impl MatmulKernel for Cpu {
-    fn matmul(&self, p: &MatmulParams, a: &CpuBuffer, b: &CpuBuffer, c: &mut CpuBuffer) -> Result<()> {
+    fn matmul(
+        &self,
+        p: &MatmulParams,
+        a: &CpuBuffer,
+        b: &CpuBuffer,
+        c: &mut CpuBuffer,
+    ) -> Result<()> {
         let (m, n, k) = (us(p.m), us(p.n), us(p.k));
         check_len("matmul", "a", m * k, a.as_slice().len())?;
         check_len("matmul", "b", k * n, b.as_slice().len())?;
@@ -23,7 +29,14 @@ impl MatmulKernel for Cpu {
             MatRef::row_major(b.as_slice(), k, n)
         };
         let beta = if p.accumulate { 1.0 } else { 0.0 };
-        sgemm(self.inner(), 1.0, a, b, beta, MatMut::row_major(c.as_mut_slice(), m, n));
+        sgemm(
+            self.inner(),
+            1.0,
+            a,
+            b,
+            beta,
+            MatMut::row_major(c.as_mut_slice(), m, n),
+        );
         Ok(())
     }
 }

@@ -50,19 +50,37 @@ mod tests {
             for j in 0..n {
                 let mut acc = 0.0f64;
                 for q in 0..k {
-                    let av = if p.trans_a { a[q * m + i] } else { a[i * k + q] };
-                    let bv = if p.trans_b { b[j * k + q] } else { b[q * n + j] };
+                    let av = if p.trans_a {
+                        a[q * m + i]
+                    } else {
+                        a[i * k + q]
+                    };
+                    let bv = if p.trans_b {
+                        b[j * k + q]
+                    } else {
+                        b[q * n + j]
+                    };
                     acc += f64::from(av) * f64::from(bv);
                 }
                 let acc = acc as f32;
-                c[i * n + j] = if p.accumulate { c[i * n + j] + acc } else { acc };
+                c[i * n + j] = if p.accumulate {
+                    c[i * n + j] + acc
+                } else {
+                    acc
+                };
             }
         }
     }
 
     fn check<B: MatmulKernel>(backend: &B) {
         let mut rng = Rng::new(1);
-        for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 10, 128), (130, 70, 300)] {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 9),
+            (64, 10, 128),
+            (130, 70, 300),
+        ] {
             for trans_a in [false, true] {
                 for trans_b in [false, true] {
                     for accumulate in [false, true] {
@@ -114,6 +132,10 @@ mod tests {
             accumulate: false,
         };
         let err = cpu.matmul(&p, &a, &b, &mut c).unwrap_err();
-        assert!(err.to_string().contains("`a` holds 5 elements but the shapes need 6"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`a` holds 5 elements but the shapes need 6"),
+            "{err}"
+        );
     }
 }

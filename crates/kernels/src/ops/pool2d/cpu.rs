@@ -12,7 +12,12 @@ fn window(p: &Pool2dParams, oy: usize, ox: usize) -> (usize, usize, usize, usize
     let x0 = (ox * us(p.stride_w)) as isize - p.pad_left as isize;
     let y1 = (y0 + p.size_h as isize).min(p.in_h as isize);
     let x1 = (x0 + p.size_w as isize).min(p.in_w as isize);
-    (y0.max(0) as usize, y1.max(0) as usize, x0.max(0) as usize, x1.max(0) as usize)
+    (
+        y0.max(0) as usize,
+        y1.max(0) as usize,
+        x0.max(0) as usize,
+        x1.max(0) as usize,
+    )
 }
 
 fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
@@ -104,9 +109,13 @@ impl Pool2dKernel for Cpu {
         let in_image = us(p.in_h) * us(p.in_w) * us(p.channels);
         let out_image = us(p.out_h) * us(p.out_w) * us(p.channels);
         let xs = x.as_slice();
-        self.par_chunks_mut(&mut y.as_mut_slice()[..p.output_len()], out_image, |n, out| {
-            forward_image(p, &xs[n * in_image..(n + 1) * in_image], out);
-        });
+        self.par_chunks_mut(
+            &mut y.as_mut_slice()[..p.output_len()],
+            out_image,
+            |n, out| {
+                forward_image(p, &xs[n * in_image..(n + 1) * in_image], out);
+            },
+        );
         Ok(())
     }
 
@@ -124,14 +133,18 @@ impl Pool2dKernel for Cpu {
         let in_image = us(p.in_h) * us(p.in_w) * us(p.channels);
         let out_image = us(p.out_h) * us(p.out_w) * us(p.channels);
         let (xs, dys) = (x.as_slice(), dy.as_slice());
-        self.par_chunks_mut(&mut dx.as_mut_slice()[..p.input_len()], in_image, |n, dxi| {
-            backward_image(
-                p,
-                &xs[n * in_image..(n + 1) * in_image],
-                &dys[n * out_image..(n + 1) * out_image],
-                dxi,
-            );
-        });
+        self.par_chunks_mut(
+            &mut dx.as_mut_slice()[..p.input_len()],
+            in_image,
+            |n, dxi| {
+                backward_image(
+                    p,
+                    &xs[n * in_image..(n + 1) * in_image],
+                    &dys[n * out_image..(n + 1) * out_image],
+                    dxi,
+                );
+            },
+        );
         Ok(())
     }
 }

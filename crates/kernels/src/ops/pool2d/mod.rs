@@ -66,7 +66,9 @@ impl Pool2dParams {
             conv_output_len(h, kh, sh, spec.padding),
             conv_output_len(w, kw, sw, spec.padding),
         ) else {
-            return Err(invalid(format!("a {kh}x{kw} window does not fit input {input}")));
+            return Err(invalid(format!(
+                "a {kh}x{kw} window does not fit input {input}"
+            )));
         };
         Ok(Self {
             batch: u32_of(OP, "batch", batch)?,

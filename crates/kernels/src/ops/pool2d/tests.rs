@@ -25,7 +25,8 @@ fn check<B: Pool2dKernel>(backend: &B) {
     // One 3x3 single-channel image, values 0..9.
     let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
     let input = Shape::new(&[3, 3, 1]);
-    let max_valid = Pool2dParams::new(&spec(2, 1, Padding::Valid), PoolKind::Max, input, 1).unwrap();
+    let max_valid =
+        Pool2dParams::new(&spec(2, 1, Padding::Valid), PoolKind::Max, input, 1).unwrap();
     assert_eq!(run(backend, &max_valid, &x), [4.0, 5.0, 7.0, 8.0]);
     // Same padding, stride 2: output 2x2, windows clipped at the bottom/right.
     let avg_same = Pool2dParams::new(&spec(2, 2, Padding::Same), PoolKind::Avg, input, 1).unwrap();
@@ -37,10 +38,18 @@ fn check<B: Pool2dKernel>(backend: &B) {
     let mut rng = Rng::new(3);
     let input = Shape::new(&[5, 7, 3]);
     for kind in [PoolKind::Max, PoolKind::Avg] {
-        for s in [spec(2, 2, Padding::Valid), spec(3, 2, Padding::Same), spec(3, 1, Padding::Valid)] {
+        for s in [
+            spec(2, 2, Padding::Valid),
+            spec(3, 2, Padding::Same),
+            spec(3, 1, Padding::Valid),
+        ] {
             let p = Pool2dParams::new(&s, kind, input, 2).unwrap();
-            let x: Vec<f32> = (0..p.input_len()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-            let g: Vec<f32> = (0..p.output_len()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let x: Vec<f32> = (0..p.input_len())
+                .map(|_| rng.uniform_in(-1.0, 1.0))
+                .collect();
+            let g: Vec<f32> = (0..p.output_len())
+                .map(|_| rng.uniform_in(-1.0, 1.0))
+                .collect();
             let y = run(backend, &p, &x);
             let (xb, yb, gb) = (
                 backend.from_host(&x).unwrap(),

@@ -1,0 +1,382 @@
+//! Every layer's backward pass (input and parameter gradients) against central finite
+//! differences of `L = sum(y * u)` for a fixed random `u`, at several shapes.
+
+use kiln_kernels::rng::Rng;
+use kiln_kernels::{Cpu, CpuBuffer, Storage};
+use kiln_nn::{
+    ActivationLayer, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool2d, GradAt, Layer, Mode,
+    ParamMut, Pool2d,
+};
+use kiln_shape::{
+    Activation, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, Padding, Pool2dSpec, Shape,
+};
+
+// Small enough that no tested point crosses a ReLU or max-pool kink with these seeds,
+// large enough that f32 rounding stays far below the tolerance.
+const STEP: f32 = 2e-3;
+
+fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+struct Case<L> {
+    cpu: Cpu,
+    layer: L,
+    x: Vec<f32>,
+    u: Vec<f32>,
+    batch: usize,
+    out_len: usize,
+}
+
+impl<L: Layer<Cpu>> Case<L> {
+    fn new(spec: LayerSpec, input: Shape, batch: usize, seed: u64) -> Self {
+        let cpu = Cpu::with_threads(2).unwrap();
+        let mut rng = Rng::new(seed);
+        let mut layer = L::build(&cpu, &spec, input, batch, &mut rng).unwrap();
+        // Non-zero biases, so that their gradient path is exercised on a generic point.
+        layer
+            .visit_parameters("layer", &mut |p: ParamMut<'_, Cpu>| {
+                let len = p.shape.size();
+                let values = random(&mut Rng::new(len as u64), len);
+                cpu.upload(&values, p.value)?;
+                Ok(())
+            })
+            .unwrap();
+        let out_len = spec.output_shape(&input).unwrap().size() * batch;
+        let x = random(&mut rng, input.size() * batch);
+        let u = random(&mut rng, out_len);
+        Self {
+            cpu,
+            layer,
+            x,
+            u,
+            batch,
+            out_len,
+        }
+    }
+
+    fn forward(&mut self, x: &[f32]) -> Vec<f32> {
+        let xb = self.cpu.from_host(x).unwrap();
+        let mut y = self.cpu.alloc(self.out_len).unwrap();
+        self.layer
+            .forward(&self.cpu, &xb, &mut y, self.batch, Mode::Train)
+            .unwrap();
+        self.cpu.to_host(&y, self.out_len).unwrap()
+    }
+
+    fn loss(&mut self, x: &[f32]) -> f64 {
+        let y = self.forward(x);
+        y.iter()
+            .zip(&self.u)
+            .map(|(y, u)| f64::from(*y) * f64::from(*u))
+            .sum()
+    }
+
+    /// Analytic gradients: (dx, [(name, grad)]).
+    fn backward(&mut self) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+        let cpu = self.cpu.clone();
+        let xb: CpuBuffer = cpu.from_host(&self.x).unwrap();
+        let mut y = cpu.alloc(self.out_len).unwrap();
+        self.layer.zero_grad(&cpu).unwrap();
+        self.layer
+            .forward(&cpu, &xb, &mut y, self.batch, Mode::Train)
+            .unwrap();
+        let mut dy = cpu.from_host(&self.u).unwrap();
+        let mut dx = cpu.alloc(self.x.len()).unwrap();
+        self.layer
+            .backward(
+                &cpu,
+                &xb,
+                &y,
+                &mut dy,
+                Some(&mut dx),
+                self.batch,
+                GradAt::Output,
+            )
+            .unwrap();
+        let mut grads = Vec::new();
+        self.layer
+            .visit_parameters("layer", &mut |p: ParamMut<'_, Cpu>| {
+                grads.push((p.name.to_string(), cpu.to_host(p.grad, p.shape.size())?));
+                Ok(())
+            })
+            .unwrap();
+        (cpu.to_host(&dx, self.x.len()).unwrap(), grads)
+    }
+
+    fn perturb_param(&mut self, name: &str, i: usize, delta: f32) {
+        let cpu = self.cpu.clone();
+        self.layer
+            .visit_parameters("layer", &mut |p: ParamMut<'_, Cpu>| {
+                if p.name == name {
+                    let mut v = cpu.to_host(p.value, p.shape.size())?;
+                    v[i] += delta;
+                    cpu.upload(&v, p.value)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn check(mut self, what: &str) {
+        let (dx, grads) = self.backward();
+        let x = self.x.clone();
+        let close = |analytic: f32, numeric: f64| {
+            (f64::from(analytic) - numeric).abs() <= 2e-2 * (1.0 + numeric.abs())
+        };
+        let mut kinks = 0;
+        let mut checked = 0;
+        let stride = (x.len() / 40).max(1);
+        for i in (0..x.len()).step_by(stride) {
+            let mut numeric_at = |h: f32| {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[i] += h;
+                xm[i] -= h;
+                (self.loss(&xp) - self.loss(&xm)) / (2.0 * f64::from(h))
+            };
+            let (numeric, half) = (numeric_at(STEP), numeric_at(STEP / 2.0));
+            checked += 1;
+            if !close(half as f32, numeric) {
+                // A ReLU or max-pool kink lies within the step: the difference quotient
+                // is meaningless there.
+                kinks += 1;
+                continue;
+            }
+            assert!(
+                close(dx[i], numeric),
+                "{what}: dx[{i}] = {} but finite differences give {numeric}",
+                dx[i]
+            );
+        }
+        for (name, grad) in grads {
+            let stride = (grad.len() / 30).max(1);
+            for i in (0..grad.len()).step_by(stride) {
+                let mut numeric_at = |h: f32| {
+                    self.perturb_param(&name, i, h);
+                    let plus = self.loss(&x);
+                    self.perturb_param(&name, i, -2.0 * h);
+                    let minus = self.loss(&x);
+                    self.perturb_param(&name, i, h);
+                    (plus - minus) / (2.0 * f64::from(h))
+                };
+                let (numeric, half) = (numeric_at(STEP), numeric_at(STEP / 2.0));
+                checked += 1;
+                if !close(half as f32, numeric) {
+                    kinks += 1;
+                    continue;
+                }
+                assert!(
+                    close(grad[i], numeric),
+                    "{what}: d{name}[{i}] = {} but finite differences give {numeric}",
+                    grad[i]
+                );
+            }
+        }
+        // A wrong gradient fails `close` at smooth points; only a few points may be kinks
+        // (one pre-activation near zero spoils a whole column of a small layer).
+        assert!(
+            kinks * 4 <= checked,
+            "{what}: {kinks} of {checked} points sit on a kink"
+        );
+    }
+}
+
+fn conv(
+    filters: usize,
+    kernel: (usize, usize),
+    stride: usize,
+    padding: Padding,
+    activation: Activation,
+) -> LayerSpec {
+    LayerSpec::Conv2d(Conv2dSpec {
+        filters,
+        kernel,
+        stride: (stride, stride),
+        padding,
+        activation,
+    })
+}
+
+#[test]
+fn dense_gradients() {
+    for (input, units, act, batch) in [
+        (5, 4, Activation::Linear, 3),
+        (7, 3, Activation::Tanh, 2),
+        (6, 5, Activation::Softmax, 4),
+        (4, 6, Activation::Gelu, 3),
+        (9, 2, Activation::Sigmoid, 1),
+        (
+            3,
+            4,
+            Activation::LeakyRelu {
+                negative_slope: 0.2,
+            },
+            5,
+        ),
+    ] {
+        let spec = LayerSpec::Dense(DenseSpec {
+            units,
+            activation: act,
+        });
+        Case::<Dense<Cpu>>::new(spec, Shape::new(&[input]), batch, 1)
+            .check(&format!("Dense({units}, {act:?}) on [{input}]"));
+    }
+}
+
+#[test]
+fn conv2d_gradients() {
+    for (input, spec, batch) in [
+        (
+            [5, 6, 3],
+            conv(4, (3, 3), 1, Padding::Valid, Activation::Linear),
+            2,
+        ),
+        (
+            [5, 5, 2],
+            conv(3, (3, 3), 1, Padding::Same, Activation::Tanh),
+            2,
+        ),
+        (
+            [7, 6, 3],
+            conv(4, (3, 3), 2, Padding::Same, Activation::Linear),
+            2,
+        ),
+        (
+            [7, 7, 2],
+            conv(2, (2, 3), 2, Padding::Valid, Activation::Sigmoid),
+            1,
+        ),
+        (
+            [6, 5, 1],
+            conv(3, (4, 4), 3, Padding::Same, Activation::Gelu),
+            3,
+        ),
+    ] {
+        Case::<Conv2d<Cpu>>::new(spec, Shape::new(&input), batch, 2)
+            .check(&format!("{spec:?} on {input:?}"));
+    }
+}
+
+#[test]
+fn conv2d_relu_gradients() {
+    // ReLU's kink: with this seed no value lies within the finite-difference step of 0.
+    let spec = conv(3, (3, 3), 1, Padding::Same, Activation::Relu);
+    Case::<Conv2d<Cpu>>::new(spec, Shape::new(&[5, 5, 2]), 2, 3).check("Conv2d relu");
+}
+
+#[test]
+fn pooling_gradients() {
+    for (kind, size, stride, padding, input) in [
+        ("max", 2, 2, Padding::Valid, [6, 6, 3]),
+        ("max", 3, 2, Padding::Same, [7, 5, 2]),
+        ("avg", 2, 2, Padding::Valid, [5, 7, 2]),
+        ("avg", 3, 2, Padding::Same, [7, 7, 3]),
+        ("avg", 3, 1, Padding::Valid, [5, 5, 1]),
+    ] {
+        let p = Pool2dSpec {
+            size: (size, size),
+            stride: (stride, stride),
+            padding,
+        };
+        let spec = if kind == "max" {
+            LayerSpec::MaxPool2d(p)
+        } else {
+            LayerSpec::AvgPool2d(p)
+        };
+        Case::<Pool2d>::new(spec, Shape::new(&input), 2, 4)
+            .check(&format!("{spec:?} on {input:?}"));
+    }
+    Case::<GlobalAvgPool2d>::new(LayerSpec::GlobalAvgPool2d, Shape::new(&[3, 5, 4]), 2, 5)
+        .check("GlobalAvgPool2d");
+}
+
+#[test]
+fn activation_layer_gradients() {
+    for act in [
+        Activation::Relu,
+        Activation::LeakyRelu {
+            negative_slope: 0.3,
+        },
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Softmax,
+    ] {
+        Case::<ActivationLayer>::new(LayerSpec::Activation(act), Shape::new(&[3, 7]), 3, 6)
+            .check(&format!("{act:?}"));
+    }
+}
+
+#[test]
+fn flatten_passes_gradients_through() {
+    Case::<Flatten>::new(LayerSpec::Flatten, Shape::new(&[2, 3, 4]), 2, 7).check("Flatten");
+}
+
+#[test]
+fn dropout_backward_replays_the_forward_mask() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    let spec = LayerSpec::Dropout(DropoutSpec { rate: 0.4 });
+    let shape = Shape::new(&[50]);
+    let mut layer = Dropout::build(&cpu, &spec, shape, 8, &mut Rng::new(1)).unwrap();
+    let x = cpu.from_host(&[1.0; 400]).unwrap();
+    let mut y = cpu.alloc(400).unwrap();
+    Layer::<Cpu>::forward(&mut layer, &cpu, &x, &mut y, 8, Mode::Train).unwrap();
+    let mut dy = cpu.from_host(&[1.0; 400]).unwrap();
+    let mut dx = cpu.alloc(400).unwrap();
+    Layer::<Cpu>::backward(
+        &mut layer,
+        &cpu,
+        &x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        8,
+        GradAt::Output,
+    )
+    .unwrap();
+    let (y, dx) = (
+        cpu.to_host(&y, 400).unwrap(),
+        cpu.to_host(&dx, 400).unwrap(),
+    );
+    // For x = 1 and dy = 1 both are the mask divided by (1 - rate).
+    assert_eq!(y, dx);
+    let dropped = y.iter().filter(|v| **v == 0.0).count();
+    assert!(
+        (120..200).contains(&dropped),
+        "{dropped} of 400 dropped at rate 0.4"
+    );
+    // A second training forward draws a new mask; inference is the identity.
+    let mut y2 = cpu.alloc(400).unwrap();
+    Layer::<Cpu>::forward(&mut layer, &cpu, &x, &mut y2, 8, Mode::Train).unwrap();
+    assert_ne!(cpu.to_host(&y2, 400).unwrap(), y);
+    Layer::<Cpu>::forward(&mut layer, &cpu, &x, &mut y2, 8, Mode::Eval).unwrap();
+    assert_eq!(cpu.to_host(&y2, 400).unwrap(), vec![1.0; 400]);
+}
+
+#[test]
+fn building_from_a_bad_spec_is_an_error() {
+    let cpu = Cpu::with_threads(1).unwrap();
+    let dense = LayerSpec::Dense(DenseSpec {
+        units: 4,
+        activation: Activation::Relu,
+    });
+    let err =
+        Dense::<Cpu>::build(&cpu, &dense, Shape::new(&[2, 2, 3]), 4, &mut Rng::new(0)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Dense expects a rank-1 input but gets [2, 2, 3]"),
+        "{err}"
+    );
+    let zero = LayerSpec::Dense(DenseSpec {
+        units: 0,
+        activation: Activation::Relu,
+    });
+    let err = Dense::<Cpu>::build(&cpu, &zero, Shape::new(&[3]), 4, &mut Rng::new(0)).unwrap_err();
+    assert_eq!(err.to_string(), "Dense: `units` must be at least 1, got 0");
+    let err =
+        Conv2d::<Cpu>::build(&cpu, &dense, Shape::new(&[3]), 4, &mut Rng::new(0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a Conv2d layer cannot be built from a Dense spec"
+    );
+}
