@@ -1,0 +1,55 @@
+//! One forward + backward of the seed CNN (DESIGN.md section 1) at batch 64, and its
+//! inference forward. Throughput is in images. Run with `cargo xtask bench`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kiln::prelude::*;
+
+kiln::model! {
+    /// The CNN of the Keras CIFAR-10 tutorial.
+    pub struct SeedCnn {
+        input: [32, 32, 3],
+        conv1: Conv2d(32, 3, relu),
+        pool1: MaxPool2d(2),
+        conv2: Conv2d(64, 3, relu),
+        pool2: MaxPool2d(2),
+        conv3: Conv2d(128, 3, relu),
+        pool3: MaxPool2d(2),
+        flat: Flatten,
+        fc1: Dense(128, relu),
+        out: Dense(10, softmax),
+    }
+}
+
+const BATCH: usize = 64;
+
+fn seed_cnn(c: &mut Criterion) {
+    let threads = std::env::var("KILN_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let cpu = Cpu::with_threads(threads).expect("threads");
+    let mut model = SeedCnn::new(&cpu, BATCH, 1).expect("model");
+    let images: Vec<f32> = (0..BATCH * 32 * 32 * 3).map(|i| ((i * 7919 % 256) as f32) / 255.0).collect();
+    let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, BATCH, &images).expect("x");
+    let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, BATCH, &vec![0.01; BATCH * 10]).expect("grad");
+
+    let mut group = c.benchmark_group(format!("seed_cnn_batch{BATCH}_threads{threads}"));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            model.forward(&x, Mode::Train).expect("forward");
+            model.zero_grad().expect("zero_grad");
+            model.backward(&grad, GradAt::PreActivation).expect("backward");
+        });
+    });
+    group.bench_function("inference", |b| {
+        b.iter(|| {
+            model.forward(&x, Mode::Eval).expect("forward");
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = seed_cnn
+}
+criterion_main!(benches);

@@ -1,0 +1,184 @@
+//! `cargo xtask bench`: runs kiln's criterion benchmarks, then gathers criterion's
+//! estimates into one report (median time per iteration, min and max of the
+//! confidence interval, and throughput) at `target/kiln-bench/report.{md,json}`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+/// The benchmark binaries of the `kiln-benches` package, in the order they run.
+const BENCHES: &[&str] = &["gemm", "layers", "seed_cnn"];
+
+struct Options {
+    quick: bool,
+    filter: Option<String>,
+    threads: Option<usize>,
+}
+
+fn parse(args: Vec<String>) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        filter: None,
+        threads: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--filter" => options.filter = Some(it.next().ok_or("--filter needs a regex")?),
+            "--threads" => {
+                let n = it.next().ok_or("--threads needs a number")?;
+                options.threads = Some(n.parse().map_err(|_| format!("--threads: `{n}` is not a number"))?);
+            }
+            other => return Err(format!("unknown option `{other}`; options: --quick, --filter REGEX, --threads N")),
+        }
+    }
+    Ok(options)
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ sits in the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub fn run(args: Vec<String>) -> Result<(), String> {
+    let options = parse(args)?;
+    let root = workspace_root();
+    let criterion_dir = root.join("target/criterion");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    for bench in BENCHES {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root)
+            .args(["bench", "-p", "kiln-benches", "--bench", bench, "--"]);
+        if options.quick {
+            cmd.args(["--warm-up-time", "0.2", "--measurement-time", "0.5", "--sample-size", "10"]);
+        }
+        if let Some(filter) = &options.filter {
+            cmd.arg(filter);
+        }
+        if let Some(threads) = options.threads {
+            cmd.env("KILN_THREADS", threads.to_string());
+        }
+        println!("xtask: running the `{bench}` benchmarks");
+        let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("the `{bench}` benchmarks failed ({status})"));
+        }
+    }
+    let rows = collect(&criterion_dir)?;
+    if rows.is_empty() {
+        return Err(format!("no criterion results under {}", criterion_dir.display()));
+    }
+    let out = root.join("target/kiln-bench");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let table = markdown(&rows);
+    let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
+    write(&out.join("report.md"), &table)?;
+    let text = serde_json::to_string_pretty(&json!({ "benchmarks": json_rows })).map_err(|e| e.to_string())?;
+    write(&out.join("report.json"), &text)?;
+    println!("{table}");
+    println!("xtask: wrote {}", out.join("report.md").display());
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+struct Row {
+    id: String,
+    median_ns: f64,
+    low_ns: f64,
+    high_ns: f64,
+    // Elements per iteration (images for the model, FLOPs for kernels and layers).
+    elements: Option<f64>,
+}
+
+impl Row {
+    fn per_second(&self, ns: f64) -> Option<f64> {
+        self.elements.map(|e| e / (ns * 1e-9))
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "median_ns": self.median_ns,
+            "min_ns": self.low_ns,
+            "max_ns": self.high_ns,
+            "elements_per_iteration": self.elements,
+            "median_per_second": self.per_second(self.median_ns),
+        })
+    }
+}
+
+/// Reads every `<bench>/new/{benchmark,estimates}.json` that criterion left.
+fn collect(dir: &Path) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") {
+                    if let Some(row) = read_row(&path)? {
+                        rows.push(row);
+                    }
+                } else if path.file_name().is_none_or(|n| n != "report") {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(rows)
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn read_row(new: &Path) -> Result<Option<Row>, String> {
+    let (bench, estimates) = (new.join("benchmark.json"), new.join("estimates.json"));
+    if !bench.exists() || !estimates.exists() {
+        return Ok(None);
+    }
+    let bench = read_json(&bench)?;
+    let estimates = read_json(&estimates)?;
+    let median = &estimates["median"];
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    Ok(Some(Row {
+        id: bench["full_id"].as_str().unwrap_or("?").to_string(),
+        median_ns: number(&median["point_estimate"]),
+        low_ns: number(&median["confidence_interval"]["lower_bound"]),
+        high_ns: number(&median["confidence_interval"]["upper_bound"]),
+        elements: bench["throughput"]["Elements"].as_f64(),
+    }))
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| benchmark | median | min .. max (95% CI of the median) | throughput |\n|---|---|---|---|\n",
+    );
+    for r in rows {
+        let throughput = match r.per_second(r.median_ns) {
+            Some(v) if r.id.starts_with("seed_cnn") => format!("{v:.0} images/s"),
+            Some(v) => format!("{:.1} GFLOP/s", v / 1e9),
+            None => "-".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} ms | {:.3} .. {:.3} ms | {throughput} |",
+            r.id,
+            r.median_ns / 1e6,
+            r.low_ns / 1e6,
+            r.high_ns / 1e6
+        );
+    }
+    s
+}
