@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use kiln::prelude::*;
 use kiln::kernels::rng::Rng;
+use kiln::prelude::*;
 use kiln_examples::digits::{Digits, PIXELS};
 use kiln_examples::sgd::Trainer;
 
@@ -44,10 +44,16 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--epochs" => args.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
-            "--batch-size" => args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?,
+            "--batch-size" => {
+                args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?
+            }
             "--lr" => args.lr = value()?.parse().map_err(|e| format!("--lr: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            other => return Err(format!("unknown argument `{other}`; expected --epochs, --batch-size, --lr or --seed")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; expected --epochs, --batch-size, --lr or --seed"
+                ));
+            }
         }
     }
     if args.batch_size == 0 || args.epochs == 0 {
@@ -64,7 +70,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (train, test) = data.split_at(1500);
     let cpu = Cpu::new()?;
     println!("{}", <DigitsCnn>::summary());
-    println!("training on {} digits, testing on {}, {}", train.len(), test.len(), cpu.name());
+    println!(
+        "training on {} digits, testing on {}, {}",
+        train.len(),
+        test.len(),
+        cpu.name()
+    );
 
     let mut model = DigitsCnn::new(&cpu, args.batch_size.max(test.len()), args.seed)?;
     let mut trainer = Trainer::new(&model)?;
@@ -83,7 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (mut loss_sum, mut correct) = (0.0, 0);
         for batch in order.chunks(args.batch_size) {
             for (slot, &i) in batch.iter().enumerate() {
-                images[slot * PIXELS..(slot + 1) * PIXELS].copy_from_slice(&train.images[i * PIXELS..(i + 1) * PIXELS]);
+                images[slot * PIXELS..(slot + 1) * PIXELS]
+                    .copy_from_slice(&train.images[i * PIXELS..(i + 1) * PIXELS]);
                 labels[slot] = train.labels[i];
             }
             let n = batch.len();

@@ -23,7 +23,9 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The file is not the one that shipped.
-    #[error("{path} has sha256 {actual}, expected {expected}: the file is corrupt or was replaced; restore it with `git checkout -- examples/data`")]
+    #[error(
+        "{path} has sha256 {actual}, expected {expected}: the file is corrupt or was replaced; restore it with `git checkout -- examples/data`"
+    )]
     Checksum {
         /// The file.
         path: PathBuf,
@@ -71,7 +73,10 @@ impl Digits {
             source,
         };
         let bytes = std::fs::read(path).map_err(io)?;
-        let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if actual != SHA256 {
             return Err(DataError::Checksum {
                 path: path.to_path_buf(),
@@ -93,13 +98,23 @@ impl Digits {
             };
             let cells: Vec<&str> = row.split(',').collect();
             if cells.len() != PIXELS + 1 {
-                return Err(parse(format!("{} cells, expected {}", cells.len(), PIXELS + 1)));
+                return Err(parse(format!(
+                    "{} cells, expected {}",
+                    cells.len(),
+                    PIXELS + 1
+                )));
             }
             for cell in &cells[..PIXELS] {
-                let v: f32 = cell.trim().parse().map_err(|_| parse(format!("bad pixel `{cell}`")))?;
+                let v: f32 = cell
+                    .trim()
+                    .parse()
+                    .map_err(|_| parse(format!("bad pixel `{cell}`")))?;
                 images.push(v / 16.0);
             }
-            let label: u8 = cells[PIXELS].trim().parse().map_err(|_| parse(format!("bad label `{}`", cells[PIXELS])))?;
+            let label: u8 = cells[PIXELS]
+                .trim()
+                .parse()
+                .map_err(|_| parse(format!("bad label `{}`", cells[PIXELS])))?;
             if label > 9 {
                 return Err(parse(format!("label {label} outside 0..10")));
             }

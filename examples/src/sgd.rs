@@ -44,17 +44,25 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
 
     /// Forward in training mode, softmax cross-entropy against `labels`, backward
     /// with the fused gradient `(p - y) / n` at the logits, and `w -= lr * dw`.
-    pub fn step(&mut self, model: &mut M, images: &[f32], labels: &[u8], lr: f32) -> Result<BatchStats> {
+    pub fn step(
+        &mut self,
+        model: &mut M,
+        images: &[f32],
+        labels: &[u8],
+        lr: f32,
+    ) -> Result<BatchStats> {
         let stats = self.forward(model, images, labels, kiln::nn::Mode::Train)?;
         let n = labels.len();
         let classes = M::OUTPUT_SHAPE.size();
         for (i, &label) in labels.iter().enumerate() {
             for c in 0..classes {
                 let y = if c == label as usize { 1.0 } else { 0.0 };
-                self.grad_host[i * classes + c] = (self.probabilities[i * classes + c] - y) / n as f32;
+                self.grad_host[i * classes + c] =
+                    (self.probabilities[i * classes + c] - y) / n as f32;
             }
         }
-        self.grad.upload(model.backend(), &self.grad_host[..n * classes])?;
+        self.grad
+            .upload(model.backend(), &self.grad_host[..n * classes])?;
         model.zero_grad()?;
         model.backward(&self.grad, GradAt::PreActivation)?;
         let backend = model.backend().clone();
@@ -77,11 +85,19 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         self.forward(model, images, labels, kiln::nn::Mode::Eval)
     }
 
-    fn forward(&mut self, model: &mut M, images: &[f32], labels: &[u8], mode: kiln::nn::Mode) -> Result<BatchStats> {
+    fn forward(
+        &mut self,
+        model: &mut M,
+        images: &[f32],
+        labels: &[u8],
+        mode: kiln::nn::Mode,
+    ) -> Result<BatchStats> {
         let classes = M::OUTPUT_SHAPE.size();
         let n = labels.len();
+        // A clone of a backend is a handle (for the CPU, a reference count).
+        let backend = model.backend().clone();
         let out = model.forward_host(images, mode)?;
-        out.download(model.backend(), &mut self.probabilities[..n * classes])?;
+        out.download(&backend, &mut self.probabilities[..n * classes])?;
         let mut loss = 0.0;
         let mut correct = 0;
         for (i, &label) in labels.iter().enumerate() {
@@ -90,7 +106,10 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             let best = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |acc, (c, &p)| if p > acc.1 { (c, p) } else { acc });
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (c, &p)| if p > acc.1 { (c, p) } else { acc },
+                );
             correct += usize::from(best.0 == label as usize);
         }
         Ok(BatchStats {

@@ -20,12 +20,19 @@ kiln::model! {
 
 #[test]
 fn shipped_digits_are_the_shared_ones() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/small/digits.csv.gz");
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/small/digits.csv.gz");
     if !shared.exists() {
-        eprintln!("skipped: {} is absent (only the shipped copy is checked)", shared.display());
+        eprintln!(
+            "skipped: {} is absent (only the shipped copy is checked)",
+            shared.display()
+        );
         return;
     }
-    assert_eq!(std::fs::read(shared).unwrap(), std::fs::read(digits::shipped_path()).unwrap());
+    assert_eq!(
+        std::fs::read(shared).unwrap(),
+        std::fs::read(digits::shipped_path()).unwrap()
+    );
 }
 
 #[test]
@@ -37,19 +44,28 @@ fn loss_falls_and_accuracy_rises() {
     let mut model = Net::new(&cpu, test.len(), 3).unwrap();
     let mut trainer = Trainer::new(&model).unwrap();
 
-    let before = trainer.evaluate(&mut model, &test.images, &test.labels).unwrap();
+    let before = trainer
+        .evaluate(&mut model, &test.images, &test.labels)
+        .unwrap();
     let mut first_epoch_loss = None;
     let mut last_epoch_loss = 0.0;
     for _epoch in 0..8 {
         // 47 steps an epoch, 376 in all.
         let mut loss = 0.0;
-        for (images, labels) in train.images.chunks(batch * PIXELS).zip(train.labels.chunks(batch)) {
-            loss += trainer.step(&mut model, images, labels, 0.1).unwrap().loss * labels.len() as f32;
+        for (images, labels) in train
+            .images
+            .chunks(batch * PIXELS)
+            .zip(train.labels.chunks(batch))
+        {
+            loss +=
+                trainer.step(&mut model, images, labels, 0.1).unwrap().loss * labels.len() as f32;
         }
         last_epoch_loss = loss / train.len() as f32;
         first_epoch_loss.get_or_insert(last_epoch_loss);
     }
-    let after = trainer.evaluate(&mut model, &test.images, &test.labels).unwrap();
+    let after = trainer
+        .evaluate(&mut model, &test.images, &test.labels)
+        .unwrap();
     let accuracy = after.correct as f32 / test.len() as f32;
     println!(
         "test loss {:.3} -> {:.3}, train loss (epoch 1 -> 8) {:.3} -> {last_epoch_loss:.3}, test accuracy {:.3} -> {accuracy:.3}",
@@ -58,7 +74,12 @@ fn loss_falls_and_accuracy_rises() {
         first_epoch_loss.unwrap(),
         before.correct as f32 / test.len() as f32
     );
-    assert!(after.loss < 0.5 * before.loss, "test loss {} -> {}", before.loss, after.loss);
+    assert!(
+        after.loss < 0.5 * before.loss,
+        "test loss {} -> {}",
+        before.loss,
+        after.loss
+    );
     assert!(last_epoch_loss < 0.5 * first_epoch_loss.unwrap());
     assert!(accuracy > 0.85, "test accuracy {accuracy}, chance is 0.1");
 }

@@ -62,7 +62,9 @@ fn a_training_step_allocates_nothing() {
     let cpu = Cpu::with_threads(2).unwrap();
     let batch = 16;
     let mut model = SeedCnn::new(&cpu, batch, 1).unwrap();
-    let images: Vec<f32> = (0..batch * 32 * 32 * 3).map(|i| (i as f32 * 0.01).sin()).collect();
+    let images: Vec<f32> = (0..batch * 32 * 32 * 3)
+        .map(|i| (i as f32 * 0.01).sin())
+        .collect();
     let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10]).unwrap();
     let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).unwrap();
     let step = |model: &mut SeedCnn, typed: bool| {
@@ -85,5 +87,8 @@ fn a_training_step_allocates_nothing() {
     }
     COUNTING.store(false, Ordering::SeqCst);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
-    assert_eq!(allocations, 0, "{allocations} heap allocations in 4 steady-state steps");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} heap allocations in 4 steady-state steps"
+    );
 }

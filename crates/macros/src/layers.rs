@@ -205,6 +205,7 @@ pub fn bind(kind: Kind, call: &LayerCall, errors: &mut Vec<syn::Error>) -> Bound
     // Unknown names and misplaced arguments make "missing argument" errors likely
     // consequences rather than mistakes of their own.
     let mut misplaced = false;
+    let mut positional_late = false;
 
     let args = call.args.iter().flat_map(|(_, args)| args.iter());
     let mut first_named: Option<&Arg> = None;
@@ -213,14 +214,18 @@ pub fn bind(kind: Kind, call: &LayerCall, errors: &mut Vec<syn::Error>) -> Bound
         let (param, value) = match arg {
             Arg::Positional(value) => {
                 if let Some(named) = first_named {
-                    errors.push(syn::Error::new_spanned(
-                        arg,
-                        format!(
-                            "positional argument after the named argument `{named}`: name it, or move it before the named ones"
-                        ),
-                    ));
+                    // Report the first one only: the rest are the same mistake.
+                    if !positional_late {
+                        errors.push(syn::Error::new_spanned(
+                            arg,
+                            format!(
+                                "positional argument after the named argument `{named}`: name it, or move it before the named ones"
+                            ),
+                        ));
+                    }
                     shape_unknown = true;
                     misplaced = true;
+                    positional_late = true;
                     continue;
                 }
                 let Some(param) = positional.get(next_positional) else {
@@ -346,8 +351,7 @@ fn spec(kind: Kind, values: &HashMap<&'static str, Typed>) -> LayerSpec {
         }),
         Kind::Relu => LayerSpec::Activation(Activation::Relu),
         Kind::LeakyRelu => LayerSpec::Activation(Activation::LeakyRelu {
-            negative_slope: number("negative_slope")
-                .unwrap_or(Activation::LEAKY_RELU_LAYER_SLOPE),
+            negative_slope: number("negative_slope").unwrap_or(Activation::LEAKY_RELU_LAYER_SLOPE),
         }),
         Kind::Sigmoid => LayerSpec::Activation(Activation::Sigmoid),
         Kind::Tanh => LayerSpec::Activation(Activation::Tanh),
@@ -433,17 +437,11 @@ fn convert(param: &Param, value: &Value) -> syn::Result<Typed> {
             Activation::from_ident,
         )
         .map(Typed::Activation),
-        Ty::Padding => identifier(
-            value,
-            "padding",
-            &["valid", "same"],
-            &[],
-            |p| match p {
-                "valid" => Some(Padding::Valid),
-                "same" => Some(Padding::Same),
-                _ => None,
-            },
-        )
+        Ty::Padding => identifier(value, "padding", &["valid", "same"], &[], |p| match p {
+            "valid" => Some(Padding::Valid),
+            "same" => Some(Padding::Same),
+            _ => None,
+        })
         .map(Typed::Padding),
     }
 }
@@ -566,7 +564,7 @@ mod tests {
             ["`Conv2d` has no argument `strides`: did you mean `stride`?"]
         );
         assert_eq!(
-            err(quote!(Conv2d(filters = 32, 3))),
+            err(quote!(Conv2d(filters = 32, 3, relu))),
             [
                 "positional argument after the named argument `filters = 32`: name it, or move it before the named ones"
             ]

@@ -2,8 +2,8 @@
 //!
 //! The grammar is only syntax: which layers exist and what their arguments mean is
 //! `layers.rs`'s business. A field that does not parse is recorded as
-//! [`Field::Broken`] and skipped up to the next comma, so that one typo does not hide
-//! the errors of the other layers.
+//! [`Field::Broken`] with its error and skipped up to the next comma, so that one typo
+//! does not hide the errors of the other layers.
 
 use std::fmt;
 
@@ -23,7 +23,7 @@ pub struct ModelDef {
     pub name: Ident,
     /// The fields in order: the input shape and the layers.
     pub fields: Vec<Field>,
-    /// Syntax errors met after the name, in source order.
+    /// Syntax errors around the fields (generics, a missing body, trailing tokens).
     pub errors: Vec<syn::Error>,
 }
 
@@ -33,8 +33,8 @@ pub enum Field {
     Shape(ShapeField),
     /// `name: Kind` or `name: Kind(args)`.
     Layer(LayerField),
-    /// A field that did not parse; its error is in [`ModelDef::errors`].
-    Broken,
+    /// A field that did not parse, with its syntax error.
+    Broken(syn::Error),
 }
 
 /// `input: [32, 32, 3]`.
@@ -133,9 +133,11 @@ fn parse_model(input: ParseStream) -> syn::Result<ModelDef> {
         skip_until_brace(input)?;
     }
     if !input.peek(token::Brace) {
-        model.errors.push(input.error(
-            "expected `{` and the model's fields: `input: [dims], name: Layer(args), ...`",
-        ));
+        model.errors.push(
+            input.error(
+                "expected `{` and the model's fields: `input: [dims], name: Layer(args), ...`",
+            ),
+        );
         skip_rest(input)?;
         return Ok(model);
     }
@@ -153,24 +155,23 @@ fn parse_model(input: ParseStream) -> syn::Result<ModelDef> {
                         content.parse::<Token![,]>()?;
                     }
                 } else {
-                    model.errors.push(content.error("expected `,` after the layer"));
-                    // The field is probably fine but what follows is not: keep it out
-                    // of the shape checks, as its extent is unclear.
-                    model.fields.push(Field::Broken);
+                    // The field may be fine but what follows is not: keep it out of the
+                    // shape checks, as its extent is unclear.
+                    let err = content.error("expected `,` after the layer");
+                    model.fields.push(Field::Broken(err));
                     skip_past_comma(&content)?;
                 }
             }
             Err(err) => {
-                model.errors.push(err);
-                model.fields.push(Field::Broken);
+                model.fields.push(Field::Broken(err));
                 skip_past_comma(&content)?;
             }
         }
     }
     if !input.is_empty() {
-        model
-            .errors
-            .push(input.error("unexpected tokens after the model: one `model!` declares one struct"));
+        model.errors.push(
+            input.error("unexpected tokens after the model: one `model!` declares one struct"),
+        );
         skip_rest(input)?;
     }
     Ok(model)
@@ -178,9 +179,8 @@ fn parse_model(input: ParseStream) -> syn::Result<ModelDef> {
 
 fn parse_field(input: ParseStream) -> syn::Result<Field> {
     if input.peek(Token![#]) {
-        return Err(input.error(
-            "layers take no attributes or doc comments: document the model on its struct",
-        ));
+        return Err(input
+            .error("layers take no attributes or doc comments: document the model on its struct"));
     }
     let name: Ident = input.parse()?;
     input.parse::<Token![:]>()?;
@@ -203,7 +203,10 @@ fn parse_field(input: ParseStream) -> syn::Result<Field> {
     let args = if input.peek(token::Paren) {
         let content;
         let paren = syn::parenthesized!(content in input);
-        Some((paren, Punctuated::parse_terminated_with(&content, parse_arg)?))
+        Some((
+            paren,
+            Punctuated::parse_terminated_with(&content, parse_arg)?,
+        ))
     } else {
         None
     };
@@ -476,11 +479,11 @@ mod tests {
         let m = model(quote! {
             struct M { input: [4], a: Dense(4 4), b: Dense(3), c: 5, d: Dense(2) }
         });
-        assert_eq!(m.errors.len(), 2);
+        assert!(m.errors.is_empty());
         assert_eq!(m.fields.len(), 5);
-        assert!(matches!(m.fields[1], Field::Broken));
+        assert!(matches!(m.fields[1], Field::Broken(_)));
         assert!(matches!(m.fields[2], Field::Layer(_)));
-        assert!(matches!(m.fields[3], Field::Broken));
+        assert!(matches!(m.fields[3], Field::Broken(_)));
         assert_eq!(layer(&m.fields[4]).name, "d");
     }
 

@@ -2,7 +2,7 @@
 //!
 //! An alias table comes first, because a Keras or PyTorch user types names that are
 //! far from kiln's by edit distance but mean exactly one thing (`MaxPooling2D`,
-//! `Linear`). Then a case-insensitive match, then Levenshtein distance with rustc's
+//! `Linear`). Then a case-insensitive match, then edit distance with rustc's
 //! threshold (a third of the word's length).
 
 /// Layer names of other libraries, and the kiln layer each one means.
@@ -64,7 +64,7 @@ pub fn suggest<'a>(
     let limit = word.chars().count().max(3) / 3;
     candidates
         .iter()
-        .map(|c| (levenshtein(&lower, &c.to_lowercase()), *c))
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -94,20 +94,32 @@ pub fn list(items: &[&str]) -> String {
     }
 }
 
-/// The edit distance between `a` and `b` (insertions, deletions, substitutions).
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The edit distance between `a` and `b`: insertions, deletions, substitutions and
+/// swaps of two neighbours (`Dnese`), each costing one, as rustc counts them.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -117,11 +129,12 @@ mod tests {
     const LAYERS: &[&str] = &["Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout"];
 
     #[test]
-    fn edit_distance() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("stride", "stride"), 0);
-        assert_eq!(levenshtein("strides", "stride"), 1);
+    fn distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("stride", "stride"), 0);
+        assert_eq!(edit_distance("strides", "stride"), 1);
+        assert_eq!(edit_distance("Dnese", "Dense"), 1);
     }
 
     #[test]

@@ -17,13 +17,13 @@ pub fn glorot_uniform<B: Backend>(
 ) -> Result<B::Buffer> {
     let limit = (6.0 / (fan_in + fan_out).max(1) as f32).sqrt();
     let values: Vec<f32> = (0..len).map(|_| rng.uniform_in(-limit, limit)).collect();
-    Ok(backend.from_host(&values)?)
+    Ok(backend.alloc_from(&values)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_kernels::Cpu;
+    use kiln_kernels::{Cpu, Storage};
 
     #[test]
     fn glorot_uniform_has_the_keras_range_and_variance() {

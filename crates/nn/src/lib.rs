@@ -14,7 +14,7 @@
 //! let cpu = Cpu::with_threads(1)?;
 //! let spec = LayerSpec::Dense(DenseSpec { units: 2, activation: Activation::Relu });
 //! let mut dense = Dense::build(&cpu, &spec, Shape::new(&[3]), 4, &mut Rng::new(0))?;
-//! let x = cpu.from_host(&[1.0, 2.0, 3.0])?;
+//! let x = cpu.alloc_from(&[1.0, 2.0, 3.0])?;
 //! let mut y = cpu.alloc(2)?;
 //! dense.forward(&cpu, &x, &mut y, 1, Mode::Eval)?;
 //! assert!(cpu.to_host(&y, 2)?.iter().all(|v| *v >= 0.0));

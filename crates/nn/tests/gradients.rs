@@ -56,7 +56,7 @@ impl<L: Layer<Cpu>> Case<L> {
     }
 
     fn forward(&mut self, x: &[f32]) -> Vec<f32> {
-        let xb = self.cpu.from_host(x).unwrap();
+        let xb = self.cpu.alloc_from(x).unwrap();
         let mut y = self.cpu.alloc(self.out_len).unwrap();
         self.layer
             .forward(&self.cpu, &xb, &mut y, self.batch, Mode::Train)
@@ -75,13 +75,13 @@ impl<L: Layer<Cpu>> Case<L> {
     /// Analytic gradients: (dx, [(name, grad)]).
     fn backward(&mut self) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
         let cpu = self.cpu.clone();
-        let xb: CpuBuffer = cpu.from_host(&self.x).unwrap();
+        let xb: CpuBuffer = cpu.alloc_from(&self.x).unwrap();
         let mut y = cpu.alloc(self.out_len).unwrap();
         self.layer.zero_grad(&cpu).unwrap();
         self.layer
             .forward(&cpu, &xb, &mut y, self.batch, Mode::Train)
             .unwrap();
-        let mut dy = cpu.from_host(&self.u).unwrap();
+        let mut dy = cpu.alloc_from(&self.u).unwrap();
         let mut dx = cpu.alloc(self.x.len()).unwrap();
         self.layer
             .backward(
@@ -318,10 +318,10 @@ fn dropout_backward_replays_the_forward_mask() {
     let spec = LayerSpec::Dropout(DropoutSpec { rate: 0.4 });
     let shape = Shape::new(&[50]);
     let mut layer = Dropout::build(&cpu, &spec, shape, 8, &mut Rng::new(1)).unwrap();
-    let x = cpu.from_host(&[1.0; 400]).unwrap();
+    let x = cpu.alloc_from(&[1.0; 400]).unwrap();
     let mut y = cpu.alloc(400).unwrap();
     Layer::<Cpu>::forward(&mut layer, &cpu, &x, &mut y, 8, Mode::Train).unwrap();
-    let mut dy = cpu.from_host(&[1.0; 400]).unwrap();
+    let mut dy = cpu.alloc_from(&[1.0; 400]).unwrap();
     let mut dx = cpu.alloc(400).unwrap();
     Layer::<Cpu>::backward(
         &mut layer,

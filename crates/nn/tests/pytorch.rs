@@ -59,7 +59,7 @@ fn run<L: Layer<Cpu>>(spec: LayerSpec, x_shape: &[usize], x_head: &[f32]) -> Vec
         .unwrap();
     let x = input(sample.size() * batch, 1.0);
     assert_eq!(&x[..3], x_head, "the inputs are not the script's");
-    let xb = cpu.from_host(&x).unwrap();
+    let xb = cpu.alloc_from(&x).unwrap();
     let mut y = cpu.alloc(out).unwrap();
     layer.forward(&cpu, &xb, &mut y, batch, Mode::Eval).unwrap();
     cpu.to_host(&y, out).unwrap()
@@ -197,7 +197,7 @@ fn softmax_matches_pytorch_at_large_logits() {
 
 fn run_activation(cpu: &Cpu, act: Activation, x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let p = ActivationParams::new(act, rows, cols).unwrap();
-    let mut y = cpu.from_host(x).unwrap();
+    let mut y = cpu.alloc_from(x).unwrap();
     cpu.activation_fwd_inplace(&p, &mut y).unwrap();
     cpu.to_host(&y, x.len()).unwrap()
 }

@@ -243,7 +243,7 @@ mod tests {
         let bad_rate = LayerSpec::Dropout(crate::DropoutSpec { rate: 1.0 });
         assert_eq!(
             bad_rate.validate()[0].to_string(),
-            "`rate` must be in [0, 1), got 1"
+            "`rate` must be in [0, 1), got 1.0"
         );
         assert!(
             LayerSpec::Dropout(crate::DropoutSpec { rate: 0.5 })

@@ -25,6 +25,9 @@ impl Shape {
     /// # Panics
     /// Panics (at compile time when used in a `const`) if `dims` has more than
     /// [`MAX_RANK`] entries. Use [`Shape::try_new`] for user-supplied dimensions.
+    // A panic in a `const` is a compile error, which is what an impossible shape
+    // written into source deserves; run-time callers use `try_new`.
+    #[allow(clippy::panic)]
     pub const fn new(dims: &[usize]) -> Self {
         match Self::try_new(dims) {
             Some(shape) => shape,
@@ -77,6 +80,20 @@ impl Shape {
             i += 1;
         }
         size
+    }
+
+    /// The number of elements of one sample, or `None` if it overflows `usize`.
+    pub const fn checked_size(&self) -> Option<usize> {
+        let mut size: usize = 1;
+        let mut i = 0;
+        while i < self.rank {
+            size = match size.checked_mul(self.dims[i]) {
+                Some(s) => s,
+                None => return None,
+            };
+            i += 1;
+        }
+        Some(size)
     }
 
     /// `(height, width, channels)` when the shape is an image (rank 3).

@@ -78,13 +78,13 @@ impl Activation {
     }
 
     fn validate(&self) -> Result<(), SpecError> {
-        if let Self::LeakyRelu { negative_slope } = self {
-            if !negative_slope.is_finite() {
-                return Err(SpecError {
-                    argument: "negative_slope",
-                    message: format!("must be finite, got {negative_slope}"),
-                });
-            }
+        if let Self::LeakyRelu { negative_slope } = self
+            && !negative_slope.is_finite()
+        {
+            return Err(SpecError {
+                argument: "negative_slope",
+                message: format!("must be finite, got {negative_slope:?}"),
+            });
         }
         Ok(())
     }
@@ -226,30 +226,41 @@ impl LayerSpec {
                 if !(d.rate >= 0.0 && d.rate < 1.0) {
                     errors.push(SpecError {
                         argument: "rate",
-                        message: format!("must be in [0, 1), got {}", d.rate),
+                        message: format!("must be in [0, 1), got {:?}", d.rate),
                     });
                 }
             }
             Self::GlobalAvgPool2d | Self::Flatten | Self::Activation(_) => {}
         }
-        if let Some(act) = self.activation() {
-            if let Err(e) = act.validate() {
-                errors.push(e);
-            }
+        if let Some(Err(e)) = self.activation().map(|act| act.validate()) {
+            errors.push(e);
         }
         errors
     }
 
     /// The output shape for one sample of shape `input`.
     pub fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError> {
-        match self {
+        if input.checked_size().is_none() {
+            return Err(ShapeError::new(
+                "an input whose size fits in memory",
+                *input,
+            ));
+        }
+        let output = match self {
             Self::Dense(d) => rules::dense(d, input),
             Self::Conv2d(c) => rules::conv2d(c, input),
             Self::MaxPool2d(p) | Self::AvgPool2d(p) => rules::pool2d(p, input),
             Self::GlobalAvgPool2d => rules::global_pool2d(input),
             Self::Flatten => Ok(rules::flatten(input)),
             Self::Dropout(_) | Self::Activation(_) => rules::elementwise(input),
+        }?;
+        if output.checked_size().is_none() {
+            return Err(ShapeError::new(
+                "arguments whose output size fits in memory",
+                *input,
+            ));
         }
+        Ok(output)
     }
 
     /// The number of trainable parameters for an input of shape `input`.
@@ -257,10 +268,15 @@ impl LayerSpec {
     /// Meaningful only when [`LayerSpec::output_shape`] accepts `input`.
     pub fn parameter_count(&self, input: &Shape) -> usize {
         match self {
-            Self::Dense(d) => input.size() * d.units + d.units,
+            Self::Dense(d) => input.size().saturating_mul(d.units).saturating_add(d.units),
             Self::Conv2d(c) => {
                 let channels = input.as_image().map_or(0, |(_, _, ch)| ch);
-                c.kernel.0 * c.kernel.1 * channels * c.filters + c.filters
+                c.kernel
+                    .0
+                    .saturating_mul(c.kernel.1)
+                    .saturating_mul(channels)
+                    .saturating_mul(c.filters)
+                    .saturating_add(c.filters)
             }
             _ => 0,
         }
