@@ -45,7 +45,7 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
     fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer, len: usize) -> Result<()>;
 
     /// A new buffer holding `src`.
-    fn from_host(&self, src: &[f32]) -> Result<Self::Buffer> {
+    fn alloc_from(&self, src: &[f32]) -> Result<Self::Buffer> {
         let mut buffer = self.alloc(src.len())?;
         self.upload(src, &mut buffer)?;
         Ok(buffer)

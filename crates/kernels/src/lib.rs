@@ -10,8 +10,8 @@
 //! use kiln_kernels::{Cpu, Storage};
 //!
 //! let cpu = Cpu::with_threads(1)?;
-//! let a = cpu.from_host(&[1.0, 2.0, 3.0, 4.0])?; // 2 x 2
-//! let b = cpu.from_host(&[1.0, 0.0, 0.0, 1.0])?; // identity
+//! let a = cpu.alloc_from(&[1.0, 2.0, 3.0, 4.0])?; // 2 x 2
+//! let b = cpu.alloc_from(&[1.0, 0.0, 0.0, 1.0])?; // identity
 //! let mut c = cpu.alloc(4)?;
 //! let p = MatmulParams { m: 2, n: 2, k: 2, trans_a: false, trans_b: false, accumulate: false };
 //! cpu.matmul(&p, &a, &b, &mut c)?;

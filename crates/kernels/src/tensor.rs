@@ -40,7 +40,7 @@ impl<S: StaticShape, B: Backend> Tensor<S, B> {
             });
         }
         Ok(Self {
-            buffer: backend.from_host(data)?,
+            buffer: backend.alloc_from(data)?,
             batch,
             _shape: PhantomData,
         })
@@ -60,7 +60,7 @@ impl<S: StaticShape, B: Backend> Tensor<S, B> {
     pub fn upload(&mut self, backend: &B, data: &[f32]) -> Result<()> {
         let batch = data.len() / S::SIZE;
         let capacity = backend.len(&self.buffer) / S::SIZE.max(1);
-        if data.len() % S::SIZE.max(1) != 0 || batch > capacity {
+        if !data.len().is_multiple_of(S::SIZE.max(1)) || batch > capacity {
             return Err(Error::TensorLength {
                 shape: S::SHAPE,
                 batch: capacity,

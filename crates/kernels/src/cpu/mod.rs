@@ -48,7 +48,7 @@ pub(crate) struct CpuInner {
 /// use kiln_kernels::{Cpu, Storage};
 ///
 /// let cpu = Cpu::with_threads(2).unwrap();
-/// let buffer = cpu.from_host(&[1.0, 2.0, 3.0]).unwrap();
+/// let buffer = cpu.alloc_from(&[1.0, 2.0, 3.0]).unwrap();
 /// assert_eq!(cpu.to_host(&buffer, 3).unwrap(), [1.0, 2.0, 3.0]);
 /// ```
 #[derive(Clone)]

@@ -22,23 +22,23 @@ fn check<B: ActivationKernel>(backend: &B) {
     let x: Vec<f32> = (0..rows * cols)
         .map(|i| (i as f32 * 0.7).sin() * 3.0 + 0.05)
         .collect();
-    let xb = backend.from_host(&x).unwrap();
+    let xb = backend.alloc_from(&x).unwrap();
     for act in ALL {
         let p = ActivationParams::new(act, rows, cols).unwrap();
         let forward = |x: &[f32]| {
-            let xb = backend.from_host(x).unwrap();
+            let xb = backend.alloc_from(x).unwrap();
             let mut yb = backend.alloc(x.len()).unwrap();
             backend.activation_fwd(&p, &xb, &mut yb).unwrap();
             backend.to_host(&yb, x.len()).unwrap()
         };
         let y = forward(&x);
-        let mut inplace = backend.from_host(&x).unwrap();
+        let mut inplace = backend.alloc_from(&x).unwrap();
         backend.activation_fwd_inplace(&p, &mut inplace).unwrap();
         assert_eq!(backend.to_host(&inplace, x.len()).unwrap(), y);
         // Loss L = sum(y * u) for a fixed u; dL/dx by backward and by central differences.
         let u: Vec<f32> = (0..x.len()).map(|i| (i as f32 * 1.3).cos()).collect();
-        let yb = backend.from_host(&y).unwrap();
-        let mut g = backend.from_host(&u).unwrap();
+        let yb = backend.alloc_from(&y).unwrap();
+        let mut g = backend.alloc_from(&u).unwrap();
         backend.activation_bwd(&p, &xb, &yb, &mut g).unwrap();
         let g = backend.to_host(&g, x.len()).unwrap();
         let loss = |x: &[f32]| -> f64 {
@@ -63,7 +63,7 @@ fn check<B: ActivationKernel>(backend: &B) {
     }
     // Softmax stays finite at extreme logits.
     let p = ActivationParams::new(Activation::Softmax, 1, 3).unwrap();
-    let mut big = backend.from_host(&[1000.0, 0.0, -1000.0]).unwrap();
+    let mut big = backend.alloc_from(&[1000.0, 0.0, -1000.0]).unwrap();
     backend.activation_fwd_inplace(&p, &mut big).unwrap();
     assert_eq!(backend.to_host(&big, 3).unwrap(), [1.0, 0.0, 0.0]);
 }

@@ -31,14 +31,14 @@ mod tests {
 
     fn check<B: BiasKernel>(backend: &B) {
         let p = BiasParams { rows: 3, cols: 2 };
-        let bias = backend.from_host(&[10.0, 20.0]).unwrap();
-        let mut y = backend.from_host(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let bias = backend.alloc_from(&[10.0, 20.0]).unwrap();
+        let mut y = backend.alloc_from(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         backend.bias_add(&p, &bias, &mut y).unwrap();
         assert_eq!(
             backend.to_host(&y, 6).unwrap(),
             [11.0, 22.0, 13.0, 24.0, 15.0, 26.0]
         );
-        let mut db = backend.from_host(&[1.0, 1.0]).unwrap();
+        let mut db = backend.alloc_from(&[1.0, 1.0]).unwrap();
         backend.bias_grad(&p, &y, &mut db).unwrap();
         assert_eq!(backend.to_host(&db, 2).unwrap(), [40.0, 73.0]);
     }

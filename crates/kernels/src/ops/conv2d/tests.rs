@@ -76,9 +76,9 @@ fn check<B: Conv2dKernel>(backend: &B) {
             random(&mut rng, p.weight_len()),
             random(&mut rng, filters),
         );
-        let xb = backend.from_host(&x).unwrap();
-        let wb = backend.from_host(&w).unwrap();
-        let bb = backend.from_host(&b).unwrap();
+        let xb = backend.alloc_from(&x).unwrap();
+        let wb = backend.alloc_from(&w).unwrap();
+        let bb = backend.alloc_from(&b).unwrap();
         let mut yb = backend.alloc(p.output_len()).unwrap();
         let mut ws = backend.alloc(backend.conv2d_workspace_len(&p)).unwrap();
         backend
@@ -91,7 +91,7 @@ fn check<B: Conv2dKernel>(backend: &B) {
 
         // Weight gradient: d<y, g>/dw[i] = <direct(x, e_i), g>, checked on a few entries.
         let g = random(&mut rng, p.output_len());
-        let gb = backend.from_host(&g).unwrap();
+        let gb = backend.alloc_from(&g).unwrap();
         let mut dw = backend.alloc(p.weight_len()).unwrap();
         let mut db = backend.alloc(filters).unwrap();
         backend

@@ -46,7 +46,7 @@ mod tests {
             rate: 0.3,
             seed: 99,
         };
-        let x = backend.from_host(&vec![1.0; len]).unwrap();
+        let x = backend.alloc_from(&vec![1.0; len]).unwrap();
         let mut y = backend.alloc(len).unwrap();
         backend.dropout_fwd(&p, &x, &mut y).unwrap();
         let y = backend.to_host(&y, len).unwrap();

@@ -98,9 +98,9 @@ mod tests {
                         let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
                         let mut want = c0.clone();
                         naive(&p, &a, &b, &mut want);
-                        let ab = backend.from_host(&a).unwrap();
-                        let bb = backend.from_host(&b).unwrap();
-                        let mut cb = backend.from_host(&c0).unwrap();
+                        let ab = backend.alloc_from(&a).unwrap();
+                        let bb = backend.alloc_from(&b).unwrap();
+                        let mut cb = backend.alloc_from(&c0).unwrap();
                         backend.matmul(&p, &ab, &bb, &mut cb).unwrap();
                         let got = backend.to_host(&cb, m * n).unwrap();
                         for (g, w) in got.iter().zip(&want) {

@@ -69,7 +69,7 @@ fn backward_image(p: &Pool2dParams, x: &[f32], dy: &[f32], dx: &mut [f32]) {
             let g = &dy[(oy * us(p.out_w) + ox) * c..][..c];
             match p.kind {
                 PoolKind::Max => {
-                    for ch in 0..c {
+                    for (ch, &g) in g.iter().enumerate() {
                         let mut best = f32::NEG_INFINITY;
                         let mut at = usize::MAX;
                         for yy in y0..y1 {
@@ -82,7 +82,7 @@ fn backward_image(p: &Pool2dParams, x: &[f32], dy: &[f32], dx: &mut [f32]) {
                             }
                         }
                         if at != usize::MAX {
-                            dx[at] += g[ch];
+                            dx[at] += g;
                         }
                     }
                 }

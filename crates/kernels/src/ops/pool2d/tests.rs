@@ -7,7 +7,7 @@ use crate::Cpu;
 use crate::rng::Rng;
 
 fn run<B: Pool2dKernel>(backend: &B, p: &Pool2dParams, x: &[f32]) -> Vec<f32> {
-    let xb = backend.from_host(x).unwrap();
+    let xb = backend.alloc_from(x).unwrap();
     let mut yb = backend.alloc(p.output_len()).unwrap();
     backend.pool2d_fwd(p, &xb, &mut yb).unwrap();
     backend.to_host(&yb, p.output_len()).unwrap()
@@ -52,9 +52,9 @@ fn check<B: Pool2dKernel>(backend: &B) {
                 .collect();
             let y = run(backend, &p, &x);
             let (xb, yb, gb) = (
-                backend.from_host(&x).unwrap(),
-                backend.from_host(&y).unwrap(),
-                backend.from_host(&g).unwrap(),
+                backend.alloc_from(&x).unwrap(),
+                backend.alloc_from(&y).unwrap(),
+                backend.alloc_from(&g).unwrap(),
             );
             let mut dxb = backend.alloc(p.input_len()).unwrap();
             backend.pool2d_bwd(&p, &xb, &yb, &gb, &mut dxb).unwrap();
