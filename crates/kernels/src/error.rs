@@ -45,6 +45,14 @@ pub enum Error {
         /// Values given.
         got: usize,
     },
+    /// The backend could not allocate a buffer.
+    #[error("out of memory: cannot allocate a buffer of {len} f32 values on {backend}")]
+    OutOfMemory {
+        /// Elements asked for.
+        len: usize,
+        /// Which backend.
+        backend: String,
+    },
     /// The CPU thread pool could not start its threads.
     #[error("could not start the CPU worker threads: {0}")]
     ThreadPool(#[from] std::io::Error),

@@ -45,3 +45,8 @@ pub mod prelude {
     pub use kiln_nn::{GradAt, Mode, Model};
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
 }
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -276,6 +276,13 @@ fn run_time_errors_are_errors() {
         Mlp::new(&cpu, 0, 1),
         Err(Error::ZeroMaxBatch { model: "Mlp" })
     ));
+    assert!(matches!(
+        Mlp::new(&cpu, usize::MAX / 2, 1),
+        Err(Error::MaxBatchTooLarge { model: "Mlp", .. })
+    ));
+    // Fits the address space, not the machine: an error, not an abort.
+    let err = Mlp::new(&cpu, 1 << 40, 1).err().unwrap();
+    assert!(err.to_string().contains("out of memory"), "{err}");
     let mut mlp = Mlp::new(&cpu, 2, 1).unwrap();
     let grad = Tensor::<Rank1<4>, Cpu>::from_slice(&cpu, 1, &[0.0; 4]).unwrap();
     assert!(matches!(

@@ -124,6 +124,9 @@ pub fn expand(model: &Model) -> TokenStream {
                 if max_batch == 0 {
                     return ::core::result::Result::Err(::kiln::nn::Error::ZeroMaxBatch { model: Self::NAME });
                 }
+                if max_batch.checked_mul(Self::ACTIVATION_FLOATS_PER_SAMPLE).is_none() {
+                    return ::core::result::Result::Err(::kiln::nn::Error::MaxBatchTooLarge { model: Self::NAME, max_batch });
+                }
                 let mut __rng = ::kiln::kernels::rng::Rng::new(seed);
                 ::core::result::Result::Ok(Self { #build })
             }

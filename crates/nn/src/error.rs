@@ -38,6 +38,14 @@ pub enum Error {
         /// The model.
         model: &'static str,
     },
+    /// A workspace for `max_batch` samples would not fit in the address space.
+    #[error("{model}: a workspace for max_batch = {max_batch} samples does not fit in memory")]
+    MaxBatchTooLarge {
+        /// The model.
+        model: &'static str,
+        /// The batch asked for.
+        max_batch: usize,
+    },
     /// A batch is larger than the workspace the model was built for.
     #[error(
         "{model}: batch of {batch} exceeds the max_batch of {max} the model was built with; build it with a larger max_batch"
