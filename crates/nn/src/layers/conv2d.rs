@@ -6,7 +6,7 @@ use kiln_kernels::rng::Rng;
 use kiln_shape::{LayerSpec, Shape};
 
 use super::activation::FusedActivation;
-use crate::init::glorot_uniform;
+use super::params::KernelAndBias;
 use crate::layer::checked_output;
 use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
 
@@ -23,24 +23,9 @@ use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
 #[derive(Debug)]
 pub struct Conv2d<B: Backend> {
     params: Conv2dParams,
-    weight: B::Buffer,
-    bias: B::Buffer,
-    dweight: B::Buffer,
-    dbias: B::Buffer,
+    kernel: KernelAndBias<B>,
     workspace: B::Buffer,
     activation: FusedActivation<B>,
-}
-
-impl<B: Backend> Conv2d<B> {
-    fn weight_shape(&self) -> Shape {
-        let p = &self.params;
-        Shape::new(&[
-            p.kernel_h as usize,
-            p.kernel_w as usize,
-            p.in_c as usize,
-            p.out_c as usize,
-        ])
-    }
 }
 
 impl<B: Backend> Layer<B> for Conv2d<B> {
@@ -62,16 +47,13 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         let (kh, kw) = conv.kernel;
         let c_in = params.in_c as usize;
         Ok(Self {
-            weight: glorot_uniform(
+            kernel: KernelAndBias::new(
                 backend,
-                params.weight_len(),
+                Shape::new(&[kh, kw, c_in, conv.filters]),
                 kh * kw * c_in,
                 kh * kw * conv.filters,
                 rng,
             )?,
-            bias: backend.alloc(conv.filters)?,
-            dweight: backend.alloc(params.weight_len())?,
-            dbias: backend.alloc(conv.filters)?,
             workspace: backend.alloc(backend.conv2d_workspace_len(&params))?,
             activation: FusedActivation::new(backend, conv.activation, max_batch * output.size())?,
             params,
@@ -87,7 +69,8 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         _mode: Mode,
     ) -> Result<()> {
         let p = self.params.with_batch(batch)?;
-        backend.conv2d_fwd(&p, x, &self.weight, &self.bias, y, &mut self.workspace)?;
+        let k = &self.kernel;
+        backend.conv2d_fwd(&p, x, &k.weight, &k.bias, y, &mut self.workspace)?;
         self.activation
             .forward(backend, y, p.out_pixels(), p.out_c as usize)
     }
@@ -110,19 +93,17 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             x,
             &self.workspace,
             dy,
-            &mut self.dweight,
-            &mut self.dbias,
+            &mut self.kernel.dweight,
+            &mut self.kernel.dbias,
         )?;
         if let Some(dx) = dx {
-            backend.conv2d_bwd_data(&p, dy, &self.weight, dx, &mut self.workspace)?;
+            backend.conv2d_bwd_data(&p, dy, &self.kernel.weight, dx, &mut self.workspace)?;
         }
         Ok(())
     }
 
     fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        backend.fill(&mut self.dweight, self.params.weight_len(), 0.0)?;
-        backend.fill(&mut self.dbias, self.params.out_c as usize, 0.0)?;
-        Ok(())
+        self.kernel.zero_grad(backend)
     }
 
     fn visit_parameters(
@@ -130,21 +111,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         layer: &'static str,
         f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
     ) -> Result<()> {
-        let (shape, filters) = (self.weight_shape(), self.params.out_c as usize);
-        f(ParamMut {
-            layer,
-            name: "weight",
-            shape,
-            value: &mut self.weight,
-            grad: &mut self.dweight,
-        })?;
-        f(ParamMut {
-            layer,
-            name: "bias",
-            shape: Shape::new(&[filters]),
-            value: &mut self.bias,
-            grad: &mut self.dbias,
-        })
+        self.kernel.visit(layer, f)
     }
 
     fn parameters(
@@ -152,19 +119,6 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         layer: &'static str,
         f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
     ) -> Result<()> {
-        f(ParamRef {
-            layer,
-            name: "weight",
-            shape: self.weight_shape(),
-            value: &self.weight,
-            grad: &self.dweight,
-        })?;
-        f(ParamRef {
-            layer,
-            name: "bias",
-            shape: Shape::new(&[self.params.out_c as usize]),
-            value: &self.bias,
-            grad: &self.dbias,
-        })
+        self.kernel.view(layer, f)
     }
 }

@@ -7,7 +7,7 @@ use kiln_kernels::rng::Rng;
 use kiln_shape::{LayerSpec, Shape};
 
 use super::activation::FusedActivation;
-use crate::init::glorot_uniform;
+use super::params::KernelAndBias;
 use crate::layer::checked_output;
 use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
 
@@ -23,10 +23,7 @@ use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
 pub struct Dense<B: Backend> {
     in_features: usize,
     units: usize,
-    weight: B::Buffer,
-    bias: B::Buffer,
-    dweight: B::Buffer,
-    dbias: B::Buffer,
+    params: KernelAndBias<B>,
     activation: FusedActivation<B>,
 }
 
@@ -68,10 +65,13 @@ impl<B: Backend> Layer<B> for Dense<B> {
         Ok(Self {
             in_features,
             units,
-            weight: glorot_uniform(backend, in_features * units, in_features, units, rng)?,
-            bias: backend.alloc(units)?,
-            dweight: backend.alloc(in_features * units)?,
-            dbias: backend.alloc(units)?,
+            params: KernelAndBias::new(
+                backend,
+                Shape::new(&[in_features, units]),
+                in_features,
+                units,
+                rng,
+            )?,
             activation: FusedActivation::new(backend, dense.activation, max_batch * units)?,
         })
     }
@@ -85,13 +85,13 @@ impl<B: Backend> Layer<B> for Dense<B> {
         _mode: Mode,
     ) -> Result<()> {
         let p = self.product(batch)?;
-        backend.matmul(&p, x, &self.weight, y)?;
+        backend.matmul(&p, x, &self.params.weight, y)?;
         backend.bias_add(
             &BiasParams {
                 rows: p.m,
                 cols: p.n,
             },
-            &self.bias,
+            &self.params.bias,
             y,
         )?;
         self.activation.forward(backend, y, batch, self.units)
@@ -119,14 +119,14 @@ impl<B: Backend> Layer<B> for Dense<B> {
             trans_b: false,
             accumulate: true,
         };
-        backend.matmul(&dw, x, dy, &mut self.dweight)?;
+        backend.matmul(&dw, x, dy, &mut self.params.dweight)?;
         backend.bias_grad(
             &BiasParams {
                 rows: p.m,
                 cols: p.n,
             },
             dy,
-            &mut self.dbias,
+            &mut self.params.dbias,
         )?;
         if let Some(dx) = dx {
             // dx = dy W^T: [batch, units] x [units, in].
@@ -138,15 +138,13 @@ impl<B: Backend> Layer<B> for Dense<B> {
                 trans_b: true,
                 accumulate: false,
             };
-            backend.matmul(&dxp, dy, &self.weight, dx)?;
+            backend.matmul(&dxp, dy, &self.params.weight, dx)?;
         }
         Ok(())
     }
 
     fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        backend.fill(&mut self.dweight, self.in_features * self.units, 0.0)?;
-        backend.fill(&mut self.dbias, self.units, 0.0)?;
-        Ok(())
+        self.params.zero_grad(backend)
     }
 
     fn visit_parameters(
@@ -154,20 +152,7 @@ impl<B: Backend> Layer<B> for Dense<B> {
         layer: &'static str,
         f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
     ) -> Result<()> {
-        f(ParamMut {
-            layer,
-            name: "weight",
-            shape: Shape::new(&[self.in_features, self.units]),
-            value: &mut self.weight,
-            grad: &mut self.dweight,
-        })?;
-        f(ParamMut {
-            layer,
-            name: "bias",
-            shape: Shape::new(&[self.units]),
-            value: &mut self.bias,
-            grad: &mut self.dbias,
-        })
+        self.params.visit(layer, f)
     }
 
     fn parameters(
@@ -175,19 +160,6 @@ impl<B: Backend> Layer<B> for Dense<B> {
         layer: &'static str,
         f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
     ) -> Result<()> {
-        f(ParamRef {
-            layer,
-            name: "weight",
-            shape: Shape::new(&[self.in_features, self.units]),
-            value: &self.weight,
-            grad: &self.dweight,
-        })?;
-        f(ParamRef {
-            layer,
-            name: "bias",
-            shape: Shape::new(&[self.units]),
-            value: &self.bias,
-            grad: &self.dbias,
-        })
+        self.params.view(layer, f)
     }
 }

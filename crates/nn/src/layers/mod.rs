@@ -5,4 +5,5 @@ pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
+mod params;
 pub mod pool2d;

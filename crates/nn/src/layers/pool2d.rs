@@ -8,7 +8,7 @@ use kiln_shape::{LayerSpec, Shape};
 use crate::layer::checked_output;
 use crate::{Error, GradAt, Layer, Mode, Result};
 
-/// `MaxPool2d(size, stride)` and `AvgPool2d(size, stride)`.
+/// `MaxPool2d(size, stride)`, `AvgPool2d(size, stride)` and `GlobalAvgPool2d`.
 ///
 /// # Shapes
 /// - input: `[batch, h, w, c]`
@@ -27,9 +27,10 @@ impl<B: Backend> Layer<B> for Pool2d {
         max_batch: usize,
         _rng: &mut Rng,
     ) -> Result<Self> {
-        let (pool, kind) = match *spec {
-            LayerSpec::MaxPool2d(p) => (p, PoolKind::Max),
-            LayerSpec::AvgPool2d(p) => (p, PoolKind::Avg),
+        let params = match *spec {
+            LayerSpec::MaxPool2d(p) => Pool2dParams::new(&p, PoolKind::Max, input, max_batch),
+            LayerSpec::AvgPool2d(p) => Pool2dParams::new(&p, PoolKind::Avg, input, max_batch),
+            LayerSpec::GlobalAvgPool2d => Pool2dParams::global_avg(input, max_batch),
             _ => {
                 return Err(Error::WrongSpec {
                     layer: "Pool2d",
@@ -38,9 +39,7 @@ impl<B: Backend> Layer<B> for Pool2d {
             }
         };
         checked_output(spec, input)?;
-        Ok(Self {
-            params: Pool2dParams::new(&pool, kind, input, max_batch)?,
-        })
+        Ok(Self { params: params? })
     }
 
     fn forward(
@@ -72,61 +71,10 @@ impl<B: Backend> Layer<B> for Pool2d {
     }
 }
 
-/// The mean over height and width of each channel.
+/// The mean over height and width of each channel: a [`Pool2d`] whose window is the
+/// whole image.
 ///
 /// # Shapes
 /// - input: `[batch, h, w, c]`
 /// - output: `[batch, c]`
-#[derive(Debug)]
-pub struct GlobalAvgPool2d {
-    params: Pool2dParams,
-}
-
-impl<B: Backend> Layer<B> for GlobalAvgPool2d {
-    fn build(
-        _backend: &B,
-        spec: &LayerSpec,
-        input: Shape,
-        max_batch: usize,
-        _rng: &mut Rng,
-    ) -> Result<Self> {
-        if *spec != LayerSpec::GlobalAvgPool2d {
-            return Err(Error::WrongSpec {
-                layer: "GlobalAvgPool2d",
-                spec: spec.kind(),
-            });
-        }
-        checked_output(spec, input)?;
-        Ok(Self {
-            params: Pool2dParams::global_avg(input, max_batch)?,
-        })
-    }
-
-    fn forward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &mut B::Buffer,
-        batch: usize,
-        _mode: Mode,
-    ) -> Result<()> {
-        backend.pool2d_fwd(&self.params.with_batch(batch)?, x, y)?;
-        Ok(())
-    }
-
-    fn backward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        _at: GradAt,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            backend.pool2d_bwd(&self.params.with_batch(batch)?, x, y, dy, dx)?;
-        }
-        Ok(())
-    }
-}
+pub type GlobalAvgPool2d = Pool2d;

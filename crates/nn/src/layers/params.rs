@@ -1,0 +1,97 @@
+//! The kernel and bias that `Dense` and `Conv2d` share: storage, gradients, and the
+//! visits that optimizers and checkpoints use.
+
+use kiln_kernels::Backend;
+use kiln_kernels::rng::Rng;
+use kiln_shape::Shape;
+
+use crate::init::glorot_uniform;
+use crate::{ParamMut, ParamRef, Result};
+
+/// A glorot-uniform kernel and a zero bias, with their gradients.
+#[derive(Debug)]
+pub(crate) struct KernelAndBias<B: Backend> {
+    kernel_shape: Shape,
+    pub(crate) weight: B::Buffer,
+    pub(crate) bias: B::Buffer,
+    pub(crate) dweight: B::Buffer,
+    pub(crate) dbias: B::Buffer,
+}
+
+impl<B: Backend> KernelAndBias<B> {
+    /// A kernel of `kernel_shape` whose last axis is the output units, initialised
+    /// with the given fans, and a bias of one value per unit.
+    pub(crate) fn new(
+        backend: &B,
+        kernel_shape: Shape,
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let (len, units) = (kernel_shape.size(), Self::units_of(&kernel_shape));
+        Ok(Self {
+            kernel_shape,
+            weight: glorot_uniform(backend, len, fan_in, fan_out, rng)?,
+            bias: backend.alloc(units)?,
+            dweight: backend.alloc(len)?,
+            dbias: backend.alloc(units)?,
+        })
+    }
+
+    fn units_of(shape: &Shape) -> usize {
+        shape.dims().last().copied().unwrap_or(1)
+    }
+
+    fn bias_shape(&self) -> Shape {
+        Shape::new(&[Self::units_of(&self.kernel_shape)])
+    }
+
+    pub(crate) fn zero_grad(&mut self, backend: &B) -> Result<()> {
+        backend.fill(&mut self.dweight, self.kernel_shape.size(), 0.0)?;
+        backend.fill(&mut self.dbias, Self::units_of(&self.kernel_shape), 0.0)?;
+        Ok(())
+    }
+
+    pub(crate) fn visit(
+        &mut self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        let bias_shape = self.bias_shape();
+        f(ParamMut {
+            layer,
+            name: "weight",
+            shape: self.kernel_shape,
+            value: &mut self.weight,
+            grad: &mut self.dweight,
+        })?;
+        f(ParamMut {
+            layer,
+            name: "bias",
+            shape: bias_shape,
+            value: &mut self.bias,
+            grad: &mut self.dbias,
+        })
+    }
+
+    pub(crate) fn view(
+        &self,
+        layer: &'static str,
+        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        f(ParamRef {
+            layer,
+            name: "weight",
+            shape: self.kernel_shape,
+            value: &self.weight,
+            grad: &self.dweight,
+        })?;
+        f(ParamRef {
+            layer,
+            name: "bias",
+            shape: self.bias_shape(),
+            value: &self.bias,
+            grad: &self.dbias,
+        })
+    }
+}
