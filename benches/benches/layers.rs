@@ -4,6 +4,9 @@
 //! Criterion's "elements" throughput is used for FLOPs, so its `Gelem/s` reads as
 //! GFLOP/s.
 
+// A benchmark whose setup fails has nothing to measure: it stops with the error.
+#![allow(clippy::expect_used)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::kernels::rng::Rng;
 use kiln::nn::{Conv2d, Dense, GradAt, Layer, Mode, Pool2d};
@@ -13,23 +16,39 @@ use kiln::{Cpu, Storage};
 const BATCH: usize = 64;
 
 fn threads() -> usize {
-    std::env::var("KILN_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+    std::env::var("KILN_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }
 
-fn bench_layer<L: Layer<Cpu>>(c: &mut Criterion, name: &str, spec: LayerSpec, input: [usize; 3], needs_dx: bool) {
+fn bench_layer<L: Layer<Cpu>>(
+    c: &mut Criterion,
+    name: &str,
+    spec: LayerSpec,
+    input: [usize; 3],
+    needs_dx: bool,
+) {
     let cpu = Cpu::with_threads(threads()).expect("threads");
     let input = Shape::new(&input);
     let output = spec.output_shape(&input).expect("shape");
     let mut layer = L::build(&cpu, &spec, input, BATCH, &mut Rng::new(1)).expect("layer");
     let mut rng = Rng::new(2);
-    let x_host: Vec<f32> = (0..BATCH * input.size()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-    let x = cpu.from_host(&x_host).expect("x");
+    let x_host: Vec<f32> = (0..BATCH * input.size())
+        .map(|_| rng.uniform_in(-1.0, 1.0))
+        .collect();
+    let x = cpu.alloc_from(&x_host).expect("x");
     let mut y = cpu.alloc(BATCH * output.size()).expect("y");
-    let dy_host: Vec<f32> = (0..BATCH * output.size()).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-    let mut dy = cpu.from_host(&dy_host).expect("dy");
+    let dy_host: Vec<f32> = (0..BATCH * output.size())
+        .map(|_| rng.uniform_in(-1.0, 1.0))
+        .collect();
+    let mut dy = cpu.alloc_from(&dy_host).expect("dy");
     let mut dx = cpu.alloc(BATCH * input.size()).expect("dx");
     let forward_flops = match spec {
-        LayerSpec::Conv2d(conv) => 2.0 * (output.size() / conv.filters * conv.filters) as f64 * (conv.kernel.0 * conv.kernel.1 * input.dims()[2]) as f64,
+        LayerSpec::Conv2d(conv) => {
+            2.0 * (output.size() / conv.filters * conv.filters) as f64
+                * (conv.kernel.0 * conv.kernel.1 * input.dims()[2]) as f64
+        }
         LayerSpec::Dense(d) => 2.0 * (input.size() * d.units) as f64,
         _ => 0.0,
     } * BATCH as f64;
@@ -39,7 +58,11 @@ fn bench_layer<L: Layer<Cpu>>(c: &mut Criterion, name: &str, spec: LayerSpec, in
         group.throughput(Throughput::Elements(forward_flops as u64));
     }
     group.bench_function("forward", |b| {
-        b.iter(|| layer.forward(&cpu, &x, &mut y, BATCH, Mode::Train).expect("forward"));
+        b.iter(|| {
+            layer
+                .forward(&cpu, &x, &mut y, BATCH, Mode::Train)
+                .expect("forward")
+        });
     });
     if forward_flops > 0.0 {
         // Weight gradient plus (unless first layer) input gradient: 1x or 2x forward.
@@ -49,7 +72,15 @@ fn bench_layer<L: Layer<Cpu>>(c: &mut Criterion, name: &str, spec: LayerSpec, in
     group.bench_function("backward", |b| {
         b.iter(|| {
             layer
-                .backward(&cpu, &x, &y, &mut dy, needs_dx.then_some(&mut dx), BATCH, GradAt::PreActivation)
+                .backward(
+                    &cpu,
+                    &x,
+                    &y,
+                    &mut dy,
+                    needs_dx.then_some(&mut dx),
+                    BATCH,
+                    GradAt::PreActivation,
+                )
                 .expect("backward")
         });
     });
@@ -92,22 +123,35 @@ fn bench_dense(c: &mut Criterion, name: &str, spec: LayerSpec, inputs: usize) {
     let cpu = Cpu::with_threads(threads()).expect("threads");
     let input = Shape::new(&[inputs]);
     let units = spec.output_shape(&input).expect("shape").size();
-    let mut layer = Dense::<Cpu>::build(&cpu, &spec, input, BATCH, &mut Rng::new(1)).expect("layer");
-    let x = cpu.from_host(&vec![0.5; BATCH * inputs]).expect("x");
+    let mut layer =
+        Dense::<Cpu>::build(&cpu, &spec, input, BATCH, &mut Rng::new(1)).expect("layer");
+    let x = cpu.alloc_from(&vec![0.5; BATCH * inputs]).expect("x");
     let mut y = cpu.alloc(BATCH * units).expect("y");
-    let mut dy = cpu.from_host(&vec![0.1; BATCH * units]).expect("dy");
+    let mut dy = cpu.alloc_from(&vec![0.1; BATCH * units]).expect("dy");
     let mut dx = cpu.alloc(BATCH * inputs).expect("dx");
     let flops = 2 * BATCH * inputs * units;
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(flops as u64));
     group.bench_function("forward", |b| {
-        b.iter(|| layer.forward(&cpu, &x, &mut y, BATCH, Mode::Train).expect("forward"));
+        b.iter(|| {
+            layer
+                .forward(&cpu, &x, &mut y, BATCH, Mode::Train)
+                .expect("forward")
+        });
     });
     group.throughput(Throughput::Elements(2 * flops as u64));
     group.bench_function("backward", |b| {
         b.iter(|| {
             layer
-                .backward(&cpu, &x, &y, &mut dy, Some(&mut dx), BATCH, GradAt::PreActivation)
+                .backward(
+                    &cpu,
+                    &x,
+                    &y,
+                    &mut dy,
+                    Some(&mut dx),
+                    BATCH,
+                    GradAt::PreActivation,
+                )
                 .expect("backward")
         });
     });

@@ -1,6 +1,9 @@
 //! One forward + backward of the seed CNN (DESIGN.md section 1) at batch 64, and its
 //! inference forward. Throughput is in images. Run with `cargo xtask bench`.
 
+// A benchmark whose setup fails has nothing to measure: it stops with the error.
+#![allow(clippy::expect_used)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::prelude::*;
 
@@ -23,12 +26,18 @@ kiln::model! {
 const BATCH: usize = 64;
 
 fn seed_cnn(c: &mut Criterion) {
-    let threads = std::env::var("KILN_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let threads = std::env::var("KILN_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let cpu = Cpu::with_threads(threads).expect("threads");
     let mut model = SeedCnn::new(&cpu, BATCH, 1).expect("model");
-    let images: Vec<f32> = (0..BATCH * 32 * 32 * 3).map(|i| ((i * 7919 % 256) as f32) / 255.0).collect();
+    let images: Vec<f32> = (0..BATCH * 32 * 32 * 3)
+        .map(|i| ((i * 7919 % 256) as f32) / 255.0)
+        .collect();
     let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, BATCH, &images).expect("x");
-    let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, BATCH, &vec![0.01; BATCH * 10]).expect("grad");
+    let grad =
+        Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, BATCH, &vec![0.01; BATCH * 10]).expect("grad");
 
     let mut group = c.benchmark_group(format!("seed_cnn_batch{BATCH}_threads{threads}"));
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -36,7 +45,9 @@ fn seed_cnn(c: &mut Criterion) {
         b.iter(|| {
             model.forward(&x, Mode::Train).expect("forward");
             model.zero_grad().expect("zero_grad");
-            model.backward(&grad, GradAt::PreActivation).expect("backward");
+            model
+                .backward(&grad, GradAt::PreActivation)
+                .expect("backward");
         });
     });
     group.bench_function("inference", |b| {

@@ -30,9 +30,16 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--filter" => options.filter = Some(it.next().ok_or("--filter needs a regex")?),
             "--threads" => {
                 let n = it.next().ok_or("--threads needs a number")?;
-                options.threads = Some(n.parse().map_err(|_| format!("--threads: `{n}` is not a number"))?);
+                options.threads = Some(
+                    n.parse()
+                        .map_err(|_| format!("--threads: `{n}` is not a number"))?,
+                );
             }
-            other => return Err(format!("unknown option `{other}`; options: --quick, --filter REGEX, --threads N")),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}`; options: --quick, --filter REGEX, --threads N"
+                ));
+            }
         }
     }
     Ok(options)
@@ -55,7 +62,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         cmd.current_dir(&root)
             .args(["bench", "-p", "kiln-benches", "--bench", bench, "--"]);
         if options.quick {
-            cmd.args(["--warm-up-time", "0.2", "--measurement-time", "0.5", "--sample-size", "10"]);
+            cmd.args([
+                "--warm-up-time",
+                "0.2",
+                "--measurement-time",
+                "0.5",
+                "--sample-size",
+                "10",
+            ]);
         }
         if let Some(filter) = &options.filter {
             cmd.arg(filter);
@@ -71,14 +85,18 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     }
     let rows = collect(&criterion_dir)?;
     if rows.is_empty() {
-        return Err(format!("no criterion results under {}", criterion_dir.display()));
+        return Err(format!(
+            "no criterion results under {}",
+            criterion_dir.display()
+        ));
     }
     let out = root.join("target/kiln-bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let table = markdown(&rows);
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
     write(&out.join("report.md"), &table)?;
-    let text = serde_json::to_string_pretty(&json!({ "benchmarks": json_rows })).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&json!({ "benchmarks": json_rows }))
+        .map_err(|e| e.to_string())?;
     write(&out.join("report.json"), &text)?;
     println!("{table}");
     println!("xtask: wrote {}", out.join("report.md").display());
@@ -120,7 +138,9 @@ fn collect(dir: &Path) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -139,7 +159,8 @@ fn collect(dir: &Path) -> Result<Vec<Row>, String> {
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
 }
 

@@ -1,6 +1,9 @@
 //! Every layer's backward pass (input and parameter gradients) against central finite
 //! differences of `L = sum(y * u)` for a fixed random `u`, at several shapes.
 
+// The harness is shared by the tests below; a failing call fails the test.
+#![allow(clippy::unwrap_used)]
+
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Cpu, CpuBuffer, Storage};
 use kiln_nn::{

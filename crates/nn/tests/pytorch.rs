@@ -7,7 +7,11 @@
 //! `w_torch = w_kiln.permute(3, 2, 0, 1)`, dense weight `w_torch = w_kiln.T`, and
 //! TensorFlow's `same` padding as an explicit `F.pad` before a `valid` op.
 
-#[allow(dead_code)]
+// The helpers are shared by the tests below; a failing call fails the test.
+#![allow(clippy::unwrap_used)]
+
+// Nine significant digits round-trip every f32 exactly; not every constant is used.
+#[allow(dead_code, clippy::excessive_precision)]
 #[path = "oracle/pytorch_layers.rs"]
 mod pytorch_layers;
 

@@ -150,10 +150,11 @@ impl Storage for Cpu {
     fn alloc(&self, len: usize) -> Result<CpuBuffer> {
         // `try_reserve` turns an impossible size into an error instead of an abort.
         let mut data = Vec::new();
-        data.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
-            len,
-            backend: self.name(),
-        })?;
+        data.try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory {
+                len,
+                backend: self.name(),
+            })?;
         data.resize(len, 0.0);
         Ok(CpuBuffer {
             data: Array1::from_vec(data),

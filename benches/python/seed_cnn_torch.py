@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""The seed CNN in PyTorch on the CPU: the peer kiln's benchmarks compare against.
+
+Measures, at a given batch size and thread count, images per second of
+  - forward + backward (what kiln's `seed_cnn/forward_backward` bench measures),
+  - a full training step (forward, loss, backward, Adam),
+  - inference (forward under no_grad),
+in PyTorch's fastest CPU configuration for this model (channels-last), and prints one
+JSON line per workload with the median, min and max over several timed rounds.
+
+    pip install torch numpy
+    python3 benches/python/seed_cnn_torch.py --batch 64 --threads 2
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def seed_cnn():
+    # Keras's Conv2D(32/64/128, 3, relu) + MaxPool(2) blocks, Flatten, Dense(128, relu),
+    # Dense(10); softmax is folded into the loss.
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+
+
+def timed(fn, iters, rounds):
+    for _ in range(3):
+        fn()
+    per_round = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        per_round.append((time.perf_counter() - start) / iters)
+    return per_round
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = seed_cnn().to(memory_format=torch.channels_last)
+    x = torch.rand(args.batch, 3, 32, 32).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+    def forward_backward():
+        model.zero_grad(set_to_none=False)
+        loss_fn(model(x), y).backward()
+
+    def train_step():
+        opt.zero_grad(set_to_none=False)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    def inference():
+        with torch.no_grad():
+            model(x)
+
+    for name, fn in [("forward_backward", forward_backward), ("train_step", train_step), ("inference", inference)]:
+        seconds = timed(fn, args.iters, args.rounds)
+        rates = sorted(args.batch / s for s in seconds)
+        print(json.dumps({
+            "workload": name, "batch": args.batch, "threads": args.threads,
+            "torch": torch.__version__,
+            "images_per_s_median": statistics.median(rates),
+            "images_per_s_min": rates[0], "images_per_s_max": rates[-1],
+        }))
+
+
+if __name__ == "__main__":
+    main()

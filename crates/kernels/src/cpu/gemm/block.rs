@@ -1,0 +1,509 @@
+//! The cache-blocked loops around the micro-kernel (Goto's algorithm, as in BLIS).
+//!
+//! For one task (a block of `c` and a range of `k`): `b` is cut into `kc x nc` panels
+//! and `a` into `mc x kc` blocks; inside, the macro-kernel walks `NR`-wide strips of the
+//! panel (outer) and `MR`-tall strips of the block (inner), so that a strip of `b`
+//! stays in L1 while the strips of `a` stream from L2. When the whole panel of `b`
+//! fits in L1 (a short `k`, a narrow `c`), the order flips: `c` is then written row
+//! strip by row strip and every strip of `a` is read once.
+//!
+//! An operand is packed (copied into strips, see [`super::pack`]) unless it can be
+//! read in place: the micro-kernel reads `a` at any strides, and `b` with unit column
+//! stride, directly from the caller's storage when a copy would not pay for itself.
+//! Ragged edges: a strip of fewer than `MR` rows runs a kernel compiled for that many
+//! rows; a strip of fewer than `NR` columns of an in-place `b` is packed (the kernel
+//! always reads `NR` columns) and its tiles go through a stack buffer.
+
+use std::ops::Range;
+
+use super::scratch::WorkerScratch;
+use super::{MatRef, pack};
+
+/// Rows of the register tile.
+pub(super) const MR: usize = 6;
+/// Columns of the register tile (two AVX vectors).
+pub(super) const NR: usize = 16;
+/// The most steps of `k` per panel: a `KC x NR` strip of `b` (24 KiB) stays in the
+/// 32 KiB L1 next to the strip of `a` streaming through. Longer panels mean fewer
+/// passes over `c`.
+pub(super) const KC: usize = 384;
+/// The most rows of `a` per packed block: `MC x KC` (216 KiB) sits in L2.
+pub(super) const MC: usize = 144;
+/// The most columns of `b` per packed panel: `KC x NC` (1.5 MiB) sits in L3; wide
+/// enough that a worker packs the `b` of every product of kiln's models whole, once.
+pub(super) const NC: usize = 1024;
+
+/// One micro-kernel call for `R <= MR` rows (a const parameter of the kernel):
+/// `c[0..R][0..NR] = alpha * sum_p a(0..R, p) b(p, :) + beta * c`.
+///
+/// Contract for the pointers: for every `p < k` and `i < R`, `a + i * a_rs + p * a_cs`
+/// is readable, and so are the `NR` values at `b + p * b_rs`; the `R x NR` block at `c`
+/// with rows `c_rs` apart is writable, not aliased by any live reference, and readable
+/// when `beta != 0`. With `beta == 0`, `c` is not read.
+pub(super) struct Tile {
+    pub(super) k: usize,
+    pub(super) a: *const f32,
+    pub(super) a_rs: usize,
+    pub(super) a_cs: usize,
+    pub(super) b: *const f32,
+    pub(super) b_rs: usize,
+    pub(super) c: *mut f32,
+    pub(super) c_rs: usize,
+    pub(super) alpha: f32,
+    pub(super) beta: f32,
+    /// Lines to prefetch while the tile runs (the next strip of `a` when `a` is read
+    /// in place and may still be in memory): step `p < pf_n` prefetches
+    /// `pf + p * pf_step`. Any address is allowed; nothing is read.
+    pub(super) pf: *const f32,
+    pub(super) pf_step: usize,
+    pub(super) pf_n: usize,
+}
+
+/// The micro-kernel the CPU can run, chosen once per backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    Portable,
+}
+
+impl Isa {
+    /// The fastest kernel this CPU supports.
+    pub(super) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Self::Avx2Fma;
+        }
+        Self::Portable
+    }
+}
+
+/// Whether the operands are read in place or packed; one choice per product.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Packing {
+    /// Read `a` in place (any strides).
+    pub(super) direct_a: bool,
+    /// Read `b` in place (needs `b.col_stride == 1`).
+    pub(super) direct_b: bool,
+}
+
+/// One task: `c[rows][cols] = alpha * a[rows][ks] * b[ks][cols] + beta * c[rows][cols]`,
+/// where `c` points at element `(rows.start, cols.start)` of the destination, rows
+/// `c_rs` apart.
+pub(super) struct Job<'a> {
+    /// Which call of `sgemm` this task belongs to (tells a worker whether the `b` it
+    /// packed for an earlier task is still the right one).
+    pub(super) product: u64,
+    pub(super) isa: Isa,
+    pub(super) packing: Packing,
+    pub(super) alpha: f32,
+    pub(super) beta: f32,
+    pub(super) a: MatRef<'a>,
+    pub(super) b: MatRef<'a>,
+    pub(super) rows: Range<usize>,
+    pub(super) cols: Range<usize>,
+    pub(super) ks: Range<usize>,
+    pub(super) c: *mut f32,
+    pub(super) c_rs: usize,
+}
+
+/// The strips of one operand as the macro-kernel walks them: strip `s` starts at
+/// `ptr + s * step` with strides `(rs, cs)`; the last `len % width` rows or columns
+/// form a ragged strip. For `b` read in place the ragged strip is packed elsewhere, at
+/// `edge` with row stride `NR`.
+#[derive(Clone, Copy)]
+struct Strips {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+    step: usize,
+    len: usize,
+    edge: *const f32,
+    edge_rs: usize,
+    /// How to prefetch a strip (see [`Tile::pf`]); `pf_n == 0` for none.
+    pf_step: usize,
+    pf_n: usize,
+}
+
+/// Runs `job`, using `ws` for packing.
+///
+/// # Safety
+/// `job.c` must satisfy the destination half of [`Tile`]'s contract for the whole
+/// `rows x cols` block, the views must lie inside their slices (checked by `sgemm`),
+/// and `job.packing.direct_b` requires `job.b.col_stride == 1`.
+pub(super) unsafe fn run(job: &Job<'_>, ws: &mut WorkerScratch) {
+    let (m, n, k) = (job.rows.len(), job.cols.len(), job.ks.len());
+    let kc_max = kc_for(m, n, k);
+    let whole_b = !job.packing.direct_b && pack_whole_b(job, ws, kc_max);
+    let mut jc = 0;
+    while jc < n {
+        let nc = NC.min(n - jc);
+        let mut pc = 0;
+        while pc < k {
+            let kc = kc_max.min(k - pc);
+            let p0 = job.ks.start + pc;
+            let j0 = job.cols.start + jc;
+            let b = if whole_b {
+                // Panel `(pc, jc)` of the layout `pack_whole_b` wrote.
+                let at = pc * n.next_multiple_of(NR) + jc * kc;
+                let ptr = ws.b.as_mut_slice()[at..].as_ptr();
+                Strips {
+                    ptr,
+                    rs: NR,
+                    cs: 1,
+                    step: NR * kc,
+                    len: nc,
+                    edge: ptr.wrapping_add(nc / NR * NR * kc),
+                    edge_rs: NR,
+                    pf_step: 0,
+                    pf_n: 0,
+                }
+            } else {
+                b_strips(job, ws, p0, kc, j0, nc)
+            };
+            let beta = if pc == 0 { job.beta } else { 1.0 };
+            let mut ic = 0;
+            while ic < m {
+                let mc = MC.min(m - ic);
+                let a = a_strips(job, ws, job.rows.start + ic, mc, p0, kc);
+                // SAFETY: `ic < m` and `jc < n` keep the block inside the job's block of
+                // `c`; the strips were built for exactly `mc x kc` and `kc x nc`.
+                unsafe {
+                    let c = job.c.add(ic * job.c_rs + jc);
+                    macro_kernel(job.isa, &a, &b, kc, c, job.c_rs, job.alpha, beta);
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+/// The `k` block length for an `m x n x k` task: blocks of even length (300 runs as
+/// 150 + 150, not 256 + 44), at most `KC`. When `a` and `b` are both so thin that
+/// their whole blocks fit in L1 at a useful length, blocks are cut to that length.
+fn kc_for(m: usize, n: usize, k: usize) -> usize {
+    let fits_l1 = L1_BYTES / ((m.next_multiple_of(MR) + n.next_multiple_of(NR)) * 4);
+    let cap = if fits_l1 >= KC_THIN {
+        fits_l1.min(KC)
+    } else {
+        KC
+    };
+    k.div_ceil(k.div_ceil(cap).max(1))
+}
+
+/// The part of L1 a thin product's `a` and `b` blocks may fill.
+const L1_BYTES: usize = 24 * 1024;
+/// Blocks shorter than this cost too many passes over `c`.
+const KC_THIN: usize = 96;
+
+/// Packs all of the job's `b` (every `k` block, every column) into `ws.b` if it fits,
+/// unless this worker already did so for an earlier task of the same product: the
+/// row blocks of one product share `b`, so each worker packs it once, not once per
+/// task. Returns whether `ws.b` now holds it.
+///
+/// Layout: `k` block `pc` starts at `pc * n_pad`; within it, the strip of columns
+/// `s * NR..` starts `s * NR * kc` further on.
+fn pack_whole_b(job: &Job<'_>, ws: &mut WorkerScratch, kc_max: usize) -> bool {
+    let (n, k) = (job.cols.len(), job.ks.len());
+    let n_pad = n.next_multiple_of(NR);
+    let key = (job.product, kc_max, job.ks.clone(), job.cols.clone());
+    if ws.whole_b.as_ref() == Some(&key) {
+        return true;
+    }
+    ws.whole_b = None;
+    let buf = ws.b.as_mut_slice();
+    if k * n_pad > buf.len() {
+        return false;
+    }
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_max.min(k - pc);
+        let block = &mut buf[pc * n_pad..pc * n_pad + kc * n_pad];
+        for (s, strip) in block.chunks_exact_mut(NR * kc).enumerate() {
+            let j = s * NR;
+            pack::b_strip(
+                strip,
+                &job.b,
+                job.ks.start + pc,
+                job.cols.start + j,
+                NR.min(n - j),
+                job.isa,
+            );
+        }
+        pc += kc;
+    }
+    ws.whole_b = Some(key);
+    true
+}
+
+/// Builds the strips of the `mc x kc` block of `a` at `(i0, p0)`, packing into `ws`
+/// unless `a` is read in place.
+fn a_strips(
+    job: &Job<'_>,
+    ws: &mut WorkerScratch,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+) -> Strips {
+    let a = &job.a;
+    // A strip of `a` read in place, as lines of 16 floats to prefetch: row-major, the
+    // span from its first to its last value (exact when `kc` is all of `k`);
+    // transposed, one line per step.
+    let (pf_step, pf_n) = match (a.col_stride, a.row_stride) {
+        (1, rs) => (16, ((MR - 1) * rs + kc).div_ceil(16)),
+        (cs, 1) => (cs, kc),
+        _ => (0, 0),
+    };
+    let (ptr, rs, cs, step, pf_n) = if job.packing.direct_a {
+        // `wrapping_add`: the offset is in bounds since the block is not empty.
+        let ptr = a
+            .data
+            .as_ptr()
+            .wrapping_add(i0 * a.row_stride + p0 * a.col_stride);
+        (ptr, a.row_stride, a.col_stride, MR * a.row_stride, pf_n)
+    } else {
+        let buf = &mut ws.a.as_mut_slice()[..mc.div_ceil(MR) * MR * kc];
+        for (s, strip) in buf.chunks_exact_mut(MR * kc).enumerate() {
+            pack::a_strip(strip, a, i0 + s * MR, MR.min(mc - s * MR), p0);
+        }
+        // Packed strips are in L2 already, read in order.
+        (buf.as_ptr(), 1, MR, MR * kc, 0)
+    };
+    Strips {
+        ptr,
+        rs,
+        cs,
+        step,
+        len: mc,
+        // The ragged strip of `a` is read like the others, by a kernel for fewer rows.
+        edge: ptr.wrapping_add(mc / MR * step),
+        edge_rs: rs,
+        pf_step,
+        pf_n,
+    }
+}
+
+/// Builds the strips of the `kc x nc` panel of `b` at `(p0, j0)`, packing into `ws`
+/// unless `b` is read in place (then only a ragged strip is packed).
+fn b_strips(
+    job: &Job<'_>,
+    ws: &mut WorkerScratch,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+) -> Strips {
+    let b = &job.b;
+    let full = nc / NR;
+    if job.packing.direct_b {
+        let edge = &mut ws.b_edge.as_mut_slice()[..kc * NR];
+        if !nc.is_multiple_of(NR) {
+            pack::b_strip(edge, b, p0, j0 + full * NR, nc % NR, job.isa);
+        }
+        Strips {
+            ptr: b.data.as_ptr().wrapping_add(p0 * b.row_stride + j0),
+            rs: b.row_stride,
+            cs: 1,
+            step: NR,
+            len: nc,
+            edge: edge.as_ptr(),
+            edge_rs: NR,
+            pf_step: 0,
+            pf_n: 0,
+        }
+    } else {
+        ws.whole_b = None;
+        let buf = &mut ws.b.as_mut_slice()[..nc.div_ceil(NR) * NR * kc];
+        for (s, strip) in buf.chunks_exact_mut(NR * kc).enumerate() {
+            pack::b_strip(strip, b, p0, j0 + s * NR, NR.min(nc - s * NR), job.isa);
+        }
+        Strips {
+            ptr: buf.as_ptr(),
+            rs: NR,
+            cs: 1,
+            step: NR * kc,
+            len: nc,
+            edge: buf.as_ptr().wrapping_add(full * NR * kc),
+            edge_rs: NR,
+            pf_step: 0,
+            pf_n: 0,
+        }
+    }
+}
+
+/// Dispatches to the macro-kernel compiled for `isa`.
+///
+/// # Safety
+/// As [`macro_kernel_with`].
+#[allow(clippy::too_many_arguments)] // a hot path: a struct would only be unpacked again
+unsafe fn macro_kernel(
+    isa: Isa,
+    a: &Strips,
+    b: &Strips,
+    kc: usize,
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen after detecting AVX2 and FMA; the rest
+        // is the caller's contract.
+        Isa::Avx2Fma => unsafe { macro_kernel_avx2(a, b, kc, c, c_rs, alpha, beta) },
+        Isa::Portable => {
+            use super::kernel_portable::tile as portable;
+            // SAFETY: `macro_kernel_with` only calls this with `rows <= MR` and a tile
+            // that meets `Tile`'s contract for `rows` rows.
+            let tile = |t: &Tile, rows: usize| unsafe { by_rows!(portable, rows, t) };
+            // SAFETY: the caller's contract.
+            unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta) }
+        }
+    }
+}
+
+/// Calls `$kernel::<R>($t)` with `R` the run-time `$rows` (1 to `MR`).
+macro_rules! by_rows {
+    ($kernel:ident, $rows:expr, $t:expr) => {
+        match $rows {
+            6 => $kernel::<6>($t),
+            5 => $kernel::<5>($t),
+            4 => $kernel::<4>($t),
+            3 => $kernel::<3>($t),
+            2 => $kernel::<2>($t),
+            _ => $kernel::<1>($t),
+        }
+    };
+}
+use by_rows;
+
+// `by_rows!` spells out every row count up to `MR`.
+const _: () = assert!(MR == 6);
+
+/// The macro-kernel with the AVX2 micro-kernels inlined into it.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; otherwise as [`macro_kernel_with`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn macro_kernel_avx2(
+    a: &Strips,
+    b: &Strips,
+    kc: usize,
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    use super::kernel_avx2::tile as avx2;
+    // SAFETY: this function runs only where AVX2 and FMA are present; `rows <= MR`
+    // and the tile's contract are `macro_kernel_with`'s to keep.
+    let tile = |t: &Tile, rows: usize| unsafe { by_rows!(avx2, rows, t) };
+    // SAFETY: the caller's contract.
+    unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta) }
+}
+
+/// `c = alpha * a * b + beta * c` over all strips of `a` (`a.len` rows) and `b`
+/// (`b.len` columns), `kc` steps deep.
+///
+/// # Safety
+/// `tile(t, rows)` must be sound for any `t` that meets [`Tile`]'s contract for `rows`
+/// rows; the strips must be readable for `kc` steps; `c` must be writable for the
+/// `a.len x b.len` block with rows `c_rs` apart (and readable when `beta != 0`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn macro_kernel_with(
+    tile: impl Fn(&Tile, usize),
+    a: &Strips,
+    b: &Strips,
+    kc: usize,
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let a_count = a.len.div_ceil(MR);
+    let b_count = b.len.div_ceil(NR);
+    let b_full = b.len / NR;
+    let run_tile = |it: usize, jt: usize| {
+        let rows = MR.min(a.len - it * MR);
+        let (bp, b_rs) = if jt < b_full {
+            (b.ptr.wrapping_add(jt * b.step), b.rs)
+        } else {
+            (b.edge, b.edge_rs)
+        };
+        let cols = NR.min(b.len - jt * NR);
+        let dst = c.wrapping_add(it * MR * c_rs + jt * NR);
+        // The first tile of a strip of `a` fetches the next strip, so that an `a` read
+        // in place streams from memory while the FMAs run.
+        let pf_n = if jt == 0 { a.pf_n } else { 0 };
+        let mut t = Tile {
+            k: kc,
+            a: a.ptr.wrapping_add(it * a.step),
+            a_rs: a.rs,
+            a_cs: a.cs,
+            b: bp,
+            b_rs,
+            c: dst,
+            c_rs,
+            alpha,
+            beta,
+            pf: a.ptr.wrapping_add((it + 1) * a.step),
+            pf_step: a.pf_step,
+            pf_n,
+        };
+        if cols == NR {
+            tile(&t, rows);
+            return;
+        }
+        // Fewer columns than a vector pair: compute into a stack tile, then copy.
+        // Left uninitialised: the kernel writes all `rows x NR` values it is asked for
+        // and reads none with `beta == 0`.
+        let mut buf = std::mem::MaybeUninit::<[f32; MR * NR]>::uninit();
+        t.c = buf.as_mut_ptr().cast::<f32>();
+        t.c_rs = NR;
+        t.beta = 0.0;
+        tile(&t, rows);
+        for i in 0..rows {
+            // SAFETY: the kernel wrote row `i < rows` of `buf`; row `i` and the first
+            // `cols` columns of this tile lie inside the block of `c` handed over.
+            let (src, out) = unsafe {
+                (
+                    std::slice::from_raw_parts(buf.as_ptr().cast::<f32>().add(i * NR), cols),
+                    std::slice::from_raw_parts_mut(dst.add(i * c_rs), cols),
+                )
+            };
+            if beta == 0.0 {
+                out.copy_from_slice(src);
+            } else {
+                for (o, s) in out.iter_mut().zip(src) {
+                    *o = s + beta * *o;
+                }
+            }
+        }
+    };
+    // When the whole panel of `b` fits in L1, walk `c` row strip by row strip, so that
+    // each strip of `a` is read once and `c` is written a whole row at a time.
+    // (One loop nest for both orders keeps `run_tile` inlined.)
+    let rows_outer = b_count * kc * NR <= B_IN_L1;
+    let (outer, inner) = if rows_outer {
+        (a_count, b_count)
+    } else {
+        (b_count, a_count)
+    };
+    for o in 0..outer {
+        for i in 0..inner {
+            if rows_outer {
+                run_tile(o, i);
+            } else {
+                run_tile(i, o);
+            }
+        }
+    }
+}
+
+/// The most floats of `b` a macro-kernel treats as L1-resident.
+const B_IN_L1: usize = 4096;

@@ -1,0 +1,409 @@
+//! `sgemm` against the triple loop ([`reference`]), over shapes that hit every edge of
+//! the blocking, every operand layout, one and two threads, and both micro-kernels.
+
+use super::block::{Isa, KC, MC, MR, NC, NR};
+use super::*;
+use crate::Cpu;
+use crate::cpu::ThreadPool;
+use crate::rng::Rng;
+
+fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+/// How `a` or `b` is laid out in memory.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    /// Stored as the transpose, viewed through `.t()`.
+    Transposed,
+    /// Row-major with padding after each row, starting one element into the slice.
+    Padded,
+    /// Neither stride is 1: every other element of a wider row-major matrix.
+    Strided,
+}
+
+/// A `rows x cols` matrix of random values stored in `layout`: the storage (NaN
+/// wherever the view does not look) and the view's `(row_stride, col_stride, offset)`.
+fn matrix(rng: &mut Rng, rows: usize, cols: usize, layout: Layout) -> (Vec<f32>, [usize; 3]) {
+    let vals = random(rng, rows * cols);
+    let place = |rs: usize, cs: usize, off: usize| {
+        let len = if rows * cols == 0 {
+            off
+        } else {
+            off + (rows - 1) * rs + (cols - 1) * cs + 1
+        };
+        let mut d = vec![f32::NAN; len];
+        for i in 0..rows {
+            for j in 0..cols {
+                d[off + i * rs + j * cs] = vals[i * cols + j];
+            }
+        }
+        (d, [rs, cs, off])
+    };
+    match layout {
+        Layout::RowMajor => place(cols, 1, 0),
+        Layout::Transposed => place(1, rows, 0),
+        Layout::Padded => place(cols + 3, 1, 1),
+        Layout::Strided => place(2 * cols + 1, 2, 1),
+    }
+}
+
+fn view(d: &[f32], rows: usize, cols: usize, [rs, cs, off]: [usize; 3]) -> MatRef<'_> {
+    MatRef {
+        data: &d[off..],
+        rows,
+        cols,
+        row_stride: rs,
+        col_stride: cs,
+    }
+}
+
+/// Runs `f` on one and two threads with the detected micro-kernel, and on two threads
+/// with the portable one (the only one on CPUs without AVX2).
+fn on_every_backend(f: impl Fn(&CpuInner)) {
+    for threads in [1, 2] {
+        f(Cpu::with_threads(threads).unwrap().inner());
+    }
+    let portable = CpuInner {
+        pool: ThreadPool::new(2).unwrap(),
+        gemm: GemmScratch {
+            isa: Isa::Portable,
+            ..GemmScratch::new(2)
+        },
+    };
+    f(&portable);
+}
+
+/// One product of the given shape and layouts against `reference`; `c` has rows
+/// `c_rs >= n` apart, and the padding between rows must survive untouched.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    cpu: &CpuInner,
+    (m, n, k): (usize, usize, usize),
+    la: Layout,
+    lb: Layout,
+    alpha: f32,
+    beta: f32,
+    c_rs: usize,
+) {
+    let mut rng = Rng::new((m * 31 + n * 17 + k) as u64);
+    let (ad, a_at) = matrix(&mut rng, m, k, la);
+    let (bd, b_at) = matrix(&mut rng, k, n, lb);
+    let (a, b) = (view(&ad, m, k, a_at), view(&bd, k, n, b_at));
+    // With `beta == 0`, `c` starts as NaN: none of it may reach the result.
+    let c0 = if beta == 0.0 {
+        vec![f32::NAN; m * c_rs]
+    } else {
+        random(&mut rng, m * c_rs)
+    };
+    let mut want = c0.clone();
+    let mut got = c0.clone();
+    let out = |data| MatMut {
+        data,
+        rows: m,
+        cols: n,
+        row_stride: c_rs,
+    };
+    reference(alpha, a, b, beta, out(&mut want));
+    sgemm(cpu, alpha, a, b, beta, out(&mut got));
+    let tol = 2e-5 * (k as f32).sqrt().max(1.0);
+    let what = || {
+        format!(
+            "{m}x{n}x{k} {la:?}/{lb:?} alpha {alpha} beta {beta}, {:?} on {} threads",
+            cpu.gemm.isa,
+            cpu.pool.threads()
+        )
+    };
+    for i in 0..m {
+        for j in 0..c_rs {
+            let (g, w) = (got[i * c_rs + j], want[i * c_rs + j]);
+            if j < n {
+                assert!(
+                    (g - w).abs() <= tol * (1.0 + w.abs()),
+                    "{}: c[{i}][{j}] = {g}, want {w}",
+                    what()
+                );
+            } else {
+                assert!(
+                    g.to_bits() == c0[i * c_rs + j].to_bits(),
+                    "{}: padding of row {i} written",
+                    what()
+                );
+            }
+        }
+    }
+}
+
+fn row_major(cpu: &CpuInner, shape: (usize, usize, usize)) {
+    check(
+        cpu,
+        shape,
+        Layout::RowMajor,
+        Layout::RowMajor,
+        1.0,
+        0.0,
+        shape.1,
+    );
+}
+
+#[test]
+fn small_and_ragged_shapes() {
+    let dims = [
+        1,
+        2,
+        5,
+        MR - 1,
+        MR,
+        MR + 1,
+        13,
+        NR - 1,
+        NR,
+        NR + 1,
+        6 * MR + 1,
+        47,
+    ];
+    on_every_backend(|cpu| {
+        for &m in &dims {
+            for &n in &dims {
+                for &k in &[1, 3, 16, 31] {
+                    row_major(cpu, (m, n, k));
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn every_layout() {
+    use Layout::*;
+    let layouts = [RowMajor, Transposed, Padded, Strided];
+    on_every_backend(|cpu| {
+        for &shape in &[(7, 19, 23), (61, 37, 129), (97, 50, 300)] {
+            for la in layouts {
+                for lb in layouts {
+                    check(cpu, shape, la, lb, 1.0, 0.0, shape.1);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn blocking_edges() {
+    // Around every block size, in each dimension; large enough to be split across
+    // threads.
+    on_every_backend(|cpu| {
+        for &shape in &[
+            (MC - 1, 33, KC + 1),
+            (MC + 1, NR * 3, 2 * KC + 7),
+            (2 * MC + MR + 1, 2 * NR + 1, 40),
+            (MR * 40 + 1, NC + NR + 3, 17),
+            (11, 13, 5000),
+            (27, 32, 3001),
+            (3, 1030, 64),
+            (40, 700, 64),
+            // `b` too big to be packed whole: each task packs it panel by panel.
+            (300, 600, 500),
+        ] {
+            row_major(cpu, shape);
+            check(
+                cpu,
+                shape,
+                Layout::Transposed,
+                Layout::Transposed,
+                1.0,
+                1.0,
+                shape.1 + 2,
+            );
+        }
+    });
+}
+
+#[test]
+fn the_seed_cnn_products_at_a_small_batch() {
+    // The layouts of the convolutions' products (forward, weight and input gradient)
+    // and the dense layer, at sizes a debug build checks quickly.
+    use Layout::*;
+    on_every_backend(|cpu| {
+        check(cpu, (900, 32, 27), RowMajor, RowMajor, 1.0, 0.0, 32);
+        check(cpu, (27, 32, 900), Transposed, RowMajor, 1.0, 1.0, 32);
+        check(cpu, (169, 64, 288), RowMajor, RowMajor, 1.0, 0.0, 64);
+        check(cpu, (288, 64, 676), Transposed, RowMajor, 1.0, 1.0, 64);
+        check(cpu, (169, 288, 64), RowMajor, Transposed, 1.0, 0.0, 288);
+        check(cpu, (64, 128, 512), RowMajor, RowMajor, 1.0, 0.0, 128);
+    });
+}
+
+#[test]
+fn a_long_k_is_split_and_accumulated() {
+    // The weight gradient's shape: small `m x n`, long `k`, `c += a^T b`.
+    on_every_backend(|cpu| {
+        check(
+            cpu,
+            (27, 32, 20_000),
+            Layout::Transposed,
+            Layout::RowMajor,
+            1.0,
+            1.0,
+            32,
+        );
+        check(
+            cpu,
+            (27, 32, 20_000),
+            Layout::Transposed,
+            Layout::RowMajor,
+            0.5,
+            0.0,
+            32,
+        );
+        check(
+            cpu,
+            (64, 130, 9_000),
+            Layout::RowMajor,
+            Layout::Transposed,
+            -2.0,
+            0.25,
+            131,
+        );
+    });
+}
+
+#[test]
+fn alpha_and_beta() {
+    on_every_backend(|cpu| {
+        for &(alpha, beta) in &[(1.0, 1.0), (-0.5, 0.0), (2.0, -3.0), (1.0, 0.5)] {
+            for &shape in &[(1, 1, 1), (13, 17, 19), (150, 70, 90)] {
+                check(
+                    cpu,
+                    shape,
+                    Layout::RowMajor,
+                    Layout::RowMajor,
+                    alpha,
+                    beta,
+                    shape.1 + 1,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn no_k_or_no_alpha_only_scales_c() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    let no_k = (MatRef::row_major(&[], 2, 0), MatRef::row_major(&[], 0, 2));
+    let mut c = vec![f32::NAN, 2.0, f32::NAN, 4.0];
+    sgemm(
+        cpu.inner(),
+        1.0,
+        no_k.0,
+        no_k.1,
+        0.0,
+        MatMut::row_major(&mut c, 2, 2),
+    );
+    assert_eq!(c, [0.0; 4]);
+    let mut c = vec![1.0, 2.0, 3.0, 4.0];
+    sgemm(
+        cpu.inner(),
+        1.0,
+        no_k.0,
+        no_k.1,
+        0.5,
+        MatMut::row_major(&mut c, 2, 2),
+    );
+    assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
+    // `alpha == 0` reads neither `a` nor `b`: NaN there stays out of `c`.
+    let nan = [f32::NAN; 4];
+    let mut c = vec![1.0, 2.0, 3.0, 4.0];
+    let a = MatRef::row_major(&nan, 2, 2);
+    sgemm(cpu.inner(), 0.0, a, a, 2.0, MatMut::row_major(&mut c, 2, 2));
+    assert_eq!(c, [2.0, 4.0, 6.0, 8.0]);
+}
+
+#[test]
+fn consecutive_products_do_not_reuse_a_stale_packed_b() {
+    // Same shapes and ranges, different `b`: a worker must repack.
+    let cpu = Cpu::with_threads(2).unwrap();
+    let (m, n, k) = (600, 64, 100);
+    let mut rng = Rng::new(3);
+    let a = random(&mut rng, m * k);
+    for _ in 0..3 {
+        let b = random(&mut rng, k * n);
+        let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+        let mut want = vec![0.0; m * n];
+        let mut got = vec![0.0; m * n];
+        reference(1.0, av, bv, 0.0, MatMut::row_major(&mut want, m, n));
+        sgemm(
+            cpu.inner(),
+            1.0,
+            av,
+            bv,
+            0.0,
+            MatMut::row_major(&mut got, m, n),
+        );
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn threads_sharing_a_backend_take_turns() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    std::thread::scope(|s| {
+        for seed in 0..3 {
+            let cpu = cpu.clone();
+            s.spawn(move || {
+                let (m, n, k) = (200, 96, 150);
+                let mut rng = Rng::new(seed);
+                let a = random(&mut rng, m * k);
+                let b = random(&mut rng, k * n);
+                let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+                let mut want = vec![0.0; m * n];
+                reference(1.0, av, bv, 0.0, MatMut::row_major(&mut want, m, n));
+                for _ in 0..5 {
+                    let mut got = vec![0.0; m * n];
+                    sgemm(
+                        cpu.inner(),
+                        1.0,
+                        av,
+                        bv,
+                        0.0,
+                        MatMut::row_major(&mut got, m, n),
+                    );
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn run_tasks_runs_each_task_once_and_survives_a_panic() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = ThreadPool::new(2).unwrap();
+    for tasks in [1, 2, 3, 17] {
+        let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+        run_tasks(&pool, 2, tasks, &|t, worker| {
+            assert!(worker < 2);
+            hits[t].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+    }
+    // A panicking task reaches the caller instead of leaving it spinning, on whichever
+    // thread it runs.
+    for bad in 0..8 {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            run_tasks(&pool, 2, 8, &|t, _| assert!(t != bad, "task {t} fails"));
+        }));
+        assert!(r.is_err());
+    }
+    let count = AtomicUsize::new(0);
+    run_tasks(&pool, 2, 4, &|_, _| {
+        count.fetch_add(1, Ordering::Relaxed);
+    });
+    assert_eq!(count.load(Ordering::Relaxed), 4);
+}
