@@ -20,6 +20,10 @@ fn window(p: &Pool2dParams, oy: usize, ox: usize) -> (usize, usize, usize, usize
     )
 }
 
+/// Channels handled together in max pooling's backward pass; the per-channel
+/// "already routed" flags live on the stack.
+const CHANNEL_BLOCK: usize = 64;
+
 fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
     let (iw, c) = (us(p.in_w), us(p.channels));
     for oy in 0..us(p.out_h) {
@@ -32,10 +36,9 @@ fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
                     for yy in y0..y1 {
                         for xx in x0..x1 {
                             let src = &x[(yy * iw + xx) * c..][..c];
+                            // A select, not a conditional store, so that it vectorises.
                             for (o, &v) in out.iter_mut().zip(src) {
-                                if v > *o {
-                                    *o = v;
-                                }
+                                *o = if v > *o { v } else { *o };
                             }
                         }
                     }
@@ -50,9 +53,9 @@ fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
                             }
                         }
                     }
-                    let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                    let inv = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
                     for o in out.iter_mut() {
-                        *o /= count;
+                        *o *= inv;
                     }
                 }
             }
@@ -60,29 +63,35 @@ fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
     }
 }
 
-fn backward_image(p: &Pool2dParams, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (iw, c) = (us(p.in_w), us(p.channels));
     dx.fill(0.0);
     for oy in 0..us(p.out_h) {
         for ox in 0..us(p.out_w) {
             let (y0, y1, x0, x1) = window(p, oy, ox);
-            let g = &dy[(oy * us(p.out_w) + ox) * c..][..c];
+            let cell = (oy * us(p.out_w) + ox) * c;
+            let g = &dy[cell..][..c];
             match p.kind {
                 PoolKind::Max => {
-                    for (ch, &g) in g.iter().enumerate() {
-                        let mut best = f32::NEG_INFINITY;
-                        let mut at = usize::MAX;
+                    // The forward output is one of the window's values, bit for bit:
+                    // route each channel's gradient to the first cell equal to it.
+                    let best = &y[cell..][..c];
+                    for start in (0..c).step_by(CHANNEL_BLOCK) {
+                        let len = CHANNEL_BLOCK.min(c - start);
+                        let mut open = [1.0f32; CHANNEL_BLOCK];
+                        let (g, best) = (&g[start..start + len], &best[start..start + len]);
                         for yy in y0..y1 {
                             for xx in x0..x1 {
-                                let i = (yy * iw + xx) * c + ch;
-                                if x[i] > best || at == usize::MAX {
-                                    best = x[i];
-                                    at = i;
+                                let at = (yy * iw + xx) * c + start;
+                                let (xs, d) = (&x[at..at + len], &mut dx[at..at + len]);
+                                for ((((d, &v), &b), &g), open) in
+                                    d.iter_mut().zip(xs).zip(best).zip(g).zip(&mut open[..len])
+                                {
+                                    let hit = if v == b { *open } else { 0.0 };
+                                    *d += hit * g;
+                                    *open -= hit;
                                 }
                             }
-                        }
-                        if at != usize::MAX {
-                            dx[at] += g;
                         }
                     }
                 }
@@ -123,16 +132,17 @@ impl Pool2dKernel for Cpu {
         &self,
         p: &Pool2dParams,
         x: &CpuBuffer,
-        _y: &CpuBuffer,
+        y: &CpuBuffer,
         dy: &CpuBuffer,
         dx: &mut CpuBuffer,
     ) -> Result<()> {
         check_len("pool2d_bwd", "x", p.input_len(), x.as_slice().len())?;
+        check_len("pool2d_bwd", "y", p.output_len(), y.as_slice().len())?;
         check_len("pool2d_bwd", "dy", p.output_len(), dy.as_slice().len())?;
         check_len("pool2d_bwd", "dx", p.input_len(), dx.as_slice().len())?;
         let in_image = us(p.in_h) * us(p.in_w) * us(p.channels);
         let out_image = us(p.out_h) * us(p.out_w) * us(p.channels);
-        let (xs, dys) = (x.as_slice(), dy.as_slice());
+        let (xs, ys, dys) = (x.as_slice(), y.as_slice(), dy.as_slice());
         self.par_chunks_mut(
             &mut dx.as_mut_slice()[..p.input_len()],
             in_image,
@@ -140,6 +150,7 @@ impl Pool2dKernel for Cpu {
                 backward_image(
                     p,
                     &xs[n * in_image..(n + 1) * in_image],
+                    &ys[n * out_image..(n + 1) * out_image],
                     &dys[n * out_image..(n + 1) * out_image],
                     dxi,
                 );

@@ -124,7 +124,8 @@ pub trait Pool2dKernel: Storage {
     fn pool2d_fwd(&self, p: &Pool2dParams, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
 
     /// `dx = dL/dx` (overwritten) from the forward's `x` and `y` and the output
-    /// gradient `dy`. Max pooling sends each gradient to the window's first maximum.
+    /// gradient `dy`. Max pooling sends each gradient to the window's first cell that
+    /// equals the forward's output (its first maximum), so `y` must be that output.
     fn pool2d_bwd(
         &self,
         p: &Pool2dParams,

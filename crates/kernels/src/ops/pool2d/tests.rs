@@ -72,3 +72,26 @@ fn check<B: Pool2dKernel>(backend: &B) {
 fn pools_and_backpropagates_on_cpu() {
     check(&Cpu::with_threads(2).unwrap());
 }
+
+#[test]
+fn max_pool_routes_a_tied_window_to_one_cell() {
+    // After ReLU whole windows are often zero: the gradient must go to one cell
+    // (the first), as in PyTorch, not to every tied cell.
+    let cpu = Cpu::with_threads(2).unwrap();
+    let input = Shape::new(&[4, 4, 3]);
+    let p = Pool2dParams::new(&spec(2, 2, Padding::Valid), PoolKind::Max, input, 2).unwrap();
+    let x = cpu.alloc(p.input_len()).unwrap();
+    let mut y = cpu.alloc(p.output_len()).unwrap();
+    cpu.pool2d_fwd(&p, &x, &mut y).unwrap();
+    let dy = cpu.alloc_from(&vec![1.0; p.output_len()]).unwrap();
+    let mut dx = cpu.alloc(p.input_len()).unwrap();
+    cpu.pool2d_bwd(&p, &x, &y, &dy, &mut dx).unwrap();
+    let dx = cpu.to_host(&dx, p.input_len()).unwrap();
+    assert_eq!(dx.iter().sum::<f32>(), p.output_len() as f32);
+    // The first cell of each window, (0, 0) of each 2x2 block, takes it.
+    for (i, v) in dx.iter().enumerate() {
+        let (yy, xx) = ((i / 3 / 4) % 4, (i / 3) % 4);
+        let want = if yy % 2 == 0 && xx % 2 == 0 { 1.0 } else { 0.0 };
+        assert_eq!(*v, want, "dx[{i}]");
+    }
+}
