@@ -2,18 +2,21 @@
 //! `Dense` and `Conv2d` (`Dense(10, softmax)`).
 
 use kiln_kernels::Backend;
-use kiln_kernels::ops::activation::ActivationParams;
+use kiln_kernels::ops::activation::{ActivationKind, ActivationParams};
 use kiln_kernels::rng::Rng;
 use kiln_shape::{Activation, LayerSpec, Shape};
 
 use crate::layer::checked_output;
 use crate::{Error, GradAt, Layer, Mode, Result};
 
-/// An activation applied at a layer's output, with the one extra buffer GELU's
-/// backward needs (every other activation differentiates from its output).
+/// An activation applied at a layer's output. Element-wise activations whose
+/// backward needs only their output run as the epilogue of the layer's last op (its
+/// bias pass); the others (GELU, which keeps its input here, and softmax) run as an
+/// op of their own.
 #[derive(Debug)]
 pub(crate) struct FusedActivation<B: Backend> {
     activation: Option<Activation>,
+    in_epilogue: bool,
     pre: Option<B::Buffer>,
 }
 
@@ -24,10 +27,24 @@ impl<B: Backend> FusedActivation<B> {
             Some(a) if a.backward_needs_input() => Some(backend.alloc(max_len)?),
             _ => None,
         };
-        Ok(Self { activation, pre })
+        let in_epilogue = activation.is_none_or(|a| ActivationKind::of(a).0.fuses_into_epilogue());
+        Ok(Self {
+            activation,
+            in_epilogue,
+            pre,
+        })
     }
 
-    /// Applies the activation to `y` in place (`rows` samples or pixels of `cols`).
+    /// What the layer's bias pass applies: the activation when it fuses, else nothing.
+    pub(crate) fn epilogue(&self) -> (ActivationKind, f32) {
+        match self.activation {
+            Some(a) if self.in_epilogue => ActivationKind::of(a),
+            _ => (ActivationKind::Linear, 0.0),
+        }
+    }
+
+    /// Applies the activation to `y` in place (`rows` samples or pixels of `cols`),
+    /// unless the bias pass already did.
     pub(crate) fn forward(
         &mut self,
         backend: &B,
@@ -35,7 +52,7 @@ impl<B: Backend> FusedActivation<B> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let Some(act) = self.activation else {
+        let Some(act) = self.activation.filter(|_| !self.in_epilogue) else {
             return Ok(());
         };
         let p = ActivationParams::new(act, rows, cols)?;

@@ -86,14 +86,13 @@ impl<B: Backend> Layer<B> for Dense<B> {
     ) -> Result<()> {
         let p = self.product(batch)?;
         backend.matmul(&p, x, &self.params.weight, y)?;
-        backend.bias_add(
-            &BiasParams {
-                rows: p.m,
-                cols: p.n,
-            },
-            &self.params.bias,
-            y,
-        )?;
+        let (activation, negative_slope) = self.activation.epilogue();
+        let bias = BiasParams {
+            activation,
+            negative_slope,
+            ..BiasParams::new(p.m, p.n)
+        };
+        backend.bias_activation(&bias, &self.params.bias, y)?;
         self.activation.forward(backend, y, batch, self.units)
     }
 
@@ -120,14 +119,7 @@ impl<B: Backend> Layer<B> for Dense<B> {
             accumulate: true,
         };
         backend.matmul(&dw, x, dy, &mut self.params.dweight)?;
-        backend.bias_grad(
-            &BiasParams {
-                rows: p.m,
-                cols: p.n,
-            },
-            dy,
-            &mut self.params.dbias,
-        )?;
+        backend.bias_grad(&BiasParams::new(p.m, p.n), dy, &mut self.params.dbias)?;
         if let Some(dx) = dx {
             // dx = dy W^T: [batch, units] x [units, in].
             let dxp = MatmulParams {

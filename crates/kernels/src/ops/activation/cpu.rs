@@ -66,6 +66,42 @@ fn derivative(kind: ActivationKind, slope: f32, x: f32, y: f32) -> f32 {
     }
 }
 
+/// `v = f(v)` over a slice; with the function chosen outside the loop, each arm
+/// compiles to its own (vectorised, for the simple ones) loop.
+#[inline(always)]
+fn map(part: &mut [f32], f: impl Fn(f32) -> f32) {
+    for v in part {
+        *v = f(*v);
+    }
+}
+
+pub(crate) fn forward_elementwise(kind: ActivationKind, slope: f32, part: &mut [f32]) {
+    match kind {
+        ActivationKind::Linear | ActivationKind::Softmax => {}
+        // `x < 0` is false for NaN, which therefore propagates, as in PyTorch.
+        ActivationKind::Relu => map(part, |x| if x < 0.0 { 0.0 } else { x }),
+        ActivationKind::LeakyRelu => map(part, |x| if x < 0.0 { slope * x } else { x }),
+        ActivationKind::Sigmoid => map(part, sigmoid),
+        ActivationKind::Tanh => map(part, f32::tanh),
+        ActivationKind::Gelu => map(part, |x| forward_scalar(ActivationKind::Gelu, 0.0, x)),
+    }
+}
+
+/// `g *= f'(x)` with `y = f(x)`, the function chosen outside the loop.
+fn backward_elementwise(kind: ActivationKind, slope: f32, xs: &[f32], ys: &[f32], g: &mut [f32]) {
+    #[inline(always)]
+    fn zip3(g: &mut [f32], xs: &[f32], ys: &[f32], f: impl Fn(f32, f32, f32) -> f32) {
+        for ((g, &x), &y) in g.iter_mut().zip(xs).zip(ys) {
+            *g = f(*g, x, y);
+        }
+    }
+    match kind {
+        ActivationKind::Linear | ActivationKind::Softmax => {}
+        ActivationKind::Relu => zip3(g, xs, ys, |g, _, y| if y > 0.0 { g } else { 0.0 }),
+        _ => zip3(g, xs, ys, |g, x, y| g * derivative(kind, slope, x, y)),
+    }
+}
+
 fn softmax_rows(out: &mut [f32], cols: usize) {
     for row in out.chunks_exact_mut(cols) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -93,9 +129,7 @@ impl Cpu {
             if kind == ActivationKind::Softmax {
                 softmax_rows(part, cols);
             } else {
-                for v in part {
-                    *v = forward_scalar(kind, slope, *v);
-                }
+                forward_elementwise(kind, slope, part);
             }
         });
     }
@@ -147,10 +181,7 @@ impl ActivationKernel for Cpu {
                     }
                 }
             } else {
-                let xs = &xs[start..start + g.len()];
-                for ((g, &x), &y) in g.iter_mut().zip(xs).zip(ys) {
-                    *g *= derivative(kind, slope, x, y);
-                }
+                backward_elementwise(kind, slope, &xs[start..start + g.len()], ys, g);
             }
         });
         Ok(())

@@ -1,6 +1,6 @@
 //! Activation functions, forward and backward, element-wise (softmax: per row).
 
-mod cpu;
+pub(crate) mod cpu;
 
 use kiln_shape::Activation;
 
@@ -28,6 +28,31 @@ pub enum ActivationKind {
     Softmax = 6,
 }
 
+impl ActivationKind {
+    /// The kind and slope of `activation`.
+    pub fn of(activation: Activation) -> (Self, f32) {
+        match activation {
+            Activation::Linear => (Self::Linear, 0.0),
+            Activation::Relu => (Self::Relu, 0.0),
+            Activation::LeakyRelu { negative_slope } => (Self::LeakyRelu, negative_slope),
+            Activation::Sigmoid => (Self::Sigmoid, 0.0),
+            Activation::Tanh => (Self::Tanh, 0.0),
+            Activation::Gelu => (Self::Gelu, 0.0),
+            Activation::Softmax => (Self::Softmax, 0.0),
+        }
+    }
+
+    /// Whether ops can apply it as an epilogue of their own store: an element-wise
+    /// function whose backward needs only its output. GELU (which needs its input) and
+    /// softmax (a per-row function) are applied as ops of their own.
+    pub fn fuses_into_epilogue(self) -> bool {
+        matches!(
+            self,
+            Self::Linear | Self::Relu | Self::LeakyRelu | Self::Sigmoid | Self::Tanh
+        )
+    }
+}
+
 /// An activation over a `rows x cols` matrix (softmax normalises each row).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,15 +70,7 @@ pub struct ActivationParams {
 impl ActivationParams {
     /// `activation` over `rows` rows of `cols` values.
     pub fn new(activation: Activation, rows: usize, cols: usize) -> Result<Self> {
-        let (kind, negative_slope) = match activation {
-            Activation::Linear => (ActivationKind::Linear, 0.0),
-            Activation::Relu => (ActivationKind::Relu, 0.0),
-            Activation::LeakyRelu { negative_slope } => (ActivationKind::LeakyRelu, negative_slope),
-            Activation::Sigmoid => (ActivationKind::Sigmoid, 0.0),
-            Activation::Tanh => (ActivationKind::Tanh, 0.0),
-            Activation::Gelu => (ActivationKind::Gelu, 0.0),
-            Activation::Softmax => (ActivationKind::Softmax, 0.0),
-        };
+        let (kind, negative_slope) = ActivationKind::of(activation);
         Ok(Self {
             rows: u32_of("activation", "rows", rows)?,
             cols: u32_of("activation", "cols", cols)?,

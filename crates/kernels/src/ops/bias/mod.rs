@@ -1,24 +1,50 @@
-//! Per-column bias: added in the forward pass, summed over rows in the backward pass.
+//! Per-column bias, with the activation that follows it applied in the same pass:
+//! added in the forward pass, summed over rows in the backward pass.
 
 pub(crate) mod cpu;
 
+use super::activation::ActivationKind;
 use crate::Result;
 use crate::backend::Storage;
 
-/// A `rows x cols` row-major matrix and a bias of `cols` values.
+/// A `rows x cols` row-major matrix, a bias of `cols` values, and the activation
+/// applied after the bias.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BiasParams {
     /// Rows (samples, or output pixels of a convolution).
     pub rows: u32,
     /// Columns (features or channels).
     pub cols: u32,
+    /// Applied after the bias; only kinds that
+    /// [fuse into an epilogue](ActivationKind::fuses_into_epilogue).
+    pub activation: ActivationKind,
+    /// Slope below zero for [`ActivationKind::LeakyRelu`].
+    pub negative_slope: f32,
+}
+
+impl BiasParams {
+    /// A bias over `rows x cols` with no activation.
+    pub fn new(rows: u32, cols: u32) -> Self {
+        Self {
+            rows,
+            cols,
+            activation: ActivationKind::Linear,
+            negative_slope: 0.0,
+        }
+    }
 }
 
 /// The bias op.
 pub trait BiasKernel: Storage {
-    /// `y[r, c] += bias[c]`.
-    fn bias_add(&self, p: &BiasParams, bias: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// `y[r, c] = act(y[r, c] + bias[c])`. An activation that does not fuse into an
+    /// epilogue is an error.
+    fn bias_activation(
+        &self,
+        p: &BiasParams,
+        bias: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dbias[c] += sum_r dy[r, c]`.
     fn bias_grad(&self, p: &BiasParams, dy: &Self::Buffer, dbias: &mut Self::Buffer) -> Result<()>;
@@ -30,10 +56,10 @@ mod tests {
     use crate::Cpu;
 
     fn check<B: BiasKernel>(backend: &B) {
-        let p = BiasParams { rows: 3, cols: 2 };
+        let p = BiasParams::new(3, 2);
         let bias = backend.alloc_from(&[10.0, 20.0]).unwrap();
         let mut y = backend.alloc_from(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
-        backend.bias_add(&p, &bias, &mut y).unwrap();
+        backend.bias_activation(&p, &bias, &mut y).unwrap();
         assert_eq!(
             backend.to_host(&y, 6).unwrap(),
             [11.0, 22.0, 13.0, 24.0, 15.0, 26.0]
@@ -41,6 +67,33 @@ mod tests {
         let mut db = backend.alloc_from(&[1.0, 1.0]).unwrap();
         backend.bias_grad(&p, &y, &mut db).unwrap();
         assert_eq!(backend.to_host(&db, 2).unwrap(), [40.0, 73.0]);
+    }
+
+    fn check_fused_activation<B: BiasKernel>(backend: &B) {
+        let bias = backend.alloc_from(&[1.0, -1.0]).unwrap();
+        let relu = BiasParams {
+            activation: ActivationKind::Relu,
+            ..BiasParams::new(2, 2)
+        };
+        let mut y = backend.alloc_from(&[-2.0, 0.5, 3.0, f32::NAN]).unwrap();
+        backend.bias_activation(&relu, &bias, &mut y).unwrap();
+        let y = backend.to_host(&y, 4).unwrap();
+        assert_eq!(&y[..3], [0.0, 0.0, 4.0]);
+        assert!(y[3].is_nan(), "NaN propagates through ReLU");
+        let softmax = BiasParams {
+            activation: ActivationKind::Softmax,
+            ..BiasParams::new(2, 2)
+        };
+        let mut y = backend.alloc(4).unwrap();
+        let err = backend
+            .bias_activation(&softmax, &bias, &mut y)
+            .unwrap_err();
+        assert!(err.to_string().contains("Softmax"), "{err}");
+    }
+
+    #[test]
+    fn fuses_the_activation_on_cpu() {
+        check_fused_activation(&Cpu::with_threads(2).unwrap());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use super::{Conv2dKernel, Conv2dParams};
 use crate::cpu::gemm::{MatMut, MatRef, sgemm};
 use crate::error::check_len;
+use crate::ops::bias::BiasParams;
+use crate::ops::bias::cpu::{bias_activation_rows, check_epilogue};
 use crate::ops::us;
 use crate::{Cpu, CpuBuffer, Result};
 
@@ -112,6 +114,7 @@ impl Conv2dKernel for Cpu {
             y.as_slice().len(),
         )?;
         check_len(OP, "bias", us(p.out_c), bias.as_slice().len())?;
+        check_epilogue(OP, p.activation)?;
         check_len(OP, "ws", self.conv2d_workspace_len(p), ws.as_slice().len())?;
         let (rows, patch, oc) = (p.out_pixels(), p.patch_len(), us(p.out_c));
         let col = &mut ws.as_mut_slice()[..rows * patch];
@@ -132,15 +135,12 @@ impl Conv2dKernel for Cpu {
             0.0,
             MatMut::row_major(ys, rows, oc),
         );
-        let b = &bias.as_slice()[..oc];
-        let chunk = self.chunk_for(rows, 64) * oc;
-        self.par_chunks_mut(ys, chunk, |_, part| {
-            for row in part.chunks_exact_mut(oc) {
-                for (v, b) in row.iter_mut().zip(b) {
-                    *v += b;
-                }
-            }
-        });
+        let epilogue = BiasParams {
+            activation: p.activation,
+            negative_slope: p.negative_slope,
+            ..BiasParams::new(p.batch * p.out_h * p.out_w, p.out_c)
+        };
+        bias_activation_rows(self, &epilogue, &bias.as_slice()[..oc], ys);
         Ok(())
     }
 

@@ -12,13 +12,15 @@ mod tests;
 
 use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
 
+use super::activation::ActivationKind;
 use super::{u32_of, us};
 use crate::backend::Storage;
 use crate::{Error, Result};
 
-/// A convolution's geometry for one call.
+/// A convolution's geometry for one call, and the activation its forward store
+/// applies.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2dParams {
     /// Samples.
     pub batch: u32,
@@ -46,6 +48,12 @@ pub struct Conv2dParams {
     pub pad_top: u32,
     /// Zero columns left of the input.
     pub pad_left: u32,
+    /// Applied by the forward pass after the bias: the spec's activation when it
+    /// [fuses into an epilogue](ActivationKind::fuses_into_epilogue), else `Linear`
+    /// (the layer then applies it as an op of its own).
+    pub activation: ActivationKind,
+    /// Slope below zero for [`ActivationKind::LeakyRelu`].
+    pub negative_slope: f32,
 }
 
 impl Conv2dParams {
@@ -58,6 +66,7 @@ impl Conv2dParams {
             .ok_or_else(|| invalid(format!("input {input} is not [height, width, channels]")))?;
         let (kh, kw) = spec.kernel;
         let (sh, sw) = spec.stride;
+        let (activation, negative_slope) = ActivationKind::of(spec.activation);
         let oh = conv_output_len(h, kh, sh, spec.padding);
         let ow = conv_output_len(w, kw, sw, spec.padding);
         let (Some(oh), Some(ow)) = (oh, ow) else {
@@ -79,6 +88,12 @@ impl Conv2dParams {
             stride_w: u32_of(OP, "stride", sw)?,
             pad_top: u32_of(OP, "padding", same_padding_before(h, kh, sh, spec.padding))?,
             pad_left: u32_of(OP, "padding", same_padding_before(w, kw, sw, spec.padding))?,
+            activation: if activation.fuses_into_epilogue() {
+                activation
+            } else {
+                ActivationKind::Linear
+            },
+            negative_slope,
         })
     }
 
@@ -125,7 +140,8 @@ pub trait Conv2dKernel: Storage {
     /// backward passes read, for geometry `p` (its batch being the largest one used).
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize;
 
-    /// `y = conv(x, w) + bias`. Leaves in `ws` what
+    /// `y = act(conv(x, w) + bias)`, with `act` the params' epilogue activation.
+    /// Leaves in `ws` what
     /// [`Conv2dKernel::conv2d_bwd_filter`] needs.
     fn conv2d_fwd(
         &self,
