@@ -40,6 +40,10 @@ impl CpuBuffer {
 pub(crate) struct CpuInner {
     pub(crate) pool: ThreadPool,
     pub(crate) gemm: gemm::GemmScratch,
+    /// Per-thread partial results of reductions (column sums), combined in a fixed
+    /// order so that results do not depend on scheduling. Grows to the widest
+    /// reduction once, during the first step.
+    pub(crate) partials: std::sync::Mutex<Vec<f32>>,
 }
 
 /// The CPU backend. Cloning it is cheap and shares its threads.
@@ -82,7 +86,11 @@ impl Cpu {
         let pool = ThreadPool::new(threads)?;
         let gemm = gemm::GemmScratch::new(pool.threads());
         Ok(Self {
-            inner: Arc::new(CpuInner { pool, gemm }),
+            inner: Arc::new(CpuInner {
+                pool,
+                gemm,
+                partials: std::sync::Mutex::new(Vec::new()),
+            }),
         })
     }
 

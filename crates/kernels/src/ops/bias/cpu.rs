@@ -35,14 +35,44 @@ pub(crate) fn bias_activation_rows(cpu: &Cpu, p: &BiasParams, bias: &[f32], y: &
     });
 }
 
-/// `out[c] += sum_r data[r * cols + c]`, row by row (the inner loop vectorises).
-pub(crate) fn column_sums_into(_cpu: &Cpu, data: &[f32], cols: usize, out: &mut [f32]) {
+/// `out[c] += sum_r data[r * cols + c]`: each thread sums a band of rows into its own
+/// partial (the inner loop vectorises), then the partials are added in thread order,
+/// so the result is the same on every run.
+pub(crate) fn column_sums_into(cpu: &Cpu, data: &[f32], cols: usize, out: &mut [f32]) {
     if cols == 0 {
         return;
     }
-    for row in data.chunks_exact(cols) {
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += v;
+    let rows = data.len() / cols;
+    let parts = cpu.threads().min(rows / 64).max(1);
+    let sum_band = |band: &[f32], acc: &mut [f32]| {
+        for row in band.chunks_exact(cols) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    };
+    if parts == 1 {
+        sum_band(data, out);
+        return;
+    }
+    let inner = cpu.inner();
+    let mut partials = inner
+        .partials
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if partials.len() < parts * cols {
+        partials.resize(parts * cols, 0.0);
+    }
+    let band = rows.div_ceil(parts) * cols;
+    let partials = &mut partials[..parts * cols];
+    cpu.par_chunks_mut(partials, cols, |t, acc| {
+        acc.fill(0.0);
+        let start = (t * band).min(data.len());
+        sum_band(&data[start..(start + band).min(data.len())], acc);
+    });
+    for acc in partials.chunks_exact(cols) {
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o += a;
         }
     }
 }

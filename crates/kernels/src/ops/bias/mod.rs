@@ -97,6 +97,39 @@ mod tests {
     }
 
     #[test]
+    fn large_gradients_are_summed_exactly_and_reproducibly_on_cpu() {
+        let cpu = Cpu::with_threads(2).unwrap();
+        let (rows, cols) = (5_000u32, 37u32);
+        let n = (rows * cols) as usize;
+        let dy: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 97.0)
+            .collect();
+        let dyb = cpu.alloc_from(&dy).unwrap();
+        let p = BiasParams::new(rows, cols);
+        let run = || {
+            let mut db = cpu.alloc(cols as usize).unwrap();
+            cpu.bias_grad(&p, &dyb, &mut db).unwrap();
+            cpu.to_host(&db, cols as usize).unwrap()
+        };
+        let db = run();
+        for (c, got) in db.iter().enumerate() {
+            let want: f64 = dy
+                .iter()
+                .skip(c)
+                .step_by(cols as usize)
+                .map(|v| f64::from(*v))
+                .sum();
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()),
+                "column {c}: {got} vs {want}"
+            );
+        }
+        for _ in 0..5 {
+            assert_eq!(run(), db, "the same inputs must give the same bits");
+        }
+    }
+
+    #[test]
     fn adds_and_sums_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
     }
