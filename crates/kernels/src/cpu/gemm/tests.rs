@@ -71,6 +71,7 @@ fn on_every_backend(f: impl Fn(&CpuInner)) {
             isa: Isa::Portable,
             ..GemmScratch::new(2)
         },
+        partials: Default::default(),
     };
     f(&portable);
 }
