@@ -92,7 +92,8 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     }
     let out = root.join("target/kiln-bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let table = markdown(&rows);
+    let mut table = markdown(&rows);
+    table.push_str(&conv_vs_gemm(&rows));
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
     write(&out.join("report.md"), &table)?;
     let text = serde_json::to_string_pretty(&json!({ "benchmarks": json_rows }))
@@ -180,6 +181,51 @@ fn read_row(new: &Path) -> Result<Option<Row>, String> {
         high_ns: number(&median["confidence_interval"]["upper_bound"]),
         elements: bench["throughput"]["Elements"].as_f64(),
     }))
+}
+
+/// Each convolution layer against the `gemm` crate on the products it is made of
+/// (forward: one product; backward: the weight gradient, plus the input gradient
+/// except for the first layer), so that the cost of im2col, layouts and epilogues
+/// shows as a ratio below 100 %.
+fn conv_vs_gemm(rows: &[Row]) -> String {
+    let median = |id: &str| rows.iter().find(|r| r.id == id).map(|r| r.median_ns);
+    let crate_time = |prefix: &str| {
+        rows.iter()
+            .find(|r| r.id.starts_with(prefix) && r.id.ends_with("/gemm_crate"))
+            .map(|r| r.median_ns)
+    };
+    let mut s = String::from(
+        "\n| layer | kiln layer | gemm crate, same products | ratio |\n|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for conv in ["conv1", "conv2", "conv3"] {
+        let fwd = (
+            median(&format!("{conv}/forward")),
+            crate_time(&format!("gemm/{conv}_fwd_")),
+        );
+        let igrad = if conv == "conv1" {
+            Some(0.0)
+        } else {
+            crate_time(&format!("gemm/{conv}_igrad_"))
+        };
+        let bwd_crate = crate_time(&format!("gemm/{conv}_wgrad_"))
+            .zip(igrad)
+            .map(|(w, i)| w + i);
+        let bwd = (median(&format!("{conv}/backward")), bwd_crate);
+        for (pass, (kiln, peer)) in [("forward", fwd), ("backward", bwd)] {
+            if let (Some(kiln), Some(peer)) = (kiln, peer) {
+                any = true;
+                let _ = writeln!(
+                    s,
+                    "| {conv} {pass} | {:.3} ms | {:.3} ms | {:.0} % |",
+                    kiln / 1e6,
+                    peer / 1e6,
+                    100.0 * peer / kiln
+                );
+            }
+        }
+    }
+    if any { s } else { String::new() }
 }
 
 fn markdown(rows: &[Row]) -> String {

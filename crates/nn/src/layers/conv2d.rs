@@ -88,17 +88,17 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         let p = self.params.with_batch(batch)?;
         self.activation
             .backward(backend, y, dy, p.out_pixels(), p.out_c as usize, at)?;
-        backend.conv2d_bwd_filter(
+        let k = &mut self.kernel;
+        backend.conv2d_bwd(
             &p,
             x,
-            &self.workspace,
+            &k.weight,
             dy,
-            &mut self.kernel.dweight,
-            &mut self.kernel.dbias,
+            &mut k.dweight,
+            &mut k.dbias,
+            dx,
+            &mut self.workspace,
         )?;
-        if let Some(dx) = dx {
-            backend.conv2d_bwd_data(&p, dy, &self.kernel.weight, dx, &mut self.workspace)?;
-        }
         Ok(())
     }
 

@@ -136,13 +136,11 @@ impl Conv2dParams {
 
 /// The convolution op.
 pub trait Conv2dKernel: Storage {
-    /// Elements of the scratch buffer that [`Conv2dKernel::conv2d_fwd`] fills and the
-    /// backward passes read, for geometry `p` (its batch being the largest one used).
+    /// Elements of the scratch buffer the forward and backward passes use, for
+    /// geometry `p` (its batch being the largest one used).
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize;
 
     /// `y = act(conv(x, w) + bias)`, with `act` the params' epilogue activation.
-    /// Leaves in `ws` what
-    /// [`Conv2dKernel::conv2d_bwd_filter`] needs.
     fn conv2d_fwd(
         &self,
         p: &Conv2dParams,
@@ -153,27 +151,20 @@ pub trait Conv2dKernel: Storage {
         ws: &mut Self::Buffer,
     ) -> Result<()>;
 
-    /// `dw += dL/dw` and `dbias += dL/dbias`, from the input `x`, the scratch of the
-    /// forward pass on `x` and the output gradient `dy`.
+    /// The backward pass: `dw += dL/dw`, `dbias += dL/dbias` and, unless `dx` is
+    /// `None` (a first layer needs no input gradient), `dx = dL/dx` (overwritten), from
+    /// the forward's input `x` and the output gradient `dy` (at the pre-activation:
+    /// the layer has applied the activation's backward). `ws` is scratch.
     #[allow(clippy::too_many_arguments)]
-    fn conv2d_bwd_filter(
+    fn conv2d_bwd(
         &self,
         p: &Conv2dParams,
         x: &Self::Buffer,
-        ws: &Self::Buffer,
+        w: &Self::Buffer,
         dy: &Self::Buffer,
         dw: &mut Self::Buffer,
         dbias: &mut Self::Buffer,
-    ) -> Result<()>;
-
-    /// `dx = dL/dx` (overwritten). May overwrite `ws`, so it runs after
-    /// [`Conv2dKernel::conv2d_bwd_filter`].
-    fn conv2d_bwd_data(
-        &self,
-        p: &Conv2dParams,
-        dy: &Self::Buffer,
-        w: &Self::Buffer,
-        dx: &mut Self::Buffer,
+        dx: Option<&mut Self::Buffer>,
         ws: &mut Self::Buffer,
     ) -> Result<()>;
 }
