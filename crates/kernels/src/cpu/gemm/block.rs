@@ -13,11 +13,16 @@
 //! Ragged edges: a strip of fewer than `MR` rows runs a kernel compiled for that many
 //! rows; a strip of fewer than `NR` columns of an in-place `b` is packed (the kernel
 //! always reads `NR` columns) and its tiles go through a stack buffer.
+//!
+//! The epilogue (bias, activation) goes with the store of each tile's last `k` block:
+//! into the micro-kernel when it can be done in registers, otherwise over the tile
+//! just stored, while it is in L1.
 
 use std::ops::Range;
 
 use super::scratch::WorkerScratch;
-use super::{MatRef, pack};
+use super::{Epilogue, MatRef, pack};
+use crate::ops::activation::ActivationKind;
 
 /// Rows of the register tile.
 pub(super) const MR: usize = 6;
@@ -34,12 +39,13 @@ pub(super) const MC: usize = 144;
 pub(super) const NC: usize = 1024;
 
 /// One micro-kernel call for `R <= MR` rows (a const parameter of the kernel):
-/// `c[0..R][0..NR] = alpha * sum_p a(0..R, p) b(p, :) + beta * c`.
+/// `c[0..R][0..NR] = act(alpha * sum_p a(0..R, p) b(p, :) + beta * c + bias)`.
 ///
 /// Contract for the pointers: for every `p < k` and `i < R`, `a + i * a_rs + p * a_cs`
 /// is readable, and so are the `NR` values at `b + p * b_rs`; the `R x NR` block at `c`
 /// with rows `c_rs` apart is writable, not aliased by any live reference, and readable
-/// when `beta != 0`. With `beta == 0`, `c` is not read.
+/// when `beta != 0`; unless `bias` is null, the `NR` values at `bias` are readable.
+/// With `beta == 0`, `c` is not read.
 pub(super) struct Tile {
     pub(super) k: usize,
     pub(super) a: *const f32,
@@ -57,6 +63,28 @@ pub(super) struct Tile {
     pub(super) pf: *const f32,
     pub(super) pf_step: usize,
     pub(super) pf_n: usize,
+    /// `NR` values added to every row before the activation; null adds nothing.
+    pub(super) bias: *const f32,
+    /// The activation applied before the store.
+    pub(super) act: TileAct,
+}
+
+impl Tile {
+    /// Whether the store adds a bias or applies an activation.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn has_epilogue(&self) -> bool {
+        !self.bias.is_null() || self.act != TileAct::Linear
+    }
+}
+
+/// The activations a micro-kernel applies in registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum TileAct {
+    Linear,
+    /// `if x < 0 { 0 } else { x }`: NaN propagates.
+    Relu,
+    /// `if x < 0 { slope * x } else { x }`, with the slope.
+    LeakyRelu(f32),
 }
 
 /// The micro-kernel the CPU can run, chosen once per backend.
@@ -87,9 +115,10 @@ pub(super) struct Packing {
     pub(super) direct_b: bool,
 }
 
-/// One task: `c[rows][cols] = alpha * a[rows][ks] * b[ks][cols] + beta * c[rows][cols]`,
-/// where `c` points at element `(rows.start, cols.start)` of the destination, rows
-/// `c_rs` apart.
+/// One task: `c[rows][cols] = act(alpha * a[rows][ks] * b[ks][cols] +
+/// beta * c[rows][cols] + bias[cols])`, where `c` points at element
+/// `(rows.start, cols.start)` of the destination, rows `c_rs` apart, and the bias is
+/// indexed by the destination's columns.
 pub(super) struct Job<'a> {
     /// Which call of `sgemm` this task belongs to (tells a worker whether the `b` it
     /// packed for an earlier task is still the right one).
@@ -105,6 +134,9 @@ pub(super) struct Job<'a> {
     pub(super) ks: Range<usize>,
     pub(super) c: *mut f32,
     pub(super) c_rs: usize,
+    /// Applied with the last `k` block; its bias (if any) holds a value for every
+    /// column of `cols`.
+    pub(super) epilogue: Epilogue<'a>,
 }
 
 /// The strips of one operand as the macro-kernel walks them: strip `s` starts at
@@ -162,6 +194,11 @@ pub(super) unsafe fn run(job: &Job<'_>, ws: &mut WorkerScratch) {
                 b_strips(job, ws, p0, kc, j0, nc)
             };
             let beta = if pc == 0 { job.beta } else { 1.0 };
+            let epilogue = if pc + kc == k {
+                job.epilogue.shifted(j0)
+            } else {
+                Epilogue::NONE
+            };
             let mut ic = 0;
             while ic < m {
                 let mc = MC.min(m - ic);
@@ -170,7 +207,8 @@ pub(super) unsafe fn run(job: &Job<'_>, ws: &mut WorkerScratch) {
                 // `c`; the strips were built for exactly `mc x kc` and `kc x nc`.
                 unsafe {
                     let c = job.c.add(ic * job.c_rs + jc);
-                    macro_kernel(job.isa, &a, &b, kc, c, job.c_rs, job.alpha, beta);
+                    let (isa, rs, alpha) = (job.isa, job.c_rs, job.alpha);
+                    macro_kernel(isa, &a, &b, kc, c, rs, alpha, beta, &epilogue);
                 }
                 ic += mc;
             }
@@ -348,33 +386,35 @@ unsafe fn macro_kernel(
     c_rs: usize,
     alpha: f32,
     beta: f32,
+    epilogue: &Epilogue<'_>,
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen after detecting AVX2 and FMA; the rest
         // is the caller's contract.
-        Isa::Avx2Fma => unsafe { macro_kernel_avx2(a, b, kc, c, c_rs, alpha, beta) },
+        Isa::Avx2Fma => unsafe { macro_kernel_avx2(a, b, kc, c, c_rs, alpha, beta, epilogue) },
         Isa::Portable => {
             use super::kernel_portable::tile as portable;
             // SAFETY: `macro_kernel_with` only calls this with `rows <= MR` and a tile
             // that meets `Tile`'s contract for `rows` rows.
             let tile = |t: &Tile, rows: usize| unsafe { by_rows!(portable, rows, t) };
             // SAFETY: the caller's contract.
-            unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta) }
+            unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta, epilogue) }
         }
     }
 }
 
-/// Calls `$kernel::<R>($t)` with `R` the run-time `$rows` (1 to `MR`).
+/// Calls `$kernel::<R>($t)` (or `$kernel::<R, $epi>($t)`) with `R` the run-time
+/// `$rows` (1 to `MR`).
 macro_rules! by_rows {
-    ($kernel:ident, $rows:expr, $t:expr) => {
+    ($kernel:ident, $rows:expr, $t:expr $(, $epi:literal)?) => {
         match $rows {
-            6 => $kernel::<6>($t),
-            5 => $kernel::<5>($t),
-            4 => $kernel::<4>($t),
-            3 => $kernel::<3>($t),
-            2 => $kernel::<2>($t),
-            _ => $kernel::<1>($t),
+            6 => $kernel::<6 $(, $epi)?>($t),
+            5 => $kernel::<5 $(, $epi)?>($t),
+            4 => $kernel::<4 $(, $epi)?>($t),
+            3 => $kernel::<3 $(, $epi)?>($t),
+            2 => $kernel::<2 $(, $epi)?>($t),
+            _ => $kernel::<1 $(, $epi)?>($t),
         }
     };
 }
@@ -389,6 +429,7 @@ const _: () = assert!(MR == 6);
 /// The CPU must support AVX2 and FMA; otherwise as [`macro_kernel_with`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn macro_kernel_avx2(
     a: &Strips,
     b: &Strips,
@@ -397,17 +438,26 @@ unsafe fn macro_kernel_avx2(
     c_rs: usize,
     alpha: f32,
     beta: f32,
+    epilogue: &Epilogue<'_>,
 ) {
     use super::kernel_avx2::tile as avx2;
     // SAFETY: this function runs only where AVX2 and FMA are present; `rows <= MR`
     // and the tile's contract are `macro_kernel_with`'s to keep.
-    let tile = |t: &Tile, rows: usize| unsafe { by_rows!(avx2, rows, t) };
+    let tile = |t: &Tile, rows: usize| unsafe {
+        // The plain product, most of them, runs a kernel without the epilogue's code.
+        if t.has_epilogue() {
+            by_rows!(avx2, rows, t, true)
+        } else {
+            by_rows!(avx2, rows, t, false)
+        }
+    };
     // SAFETY: the caller's contract.
-    unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta) }
+    unsafe { macro_kernel_with(tile, a, b, kc, c, c_rs, alpha, beta, epilogue) }
 }
 
-/// `c = alpha * a * b + beta * c` over all strips of `a` (`a.len` rows) and `b`
-/// (`b.len` columns), `kc` steps deep.
+/// `c = act(alpha * a * b + beta * c + bias)` over all strips of `a` (`a.len` rows)
+/// and `b` (`b.len` columns), `kc` steps deep, with the bias and the activation from
+/// `epilogue` (whose bias starts at the block's first column).
 ///
 /// # Safety
 /// `tile(t, rows)` must be sound for any `t` that meets [`Tile`]'s contract for `rows`
@@ -424,7 +474,24 @@ unsafe fn macro_kernel_with(
     c_rs: usize,
     alpha: f32,
     beta: f32,
+    epilogue: &Epilogue<'_>,
 ) {
+    // The bias and the simple activations go into the kernel's registers; the others
+    // run over each tile once it is stored, as do all of them on a ragged tile.
+    let act = match epilogue.activation {
+        ActivationKind::Relu => Some(TileAct::Relu),
+        ActivationKind::LeakyRelu => Some(TileAct::LeakyRelu(epilogue.negative_slope)),
+        ActivationKind::Sigmoid | ActivationKind::Tanh => None,
+        ActivationKind::Linear | ActivationKind::Gelu | ActivationKind::Softmax => {
+            Some(TileAct::Linear)
+        }
+    };
+    let (tile_bias, tile_act) = match act {
+        Some(act) => (epilogue.bias, act),
+        None => (None, TileAct::Linear),
+    };
+    let after_tile = act.is_none();
+    let ragged_epilogue = !epilogue.is_none();
     let a_count = a.len.div_ceil(MR);
     let b_count = b.len.div_ceil(NR);
     let b_full = b.len / NR;
@@ -454,9 +521,23 @@ unsafe fn macro_kernel_with(
             pf: a.ptr.wrapping_add((it + 1) * a.step),
             pf_step: a.pf_step,
             pf_n,
+            bias: std::ptr::null(),
+            act: TileAct::Linear,
         };
         if cols == NR {
+            if let Some(bias) = tile_bias {
+                t.bias = bias[jt * NR..jt * NR + NR].as_ptr();
+            }
+            t.act = tile_act;
             tile(&t, rows);
+            if after_tile {
+                for i in 0..rows {
+                    // SAFETY: the kernel just wrote row `i < rows` of this tile, inside
+                    // the block of `c` handed over; no other reference to it is live.
+                    let out = unsafe { std::slice::from_raw_parts_mut(dst.add(i * c_rs), NR) };
+                    epilogue.apply(out, jt * NR);
+                }
+            }
             return;
         }
         // Fewer columns than a vector pair: compute into a stack tile, then copy.
@@ -482,6 +563,9 @@ unsafe fn macro_kernel_with(
                 for (o, s) in out.iter_mut().zip(src) {
                     *o = s + beta * *o;
                 }
+            }
+            if ragged_epilogue {
+                epilogue.apply(out, jt * NR);
             }
         }
     };

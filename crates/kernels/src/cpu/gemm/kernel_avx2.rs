@@ -8,24 +8,26 @@
 //! only its own rows.
 
 use std::arch::x86_64::{
-    __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
-    _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_ps, _mm256_setzero_ps,
-    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    __m256, _CMP_LT_OQ, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_blendv_ps,
+    _mm256_broadcast_ss, _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps,
+    _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_shuffle_ps,
+    _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
-use super::block::{MR, NR, Tile};
+use super::block::{MR, NR, Tile, TileAct};
 
 // The register tile below is written out for exactly these sizes.
 const _: () = assert!(MR == 6 && NR == 16);
 
-/// Runs one `R x NR` tile (`R <= MR`); see [`Tile`] for the contract.
+/// Runs one `R x NR` tile (`R <= MR`); see [`Tile`] for the contract. Without `EPI`,
+/// the tile's bias and activation are ignored (callers pass `t.has_epilogue()`).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the pointers and strides in `t` must satisfy
 /// [`Tile`]'s contract for `R` rows.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
+pub(super) unsafe fn tile<const R: usize, const EPI: bool>(t: &Tile) {
     let mut acc: [[__m256; 2]; MR] = [[_mm256_setzero_ps(); 2]; MR];
     // Rows 0..3 hang off `a0` and rows 3..6 off `a3` at offsets 0, rs and 2 * rs.
     let (rs, rs2) = (t.a_rs, 2 * t.a_rs);
@@ -77,6 +79,27 @@ pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
     }
     let alpha = _mm256_set1_ps(t.alpha);
     let beta = _mm256_set1_ps(t.beta);
+    let zero = _mm256_setzero_ps();
+    let bias = if !EPI || t.bias.is_null() {
+        None
+    } else {
+        // SAFETY: the contract of `Tile` makes the `NR` values at a non-null `bias`
+        // readable.
+        Some(unsafe { [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))] })
+    };
+    // `x < 0 ? f(x) : x` on both halves of a row; the ordered comparison is false for
+    // NaN, which therefore propagates.
+    let act = |v: __m256| match t.act {
+        _ if !EPI => v,
+        TileAct::Linear => v,
+        // `max` returns its second operand when either is NaN or both are zeros, so
+        // `max(0, v)` is exactly the comparison above (`-0` stays `-0`).
+        TileAct::Relu => _mm256_max_ps(zero, v),
+        TileAct::LeakyRelu(slope) => {
+            let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, zero);
+            _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(slope)), neg)
+        }
+    };
     for (i, row) in acc.iter().enumerate().take(R) {
         // SAFETY: the contract of `Tile` makes the `R x NR` block at `c` writable (and
         // readable when `beta != 0`), rows `c_rs` apart.
@@ -96,6 +119,11 @@ pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
                 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(c), beta, v0);
                 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(c.add(8)), beta, v1);
             }
+            if let Some([b0, b1]) = bias {
+                v0 = _mm256_add_ps(v0, b0);
+                v1 = _mm256_add_ps(v1, b1);
+            }
+            let (v0, v1) = (act(v0), act(v1));
             _mm256_storeu_ps(c, v0);
             _mm256_storeu_ps(c.add(8), v1);
         }

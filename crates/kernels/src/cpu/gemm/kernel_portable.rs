@@ -2,7 +2,7 @@
 //! architectures. Written so that LLVM keeps the accumulators in vector registers
 //! (SSE on baseline x86-64, NEON on aarch64).
 
-use super::block::{MR, NR, Tile};
+use super::block::{MR, NR, Tile, TileAct};
 
 /// Runs one `R x NR` tile (`R <= MR`); see [`Tile`] for the contract.
 ///
@@ -31,6 +31,13 @@ pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
         a = a.wrapping_add(t.a_cs);
         b = b.wrapping_add(t.b_rs);
     }
+    let bias: [f32; NR] = if t.bias.is_null() {
+        [0.0; NR]
+    } else {
+        // SAFETY: the contract of `Tile` makes the `NR` values at a non-null `bias`
+        // readable.
+        unsafe { t.bias.cast::<[f32; NR]>().read_unaligned() }
+    };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: the contract of `Tile` makes the `R x NR` block at `c` writable (and
         // readable when `beta != 0`), rows `c_rs` apart, with no other live reference.
@@ -43,6 +50,23 @@ pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
             for (o, r) in out.iter_mut().zip(row) {
                 *o = t.alpha * r + t.beta * *o;
             }
+        }
+        if !t.bias.is_null() {
+            out.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
+        }
+        match t.act {
+            TileAct::Linear => {}
+            // `x < 0` is false for NaN, which therefore propagates.
+            TileAct::Relu => out.iter_mut().for_each(|o| {
+                if *o < 0.0 {
+                    *o = 0.0;
+                }
+            }),
+            TileAct::LeakyRelu(slope) => out.iter_mut().for_each(|o| {
+                if *o < 0.0 {
+                    *o *= slope;
+                }
+            }),
         }
     }
 }

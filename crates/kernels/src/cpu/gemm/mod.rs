@@ -1,5 +1,6 @@
 //! Single-precision matrix product for the CPU backend:
-//! `c = alpha * a * b + beta * c` on strided views.
+//! `c = act(alpha * a * b + beta * c + bias)` on strided views, the bias and the
+//! activation (an `Epilogue`) applied as each tile of `c` is stored.
 //!
 //! The structure is Goto's (as in BLIS): panels of `b` and blocks of `a` sized for the
 //! caches, and a register-tiled micro-kernel (6 x 16, AVX2 + FMA where the CPU has
@@ -27,9 +28,9 @@ mod scratch;
 mod tests;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{CpuInner, SendPtr, ThreadPool};
+use super::{CpuInner, SendPtr};
+use crate::ops::activation::ActivationKind;
 use block::{Isa, Job};
 use plan::{Split, plan};
 use scratch::Buffers;
@@ -113,6 +114,82 @@ impl<'a> MatMut<'a> {
     }
 }
 
+/// What the product's store applies to each output element, after alpha and beta:
+/// `c[i][j] = act(alpha * (a b)[i][j] + beta * c[i][j] + bias[j])`.
+///
+/// Applied once per element, as the last `k` block of a tile is stored: in registers
+/// for `Linear`, `Relu` and `LeakyRelu`, over the just-stored tile for `Sigmoid` and
+/// `Tanh`. `Gelu` and `Softmax` are not supported (callers apply them after the
+/// product): a debug build asserts, a release build applies no activation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue<'a> {
+    /// One value per column of `c`, added to every row; `None` adds nothing.
+    pub(crate) bias: Option<&'a [f32]>,
+    /// The function applied last.
+    pub(crate) activation: ActivationKind,
+    /// The slope below zero of [`ActivationKind::LeakyRelu`].
+    pub(crate) negative_slope: f32,
+}
+
+impl Epilogue<'_> {
+    /// No bias, no activation: the plain product.
+    pub(crate) const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        activation: ActivationKind::Linear,
+        negative_slope: 0.0,
+    };
+
+    /// Whether the epilogue leaves every value as it is.
+    fn is_none(&self) -> bool {
+        self.bias.is_none()
+            && matches!(
+                self.activation,
+                ActivationKind::Linear | ActivationKind::Gelu | ActivationKind::Softmax
+            )
+    }
+
+    /// The epilogue of the columns from `j0` on (the bias shifted by `j0`).
+    fn shifted(&self, j0: usize) -> Self {
+        Self {
+            bias: self.bias.map(|b| &b[j0..]),
+            ..*self
+        }
+    }
+
+    /// Applies the epilogue to `row`, which holds columns `j0..j0 + row.len()` of `c`.
+    // Kept out of line: inlined, it would bloat the macro-kernel's tile loop.
+    #[inline(never)]
+    fn apply(&self, row: &mut [f32], j0: usize) {
+        if let Some(bias) = self.bias {
+            let bias = &bias[j0..j0 + row.len()];
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        }
+        // One loop per function, so that the simple ones vectorise.
+        fn map(row: &mut [f32], f: impl Fn(f32) -> f32) {
+            row.iter_mut().for_each(|v| *v = f(*v));
+        }
+        let slope = self.negative_slope;
+        match self.activation {
+            // `x < 0` is false for NaN, which therefore propagates.
+            ActivationKind::Relu => map(row, |x| if x < 0.0 { 0.0 } else { x }),
+            ActivationKind::LeakyRelu => map(row, |x| if x < 0.0 { slope * x } else { x }),
+            ActivationKind::Sigmoid => map(row, sigmoid),
+            ActivationKind::Tanh => map(row, f32::tanh),
+            ActivationKind::Linear | ActivationKind::Gelu | ActivationKind::Softmax => {}
+        }
+    }
+}
+
+/// The logistic function, without overflow in `exp` for large `|x|`.
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
 /// Packing buffers, one set per pool worker, allocated once per backend.
 pub(crate) struct GemmScratch {
     // Held for the duration of one product: two threads sharing a `Cpu` take turns.
@@ -167,13 +244,43 @@ pub(crate) fn sgemm(
     a: MatRef<'_>,
     b: MatRef<'_>,
     beta: f32,
+    c: MatMut<'_>,
+) {
+    sgemm_with(cpu, alpha, a, b, beta, c, &Epilogue::NONE);
+}
+
+/// `c = act(alpha * a * b + beta * c + bias)`, the bias and the activation given by
+/// `epilogue` (see [`Epilogue`] for the activations it supports). With `beta == 0`
+/// the old contents of `c` are not read (NaN there does not propagate).
+///
+/// # Panics
+/// Panics if the views' sizes disagree or overrun their slices, or if the bias does
+/// not hold one value per column of `c`; callers check shapes and return errors first.
+pub(crate) fn sgemm_with(
+    cpu: &CpuInner,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
     mut c: MatMut<'_>,
+    epilogue: &Epilogue<'_>,
 ) {
     assert_eq!(a.cols, b.rows, "sgemm: inner dimensions");
     assert_eq!(
         (a.rows, b.cols),
         (c.rows, c.cols),
         "sgemm: output dimensions"
+    );
+    if let Some(bias) = epilogue.bias {
+        assert_eq!(bias.len(), c.cols, "sgemm: one bias value per column");
+    }
+    debug_assert!(
+        !matches!(
+            epilogue.activation,
+            ActivationKind::Gelu | ActivationKind::Softmax
+        ),
+        "sgemm: {:?} is not fused; apply it after the product",
+        epilogue.activation
     );
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if m == 0 || n == 0 {
@@ -190,6 +297,11 @@ pub(crate) fn sgemm(
     );
     if k == 0 || alpha == 0.0 {
         scale(beta, &mut c);
+        if !epilogue.is_none() {
+            for i in 0..m {
+                epilogue.apply(&mut c.data[i * c.row_stride..i * c.row_stride + n], 0);
+            }
+        }
         return;
     }
     let scratch = &cpu.gemm;
@@ -203,13 +315,16 @@ pub(crate) fn sgemm(
     let plan = plan(m, n, k, buffers.workers.len(), &a, &b);
     let c_rs = c.row_stride;
     let c_ptr = SendPtr(c.data.as_mut_ptr());
+    // With a split `k`, the epilogue waits for the partial sums to be added up.
+    let depth = matches!(plan.split, Split::Depth(_));
+    let task_epilogue = if depth { Epilogue::NONE } else { *epilogue };
     let task = |t: usize, worker: usize| {
         let (rows, cols, ks) = match plan.split {
             Split::Rows(chunk) => (t * chunk..m.min((t + 1) * chunk), 0..n, 0..k),
             Split::Cols(chunk) => (0..m, t * chunk..n.min((t + 1) * chunk), 0..k),
             Split::Depth(chunk) => (0..m, 0..n, t * chunk..k.min((t + 1) * chunk)),
         };
-        let (dst, dst_rs, beta) = if matches!(plan.split, Split::Depth(_)) && t > 0 {
+        let (dst, dst_rs, beta) = if depth && t > 0 {
             // SAFETY: the plan makes at most `threads` tasks of a split `k`, so cell
             // `t - 1` exists, and only task `t` uses it.
             let partial = unsafe { buffers.partials.get(t - 1) };
@@ -235,6 +350,7 @@ pub(crate) fn sgemm(
             ks,
             c: dst,
             c_rs: dst_rs,
+            epilogue: task_epilogue,
         };
         // SAFETY: tasks write disjoint blocks of `c` (or their own partial buffer, which
         // holds `m * n <= PARTIAL_LEN` values, rows `n` apart); `c` is exclusively
@@ -244,72 +360,24 @@ pub(crate) fn sgemm(
         // so no two tasks share worker scratch.
         unsafe { block::run(&job, buffers.workers.get(worker)) };
     };
-    if plan.tasks == 1 {
-        task(0, 0);
-    } else {
-        run_tasks(&cpu.pool, buffers.workers.len(), plan.tasks, &task);
-    }
-    if let Split::Depth(_) = plan.split {
-        for t in 1..plan.tasks {
-            // SAFETY: the pool is done, so no task holds a partial cell any more.
-            let partial = unsafe { buffers.partials.get(t - 1) }.as_mut_slice();
-            for (i, src) in partial.chunks_exact(n).take(m).enumerate() {
-                let row = &mut c.data[i * c_rs..i * c_rs + n];
+    // The pool's caller spins while the other threads finish their last tasks, so a
+    // product does not pay for waking up from a sleep.
+    cpu.pool.run(plan.tasks, &task);
+    if depth {
+        // Row by row, so that the epilogue finds its row in L1.
+        for i in 0..m {
+            let row = &mut c.data[i * c_rs..i * c_rs + n];
+            for t in 1..plan.tasks {
+                // SAFETY: the pool is done, so no task holds a partial cell any more, and
+                // this reference ends with the iteration.
+                let partial = unsafe { buffers.partials.get(t - 1) }.as_mut_slice();
+                let src = &partial[i * n..(i + 1) * n];
                 row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
             }
+            epilogue.apply(row, 0);
         }
     }
 }
-
-/// Runs `task(t, worker)` for every `t < tasks` on the pool's `threads` threads and
-/// returns when all are done.
-///
-/// Each thread pulls task indices from a shared counter. When none is left, the calling
-/// thread spins until the others have finished theirs instead of letting `pool.run`
-/// put it to sleep: being woken up again through the OS takes about 10 µs, a fifth of
-/// a dense layer's product. After a short spin it yields, so that it does not hold a
-/// core that a preempted worker needs.
-fn run_tasks(
-    pool: &ThreadPool,
-    threads: usize,
-    tasks: usize,
-    task: &(dyn Fn(usize, usize) + Sync),
-) {
-    /// Counts a task as done when dropped, so that one that panics (the pool reports
-    /// it to the caller) does not leave the caller spinning.
-    struct Done<'a>(&'a AtomicUsize);
-    impl Drop for Done<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::Release);
-        }
-    }
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    pool.run(threads.min(tasks), &|_, worker| {
-        loop {
-            let t = next.fetch_add(1, Ordering::Relaxed);
-            if t >= tasks {
-                break;
-            }
-            let _done = Done(&done);
-            task(t, worker);
-        }
-        if worker == 0 {
-            let mut spins = 0;
-            while done.load(Ordering::Acquire) < tasks {
-                if spins < SPINS {
-                    spins += 1;
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
-    });
-}
-
-/// About 20 µs of spinning (a `pause` takes tens of cycles).
-const SPINS: u32 = 1 << 10;
 
 /// The textbook triple loop: the oracle the fast path is tested against.
 #[cfg(test)]

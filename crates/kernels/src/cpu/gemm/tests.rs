@@ -1,7 +1,9 @@
 //! `sgemm` against the triple loop ([`reference`]), over shapes that hit every edge of
-//! the blocking, every operand layout, one and two threads, and both micro-kernels.
+//! the blocking, every operand layout, one and two threads, and both micro-kernels;
+//! `sgemm_with` against the triple loop followed by a scalar epilogue.
 
 use super::block::{Isa, KC, MC, MR, NC, NR};
+use super::plan::{Split, plan};
 use super::*;
 use crate::Cpu;
 use crate::cpu::ThreadPool;
@@ -76,10 +78,48 @@ fn on_every_backend(f: impl Fn(&CpuInner)) {
     f(&portable);
 }
 
+/// The activation written out from its definition, the epilogue's oracle.
+fn activate(kind: ActivationKind, slope: f32, x: f32) -> f32 {
+    match kind {
+        ActivationKind::Linear => x,
+        ActivationKind::Relu => {
+            if x < 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
+        ActivationKind::LeakyRelu => {
+            if x < 0.0 {
+                slope * x
+            } else {
+                x
+            }
+        }
+        ActivationKind::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        ActivationKind::Tanh => x.tanh(),
+        ActivationKind::Gelu | ActivationKind::Softmax => unreachable!("not fused"),
+    }
+}
+
 /// One product of the given shape and layouts against `reference`; `c` has rows
 /// `c_rs >= n` apart, and the padding between rows must survive untouched.
-#[allow(clippy::too_many_arguments)]
 fn check(
+    cpu: &CpuInner,
+    shape: (usize, usize, usize),
+    la: Layout,
+    lb: Layout,
+    alpha: f32,
+    beta: f32,
+    c_rs: usize,
+) {
+    check_with(cpu, shape, la, lb, alpha, beta, c_rs, None);
+}
+
+/// As [`check`], through `sgemm_with`: `epilogue` is the activation and its slope, with
+/// or without a random bias, checked against `reference` followed by [`activate`].
+#[allow(clippy::too_many_arguments)]
+fn check_with(
     cpu: &CpuInner,
     (m, n, k): (usize, usize, usize),
     la: Layout,
@@ -87,6 +127,7 @@ fn check(
     alpha: f32,
     beta: f32,
     c_rs: usize,
+    epilogue: Option<(ActivationKind, f32, bool)>,
 ) {
     let mut rng = Rng::new((m * 31 + n * 17 + k) as u64);
     let (ad, a_at) = matrix(&mut rng, m, k, la);
@@ -107,11 +148,29 @@ fn check(
         row_stride: c_rs,
     };
     reference(alpha, a, b, beta, out(&mut want));
-    sgemm(cpu, alpha, a, b, beta, out(&mut got));
+    let bias = random(&mut rng, n);
+    match epilogue {
+        None => sgemm(cpu, alpha, a, b, beta, out(&mut got)),
+        Some((activation, negative_slope, with_bias)) => {
+            let epilogue = Epilogue {
+                bias: with_bias.then_some(&bias[..]),
+                activation,
+                negative_slope,
+            };
+            sgemm_with(cpu, alpha, a, b, beta, out(&mut got), &epilogue);
+            for row in want.chunks_mut(c_rs) {
+                for (j, v) in row[..n].iter_mut().enumerate() {
+                    let x = if with_bias { *v + bias[j] } else { *v };
+                    *v = activate(activation, negative_slope, x);
+                }
+            }
+        }
+    }
     let tol = 2e-5 * (k as f32).sqrt().max(1.0);
     let what = || {
         format!(
-            "{m}x{n}x{k} {la:?}/{lb:?} alpha {alpha} beta {beta}, {:?} on {} threads",
+            "{m}x{n}x{k} {la:?}/{lb:?} alpha {alpha} beta {beta} epilogue {epilogue:?}, \
+             {:?} on {} threads",
             cpu.gemm.isa,
             cpu.pool.threads()
         )
@@ -381,30 +440,162 @@ fn threads_sharing_a_backend_take_turns() {
     });
 }
 
+/// Every fused activation, with and without a bias, `beta` 0 and 1, on shapes that
+/// the two-thread planner splits by rows, by columns and by `k`, with ragged edges,
+/// several `k` blocks, `a` and `b` packed or read in place.
 #[test]
-fn run_tasks_runs_each_task_once_and_survives_a_panic() {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let pool = ThreadPool::new(2).unwrap();
-    for tasks in [1, 2, 3, 17] {
-        let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
-        run_tasks(&pool, 2, tasks, &|t, worker| {
-            assert!(worker < 2);
-            hits[t].fetch_add(1, Ordering::Relaxed);
-        });
-        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-    }
-    // A panicking task reaches the caller instead of leaving it spinning, on whichever
-    // thread it runs.
-    for bad in 0..8 {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            run_tasks(&pool, 2, 8, &|t, _| assert!(t != bad, "task {t} fails"));
-        }));
-        assert!(r.is_err());
-    }
-    let count = AtomicUsize::new(0);
-    run_tasks(&pool, 2, 4, &|_, _| {
-        count.fetch_add(1, Ordering::Relaxed);
+fn the_epilogue_matches_the_product_followed_by_the_activation() {
+    use Layout::*;
+    let shapes = [
+        ((7, 19, 23), RowMajor, RowMajor),
+        ((13, 5, 3), Padded, Strided),
+        ((150, 70, 90), RowMajor, RowMajor),
+        ((MC + 1, 3 * NR, 2 * KC + 7), Strided, Transposed),
+        ((40, 700, 64), RowMajor, RowMajor),
+        ((3, 1030, 64), Transposed, RowMajor),
+        ((27, 32, 3001), Transposed, RowMajor),
+        ((11, 13, 5000), RowMajor, Transposed),
+    ];
+    // The shapes cover every way of cutting a product into tasks.
+    let splits: Vec<Split> = shapes
+        .iter()
+        .map(|&((m, n, k), la, lb)| {
+            let (ad, a_at) = matrix(&mut Rng::new(0), m, k, la);
+            let (bd, b_at) = matrix(&mut Rng::new(0), k, n, lb);
+            plan(m, n, k, 2, &view(&ad, m, k, a_at), &view(&bd, k, n, b_at)).split
+        })
+        .collect();
+    assert!(splits.iter().any(|s| matches!(s, Split::Rows(_))));
+    assert!(splits.iter().any(|s| matches!(s, Split::Cols(_))));
+    assert!(splits.iter().any(|s| matches!(s, Split::Depth(_))));
+    let activations = [
+        (ActivationKind::Linear, 0.0),
+        (ActivationKind::Relu, 0.0),
+        (ActivationKind::LeakyRelu, 0.1),
+        (ActivationKind::LeakyRelu, -1.5),
+        (ActivationKind::Sigmoid, 0.0),
+        (ActivationKind::Tanh, 0.0),
+    ];
+    on_every_backend(|cpu| {
+        for &(shape, la, lb) in &shapes {
+            for &(kind, slope) in &activations {
+                for with_bias in [false, true] {
+                    for beta in [0.0, 1.0] {
+                        let epilogue = Some((kind, slope, with_bias));
+                        check_with(cpu, shape, la, lb, 1.0, beta, shape.1 + 3, epilogue);
+                    }
+                }
+            }
+        }
+        // Alpha and beta come before the bias and the activation.
+        let epilogue = Some((ActivationKind::LeakyRelu, 0.2, true));
+        for (shape, la, alpha, beta) in [
+            ((150, 70, 90), RowMajor, -2.0, 0.5),
+            ((27, 32, 3001), Transposed, 0.5, -1.0),
+        ] {
+            check_with(cpu, shape, la, RowMajor, alpha, beta, shape.1, epilogue);
+        }
     });
-    assert_eq!(count.load(Ordering::Relaxed), 4);
+}
+
+#[test]
+fn relu_in_the_epilogue_lets_nan_through() {
+    // Row 1 of `a` holds a NaN, so row 1 of `c` is NaN before the activation: `Relu`
+    // and `LeakyRelu` must keep it, as `if x < 0 { .. } else { x }` does.
+    on_every_backend(|cpu| {
+        for (m, n, k) in [(8, 20, 5), (200, 64, 64), (20, 40, 5000)] {
+            let mut a = vec![1.0; m * k];
+            a[k] = f32::NAN;
+            let b = vec![-1.0; k * n];
+            let bias = vec![0.5; n];
+            for activation in [ActivationKind::Relu, ActivationKind::LeakyRelu] {
+                let mut c = vec![0.0; m * n];
+                let epilogue = Epilogue {
+                    bias: Some(&bias),
+                    activation,
+                    negative_slope: 0.25,
+                };
+                sgemm_with(
+                    cpu,
+                    1.0,
+                    MatRef::row_major(&a, m, k),
+                    MatRef::row_major(&b, k, n),
+                    0.0,
+                    MatMut::row_major(&mut c, m, n),
+                    &epilogue,
+                );
+                let below = if activation == ActivationKind::Relu {
+                    0.0
+                } else {
+                    0.25 * (0.5 - k as f32)
+                };
+                for (i, row) in c.chunks_exact(n).enumerate() {
+                    for &v in row {
+                        if i == 1 {
+                            assert!(v.is_nan(), "{m}x{n}x{k} {activation:?}: {v}");
+                        } else {
+                            assert_eq!(v, below, "{m}x{n}x{k} {activation:?}");
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn without_a_product_the_epilogue_still_applies() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    let bias = [1.0, -3.0];
+    let epilogue = Epilogue {
+        bias: Some(&bias),
+        activation: ActivationKind::Relu,
+        negative_slope: 0.0,
+    };
+    let no_k = (MatRef::row_major(&[], 2, 0), MatRef::row_major(&[], 0, 2));
+    let mut c = vec![1.0, 2.0, 3.0, 4.0];
+    let out = MatMut::row_major(&mut c, 2, 2);
+    sgemm_with(cpu.inner(), 1.0, no_k.0, no_k.1, 0.5, out, &epilogue);
+    assert_eq!(c, [1.5, 0.0, 2.5, 0.0]);
+    let nan = [f32::NAN; 4];
+    let a = MatRef::row_major(&nan, 2, 2);
+    let mut c = vec![f32::NAN; 4];
+    sgemm_with(
+        cpu.inner(),
+        0.0,
+        a,
+        a,
+        0.0,
+        MatMut::row_major(&mut c, 2, 2),
+        &epilogue,
+    );
+    assert_eq!(c, [1.0, 0.0, 1.0, 0.0]);
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn gelu_and_softmax_are_refused_by_debug_builds() {
+    let cpu = Cpu::with_threads(1).unwrap();
+    let a = [1.0; 4];
+    for activation in [ActivationKind::Gelu, ActivationKind::Softmax] {
+        let mut c = [0.0; 4];
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let a = MatRef::row_major(&a, 2, 2);
+            let epilogue = Epilogue {
+                bias: None,
+                activation,
+                negative_slope: 0.0,
+            };
+            sgemm_with(
+                cpu.inner(),
+                1.0,
+                a,
+                a,
+                0.0,
+                MatMut::row_major(&mut c, 2, 2),
+                &epilogue,
+            );
+        }));
+        assert!(r.is_err(), "{activation:?} was fused");
+    }
 }

@@ -1,10 +1,9 @@
 //! Convolution on the CPU: im2col over the whole batch, then one packed SGEMM.
 
 use super::{Conv2dKernel, Conv2dParams};
-use crate::cpu::gemm::{MatMut, MatRef, sgemm};
+use crate::cpu::gemm::{Epilogue, MatMut, MatRef, sgemm, sgemm_with};
 use crate::error::check_len;
-use crate::ops::bias::BiasParams;
-use crate::ops::bias::cpu::{bias_activation_rows, check_epilogue, column_sums_into};
+use crate::ops::bias::cpu::{check_epilogue, column_sums_into};
 use crate::ops::us;
 use crate::{Cpu, CpuBuffer, Result};
 
@@ -169,20 +168,14 @@ impl Conv2dKernel for Cpu {
             self.im2col_block(p, x.as_slice(), first, col);
             let col = MatRef::row_major(col, rows, patch);
             let ys = &mut y.as_mut_slice()[first * pixels * oc..][..rows * oc];
-            sgemm(
-                self.inner(),
-                1.0,
-                col,
-                wm,
-                0.0,
-                MatMut::row_major(ys, rows, oc),
-            );
-            let epilogue = BiasParams {
+            // Bias and activation in the product's store, while the tile is hot.
+            let epilogue = Epilogue {
+                bias: Some(bias),
                 activation: p.activation,
                 negative_slope: p.negative_slope,
-                ..BiasParams::new(rows as u32, p.out_c)
             };
-            bias_activation_rows(self, &epilogue, bias, ys);
+            let ys = MatMut::row_major(ys, rows, oc);
+            sgemm_with(self.inner(), 1.0, col, wm, 0.0, ys, &epilogue);
         }
         Ok(())
     }
