@@ -108,11 +108,12 @@ fn check(p: &Conv2dParams, op: &'static str, x: usize, w: usize, y: usize) -> Re
     check_len(op, "y", p.output_len(), y)
 }
 
-/// The patch matrix of one block of images is kept at about this size, so that it
-/// stays in the L2 cache between being written and being multiplied: the full
-/// matrix (12 MB for the seed CNN's second layer at batch 64) would make every
-/// convolution a round trip through memory.
-const PATCH_BLOCK_BYTES: usize = 1 << 20;
+/// The patch matrix of one block of images is kept at about this size (the two
+/// cores' L2 caches together; measured against 1 and 4 MB and the whole batch on the
+/// seed CNN), so that it stays in cache between being written and being multiplied:
+/// the whole matrix (12 MB for the seed CNN's second layer at batch 64) would make
+/// every convolution a round trip through memory.
+const PATCH_BLOCK_BYTES: usize = 1 << 21;
 
 /// Images per block for geometry `p` (at least one).
 fn images_per_block(p: &Conv2dParams) -> usize {
