@@ -2,7 +2,7 @@
 //!
 //! The kernels and their launch code arrive with the CUDA backend proper; until then,
 //! and in every build without the `cuda` feature, [`Cuda::new`] returns
-//! [`Error::CudaNotCompiled`](crate::Error::CudaNotCompiled), so that code asking for a
+//! [`Error::CudaNotCompiled`], so that code asking for a
 //! GPU needs no `#[cfg]`.
 
 use crate::{Error, Result};
