@@ -60,6 +60,8 @@ fn check<B: Conv2dKernel>(backend: &B) {
         ([7, 6, 3], 4, (3, 3), (2, 2), Padding::Same, 2),
         ([7, 8, 2], 3, (2, 3), (2, 2), Padding::Valid, 1),
         ([9, 9, 1], 5, (4, 4), (3, 2), Padding::Same, 3),
+        // Padding above and below only: whole kernel rows fall outside the image.
+        ([6, 5, 2], 3, (3, 1), (1, 1), Padding::Same, 2),
         // Large enough images that the CPU works in blocks of two (2, 2, 1).
         ([40, 40, 8], 4, (3, 3), (1, 1), Padding::Same, 5),
     ];
