@@ -1,6 +1,9 @@
 //! The seed CNN's layers at batch 64: each convolution forward and backward (with
 //! GFLOP/s), the pools, and the dense layers. Run with `cargo xtask bench`.
 //!
+//! Backward runs from the pre-activation gradient (the activation's own pass is
+//! measured with the whole model in `seed_cnn`).
+//!
 //! Criterion's "elements" throughput is used for FLOPs, so its `Gelem/s` reads as
 //! GFLOP/s.
 
@@ -26,11 +29,11 @@ fn bench_layer<L: Layer<Cpu>>(
     c: &mut Criterion,
     name: &str,
     spec: LayerSpec,
-    input: [usize; 3],
+    input: &[usize],
     needs_dx: bool,
 ) {
     let cpu = Cpu::with_threads(threads()).expect("threads");
-    let input = Shape::new(&input);
+    let input = Shape::new(input);
     let output = spec.output_shape(&input).expect("shape");
     let mut layer = L::build(&cpu, &spec, input, BATCH, &mut Rng::new(1)).expect("layer");
     let mut rng = Rng::new(2);
@@ -46,8 +49,7 @@ fn bench_layer<L: Layer<Cpu>>(
     let mut dx = cpu.alloc(BATCH * input.size()).expect("dx");
     let forward_flops = match spec {
         LayerSpec::Conv2d(conv) => {
-            2.0 * (output.size() / conv.filters * conv.filters) as f64
-                * (conv.kernel.0 * conv.kernel.1 * input.dims()[2]) as f64
+            2.0 * output.size() as f64 * (conv.kernel.0 * conv.kernel.1 * input.dims()[2]) as f64
         }
         LayerSpec::Dense(d) => 2.0 * (input.size() * d.units) as f64,
         _ => 0.0,
@@ -106,56 +108,15 @@ fn pool() -> LayerSpec {
 }
 
 fn layers(c: &mut Criterion) {
-    bench_layer::<Conv2d<Cpu>>(c, "conv1", conv(32), [32, 32, 3], false);
-    bench_layer::<Pool2d>(c, "pool1", pool(), [30, 30, 32], true);
-    bench_layer::<Conv2d<Cpu>>(c, "conv2", conv(64), [15, 15, 32], true);
-    bench_layer::<Pool2d>(c, "pool2", pool(), [13, 13, 64], true);
-    bench_layer::<Conv2d<Cpu>>(c, "conv3", conv(128), [6, 6, 64], true);
-    bench_layer::<Pool2d>(c, "pool3", pool(), [4, 4, 128], true);
+    bench_layer::<Conv2d<Cpu>>(c, "conv1", conv(32), &[32, 32, 3], false);
+    bench_layer::<Pool2d>(c, "pool1", pool(), &[30, 30, 32], true);
+    bench_layer::<Conv2d<Cpu>>(c, "conv2", conv(64), &[15, 15, 32], true);
+    bench_layer::<Pool2d>(c, "pool2", pool(), &[13, 13, 64], true);
+    bench_layer::<Conv2d<Cpu>>(c, "conv3", conv(128), &[6, 6, 64], true);
+    bench_layer::<Pool2d>(c, "pool3", pool(), &[4, 4, 128], true);
     let dense = |units, activation| LayerSpec::Dense(DenseSpec { units, activation });
-    bench_dense(c, "fc1", dense(128, Activation::Relu), 512);
-    bench_dense(c, "out", dense(10, Activation::Softmax), 128);
-}
-
-fn bench_dense(c: &mut Criterion, name: &str, spec: LayerSpec, inputs: usize) {
-    // A rank-1 input: reuse the generic bench through a [1, 1, n] view is not possible
-    // (Dense takes rank 1), so build it here.
-    let cpu = Cpu::with_threads(threads()).expect("threads");
-    let input = Shape::new(&[inputs]);
-    let units = spec.output_shape(&input).expect("shape").size();
-    let mut layer =
-        Dense::<Cpu>::build(&cpu, &spec, input, BATCH, &mut Rng::new(1)).expect("layer");
-    let x = cpu.alloc_from(&vec![0.5; BATCH * inputs]).expect("x");
-    let mut y = cpu.alloc(BATCH * units).expect("y");
-    let mut dy = cpu.alloc_from(&vec![0.1; BATCH * units]).expect("dy");
-    let mut dx = cpu.alloc(BATCH * inputs).expect("dx");
-    let flops = 2 * BATCH * inputs * units;
-    let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(flops as u64));
-    group.bench_function("forward", |b| {
-        b.iter(|| {
-            layer
-                .forward(&cpu, &x, &mut y, BATCH, Mode::Train)
-                .expect("forward")
-        });
-    });
-    group.throughput(Throughput::Elements(2 * flops as u64));
-    group.bench_function("backward", |b| {
-        b.iter(|| {
-            layer
-                .backward(
-                    &cpu,
-                    &x,
-                    &y,
-                    &mut dy,
-                    Some(&mut dx),
-                    BATCH,
-                    GradAt::PreActivation,
-                )
-                .expect("backward")
-        });
-    });
-    group.finish();
+    bench_layer::<Dense<Cpu>>(c, "fc1", dense(128, Activation::Relu), &[512], true);
+    bench_layer::<Dense<Cpu>>(c, "out", dense(10, Activation::Softmax), &[128], true);
 }
 
 criterion_group! {

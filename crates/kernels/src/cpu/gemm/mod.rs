@@ -74,15 +74,6 @@ impl<'a> MatRef<'a> {
         }
     }
 
-    /// The largest index the view touches plus one (0 for an empty view).
-    pub fn extent(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
-        }
-    }
-
     #[inline]
     pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]

@@ -127,11 +127,6 @@ impl Conv2dParams {
     pub fn weight_len(&self) -> usize {
         self.patch_len() * us(self.out_c)
     }
-
-    /// Multiply-adds of the forward pass, times two.
-    pub fn forward_flops(&self) -> f64 {
-        2.0 * self.out_pixels() as f64 * self.patch_len() as f64 * f64::from(self.out_c)
-    }
 }
 
 /// The convolution op.
