@@ -15,8 +15,11 @@ use crate::ops::activation::ActivationKernel;
 use crate::ops::bias::BiasKernel;
 use crate::ops::conv2d::Conv2dKernel;
 use crate::ops::dropout::DropoutKernel;
+use crate::ops::loss::LossKernel;
 use crate::ops::matmul::MatmulKernel;
+use crate::ops::optimizer::OptimizerKernel;
 use crate::ops::pool2d::Pool2dKernel;
+use crate::ops::reduce::ReduceKernel;
 
 /// Buffers of `f32` and the moves between host and backend.
 pub trait Storage: Clone + Debug + Send + Sync + 'static {
@@ -60,12 +63,21 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
     }
 }
 
-/// Everything a layer needs from a backend: storage plus every op.
+/// Everything layers, losses and optimizers need from a backend: storage plus every op.
 ///
 /// Each op is a trait of its own, in its own folder under [`ops`](crate::ops) with the
 /// CPU math and (with the `cuda` feature) the CUDA kernel side by side.
 pub trait Backend:
-    Storage + MatmulKernel + Conv2dKernel + Pool2dKernel + ActivationKernel + BiasKernel + DropoutKernel
+    Storage
+    + MatmulKernel
+    + Conv2dKernel
+    + Pool2dKernel
+    + ActivationKernel
+    + BiasKernel
+    + DropoutKernel
+    + LossKernel
+    + OptimizerKernel
+    + ReduceKernel
 {
 }
 
@@ -77,5 +89,8 @@ impl<T> Backend for T where
         + ActivationKernel
         + BiasKernel
         + DropoutKernel
+        + LossKernel
+        + OptimizerKernel
+        + ReduceKernel
 {
 }

@@ -45,6 +45,30 @@ pub enum Error {
         /// Values given.
         got: usize,
     },
+    /// An operand holds NaN or an infinity where the op needs finite values.
+    #[error("{op}: `{operand}` holds the non-finite value {value} at index {index}")]
+    NonFinite {
+        /// The op.
+        op: &'static str,
+        /// Which operand.
+        operand: &'static str,
+        /// The value's index in the operand.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A class label that is not an integer in `0..classes`.
+    #[error("{op}: target {index} is {value}, not a class index in 0..{classes}")]
+    InvalidTarget {
+        /// The op.
+        op: &'static str,
+        /// The sample.
+        index: usize,
+        /// The label as stored.
+        value: f32,
+        /// The number of classes.
+        classes: usize,
+    },
     /// The backend could not allocate a buffer.
     #[error("out of memory: cannot allocate a buffer of {len} f32 values on {backend}")]
     OutOfMemory {

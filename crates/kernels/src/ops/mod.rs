@@ -9,8 +9,11 @@ pub mod activation;
 pub mod bias;
 pub mod conv2d;
 pub mod dropout;
+pub mod loss;
 pub mod matmul;
+pub mod optimizer;
 pub mod pool2d;
+pub mod reduce;
 
 /// `usize` from a `u32` parameter field.
 #[inline]

@@ -1,0 +1,48 @@
+//! Reductions of a whole buffer to one number on the host: what gradient clipping by
+//! norm and the non-finite checks of training need.
+
+mod cpu;
+
+use crate::Result;
+use crate::backend::Storage;
+
+/// The reduction op.
+pub trait ReduceKernel: Storage {
+    /// `sum(x[i]^2)` over the first `len` elements, accumulated in `f64`. NaN or an
+    /// infinity anywhere makes the result non-finite, so one call also checks that a
+    /// gradient is finite.
+    fn sum_squares(&self, x: &Self::Buffer, len: usize) -> Result<f64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    fn check<B: ReduceKernel>(backend: &B) {
+        let n = 100_003;
+        let x: Vec<f32> = (0..n).map(|i| ((i % 17) as f32 - 8.0) * 0.25).collect();
+        let want: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let mut buf = backend.alloc_from(&x).unwrap();
+        let got = backend.sum_squares(&buf, n).unwrap();
+        assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+        assert_eq!(
+            backend.sum_squares(&buf, 3).unwrap(),
+            64.0 * 0.0625 + 49.0 * 0.0625 + 36.0 * 0.0625
+        );
+        assert_eq!(backend.sum_squares(&buf, 0).unwrap(), 0.0);
+        let mut bad = x.clone();
+        bad[77_777] = f32::NAN;
+        backend.upload(&bad, &mut buf).unwrap();
+        assert!(backend.sum_squares(&buf, n).unwrap().is_nan());
+        bad[77_777] = f32::INFINITY;
+        backend.upload(&bad, &mut buf).unwrap();
+        assert!(backend.sum_squares(&buf, n).unwrap().is_infinite());
+        assert!(backend.sum_squares(&buf, n + 1).is_err());
+    }
+
+    #[test]
+    fn sums_squares_and_sees_non_finite_values_on_cpu() {
+        check(&Cpu::with_threads(2).unwrap());
+    }
+}
