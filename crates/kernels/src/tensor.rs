@@ -73,6 +73,22 @@ impl<S: StaticShape, B: Backend> Tensor<S, B> {
         Ok(())
     }
 
+    /// Marks the first `batch` samples as the tensor's contents (an op wrote them),
+    /// keeping the buffer; `batch` must fit it.
+    pub fn set_batch(&mut self, backend: &B, batch: usize) -> Result<()> {
+        let capacity = backend.len(&self.buffer) / S::SIZE.max(1);
+        if batch > capacity {
+            return Err(Error::TensorLength {
+                shape: S::SHAPE,
+                batch,
+                needed: batch * S::SIZE,
+                got: backend.len(&self.buffer),
+            });
+        }
+        self.batch = batch;
+        Ok(())
+    }
+
     /// The per-sample shape.
     pub fn sample_shape(&self) -> Shape {
         S::SHAPE
@@ -101,6 +117,11 @@ impl<S: StaticShape, B: Backend> Tensor<S, B> {
     /// The backend buffer, mutably.
     pub fn buffer_mut(&mut self) -> &mut B::Buffer {
         &mut self.buffer
+    }
+
+    /// A borrowed view of the batch, as a model's output is.
+    pub fn view(&self) -> TensorRef<'_, S, B> {
+        TensorRef::new(&self.buffer, self.batch)
     }
 
     /// The values on the host. Allocates.

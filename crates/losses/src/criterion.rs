@@ -1,0 +1,418 @@
+//! [`Criterion`]: a [`Loss`] bound to a model's output shape and backend, with the
+//! buffers its value and gradient need, allocated once.
+
+use kiln_kernels::ops::loss::{LossInput, LossKind, LossParams};
+use kiln_kernels::{Backend, Tensor, TensorRef};
+use kiln_nn::{GradAt, Model};
+use kiln_shape::{Activation, StaticShape};
+
+use crate::{Error, Loss, Reduction, Result};
+
+/// What the model should have predicted for one batch.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// One class label a sample: sparse categorical cross-entropy, or binary
+    /// cross-entropy on a single output (labels 0 and 1).
+    Classes(&'a [u32]),
+    /// One value a output value, sample after sample: regression targets, one-hot
+    /// rows, probabilities.
+    Values(&'a [f32]),
+}
+
+/// A loss ready to run on batches of outputs of shape `S` on backend `B`.
+///
+/// Built once (it allocates); [`Criterion::compute`] then writes the gradient into
+/// its own tensor and allocates nothing.
+#[derive(Debug)]
+pub struct Criterion<S: StaticShape, B: Backend> {
+    loss: Loss,
+    input: LossInput,
+    grad_at: GradAt,
+    backend: B,
+    max_batch: usize,
+    target: B::Buffer,
+    weights: B::Buffer,
+    per_sample: B::Buffer,
+    grad: Tensor<S, B>,
+    host_target: Vec<f32>,
+    host_weights: Vec<f32>,
+    host_per_sample: Vec<f32>,
+    batch: usize,
+}
+
+impl<S: StaticShape, B: Backend> Criterion<S, B> {
+    /// Binds `loss` to outputs of shape `S` made by a last activation
+    /// `output_activation`, for batches of up to `max_batch` samples.
+    ///
+    /// Cross-entropy after the matching activation (softmax for the categorical
+    /// losses, sigmoid for the binary one) takes the fused gradient, with respect to
+    /// the logits. Asking for `from_logits` when the model ends in softmax or sigmoid is
+    /// an error: its output is already probabilities.
+    pub fn new(
+        loss: Loss,
+        backend: &B,
+        max_batch: usize,
+        output_activation: Option<Activation>,
+    ) -> Result<Self> {
+        let name = loss.name();
+        let config = |detail: String| Error::Config { loss: name, detail };
+        let features = S::SIZE;
+        let kind = loss.kind;
+        if features == 0 {
+            return Err(config("the model's output is empty".into()));
+        }
+        if !(0.0..1.0).contains(&loss.label_smoothing) {
+            return Err(config(format!(
+                "label smoothing must lie in [0, 1), got {}",
+                loss.label_smoothing
+            )));
+        }
+        if loss.label_smoothing != 0.0 && !kind.is_crossentropy() {
+            return Err(config(
+                "label smoothing applies to cross-entropies only".into(),
+            ));
+        }
+        if loss.from_logits && !kind.is_crossentropy() {
+            return Err(config("from_logits applies to cross-entropies only".into()));
+        }
+        if !(loss.epsilon > 0.0 && loss.epsilon < 0.5) {
+            return Err(config(format!(
+                "epsilon must lie in (0, 0.5), got {}",
+                loss.epsilon
+            )));
+        }
+        if kind == LossKind::Huber && !(loss.delta > 0.0 && loss.delta.is_finite()) {
+            return Err(config(format!(
+                "delta must be positive, got {}",
+                loss.delta
+            )));
+        }
+        if let Some(weights) = &loss.class_weights {
+            let classes = if kind == LossKind::BinaryCrossentropy {
+                2
+            } else {
+                features
+            };
+            if !kind.is_crossentropy() {
+                return Err(config(
+                    "class weights apply to classification losses only".into(),
+                ));
+            }
+            if weights.len() != classes {
+                return Err(config(format!(
+                    "{} class weights given for {classes} classes",
+                    weights.len()
+                )));
+            }
+            if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+                return Err(config(format!(
+                    "class weight {w} is not a finite value >= 0"
+                )));
+            }
+        }
+        let activation = output_activation.unwrap_or(Activation::Linear);
+        let fuses = match kind {
+            LossKind::BinaryCrossentropy => activation == Activation::Sigmoid,
+            LossKind::CategoricalCrossentropy | LossKind::SparseCategoricalCrossentropy => {
+                activation == Activation::Softmax
+            }
+            _ => false,
+        };
+        if loss.from_logits && matches!(activation, Activation::Softmax | Activation::Sigmoid) {
+            return Err(config(format!(
+                "from_logits is set, but the model ends in {activation:?}, so its output \
+                 holds probabilities: drop from_logits (kiln then fuses the gradient), or \
+                 end the model without the activation"
+            )));
+        }
+        let (input, grad_at) = if loss.from_logits {
+            (LossInput::Logits, GradAt::Output)
+        } else if fuses {
+            (LossInput::Activated, GradAt::PreActivation)
+        } else {
+            (LossInput::Prediction, GradAt::Output)
+        };
+        let targets_per_sample = if kind.sparse_targets() { 1 } else { features };
+        Ok(Self {
+            input,
+            grad_at,
+            backend: backend.clone(),
+            max_batch,
+            target: backend.alloc(max_batch * targets_per_sample)?,
+            weights: backend.alloc(max_batch)?,
+            per_sample: backend.alloc(max_batch)?,
+            grad: Tensor::zeros(backend, max_batch)?,
+            host_target: vec![0.0; max_batch * targets_per_sample],
+            host_weights: vec![1.0; max_batch],
+            host_per_sample: vec![0.0; max_batch],
+            batch: 0,
+            loss,
+        })
+    }
+
+    /// Binds `loss` to `model`'s output shape, last activation, backend and largest
+    /// batch.
+    pub fn for_model<M: Model<B, Output = S>>(loss: Loss, model: &M) -> Result<Self> {
+        Self::new(
+            loss,
+            model.backend(),
+            model.max_batch(),
+            M::OUTPUT_ACTIVATION,
+        )
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> &Loss {
+        &self.loss
+    }
+
+    /// Which gradient [`Criterion::gradient`] holds: pass it to the model's `backward`.
+    pub fn grad_at(&self) -> GradAt {
+        self.grad_at
+    }
+
+    /// What the kernel takes the output to be.
+    pub fn input(&self) -> LossInput {
+        self.input
+    }
+
+    /// The gradient of the last [`Criterion::compute`].
+    pub fn gradient(&self) -> &Tensor<S, B> {
+        &self.grad
+    }
+
+    /// Each sample's weighted value from the last [`Criterion::compute`].
+    pub fn per_sample(&self) -> &[f32] {
+        &self.host_per_sample[..self.batch]
+    }
+
+    /// Computes the loss of `output` against `targets` (and optional per-sample
+    /// weights), returns the reduced value, and leaves the gradient in
+    /// [`Criterion::gradient`].
+    pub fn compute(
+        &mut self,
+        output: &TensorRef<'_, S, B>,
+        targets: Targets<'_>,
+        sample_weights: Option<&[f32]>,
+    ) -> Result<f32> {
+        let name = self.loss.name();
+        let batch = output.batch();
+        if batch > self.max_batch {
+            return Err(Error::BatchTooLarge {
+                loss: name,
+                batch,
+                max_batch: self.max_batch,
+            });
+        }
+        let features = S::SIZE;
+        let kind = self.loss.kind;
+        let target_len = self.stage_targets(targets, batch)?;
+        let weighted = self.stage_weights(targets, sample_weights, batch)?;
+        let weight_sum: f64 = if weighted {
+            self.host_weights[..batch]
+                .iter()
+                .map(|&w| f64::from(w))
+                .sum()
+        } else {
+            batch as f64
+        };
+        let grad_scale = match self.loss.reduction {
+            Reduction::Mean => 1.0 / batch.max(1) as f64,
+            Reduction::Sum | Reduction::None => 1.0,
+            Reduction::WeightedMean if weight_sum > 0.0 => 1.0 / weight_sum,
+            Reduction::WeightedMean => 0.0,
+        };
+        let op = |e| Error::Backend(e);
+        self.backend
+            .upload(&self.host_target[..target_len], &mut self.target)
+            .map_err(op)?;
+        if weighted {
+            self.backend
+                .upload(&self.host_weights[..batch], &mut self.weights)
+                .map_err(op)?;
+        }
+        let params = LossParams {
+            kind,
+            input: self.input,
+            weighted: u32::from(weighted),
+            label_smoothing: self.loss.label_smoothing,
+            delta: self.loss.delta,
+            epsilon: self.loss.epsilon,
+            grad_scale: grad_scale as f32,
+            ..LossParams::new(kind, to_u32(name, batch)?, to_u32(name, features)?)
+        };
+        self.grad.set_batch(&self.backend, batch)?;
+        let result = self.backend.loss(
+            &params,
+            output.buffer(),
+            &self.target,
+            weighted.then_some(&self.weights),
+            &mut self.per_sample,
+            self.grad.buffer_mut(),
+        );
+        match result {
+            Err(kiln_kernels::Error::NonFinite { index, value, .. }) => {
+                return Err(Error::NonFiniteOutput {
+                    loss: name,
+                    index: index / features,
+                    position: index % features,
+                    value,
+                });
+            }
+            other => other?,
+        }
+        self.backend
+            .download(&self.per_sample, &mut self.host_per_sample[..batch])?;
+        self.batch = batch;
+        let sum: f64 = self.host_per_sample[..batch]
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum();
+        let value = match self.loss.reduction {
+            Reduction::Sum => sum,
+            Reduction::Mean | Reduction::None => sum / batch.max(1) as f64,
+            Reduction::WeightedMean => sum * grad_scale,
+        };
+        Ok(value as f32)
+    }
+
+    /// Checks `targets` and copies them, as `f32`, into the host staging buffer;
+    /// returns how many values it holds.
+    fn stage_targets(&mut self, targets: Targets<'_>, batch: usize) -> Result<usize> {
+        let name = self.loss.name();
+        let kind = self.loss.kind;
+        let features = S::SIZE;
+        let mismatch = |given: usize, expected: usize| Error::BatchMismatch {
+            loss: name,
+            what: "targets",
+            output: batch,
+            given,
+            expected,
+        };
+        match targets {
+            Targets::Classes(labels) => {
+                let classes = match kind {
+                    LossKind::SparseCategoricalCrossentropy => features,
+                    LossKind::BinaryCrossentropy if features == 1 => 2,
+                    _ => {
+                        return Err(Error::Config {
+                            loss: name,
+                            detail: format!(
+                                "class labels need sparse_categorical_crossentropy (or \
+                                 binary_crossentropy on one output); this loss takes {} \
+                                 values a sample",
+                                features
+                            ),
+                        });
+                    }
+                };
+                if labels.len() != batch {
+                    return Err(mismatch(labels.len(), batch));
+                }
+                for (index, (&label, t)) in labels.iter().zip(&mut self.host_target).enumerate() {
+                    if label as usize >= classes {
+                        return Err(Error::LabelOutOfRange {
+                            loss: name,
+                            index,
+                            label: u64::from(label),
+                            classes,
+                        });
+                    }
+                    *t = label as f32;
+                }
+                Ok(batch)
+            }
+            Targets::Values(values) => {
+                if kind.sparse_targets() {
+                    return Err(Error::Config {
+                        loss: name,
+                        detail: "sparse_categorical_crossentropy takes class labels \
+                                 (Targets::Classes); for one-hot rows use \
+                                 categorical_crossentropy"
+                            .into(),
+                    });
+                }
+                let expected = batch * features;
+                if values.len() != expected {
+                    return Err(mismatch(values.len(), expected));
+                }
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::NonFiniteTarget {
+                        loss: name,
+                        what: "target",
+                        index: i / features,
+                        value: values[i],
+                    });
+                }
+                self.host_target[..expected].copy_from_slice(values);
+                Ok(expected)
+            }
+        }
+    }
+
+    /// Combines sample and class weights into one weight a sample in the host
+    /// staging buffer; returns whether there are any.
+    fn stage_weights(
+        &mut self,
+        targets: Targets<'_>,
+        sample_weights: Option<&[f32]>,
+        batch: usize,
+    ) -> Result<bool> {
+        let name = self.loss.name();
+        let features = S::SIZE;
+        let weights = &mut self.host_weights[..batch];
+        weights.fill(1.0);
+        let mut weighted = false;
+        if let Some(sample) = sample_weights {
+            if sample.len() != batch {
+                return Err(Error::BatchMismatch {
+                    loss: name,
+                    what: "sample weights",
+                    output: batch,
+                    given: sample.len(),
+                    expected: batch,
+                });
+            }
+            if let Some(index) = sample.iter().position(|w| !w.is_finite()) {
+                return Err(Error::NonFiniteTarget {
+                    loss: name,
+                    what: "sample weight",
+                    index,
+                    value: sample[index],
+                });
+            }
+            weights.copy_from_slice(sample);
+            weighted = true;
+        }
+        if let Some(class_weights) = &self.loss.class_weights {
+            for (i, w) in weights.iter_mut().enumerate() {
+                let class = match targets {
+                    Targets::Classes(labels) => labels[i] as usize,
+                    Targets::Values(values) if features == 1 => usize::from(values[i] >= 0.5),
+                    Targets::Values(values) => argmax(&values[i * features..(i + 1) * features]),
+                };
+                *w *= class_weights[class];
+            }
+            weighted = true;
+        }
+        Ok(weighted)
+    }
+}
+
+/// The index of the largest value (the first, on ties).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn to_u32(loss: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Config {
+        loss,
+        detail: format!("{v} does not fit in 32 bits"),
+    })
+}
