@@ -1,0 +1,23 @@
+//! The errors of `kiln-optim`.
+
+/// What went wrong in an optimizer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Hyper-parameters, or a saved state, that do not fit.
+    #[error("{optimizer}: {detail}")]
+    Config {
+        /// The rule's name.
+        optimizer: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The model failed while its parameters were visited.
+    #[error(transparent)]
+    Model(#[from] kiln_nn::Error),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] kiln_kernels::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

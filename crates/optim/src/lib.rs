@@ -1,0 +1,31 @@
+//! The optimizers of kiln: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop
+//! (momentum, centered), Adagrad, Nadam and Lion; coupled and decoupled weight decay;
+//! clipping by value, by norm and by global norm; and learning-rate schedules.
+//!
+//! Each update is one fused pass of the backend's optimizer kernel over a
+//! parameter, its gradient and its state, with the arithmetic in the order of
+//! `torch.optim`, so trajectories match PyTorch's. Defaults are Keras's where Keras
+//! has the optimizer; `pytorch()` constructors give PyTorch's.
+//!
+//! ```
+//! use kiln_optim::{Adam, ExponentialDecay, Optimizer, Schedule};
+//!
+//! let schedule = ExponentialDecay { initial: 1e-2, decay_rate: 0.5, decay_steps: 100, staircase: true };
+//! assert_eq!(schedule.learning_rate(250), 2.5e-3);
+//! let optimizer = Optimizer::<kiln_kernels::Cpu>::new(Adam::pytorch()).schedule(schedule);
+//! assert_eq!(optimizer.learning_rate(), 1e-2);
+//! // optimizer.step(&mut model)? after each backward pass.
+//! ```
+
+mod algorithm;
+mod error;
+mod optimizer;
+mod schedule;
+
+pub use algorithm::{Adagrad, Adam, AdamW, Algorithm, Lion, Nadam, RmsProp, Sgd};
+pub use error::{Error, Result};
+pub use optimizer::{Clipping, Optimizer, OptimizerState, Trainable};
+pub use schedule::{
+    Anneal, Constant, CosineDecay, ExponentialDecay, Monitor, OneCycle, PolynomialDecay,
+    ReduceLrOnPlateau, Schedule, StepDecay, Threshold,
+};
