@@ -1,5 +1,5 @@
 //! Trains a small CNN on the 8x8 handwritten digits that ship with kiln, on the CPU,
-//! with plain gradient descent, and reports the test accuracy.
+//! with Adam and sparse categorical cross-entropy, and reports the test accuracy.
 //!
 //! ```text
 //! cargo run --release --example digits -- [--epochs N] [--batch-size N] [--lr X] [--seed N]
@@ -10,7 +10,7 @@ use std::time::Instant;
 use kiln::kernels::rng::Rng;
 use kiln::prelude::*;
 use kiln_examples::digits::{Digits, PIXELS};
-use kiln_examples::sgd::Trainer;
+use kiln_examples::step::Trainer;
 
 kiln::model! {
     /// Conv, pool, dense: the seed CNN's pattern at the digits' scale.
@@ -28,7 +28,7 @@ kiln::model! {
 struct Args {
     epochs: usize,
     batch_size: usize,
-    lr: f32,
+    lr: f64,
     seed: u64,
 }
 
@@ -36,7 +36,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         epochs: 15,
         batch_size: 32,
-        lr: 0.1,
+        lr: 1e-3,
         seed: 7,
     };
     let mut it = std::env::args().skip(1);
@@ -78,7 +78,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut model = DigitsCnn::new(&cpu, args.batch_size.max(test.len()), args.seed)?;
-    let mut trainer = Trainer::new(&model)?;
+    let mut trainer = Trainer::new(
+        &model,
+        Adam {
+            learning_rate: args.lr,
+            ..Adam::default()
+        },
+    )?;
     let mut rng = Rng::new(args.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut images = vec![0.0; args.batch_size * PIXELS];
@@ -99,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 labels[slot] = train.labels[i];
             }
             let n = batch.len();
-            let stats = trainer.step(&mut model, &images[..n * PIXELS], &labels[..n], args.lr)?;
+            let stats = trainer.step(&mut model, &images[..n * PIXELS], &labels[..n])?;
             loss_sum += stats.loss * n as f32;
             correct += stats.correct;
         }

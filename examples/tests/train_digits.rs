@@ -1,11 +1,11 @@
-//! A generated model trained for a few hundred steps with a plain gradient step on the
+//! A generated model trained for a few hundred steps with SGD and momentum on the
 //! real 8x8 digits: the loss must fall and the accuracy rise well above chance.
 
 use std::io::Write;
 
 use kiln::prelude::*;
 use kiln_examples::digits::{self, Digits, PIXELS};
-use kiln_examples::sgd::Trainer;
+use kiln_examples::step::Trainer;
 
 kiln::model! {
     /// A small CNN, with dropout and a stride-2 convolution so that both train.
@@ -46,7 +46,15 @@ fn loss_falls_and_accuracy_rises() {
     let cpu = Cpu::with_threads(2).unwrap();
     let batch = 32;
     let mut model = Net::new(&cpu, test.len(), 3).unwrap();
-    let mut trainer = Trainer::new(&model).unwrap();
+    let mut trainer = Trainer::new(
+        &model,
+        Sgd {
+            learning_rate: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+        },
+    )
+    .unwrap();
 
     let before = trainer
         .evaluate(&mut model, &test.images, &test.labels)
@@ -61,8 +69,7 @@ fn loss_falls_and_accuracy_rises() {
             .chunks(batch * PIXELS)
             .zip(train.labels.chunks(batch))
         {
-            loss +=
-                trainer.step(&mut model, images, labels, 0.1).unwrap().loss * labels.len() as f32;
+            loss += trainer.step(&mut model, images, labels).unwrap().loss * labels.len() as f32;
         }
         last_epoch_loss = loss / train.len() as f32;
         first_epoch_loss.get_or_insert(last_epoch_loss);

@@ -26,12 +26,24 @@
 //! let x = Tensor::<Rank3<8, 8, 1>, Cpu>::from_slice(&cpu, 2, &[0.5; 128])?;
 //! let probabilities = model.forward(&x, Mode::Eval)?.to_vec(&cpu)?;
 //! assert!((probabilities[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
-//! # Ok::<(), kiln::nn::Error>(())
+//!
+//! // One training step: forward, loss and its gradient, backward, update.
+//! let mut criterion = Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)?;
+//! let mut optimizer = Optimizer::new(Adam::default());
+//! let output = model.forward(&x, Mode::Train)?;
+//! let loss = criterion.compute(&output, Targets::Classes(&[3, 7]), None)?;
+//! assert!((loss - 10f32.ln()).abs() < 0.5, "about ln(10) before training: {loss}");
+//! model.zero_grad()?;
+//! model.backward(criterion.gradient(), criterion.grad_at())?;
+//! optimizer.step(&mut model)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub use kiln_kernels as kernels;
+pub use kiln_losses as losses;
 pub use kiln_macros::model;
 pub use kiln_nn as nn;
+pub use kiln_optim as optim;
 pub use kiln_shape as shape;
 
 pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
@@ -42,7 +54,12 @@ pub type Result<T, E = kiln_nn::Error> = std::result::Result<T, E>;
 /// The names a program that trains a model needs.
 pub mod prelude {
     pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
+    pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
     pub use kiln_nn::{GradAt, Mode, Model};
+    pub use kiln_optim::{
+        Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
+        PolynomialDecay, ReduceLrOnPlateau, RmsProp, Schedule, Sgd, StepDecay,
+    };
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
 }
 

@@ -1,6 +1,6 @@
-//! A steady-state training step (forward, backward, gradient reset) of the seed CNN
-//! performs no heap allocation, on any thread: every buffer is sized when the model
-//! is built.
+//! A steady-state training step (forward, loss, backward, optimizer update) of the
+//! seed CNN performs no heap allocation, on any thread: every buffer is sized when the
+//! model, the loss and the optimizer are built or first used.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,16 +65,29 @@ fn a_training_step_allocates_nothing() {
     let images: Vec<f32> = (0..batch * 32 * 32 * 3)
         .map(|i| (i as f32 * 0.01).sin())
         .collect();
-    let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10]).unwrap();
     let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).unwrap();
-    let step = |model: &mut SeedCnn, typed: bool| {
-        if typed {
-            model.forward(&x, Mode::Train).unwrap();
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let mut criterion = Criterion::for_model(
+        Loss::sparse_categorical_crossentropy().label_smoothing(0.1),
+        &model,
+    )
+    .unwrap();
+    let mut optimizer = Optimizer::new(Adam::default()).clip_global_norm(5.0);
+    let mut step = |model: &mut SeedCnn, typed: bool| {
+        let output = if typed {
+            model.forward(&x, Mode::Train).unwrap()
         } else {
-            model.forward_host(&images, Mode::Train).unwrap();
-        }
+            model.forward_host(&images, Mode::Train).unwrap()
+        };
+        let loss = criterion
+            .compute(&output, Targets::Classes(&labels), None)
+            .unwrap();
+        assert!(loss.is_finite());
         model.zero_grad().unwrap();
-        model.backward(&grad, GradAt::PreActivation).unwrap();
+        model
+            .backward(criterion.gradient(), criterion.grad_at())
+            .unwrap();
+        optimizer.step(model).unwrap();
         model.forward(&x, Mode::Eval).unwrap();
     };
     // Warm-up: lazily initialised thread-locals and the like.
