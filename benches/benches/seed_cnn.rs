@@ -1,5 +1,5 @@
-//! One forward + backward of the seed CNN (DESIGN.md section 1) at batch 64, and its
-//! inference forward. Throughput is in images. Run with `cargo xtask bench`.
+//! One forward + backward of the seed CNN (DESIGN.md section 1) at batch 64, a whole
+//! training step (with the loss and Adam), and the inference forward. Throughput is in images. Run with `cargo xtask bench`.
 
 // A benchmark whose setup fails has nothing to measure: it stops with the error.
 #![allow(clippy::expect_used)]
@@ -48,6 +48,25 @@ fn seed_cnn(c: &mut Criterion) {
             model
                 .backward(&grad, GradAt::PreActivation)
                 .expect("backward");
+        });
+    });
+    // A whole training step: forward, the seed's loss with its fused gradient,
+    // backward, Adam.
+    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i * 7 % 10).collect();
+    let mut loss =
+        kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
+            .expect("loss");
+    let mut adam = Optimizer::new(Adam::default());
+    group.bench_function("train_step", |b| {
+        b.iter(|| {
+            let output = model.forward(&x, Mode::Train).expect("forward");
+            loss.compute(&output, Targets::Classes(&labels), None)
+                .expect("loss");
+            model.zero_grad().expect("zero_grad");
+            model
+                .backward(loss.gradient(), loss.grad_at())
+                .expect("backward");
+            adam.step(&mut model).expect("adam");
         });
     });
     group.bench_function("inference", |b| {

@@ -90,19 +90,25 @@ fn update(p: &OptimizerParams, part: Part<'_>) {
             }
         }
         OptimizerKind::Adam => {
-            let amsgrad = p.has(FLAG_AMSGRAD);
-            for (i, (w, &g)) in param.iter_mut().zip(grad).enumerate() {
-                let g = prepared(p, g, *w);
-                let m = lerp(s0[i], g, p.one_minus_beta1);
-                let mut v = s1[i] * p.beta2 + p.one_minus_beta2 * g * g;
-                s0[i] = m;
-                s1[i] = v;
-                if amsgrad {
-                    v = s2[i].max(v);
-                    s2[i] = v;
+            let (w1, b2, c2) = (p.one_minus_beta1, p.beta2, p.one_minus_beta2);
+            let (bc2_sqrt, step, eps) = (p.coef1, p.coef2, p.eps);
+            if p.has(FLAG_AMSGRAD) {
+                let moments = s0.iter_mut().zip(s1.iter_mut()).zip(s2.iter_mut());
+                for ((w, &g), ((m, v), vmax)) in param.iter_mut().zip(grad).zip(moments) {
+                    let g = prepared(p, g, *w);
+                    *m = lerp(*m, g, w1);
+                    *v = *v * b2 + c2 * g * g;
+                    *vmax = vmax.max(*v);
+                    *w += step * *m / (vmax.sqrt() / bc2_sqrt + eps);
                 }
-                let denom = v.sqrt() / p.coef1 + p.eps;
-                *w += p.coef2 * m / denom;
+            } else {
+                let moments = s0.iter_mut().zip(s1.iter_mut());
+                for ((w, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
+                    let g = prepared(p, g, *w);
+                    *m = lerp(*m, g, w1);
+                    *v = *v * b2 + c2 * g * g;
+                    *w += step * *m / (v.sqrt() / bc2_sqrt + eps);
+                }
             }
         }
         OptimizerKind::RmsProp => {
@@ -136,15 +142,15 @@ fn update(p: &OptimizerParams, part: Part<'_>) {
             }
         }
         OptimizerKind::Nadam => {
-            for (i, (w, &g)) in param.iter_mut().zip(grad).enumerate() {
+            let (w1, b2, c2) = (p.one_minus_beta1, p.beta2, p.one_minus_beta2);
+            let moments = s0.iter_mut().zip(s1.iter_mut());
+            for ((w, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
                 let g = prepared(p, g, *w);
-                let m = lerp(s0[i], g, p.one_minus_beta1);
-                let v = s1[i] * p.beta2 + p.one_minus_beta2 * g * g;
-                s0[i] = m;
-                s1[i] = v;
-                let denom = (v / p.coef1).sqrt() + p.eps;
+                *m = lerp(*m, g, w1);
+                *v = *v * b2 + c2 * g * g;
+                let denom = (*v / p.coef1).sqrt() + p.eps;
                 *w += p.coef2 * g / denom;
-                *w += p.coef3 * m / denom;
+                *w += p.coef3 * *m / denom;
             }
         }
         OptimizerKind::Lion => {
