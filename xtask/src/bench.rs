@@ -8,8 +8,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::peer;
+
 /// The benchmark binaries of the `kiln-benches` package, in the order they run.
-const BENCHES: &[&str] = &["gemm", "layers", "seed_cnn"];
+const BENCHES: &[&str] = &["gemm", "layers", "optim", "seed_cnn"];
 
 struct Options {
     quick: bool,
@@ -92,12 +94,30 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     }
     let out = root.join("target/kiln-bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let threads = options.threads.unwrap_or(2);
+    let wants = |name: &str| options.filter.as_ref().is_none_or(|f| f.contains(name));
+    let torch = if wants("optim") && peer::torch_available() {
+        peer::run(
+            &root,
+            "benches/python/optim_torch.py",
+            &["--threads".to_string(), threads.to_string()],
+        )?
+    } else {
+        Vec::new()
+    };
     let mut table = markdown(&rows);
     table.push_str(&conv_vs_gemm(&rows));
+    let (optimizer_md, optimizer_json) = optimizer_vs_torch(&rows, &torch, threads);
+    table.push_str(&optimizer_md);
+    table.push_str(&loss_share(&rows, threads));
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
     write(&out.join("report.md"), &table)?;
-    let text = serde_json::to_string_pretty(&json!({ "benchmarks": json_rows }))
-        .map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&json!({
+        "benchmarks": json_rows,
+        "torch": torch,
+        "optimizer_vs_torch": optimizer_json,
+    }))
+    .map_err(|e| e.to_string())?;
     write(&out.join("report.json"), &text)?;
     println!("{table}");
     println!("xtask: wrote {}", out.join("report.md").display());
@@ -115,6 +135,8 @@ struct Row {
     high_ns: f64,
     // Elements per iteration (images for the model, FLOPs for kernels and layers).
     elements: Option<f64>,
+    // Bytes moved per iteration (memory-bound kernels).
+    bytes: Option<f64>,
 }
 
 impl Row {
@@ -129,6 +151,7 @@ impl Row {
             "min_ns": self.low_ns,
             "max_ns": self.high_ns,
             "elements_per_iteration": self.elements,
+            "bytes_per_iteration": self.bytes,
             "median_per_second": self.per_second(self.median_ns),
         })
     }
@@ -180,6 +203,7 @@ fn read_row(new: &Path) -> Result<Option<Row>, String> {
         low_ns: number(&median["confidence_interval"]["lower_bound"]),
         high_ns: number(&median["confidence_interval"]["upper_bound"]),
         elements: bench["throughput"]["Elements"].as_f64(),
+        bytes: bench["throughput"]["Bytes"].as_f64(),
     }))
 }
 
@@ -234,7 +258,11 @@ fn markdown(rows: &[Row]) -> String {
     );
     for r in rows {
         let throughput = match r.per_second(r.median_ns) {
+            _ if r.bytes.is_some() => {
+                format!("{:.1} GB/s", r.bytes.unwrap_or(0.0) / r.median_ns)
+            }
             Some(v) if r.id.starts_with("seed_cnn") => format!("{v:.0} images/s"),
+            Some(v) if r.id.starts_with("loss") => format!("{v:.0} samples/s"),
             Some(v) => format!("{:.1} GFLOP/s", v / 1e9),
             None => "-".to_string(),
         };
@@ -248,4 +276,58 @@ fn markdown(rows: &[Row]) -> String {
         );
     }
     s
+}
+
+/// Adam over one million parameters: kiln against a copy of the same memory (the
+/// bandwidth ceiling) and against PyTorch's Adam, measured in the same run.
+fn optimizer_vs_torch(rows: &[Row], torch: &[Value], threads: usize) -> (String, Value) {
+    let group = format!("optimizer_1m_threads{threads}");
+    let find = |name: &str| rows.iter().find(|r| r.id == format!("{group}/{name}"));
+    let (Some(adam), Some(copy)) = (find("adam"), find("copy")) else {
+        return (String::new(), Value::Null);
+    };
+    let gbs = |r: &Row| r.bytes.unwrap_or(0.0) / r.median_ns;
+    let (kiln, ceiling) = (gbs(adam), gbs(copy));
+    let mut s = format!(
+        "\n| Adam, 1M parameters, {threads} threads | GB/s | kiln / this |\n|---|---|---|\n\
+         | kiln | {kiln:.1} | |\n| kiln's copy of the same memory | {ceiling:.1} | {:.0} % |\n",
+        100.0 * kiln / ceiling
+    );
+    let mut json = json!({ "kiln_gb_per_s": kiln, "copy_gb_per_s": ceiling });
+    for line in torch {
+        let (Some(name), Some(bytes), Some(seconds)) = (
+            line["workload"].as_str(),
+            line["bytes"].as_f64(),
+            line["seconds_median"].as_f64(),
+        ) else {
+            continue;
+        };
+        let peer = bytes / seconds / 1e9;
+        let _ = writeln!(
+            s,
+            "| PyTorch {} `{name}` | {peer:.1} | {:.2}x |",
+            line["torch"].as_str().unwrap_or("?"),
+            kiln / peer
+        );
+        json[format!("torch_{name}_gb_per_s")] = json!(peer);
+        json[format!("ratio_vs_torch_{name}")] = json!(kiln / peer);
+    }
+    (s, json)
+}
+
+/// The seed loss's share of a whole seed training step.
+fn loss_share(rows: &[Row], threads: usize) -> String {
+    let find = |id: &str| rows.iter().find(|r| r.id == id).map(|r| r.median_ns);
+    let step = find(&format!("seed_cnn_batch64_threads{threads}/train_step"));
+    let loss = find("loss_batch64/sparse_categorical_crossentropy");
+    match (step, loss) {
+        (Some(step), Some(loss)) => format!(
+            "\nThe seed loss (sparse categorical cross-entropy, 64 x 10, fused gradient) takes \
+             {:.1} us, {:.3} % of a whole seed training step ({:.2} ms).\n",
+            loss / 1e3,
+            100.0 * loss / step,
+            step / 1e6
+        ),
+        _ => String::new(),
+    }
 }
