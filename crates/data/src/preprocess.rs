@@ -70,8 +70,12 @@ impl Pipeline {
         &self.steps
     }
 
-    /// The pipeline as one multiply-add per element of a sample of `sample_len`.
-    pub fn compile(&self, sample_len: usize) -> Result<Affine> {
+    /// The pipeline as one multiply-add per element of a sample of `shape`.
+    /// Normalisation takes one mean and std per channel (the last dimension) or one
+    /// per element.
+    pub fn compile(&self, shape: &[usize]) -> Result<Affine> {
+        let sample_len: usize = shape.iter().product();
+        let channels = shape.last().copied().unwrap_or(1);
         let mut mul = vec![1.0f32; sample_len];
         let mut add = vec![0.0f32; sample_len];
         for step in &self.steps {
@@ -87,9 +91,9 @@ impl Pipeline {
                 }
                 Step::Normalize { mean, std } => {
                     let n = mean.len();
-                    if n == 0 || n != std.len() || !sample_len.is_multiple_of(n) {
+                    if n != std.len() || (n != channels && n != sample_len) {
                         return Err(Error::Config(format!(
-                            "normalisation with {} means and {} stds does not fit samples of {sample_len} elements",
+                            "normalisation with {} means and {} stds does not fit samples of shape {shape:?}: give one per channel ({channels}) or per element ({sample_len})",
                             mean.len(),
                             std.len()
                         )));
@@ -266,7 +270,7 @@ impl InMemory {
     /// The same data set with `f32` inputs after `pipeline` (`x / 255` is
     /// `Pipeline::new().scale(1.0 / 255.0)`).
     pub fn to_f32(&self, pipeline: &Pipeline) -> Result<Self> {
-        let affine = pipeline.compile(self.sample_len())?;
+        let affine = pipeline.compile(self.shape())?;
         let s = self.sample_len();
         let mut out = vec![0f32; self.inputs().len()];
         match self.inputs() {
@@ -320,24 +324,28 @@ mod tests {
         let p = Pipeline::new()
             .scale(0.5)
             .normalize(vec![1.0, 2.0], vec![2.0, 4.0]);
-        let a = p.compile(4).unwrap();
+        let a = p.compile(&[2, 2]).unwrap();
         let mut out = [0f32; 4];
         a.apply(&[4u8, 8, 6, 12], &mut out);
         // (4 * 0.5 - 1) / 2, (8 * 0.5 - 2) / 4, ...
         assert_eq!(out, [0.5, 0.5, 1.0, 1.0]);
+        let bad = |p: Pipeline, shape: &[usize]| assert!(p.compile(shape).is_err(), "{p:?}");
+        bad(
+            Pipeline::new().normalize(vec![0.0; 3], vec![1.0; 3]),
+            &[2, 2],
+        );
+        bad(
+            Pipeline::new().normalize(vec![0.0; 2], vec![1.0; 2]),
+            &[2, 3],
+        );
+        bad(Pipeline::new().normalize(vec![0.0], vec![0.0]), &[4, 1]);
         assert!(
             Pipeline::new()
-                .normalize(vec![0.0; 3], vec![1.0; 3])
-                .compile(4)
-                .is_err()
+                .normalize(vec![0.0; 6], vec![1.0; 6])
+                .compile(&[2, 3])
+                .is_ok()
         );
-        assert!(
-            Pipeline::new()
-                .normalize(vec![0.0], vec![0.0])
-                .compile(4)
-                .is_err()
-        );
-        assert!(Pipeline::new().scale(f32::NAN).compile(1).is_err());
+        assert!(Pipeline::new().scale(f32::NAN).compile(&[1]).is_err());
     }
 
     #[test]

@@ -180,7 +180,7 @@ mod tests {
         let affine = crate::Pipeline::new()
             .scale(0.5)
             .normalize(vec![1.0, 2.0, 3.0], vec![2.0, 1.0, 0.5])
-            .compile(60)
+            .compile(&[5, 4, 3])
             .unwrap();
         let aug = Augment::none().crop(2).flip();
         let mut seen = std::collections::HashSet::new();

@@ -146,10 +146,10 @@ impl<D: Dataset + 'static> std::fmt::Debug for Batcher<D> {
 }
 
 impl<D: Dataset + 'static> Batcher<D> {
-    /// A batcher over `data` (the data set itself or an `Arc` of it), with its worker
-    /// threads started.
-    pub fn new(data: impl Into<Arc<D>>, options: BatchOptions) -> Result<Self> {
-        let data = data.into();
+    /// A batcher over `data` (a data set, or an `Arc` of one to keep using it
+    /// elsewhere), with its worker threads started.
+    pub fn new(data: D, options: BatchOptions) -> Result<Self> {
+        let data = Arc::new(data);
         if options.batch_size == 0 {
             return Err(Error::Config("the batch size must be at least 1".into()));
         }
@@ -162,8 +162,8 @@ impl<D: Dataset + 'static> Batcher<D> {
             batch_size: options.batch_size,
             sample_len,
             geometry: options.augment.check(&shape)?,
+            affine: options.pipeline.compile(&shape)?,
             shape,
-            affine: options.pipeline.compile(sample_len)?,
             augment: options.augment,
             targets: worker::target_out(data.target_kind(), options.one_hot)?,
             seed: options.seed,
@@ -174,21 +174,37 @@ impl<D: Dataset + 'static> Batcher<D> {
         // consumer's hands.
         let pool = options.prefetch.max(1) + options.workers + 1;
         let shared = Arc::new(Shared::new((0..pool).map(|_| plan.buffers()).collect()));
-        let mut workers = Vec::with_capacity(options.workers);
-        for i in 0..options.workers {
-            let (data, plan, shared) = (Arc::clone(&data), Arc::clone(&plan), Arc::clone(&shared));
-            let handle = std::thread::Builder::new()
-                .name(format!("kiln-data-{i}"))
-                .spawn(move || worker::run(&*data, &plan, &shared))
-                .map_err(|e| Error::Config(format!("cannot start a batcher thread: {e}")))?;
-            workers.push(handle);
-        }
-        Ok(Self {
+        let mut batcher = Self {
             data,
             plan,
             shared,
-            workers,
-        })
+            workers: Vec::with_capacity(options.workers),
+        };
+        for i in 0..options.workers {
+            let (data, plan, shared) = (
+                Arc::clone(&batcher.data),
+                Arc::clone(&batcher.plan),
+                Arc::clone(&batcher.shared),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("kiln-data-{i}"))
+                .spawn(move || worker::run(&*data, &plan, &shared))
+                // Dropping the batcher stops the threads already started.
+                .map_err(|e| Error::Config(format!("cannot start a batcher thread: {e}")))?;
+            batcher.workers.push(handle);
+        }
+        // Wait until every thread runs, so that their start-up (which allocates)
+        // is over before the first batch.
+        let mut state = batcher.shared.lock();
+        while state.started < batcher.workers.len() {
+            state = batcher
+                .shared
+                .done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(state);
+        Ok(batcher)
     }
 
     /// The data set.

@@ -97,6 +97,8 @@ pub(crate) struct State {
     pub free: Vec<Buffers>,
     /// Batches of the current generation being filled.
     pub in_flight: usize,
+    /// Workers that have started running.
+    pub started: usize,
     pub shutdown: bool,
 }
 
@@ -120,6 +122,7 @@ impl Shared {
                 ready: VecDeque::with_capacity(free.len() + 1),
                 free,
                 in_flight: 0,
+                started: 0,
                 shutdown: false,
             }),
             work: Condvar::new(),
@@ -186,6 +189,8 @@ impl State {
 /// A worker thread's loop: claim, fill, store, until shut down.
 pub(crate) fn run<D: Dataset>(data: &D, plan: &Plan, shared: &Shared) {
     let mut state = shared.lock();
+    state.started += 1;
+    shared.done.notify_all();
     loop {
         if state.shutdown {
             return;
