@@ -54,6 +54,7 @@ mod error;
 pub mod idx;
 pub mod mnist;
 pub mod preprocess;
+#[cfg(feature = "download")]
 mod progress;
 pub mod read;
 mod rng;

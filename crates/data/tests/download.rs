@@ -1,6 +1,8 @@
 //! Downloads against a small HTTP server on 127.0.0.1: good files, corrupt ones,
 //! truncated ones, dropped connections, and the cache reused without a request.
 
+#![cfg(feature = "download")]
+
 // The helpers below are shared by the tests; a failing call fails the test.
 #![allow(clippy::unwrap_used)]
 
