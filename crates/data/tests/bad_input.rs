@@ -1,0 +1,270 @@
+//! Bad files on disk: truncated, wrong magic numbers, labels out of range, ragged
+//! tables, empty files, corrupt gzip. Each is an error that names the file and the
+//! place; none panics.
+
+// The helpers below are shared by the tests; a failing call fails the test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Scratch, gzip};
+use kiln_data::cifar::{self, RECORD_LEN};
+use kiln_data::csv::{self, CsvOptions};
+use kiln_data::{Error, idx, mnist};
+
+fn write(dir: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn cifar_record(label: u8) -> Vec<u8> {
+    let mut r = vec![label];
+    r.resize(RECORD_LEN, 7);
+    r
+}
+
+#[test]
+fn cifar_files() {
+    let dir = Scratch::new("bad-cifar");
+    let mut two = cifar_record(1);
+    two.extend(cifar_record(2));
+
+    let p = write(&dir, "short.bin", &two[..RECORD_LEN + 10]);
+    let err = cifar::load_file(&p).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Truncated {
+                expected: 3073,
+                found: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("short.bin") && msg.contains("record 1 (starting at byte 3073)"),
+        "{msg}"
+    );
+
+    let p = write(&dir, "short.bin.gz", &gzip(&two[..RECORD_LEN + 10]));
+    assert!(
+        cifar::load_file(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("short.bin.gz: truncated")
+    );
+
+    let mut bad = two.clone();
+    bad[RECORD_LEN] = 10;
+    let p = write(&dir, "label.bin", &bad);
+    let err = cifar::load_file(&p).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: record 1 has label 10, outside the 10 classes 0..10",
+            p.display()
+        )
+    );
+
+    let p = write(&dir, "empty.bin", b"");
+    assert!(matches!(cifar::load_file(&p), Err(Error::Empty { .. })));
+
+    let z = gzip(&two);
+    let p = write(&dir, "cut.bin.gz", &z[..z.len() - 20]);
+    let err = cifar::load_file(&p).unwrap_err();
+    assert!(
+        matches!(err, Error::Gzip { .. }) && err.to_string().contains("cut.bin.gz"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("nope.bin");
+    assert!(matches!(cifar::load_file(&missing), Err(Error::Io { .. })));
+
+    // The official files are checked against their MD5s.
+    for (name, _) in cifar::OFFICIAL_FILES {
+        write(&dir, name, &two);
+    }
+    let err = cifar::load_dir(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Checksum {
+                algorithm: "md5",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let (train, test) = cifar::Cifar10::official()
+        .unverified()
+        .load_dir(dir.path())
+        .unwrap();
+    assert_eq!((train.len(), test.len()), (10, 2));
+}
+
+#[test]
+fn cifar_stream_reads_records_on_demand() {
+    use kiln_data::Dataset;
+    let dir = Scratch::new("cifar-stream");
+    let mut a = cifar_record(1);
+    a.extend(cifar_record(2));
+    let b = cifar_record(3);
+    let pa = write(&dir, "a.bin", &a);
+    let pb = write(&dir, "b.bin", &b);
+    let s = cifar::Stream::open(&[pa.clone(), pb]).unwrap();
+    assert_eq!(s.len(), 3);
+    let memory = cifar::load_file(&pa).unwrap();
+    assert_eq!(s.get(1).unwrap(), memory.get(1).unwrap());
+    assert!(matches!(s.get(3), Err(Error::Index { .. })));
+
+    let mut bad = a.clone();
+    bad[RECORD_LEN] = 200;
+    let p = write(&dir, "bad.bin", &bad);
+    let s = cifar::Stream::open(&[p]).unwrap();
+    assert!(s.get(0).is_ok());
+    assert!(matches!(
+        s.get(1),
+        Err(Error::LabelOutOfRange {
+            record: 1,
+            label: 200,
+            ..
+        })
+    ));
+
+    let p = write(&dir, "short.bin", &a[..100]);
+    assert!(matches!(
+        cifar::Stream::open(&[p]),
+        Err(Error::Truncated { .. })
+    ));
+    let p = write(&dir, "z.bin.gz", &gzip(&a));
+    assert!(
+        cifar::Stream::open(&[p])
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be streamed")
+    );
+}
+
+#[test]
+fn idx_files() {
+    let dir = Scratch::new("bad-idx");
+    let images = idx::encode(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let labels = idx::encode(&[2], &[3, 4]);
+    let pi = write(&dir, "img.idx", &images);
+    let pl = write(&dir, "lab.idx.gz", &gzip(&labels));
+    assert_eq!(
+        mnist::load_files(&pi, &pl).unwrap().labels().unwrap(),
+        &[3, 4]
+    );
+
+    let p = write(&dir, "swapped.idx", &labels);
+    let err = mnist::load_files(&p, &pl).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: bad magic number at byte 0: expected 0x00000803, found 0x00000801",
+            p.display()
+        )
+    );
+
+    let p = write(&dir, "short.idx", &images[..images.len() - 3]);
+    let err = mnist::load_files(&p, &pl).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Truncated {
+                expected: 8,
+                found: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("short.idx"));
+
+    let p = write(&dir, "big-label.idx", &idx::encode(&[2], &[3, 11]));
+    let err = mnist::load_files(&pi, &p).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LabelOutOfRange {
+                record: 1,
+                label: 11,
+                classes: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let p = write(&dir, "empty.idx", b"");
+    assert!(matches!(
+        mnist::load_files(&p, &pl),
+        Err(Error::Empty { .. })
+    ));
+
+    let p = write(&dir, "three-labels.idx", &idx::encode(&[3], &[1, 2, 3]));
+    assert!(matches!(
+        mnist::load_files(&pi, &p),
+        Err(Error::Mismatch { .. })
+    ));
+}
+
+#[test]
+fn csv_files() {
+    let dir = Scratch::new("bad-csv");
+    let o = CsvOptions::default();
+    let p = write(&dir, "ragged.csv", b"1,2,0\n3,4,1\n5,6\n");
+    let err = csv::load(&p, &o).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}:3:3: expected 3 fields, found 2", p.display())
+    );
+
+    let p = write(&dir, "cell.csv.gz", &gzip(b"1,2,0\n3,4x,1\n"));
+    let err = csv::load(&p, &o).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Csv {
+                line: 2,
+                column: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("cell.csv.gz:2:2: `4x` is not a number"),
+        "{err}"
+    );
+
+    let p = write(&dir, "empty.csv", b"");
+    assert!(matches!(csv::load(&p, &o), Err(Error::Empty { .. })));
+    let p = write(&dir, "header-only.csv", b"a,b,c\n");
+    let named = o.header(csv::Header::Names);
+    assert!(matches!(csv::load(&p, &named), Err(Error::Empty { .. })));
+
+    let p = write(&dir, "label.csv", b"1,2,-1\n");
+    let err = csv::load(&p, &o).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("label.csv:1:3: label -1 is not a class"),
+        "{err}"
+    );
+
+    let x = write(&dir, "x.csv", b"1 2\n3 4\n");
+    let y = write(&dir, "y.csv", b"1\n");
+    let ws = o.delimiter(csv::Delimiter::Whitespace);
+    let err = csv::load_pair(&x, &y, &ws, csv::LabelKind::Real).unwrap_err();
+    assert!(
+        err.to_string().contains("holds 2 rows") && err.to_string().contains("y.csv"),
+        "{err}"
+    );
+}
