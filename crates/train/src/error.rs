@@ -1,0 +1,46 @@
+//! The errors of `kiln-train`.
+
+use std::path::PathBuf;
+
+/// What went wrong while training, evaluating, predicting, saving or loading.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] kiln_nn::Error),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] kiln_kernels::Error),
+    /// The loss failed (bad labels, non-finite outputs, ...).
+    #[error(transparent)]
+    Loss(#[from] kiln_losses::Error),
+    /// The optimizer failed.
+    #[error(transparent)]
+    Optimizer(#[from] kiln_optim::Error),
+    /// The data failed.
+    #[error(transparent)]
+    Data(#[from] kiln_data::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A checkpoint that does not fit the model (names, shapes) or is not a valid
+    /// safetensors file.
+    #[error("{path}: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What differs or is wrong.
+        detail: String,
+    },
+    /// Options or data that do not fit the model.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
