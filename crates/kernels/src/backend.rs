@@ -17,6 +17,7 @@ use crate::ops::conv2d::Conv2dKernel;
 use crate::ops::dropout::DropoutKernel;
 use crate::ops::loss::LossKernel;
 use crate::ops::matmul::MatmulKernel;
+use crate::ops::metric::MetricKernel;
 use crate::ops::optimizer::OptimizerKernel;
 use crate::ops::pool2d::Pool2dKernel;
 use crate::ops::reduce::ReduceKernel;
@@ -76,6 +77,7 @@ pub trait Backend:
     + BiasKernel
     + DropoutKernel
     + LossKernel
+    + MetricKernel
     + OptimizerKernel
     + ReduceKernel
 {
@@ -90,6 +92,7 @@ impl<T> Backend for T where
         + BiasKernel
         + DropoutKernel
         + LossKernel
+        + MetricKernel
         + OptimizerKernel
         + ReduceKernel
 {

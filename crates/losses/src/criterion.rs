@@ -2,6 +2,7 @@
 //! buffers its value and gradient need, allocated once.
 
 use kiln_kernels::ops::loss::{LossInput, LossKind, LossParams};
+use kiln_kernels::ops::metric::argmax;
 use kiln_kernels::{Backend, Tensor, TensorRef};
 use kiln_nn::{GradAt, Model};
 use kiln_shape::{Activation, StaticShape};
@@ -397,17 +398,6 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         }
         Ok(weighted)
     }
-}
-
-/// The index of the largest value (the first, on ties).
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 fn to_u32(loss: &'static str, v: usize) -> Result<u32> {

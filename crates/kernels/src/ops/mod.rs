@@ -11,6 +11,7 @@ pub mod conv2d;
 pub mod dropout;
 pub mod loss;
 pub mod matmul;
+pub mod metric;
 pub mod optimizer;
 pub mod pool2d;
 pub mod reduce;
