@@ -17,7 +17,10 @@ use kiln_data::{Augment, BatchOptions, Batcher, InMemory, Inputs, Pipeline, Targ
 const BATCH: usize = 64;
 
 fn cifar_dir() -> Option<&'static Path> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/cifar10"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/cifar10"
+    ));
     dir.is_dir().then_some(dir)
 }
 
@@ -42,7 +45,10 @@ fn training_set() -> (InMemory, &'static str) {
     let data = InMemory::new(
         vec![32, 32, 3],
         Inputs::U8(pixels),
-        Targets::Classes { labels, classes: 10 },
+        Targets::Classes {
+            labels,
+            classes: 10,
+        },
     )
     .expect("synthetic");
     (data, "synthetic")

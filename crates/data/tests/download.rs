@@ -2,7 +2,6 @@
 //! truncated ones, dropped connections, and the cache reused without a request.
 
 #![cfg(feature = "download")]
-
 // The helpers below are shared by the tests; a failing call fails the test.
 #![allow(clippy::unwrap_used)]
 
