@@ -157,6 +157,11 @@ pub fn load_fashion_data() -> Result<(InMemory, InMemory)> {
     IdxSet::fashion_mnist().load_cached(&Cache::from_env()?)
 }
 
+/// MNIST from the four standard files in `dir` (each gzipped or not), not verified.
+pub fn load_dir(dir: &Path) -> Result<(InMemory, InMemory)> {
+    IdxSet::mnist().load_dir(dir)
+}
+
 /// A data set from an images file and a labels file (each plain or gzipped).
 pub fn load_files(images: &Path, labels: &Path) -> Result<InMemory> {
     let im = read::read_file(images)?;
