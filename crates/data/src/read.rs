@@ -55,12 +55,12 @@ pub fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<Cow<'a, [u8]>> {
 }
 
 /// Reads (and decompresses) every file of `paths`, on up to `threads` threads.
-pub fn read_files(paths: &[PathBuf], threads: usize) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn read_files(paths: &[PathBuf], threads: usize) -> Result<Vec<Vec<u8>>> {
     parallel_map(paths, threads, |p| read_file(p))
 }
 
 /// `f` applied to every item, on up to `threads` scoped threads, results in order.
-pub fn parallel_map<T: Sync, U: Send>(
+pub(crate) fn parallel_map<T: Sync, U: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> Result<U> + Sync,
@@ -96,7 +96,7 @@ pub fn parallel_map<T: Sync, U: Send>(
 }
 
 /// The available parallelism, at least 1.
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
