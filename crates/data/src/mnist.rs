@@ -101,7 +101,18 @@ impl IdxSet {
     pub fn load_cached(&self, cache: &Cache) -> Result<(InMemory, InMemory)> {
         let mut paths = Vec::with_capacity(4);
         for remote in &self.files {
-            paths.push(cache.fetch(remote, &self.folder)?);
+            let path = cache.fetch(remote, &self.folder).map_err(|e| match e {
+                Error::Download { url, message, hint } => Error::Download {
+                    url,
+                    message,
+                    hint: format!(
+                        "{hint}; the same goes for each of {} (the folder needs all four)",
+                        FILES.join(", ")
+                    ),
+                },
+                e => e,
+            })?;
+            paths.push(path);
         }
         self.load_paths(&paths)
     }
