@@ -35,7 +35,7 @@ impl Checksum {
     }
 
     /// A fresh hasher for this algorithm.
-    pub fn hasher(&self) -> Hasher {
+    pub(crate) fn hasher(&self) -> Hasher {
         match self {
             Checksum::Md5(_) => Hasher::Md5(Md5::new()),
             Checksum::Sha256(_) => Hasher::Sha256(Sha256::new()),
@@ -66,7 +66,7 @@ impl Checksum {
 
 /// A running digest, fed as bytes arrive.
 #[derive(Clone, Debug)]
-pub enum Hasher {
+pub(crate) enum Hasher {
     /// MD5.
     Md5(Md5),
     /// SHA-256.

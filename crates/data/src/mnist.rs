@@ -101,7 +101,18 @@ impl IdxSet {
     pub fn load_cached(&self, cache: &Cache) -> Result<(InMemory, InMemory)> {
         let mut paths = Vec::with_capacity(4);
         for remote in &self.files {
-            paths.push(cache.fetch(remote, &self.folder)?);
+            let path = cache.fetch(remote, &self.folder).map_err(|e| match e {
+                Error::Download { url, message, hint } => Error::Download {
+                    url,
+                    message,
+                    hint: format!(
+                        "{hint}; the same goes for each of {} (the folder needs all four)",
+                        FILES.join(", ")
+                    ),
+                },
+                e => e,
+            })?;
+            paths.push(path);
         }
         self.load_paths(&paths)
     }
@@ -155,6 +166,11 @@ pub fn load_data() -> Result<(InMemory, InMemory)> {
 /// Fashion-MNIST (60,000 + 10,000), downloaded into the cache on first use.
 pub fn load_fashion_data() -> Result<(InMemory, InMemory)> {
     IdxSet::fashion_mnist().load_cached(&Cache::from_env()?)
+}
+
+/// MNIST from the four standard files in `dir` (each gzipped or not), not verified.
+pub fn load_dir(dir: &Path) -> Result<(InMemory, InMemory)> {
+    IdxSet::mnist().load_dir(dir)
 }
 
 /// A data set from an images file and a labels file (each plain or gzipped).

@@ -15,6 +15,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The largest output that a gzip trailer's size hint may preallocate; the trailer
 /// holds the size modulo 2^32 and a corrupt file may claim anything.
 const MAX_HINT: usize = 1 << 30;
+/// Deflate expands at most about 1032-fold, which bounds an honest size hint.
+const MAX_RATIO: usize = 1032;
 
 /// Whether `bytes` start like a gzip stream.
 pub fn is_gzip(bytes: &[u8]) -> bool {
@@ -37,7 +39,9 @@ pub fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<Cow<'a, [u8]>> {
         return Ok(Cow::Borrowed(bytes));
     }
     let hint = match bytes.len().checked_sub(4).and_then(|at| bytes.get(at..)) {
-        Some(&[a, b, c, d]) => (u32::from_le_bytes([a, b, c, d]) as usize).min(MAX_HINT),
+        Some(&[a, b, c, d]) => (u32::from_le_bytes([a, b, c, d]) as usize)
+            .min(MAX_HINT)
+            .min(bytes.len().saturating_mul(MAX_RATIO)),
         _ => 0,
     };
     let mut out = Vec::with_capacity(hint.saturating_add(1));
@@ -51,12 +55,12 @@ pub fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<Cow<'a, [u8]>> {
 }
 
 /// Reads (and decompresses) every file of `paths`, on up to `threads` threads.
-pub fn read_files(paths: &[PathBuf], threads: usize) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn read_files(paths: &[PathBuf], threads: usize) -> Result<Vec<Vec<u8>>> {
     parallel_map(paths, threads, |p| read_file(p))
 }
 
 /// `f` applied to every item, on up to `threads` scoped threads, results in order.
-pub fn parallel_map<T: Sync, U: Send>(
+pub(crate) fn parallel_map<T: Sync, U: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> Result<U> + Sync,
@@ -92,7 +96,7 @@ pub fn parallel_map<T: Sync, U: Send>(
 }
 
 /// The available parallelism, at least 1.
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -243,9 +243,14 @@ fn cifar_archive_is_downloaded_extracted_and_reused() {
     assert_eq!(again.0, train);
     assert_eq!(server.hits(), 1, "the extracted files are reused");
 
-    std::fs::remove_dir_all(dir.path().join("cifar-10/cifar-10-batches-bin")).unwrap();
+    std::fs::remove_file(
+        dir.path()
+            .join("cifar-10/cifar-10-batches-bin/data_batch_2.bin"),
+    )
+    .unwrap();
     assert_eq!(spec.load_cached(&cache(&dir)).unwrap().1, test);
     assert_eq!(server.hits(), 1, "the cached archive is extracted again");
+    assert_eq!(dir.files().len(), 7, "the incomplete folder was replaced");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::shared_data;
 use kiln_data::csv::{CsvOptions, Delimiter, Header, LabelKind};
-use kiln_data::{Stats, Targets, cifar, csv, mnist};
+use kiln_data::{Pipeline, Stats, Targets, cifar, csv, mnist, split};
 
 #[test]
 fn cifar_first_records_and_test_set() {
@@ -144,4 +144,40 @@ fn uci_tables() {
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     assert_eq!((lo, hi), (25.0, 346.0));
+}
+
+#[test]
+fn uci_stratified_split_standardized_on_the_training_part() {
+    let Some(data) = shared_data("uci_stratified_split_standardized_on_the_training_part") else {
+        return;
+    };
+    let cancer = sklearn(&data.join("small/breast_cancer.csv"));
+    let parts = split::split_dataset(&cancer, 0.2, 0.2, 7, true).unwrap();
+    let (train, val, test) = parts.apply(&cancer).unwrap();
+    assert_eq!((train.len(), val.len(), test.len()), (341, 114, 114));
+    // 212 malignant of 569: each part within one sample of that proportion.
+    for part in [&train, &val, &test] {
+        let want = part.len() as f64 * 212.0 / 569.0;
+        assert!(
+            (part.class_counts()[0] as f64 - want).abs() <= 1.0,
+            "{:?}",
+            part.class_counts()
+        );
+    }
+    let stats = Stats::per_feature(&train).unwrap();
+    let prep = Pipeline::new().standardize(&stats);
+    let train_z = Stats::per_feature(&train.to_f32(&prep).unwrap()).unwrap();
+    assert!(
+        train_z.mean.iter().all(|m| m.abs() < 1e-4),
+        "{:?}",
+        train_z.mean
+    );
+    assert!(
+        train_z.std.iter().all(|s| (s - 1.0).abs() < 1e-3),
+        "{:?}",
+        train_z.std
+    );
+    // The validation part gets the training statistics: close to, not exactly, 0 and 1.
+    let val_z = Stats::per_feature(&val.to_f32(&prep).unwrap()).unwrap();
+    assert!(val_z.mean.iter().all(|m| m.abs() < 0.5) && val_z.mean.iter().any(|m| m.abs() > 1e-3));
 }

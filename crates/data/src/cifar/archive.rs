@@ -43,6 +43,11 @@ pub(super) fn extract(
             let p = temp.join(&member.name);
             std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
         }
+        // Only called when `folder` lacks a file: an incomplete folder (files
+        // deleted by hand) is replaced.
+        if folder.is_dir() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
         match std::fs::rename(&temp, folder) {
             Ok(()) => Ok(()),
             // Another process extracted it meanwhile: theirs is as good as ours.
