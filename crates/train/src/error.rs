@@ -37,6 +37,15 @@ pub enum Error {
         /// What differs or is wrong.
         detail: String,
     },
+    /// A plot could not be drawn or written (nothing to plot, a missing metric, a failed
+    /// render or PNG encoding).
+    #[error("{path}: {detail}")]
+    Plot {
+        /// The PNG file asked for.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
     /// Options or data that do not fit the model.
     #[error("{0}")]
     Config(String),

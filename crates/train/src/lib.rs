@@ -4,6 +4,8 @@
 
 mod error;
 mod history;
+pub mod plot;
 
 pub use error::{Error, Result};
 pub use history::{EpochLog, History};
+pub use plot::{plot_history, plot_runs};
