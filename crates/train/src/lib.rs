@@ -2,8 +2,10 @@
 //! model that `model!` generated, with metrics, callbacks, progress, checkpoints and
 //! plots.
 
+pub mod checkpoint;
 mod error;
 mod history;
 
+pub use checkpoint::{CheckpointExtra, CheckpointInfo, Weights};
 pub use error::{Error, Result};
 pub use history::{EpochLog, History};
