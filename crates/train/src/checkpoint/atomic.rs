@@ -58,11 +58,16 @@ fn temporary_path(path: &Path) -> io::Result<PathBuf> {
 }
 
 /// Creates `tmp` (it must not exist), fills it and syncs it to the disk.
-fn write_synced(tmp: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+fn write_synced(
+    tmp: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let file = File::create_new(tmp)?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     write(&mut writer)?;
-    let file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+    let file = writer
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
     file.sync_all()
 }
 
@@ -115,10 +120,8 @@ mod tests {
     }
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "kiln-train-atomic-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("kiln-train-atomic-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -152,10 +155,8 @@ mod tests {
         write_atomic(&path, |w| w.write_all(&old)).unwrap();
         let new = vec![7u8; 3 << 20];
         for room in [0, 100, 2 << 20] {
-            let err = write_atomic(&path, |w| {
-                FullDisk { inner: w, room }.write_all(&new)
-            })
-            .unwrap_err();
+            let err =
+                write_atomic(&path, |w| FullDisk { inner: w, room }.write_all(&new)).unwrap_err();
             match &err {
                 Error::Io { path: p, source } => {
                     assert_eq!(p, &path);

@@ -70,7 +70,7 @@ impl View for F32View<'_> {
     }
 
     fn data_len(&self) -> usize {
-        self.values.len() * size_of::<f32>()
+        size_of_val(self.values)
     }
 }
 
@@ -114,7 +114,10 @@ pub(crate) fn encode(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
                 .and_then(|(param, _)| shapes.get(param))
                 .filter(|dims| dims.iter().product::<usize>() == values.len())
                 .map_or_else(|| vec![values.len()], |dims| dims.to_vec());
-            tensors.push((format!("{OPTIMIZER_PREFIX}{key}"), F32View { shape, values }));
+            tensors.push((
+                format!("{OPTIMIZER_PREFIX}{key}"),
+                F32View { shape, values },
+            ));
         }
     }
     safetensors::serialize(tensors, Some(metadata))
@@ -248,7 +251,8 @@ fn describe(error: &SafeTensorError, bytes: &[u8]) -> String {
         SafeTensorError::MetadataIncompleteBuffer => format!(
             "truncated or damaged: the header describes tensor data that does not fill the \
              {} bytes after it",
-            len.saturating_sub(8).saturating_sub(claimed.try_into().unwrap_or(usize::MAX))
+            len.saturating_sub(8)
+                .saturating_sub(claimed.try_into().unwrap_or(usize::MAX))
         ),
         other => format!("not a valid safetensors file: {other}"),
     }
@@ -297,7 +301,9 @@ fn parse_pairs(v: Option<&Value>, what: &str) -> Result<Vec<(String, f64)>, Stri
     items
         .iter()
         .map(|item| match item.as_array().map(Vec::as_slice) {
-            Some([Value::String(k), v]) => Ok((k.clone(), parse_number(v, &format!("{what} {k}"))?)),
+            Some([Value::String(k), v]) => {
+                Ok((k.clone(), parse_number(v, &format!("{what} {k}"))?))
+            }
             _ => Err(format!("{what} holds {item}, not a [name, value] pair")),
         })
         .collect()
@@ -328,7 +334,9 @@ fn parse_history(text: &str) -> Result<History, String> {
     let epochs = epochs
         .iter()
         .map(|e| {
-            let e = e.as_object().ok_or_else(|| format!("{e} is not an object"))?;
+            let e = e
+                .as_object()
+                .ok_or_else(|| format!("{e} is not an object"))?;
             let field = |name: &str| e.get(name).ok_or_else(|| format!("an epoch lacks {name}"));
             Ok(EpochLog {
                 epoch: field("epoch")?

@@ -257,8 +257,7 @@ fn restore_optimizer<B: Backend, M: Model<B>>(
         // that may have been set since.
         if optimizer.iterations() != 0 {
             return Err(
-                "its optimizer had made no update yet; restore it into a fresh optimizer"
-                    .into(),
+                "its optimizer had made no update yet; restore it into a fresh optimizer".into(),
             );
         }
         if let Some(lr) = state.learning_rate {
