@@ -238,6 +238,10 @@ fn describe(error: &SafeTensorError, bytes: &[u8]) -> String {
             "not a safetensors file: it holds {len} bytes, fewer than the 8 that give the \
              header's length"
         ),
+        SafeTensorError::HeaderTooLarge if claimed.saturating_add(8) <= len as u64 => format!(
+            "not a kiln checkpoint: its header of {claimed} bytes is larger than safetensors \
+             allows"
+        ),
         SafeTensorError::HeaderTooLarge | SafeTensorError::InvalidHeaderLength => format!(
             "truncated, or not a safetensors file: its first 8 bytes announce a header of \
              {claimed} bytes, but the file holds {len}"
@@ -249,8 +253,8 @@ fn describe(error: &SafeTensorError, bytes: &[u8]) -> String {
             format!("not a safetensors file: its header is not safetensors JSON ({e})")
         }
         SafeTensorError::MetadataIncompleteBuffer => format!(
-            "truncated or damaged: the header describes tensor data that does not fill the \
-             {} bytes after it",
+            "truncated or damaged: the tensor data that the header describes does not \
+             match the {} bytes after it",
             len.saturating_sub(8)
                 .saturating_sub(claimed.try_into().unwrap_or(usize::MAX))
         ),
