@@ -32,8 +32,12 @@
 //! let cpu = Cpu::new()?;
 //! let model = Small::new(&cpu, 1, 7)?;
 //! let optimizer = Optimizer::new(Adam::default());
-//! let path = std::env::temp_dir().join(format!("kiln-doc-{}.safetensors", std::process::id()));
-//! let extra = CheckpointExtra { optimizer: Some(&optimizer), epoch: Some(3), ..Default::default() };
+//! let path = std::env::temp_dir().join(format!("kiln-doc-{}.st", std::process::id()));
+//! let extra = CheckpointExtra {
+//!     optimizer: Some(&optimizer),
+//!     epoch: Some(3),
+//!     ..Default::default()
+//! };
 //! checkpoint::save(&path, &model, &extra)?;
 //!
 //! let mut restored = Small::new(&cpu, 1, 8)?;

@@ -52,7 +52,8 @@ pub(crate) struct Foreign {
 /// let cpu = Cpu::new()?;
 /// let mut model = Small::new(&cpu, 1, 7)?;
 /// let best = Weights::of(&model)?;
-/// assert_eq!(best.names().collect::<Vec<_>>(), ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+/// let names: Vec<&str> = best.names().collect();
+/// assert_eq!(names, ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
 /// assert_eq!(best.get("out.weight").map(|(shape, _)| shape), Some(&[8, 2][..]));
 ///
 /// let other = Weights::of(&Small::new(&cpu, 1, 8)?)?;
