@@ -1,0 +1,285 @@
+//! Checkpoints: a model's weights, and optionally its optimizer's state, the epoch
+//! and the training history, in one [safetensors] file.
+//!
+//! Weights are stored under their names (`conv1.weight`, `conv1.bias`, ...) as `F32`
+//! tensors in kiln's layouts (Keras's: a convolution kernel is `[kh, kw, c_in,
+//! c_out]`, a dense kernel `[in, units]`), so a checkpoint opens in PyTorch with
+//! `safetensors.torch.load_file`, and weights that PyTorch saved under those names and
+//! layouts load into the matching kiln model. Optimizer state tensors are stored as
+//! `optimizer.<name>` (`optimizer.conv1.weight.exp_avg`); the epoch, the history and
+//! the optimizer's scalars are JSON in the file's metadata.
+//!
+//! - [`save`] writes atomically: a temporary file beside the target, synced, then
+//!   renamed over it. A crash or a full disk mid-write leaves the previous checkpoint
+//!   as it was, and the error names the file.
+//! - [`load_weights`] and [`load`] check every name, shape and element type against
+//!   the model before they change anything, and the error lists every difference.
+//! - [`Weights`] is the same snapshot in memory.
+//!
+//! ```
+//! use kiln::prelude::*;
+//! use kiln_train::checkpoint::{self, CheckpointExtra};
+//!
+//! kiln::model! {
+//!     /// A small classifier.
+//!     pub struct Small {
+//!         input: [4],
+//!         hidden: Dense(8, relu),
+//!         out: Dense(3, softmax),
+//!     }
+//! }
+//!
+//! let cpu = Cpu::new()?;
+//! let model = Small::new(&cpu, 1, 7)?;
+//! let optimizer = Optimizer::new(Adam::default());
+//! let path = std::env::temp_dir().join(format!("kiln-doc-{}.st", std::process::id()));
+//! let extra = CheckpointExtra {
+//!     optimizer: Some(&optimizer),
+//!     epoch: Some(3),
+//!     ..Default::default()
+//! };
+//! checkpoint::save(&path, &model, &extra)?;
+//!
+//! let mut restored = Small::new(&cpu, 1, 8)?;
+//! let mut resumed = Optimizer::new(Adam::default());
+//! let info = checkpoint::load(&path, &mut restored, Some(&mut resumed))?;
+//! assert_eq!(info.epoch, Some(3));
+//! assert_eq!(info.model.as_deref(), Some("Small"));
+//! # std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [safetensors]: https://huggingface.co/docs/safetensors
+
+mod atomic;
+mod format;
+mod weights;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_kernels::Backend;
+use kiln_nn::Model;
+use kiln_optim::{Optimizer, OptimizerState};
+
+pub use weights::Weights;
+
+use crate::{Error, History, Result};
+
+/// What a checkpoint holds besides the weights; everything is optional.
+///
+/// `CheckpointExtra::default()` saves the weights alone.
+#[derive(Debug)]
+pub struct CheckpointExtra<'a, B: Backend> {
+    /// The optimizer whose state to save, so that training resumes exactly.
+    pub optimizer: Option<&'a Optimizer<B>>,
+    /// The epochs completed (training resumes at this epoch, counted from 0).
+    pub epoch: Option<usize>,
+    /// The figures of the epochs so far.
+    pub history: Option<&'a History>,
+}
+
+impl<B: Backend> Default for CheckpointExtra<'_, B> {
+    fn default() -> Self {
+        Self {
+            optimizer: None,
+            epoch: None,
+            history: None,
+        }
+    }
+}
+
+impl<B: Backend> Clone for CheckpointExtra<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for CheckpointExtra<'_, B> {}
+
+/// What a checkpoint's metadata says. Fields are `None` when the file lacks them
+/// (weights saved by PyTorch carry none of kiln's metadata).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointInfo {
+    /// The name of the model struct that saved it.
+    pub model: Option<String>,
+    /// The version of kiln that saved it.
+    pub kiln_version: Option<String>,
+    /// The epochs completed when it was saved.
+    pub epoch: Option<usize>,
+    /// The training history up to then.
+    pub history: Option<History>,
+    /// The optimizer's state, tensors included.
+    pub optimizer: Option<OptimizerState>,
+    /// The file's metadata as stored, every key (kiln's `history` and `optimizer` as
+    /// JSON text).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Saves `model`'s weights and what `extra` holds to `path` (a `.safetensors` file),
+/// atomically: the file at `path` is either the previous one or the new one, whatever
+/// happens during the write.
+///
+/// # Errors
+/// [`Error::Io`] naming `path` when the file cannot be written (a missing directory,
+/// a full disk); [`Error::Optimizer`] or [`Error::Backend`] when the state cannot be
+/// copied to the host.
+pub fn save<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &M,
+    extra: &CheckpointExtra<'_, B>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let weights = Weights::of(model)?;
+    let optimizer = extra
+        .optimizer
+        .map(|o| o.state(model.backend()))
+        .transpose()?;
+    let bytes = format::encode(&format::Contents {
+        model: M::NAME,
+        weights: &weights,
+        epoch: extra.epoch,
+        history: extra.history,
+        optimizer: optimizer.as_ref(),
+    })
+    .map_err(|detail| checkpoint_error(path, detail))?;
+    atomic::write_atomic(path, |w| w.write_all(&bytes))
+}
+
+/// Loads the weights of the checkpoint at `path` into `model`, and returns its
+/// metadata. The file's optimizer state, if any, is returned in
+/// [`CheckpointInfo::optimizer`] and not applied (see [`load`]).
+///
+/// Tensors are matched by name. Every name, shape and element type is checked before
+/// anything is written: when any differ, `model` is left untouched.
+///
+/// # Errors
+/// - [`Error::Io`] naming `path` when the file cannot be read (missing, unreadable);
+/// - [`Error::Checkpoint`] naming `path` when it is not a valid safetensors file
+///   (truncated, corrupt) or does not fit the model: the message lists every tensor
+///   the file lacks, every tensor the model does not have, every shape that differs
+///   (both shapes) and every tensor that is not `F32`.
+pub fn load_weights<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &mut M,
+) -> Result<CheckpointInfo> {
+    load(path, model, None)
+}
+
+/// Loads the checkpoint at `path` into `model` and, when given, `optimizer`, so that
+/// training resumes where it stopped; returns the metadata (epoch, history).
+///
+/// Everything is checked before anything changes: on error neither `model` nor
+/// `optimizer` is modified.
+///
+/// # Errors
+/// Those of [`load_weights`], and [`Error::Checkpoint`] naming `path` when an
+/// optimizer is given and the file holds no optimizer state, or state that does not
+/// fit it (another rule, other tensors).
+pub fn load<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &mut M,
+    optimizer: Option<&mut Optimizer<B>>,
+) -> Result<CheckpointInfo> {
+    let path = path.as_ref();
+    let decoded = read(path)?;
+    let problems = decoded.weights.mismatches(model, &decoded.foreign)?;
+    if !problems.is_empty() {
+        let saved_as = match &decoded.info.model {
+            Some(name) if name != M::NAME => format!(" (it was saved from model `{name}`)"),
+            _ => String::new(),
+        };
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "does not fit model `{}`{saved_as}, {} difference{}: {}",
+                M::NAME,
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems.join("; ")
+            ),
+        ));
+    }
+    if let Some(optimizer) = optimizer {
+        let Some(state) = &decoded.info.optimizer else {
+            return Err(checkpoint_error(
+                path,
+                "holds no optimizer state (it was saved without an optimizer); load the \
+                 weights alone with load_weights",
+            ));
+        };
+        restore_optimizer(optimizer, model, state)
+            .map_err(|detail| checkpoint_error(path, detail))?;
+    }
+    decoded.weights.restore_checked(model)?;
+    Ok(decoded.info)
+}
+
+/// Reads the metadata of the checkpoint at `path` without a model: the epoch to
+/// resume at, the history, the model's name.
+///
+/// # Errors
+/// As [`load_weights`] for an unreadable or invalid file.
+pub fn read_info(path: impl AsRef<Path>) -> Result<CheckpointInfo> {
+    Ok(read(path.as_ref())?.info)
+}
+
+/// Reads and decodes the file at `path`.
+fn read(path: &Path) -> Result<format::Decoded> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    format::decode(&bytes).map_err(|detail| checkpoint_error(path, detail))
+}
+
+fn checkpoint_error(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+/// Restores `state` into `optimizer`, or explains why it does not fit and leaves
+/// `optimizer` as it was.
+fn restore_optimizer<B: Backend, M: Model<B>>(
+    optimizer: &mut Optimizer<B>,
+    model: &M,
+    state: &OptimizerState,
+) -> std::result::Result<(), String> {
+    let algorithm = *optimizer.algorithm();
+    if state.algorithm != algorithm.name() {
+        return Err(format!(
+            "holds the state of a {} optimizer, not of {}",
+            state.algorithm,
+            algorithm.name()
+        ));
+    }
+    let unfit = |e: kiln_optim::Error| format!("its optimizer state does not fit: {e}");
+    if state.step == 0 && state.tensors.is_empty() {
+        // Saved before the first update: a fresh optimizer, but for a learning rate
+        // that may have been set since.
+        if optimizer.iterations() != 0 {
+            return Err(
+                "its optimizer had made no update yet; restore it into a fresh optimizer".into(),
+            );
+        }
+        if let Some(lr) = state.learning_rate {
+            let fixed = optimizer
+                .state(model.backend())
+                .map_err(unfit)?
+                .learning_rate
+                .is_some();
+            if fixed {
+                optimizer.set_learning_rate(lr).map_err(unfit)?;
+            }
+        }
+        return Ok(());
+    }
+    // `load_state` drops the optimizer's state before it finds a mismatch; a scratch
+    // optimizer with the same rule finds it first.
+    Optimizer::<B>::new(algorithm)
+        .load_state(model, state)
+        .map_err(unfit)?;
+    optimizer.load_state(model, state).map_err(unfit)
+}
