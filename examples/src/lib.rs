@@ -1,6 +1,3 @@
-//! Support code for kiln's examples: the data set that ships with them and one
-//! training step. The data loaders and the training loop of kiln proper will replace
-//! both; until then they keep the examples self-contained.
+//! Support code shared by kiln's examples: their command-line arguments.
 
-pub mod digits;
-pub mod step;
+pub mod args;

@@ -39,12 +39,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub use kiln_data as data;
 pub use kiln_kernels as kernels;
 pub use kiln_losses as losses;
 pub use kiln_macros::model;
 pub use kiln_nn as nn;
 pub use kiln_optim as optim;
 pub use kiln_shape as shape;
+pub use kiln_train as train;
 
 pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
 
@@ -53,14 +55,19 @@ pub type Result<T, E = kiln_nn::Error> = std::result::Result<T, E>;
 
 /// The names a program that trains a model needs.
 pub mod prelude {
+    pub use kiln_data::{Augment, Dataset, Pipeline};
     pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
     pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
     pub use kiln_nn::{GradAt, Mode, Model};
     pub use kiln_optim::{
         Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
-        PolynomialDecay, ReduceLrOnPlateau, RmsProp, Schedule, Sgd, StepDecay,
+        PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,
     };
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
+    pub use kiln_train::{
+        CsvLogger, EarlyStopping, FitOptions, History, LearningRateScheduler, Metric,
+        ModelCheckpoint, ReduceLrOnPlateau, Trainer, Verbosity,
+    };
 }
 
 /// The README's examples, compiled and run as doctests so that they stay true.

@@ -182,6 +182,13 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         &self.grad
     }
 
+    /// The targets of the last [`Criterion::compute`] as the kernel read them: one
+    /// label a sample (as `f32`) for the sparse loss, else one value an output value.
+    /// Metrics accumulate from this buffer instead of uploading the targets again.
+    pub fn target_buffer(&self) -> &B::Buffer {
+        &self.target
+    }
+
     /// Each sample's weighted value from the last [`Criterion::compute`].
     pub fn per_sample(&self) -> &[f32] {
         &self.host_per_sample[..self.batch]

@@ -46,6 +46,16 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A non-finite loss, output or gradient stopped training.
+    #[error("training stopped at epoch {epoch}, step {step}: {detail}")]
+    NonFinite {
+        /// The epoch (from 0).
+        epoch: usize,
+        /// The batch within the epoch (from 0).
+        step: usize,
+        /// What went non-finite, and where.
+        detail: String,
+    },
     /// Options or data that do not fit the model.
     #[error("{0}")]
     Config(String),

@@ -1,0 +1,115 @@
+//! Callbacks: code that `fit` runs at the start and end of training, of each epoch
+//! and of each batch, with the model and the optimizer in reach (Keras's
+//! `callbacks=`).
+//!
+//! [`EarlyStopping`], [`ModelCheckpoint`], [`LearningRateScheduler`],
+//! [`ReduceLrOnPlateau`] and [`CsvLogger`] ship with kiln; implement [`Callback`] for
+//! your own. Stopping on a non-finite loss is built into `fit` (on by default).
+
+mod csv_logger;
+mod early_stopping;
+mod learning_rate;
+mod model_checkpoint;
+
+pub use csv_logger::CsvLogger;
+pub use early_stopping::EarlyStopping;
+pub use learning_rate::{LearningRateScheduler, ReduceLrOnPlateau};
+pub use model_checkpoint::ModelCheckpoint;
+
+use kiln_kernels::Backend;
+use kiln_nn::Model;
+use kiln_optim::Optimizer;
+
+use crate::{EpochLog, History, Result};
+
+/// What a callback can reach while training runs.
+pub struct Context<'a, B: Backend, M: Model<B>> {
+    /// The model being trained.
+    pub model: &'a mut M,
+    /// Its optimizer.
+    pub optimizer: &'a mut Optimizer<B>,
+    /// The epochs finished so far.
+    pub history: &'a History,
+    pub(crate) stop: &'a mut bool,
+}
+
+impl<B: Backend, M: Model<B>> Context<'_, B, M> {
+    /// Asks `fit` to stop after the current epoch.
+    pub fn stop_training(&mut self) {
+        *self.stop = true;
+    }
+
+    /// Whether a callback asked to stop.
+    pub fn stopping(&self) -> bool {
+        *self.stop
+    }
+}
+
+/// Code run by `fit` around epochs and batches. Every method does nothing by default.
+pub trait Callback<B: Backend, M: Model<B>> {
+    /// Before the first epoch.
+    fn on_train_begin(&mut self, _ctx: &mut Context<'_, B, M>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Before epoch `epoch` (from 0).
+    fn on_epoch_begin(&mut self, _epoch: usize, _ctx: &mut Context<'_, B, M>) -> Result<()> {
+        Ok(())
+    }
+
+    /// After batch `step` of the epoch, with its loss.
+    fn on_batch_end(
+        &mut self,
+        _step: usize,
+        _loss: f32,
+        _ctx: &mut Context<'_, B, M>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// After an epoch and its validation, with its figures (already in the history).
+    fn on_epoch_end(&mut self, _log: &EpochLog, _ctx: &mut Context<'_, B, M>) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the last epoch (or a stop).
+    fn on_train_end(&mut self, _ctx: &mut Context<'_, B, M>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether a monitored value improves by going down or up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Up for names with `acc`, `precision`, `recall`, `f1` or `r2`, down otherwise
+    /// (as Keras guesses).
+    Auto,
+    /// Smaller is better.
+    Min,
+    /// Larger is better.
+    Max,
+}
+
+impl Mode {
+    /// Whether larger is better for `monitor`.
+    pub(crate) fn maximise(self, monitor: &str) -> bool {
+        match self {
+            Mode::Min => false,
+            Mode::Max => true,
+            Mode::Auto => ["acc", "precision", "recall", "f1", "r2"]
+                .iter()
+                .any(|k| monitor.contains(k)),
+        }
+    }
+}
+
+/// The value of `monitor` in `log`, or an error that lists what was logged.
+pub(crate) fn monitored(log: &EpochLog, monitor: &str, who: &str) -> Result<f64> {
+    log.get(monitor).ok_or_else(|| {
+        let names: Vec<&str> = log.values.iter().map(|(n, _)| n.as_str()).collect();
+        crate::Error::Config(format!(
+            "{who} monitors `{monitor}`, which is not logged; logged: {}",
+            names.join(", ")
+        ))
+    })
+}

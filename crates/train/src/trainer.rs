@@ -1,0 +1,607 @@
+//! [`Trainer`]: a model, a loss, an optimizer and metrics (Keras's `compile`), and
+//! `fit`, `evaluate` and `predict` over kiln-data data sets.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kiln_data::{Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset};
+use kiln_kernels::Backend;
+use kiln_losses::{Criterion, Loss, Targets};
+use kiln_nn::{Mode, Model, ParamRef};
+use kiln_optim::Optimizer;
+
+use crate::callbacks::{Callback, Context};
+use crate::metrics::{ConfusionMatrix, Metric, MetricSet};
+use crate::progress::{Progress, Verbosity};
+use crate::{EpochLog, Error, History, Result};
+
+/// A data set shared between the batcher's threads.
+pub type SharedData = Arc<dyn Dataset>;
+
+/// Where validation data comes from.
+#[derive(Clone, Default)]
+pub enum Validation {
+    /// No validation.
+    #[default]
+    None,
+    /// A separate data set, evaluated after every epoch.
+    Data(SharedData),
+    /// The last fraction of the training data, held out (Keras's
+    /// `validation_split`: taken before any shuffling).
+    Split(f64),
+}
+
+impl std::fmt::Debug for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => write!(f, "None"),
+            Self::Data(d) => write!(f, "Data({} samples)", d.len()),
+            Self::Split(x) => write!(f, "Split({x})"),
+        }
+    }
+}
+
+/// The options of [`Trainer::fit`] (Keras's `fit` arguments).
+pub struct FitOptions<B: Backend, M: Model<B>> {
+    /// The last epoch to run (exclusive, counting from 0; resumed runs start at
+    /// `initial_epoch`).
+    pub epochs: usize,
+    /// Samples per batch; at most the model's `max_batch`.
+    pub batch_size: usize,
+    /// Validation after every epoch.
+    pub validation: Validation,
+    /// Shuffle the training data every epoch.
+    pub shuffle: bool,
+    /// The seed of the shuffling and of the augmentation.
+    pub seed: u64,
+    /// The epoch to start from when resuming.
+    pub initial_epoch: usize,
+    /// Called around epochs and batches.
+    pub callbacks: Vec<Box<dyn Callback<B, M>>>,
+    /// How much to print.
+    pub verbose: Verbosity,
+    /// Preprocessing of every sample, training and validation alike.
+    pub pipeline: Pipeline,
+    /// Augmentation of the training images.
+    pub augment: Augment,
+    /// Background threads preparing batches.
+    pub workers: usize,
+    /// Stop with an error on a non-finite loss or gradient (on by default).
+    pub terminate_on_nan: bool,
+}
+
+impl<B: Backend, M: Model<B>> FitOptions<B, M> {
+    /// `epochs` epochs of batches of `batch_size`, shuffled, seed 0, a progress bar,
+    /// no validation.
+    pub fn new(epochs: usize, batch_size: usize) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            validation: Validation::None,
+            shuffle: true,
+            seed: 0,
+            initial_epoch: 0,
+            callbacks: Vec::new(),
+            verbose: Verbosity::Bar,
+            pipeline: Pipeline::new(),
+            augment: Augment::none(),
+            workers: 1,
+            terminate_on_nan: true,
+        }
+    }
+
+    /// Validates on `data` after every epoch.
+    #[must_use]
+    pub fn validation_data(mut self, data: impl Dataset + 'static) -> Self {
+        self.validation = Validation::Data(Arc::new(data));
+        self
+    }
+
+    /// Holds out the last `fraction` of the training data for validation.
+    #[must_use]
+    pub fn validation_split(mut self, fraction: f64) -> Self {
+        self.validation = Validation::Split(fraction);
+        self
+    }
+
+    /// The seed of shuffling and augmentation.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Adds a callback.
+    #[must_use]
+    pub fn callback(mut self, callback: impl Callback<B, M> + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// How much to print.
+    #[must_use]
+    pub fn verbose(mut self, verbose: Verbosity) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Preprocessing of every sample.
+    #[must_use]
+    pub fn pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Augmentation of the training images.
+    #[must_use]
+    pub fn augment(mut self, augment: Augment) -> Self {
+        self.augment = augment;
+        self
+    }
+
+    /// Resumes at `epoch`.
+    #[must_use]
+    pub fn initial_epoch(mut self, epoch: usize) -> Self {
+        self.initial_epoch = epoch;
+        self
+    }
+
+    /// Shuffling on or off.
+    #[must_use]
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+
+    /// Background threads preparing batches.
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Stopping on a non-finite loss or gradient on or off.
+    #[must_use]
+    pub fn terminate_on_nan(mut self, on: bool) -> Self {
+        self.terminate_on_nan = on;
+        self
+    }
+}
+
+/// The result of [`Trainer::evaluate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// `loss`, then each metric.
+    pub values: Vec<(String, f64)>,
+    /// The confusion matrix, for classification metrics.
+    pub confusion: Option<ConfusionMatrix>,
+    /// Samples evaluated.
+    pub samples: usize,
+}
+
+impl Evaluation {
+    /// The value named `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+/// A model ready to train: its loss, optimizer and metrics.
+///
+/// Training and inference modes are the trainer's business: `fit` runs batches in
+/// [`Mode::Train`] (dropout on), `evaluate` and `predict` in [`Mode::Eval`].
+pub struct Trainer<B: Backend, M: Model<B>> {
+    model: M,
+    criterion: Criterion<M::Output, B>,
+    optimizer: Optimizer<B>,
+    metrics: Vec<Metric>,
+    backend: B,
+}
+
+impl<B: Backend, M: Model<B>> std::fmt::Debug for Trainer<B, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("model", &M::NAME)
+            .field("loss", &self.criterion.loss().name())
+            .field("optimizer", &self.optimizer.algorithm().name())
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+/// Whether the model's input shape is the data's.
+fn check_shape<B: Backend, M: Model<B>>(data: &dyn Dataset, what: &str) -> Result<()> {
+    let want = M::INPUT_SHAPE;
+    if data.shape() != want.dims() {
+        return Err(Error::Config(format!(
+            "the {what} samples have shape {:?}, but {} takes {want}",
+            data.shape(),
+            M::NAME
+        )));
+    }
+    Ok(())
+}
+
+/// The loss's view of a batch's targets.
+fn targets(batch: &kiln_data::Batch) -> Targets<'_> {
+    match batch.targets() {
+        BatchTargets::Labels(labels) => Targets::Classes(labels),
+        BatchTargets::Values { values, .. } => Targets::Values(values),
+    }
+}
+
+/// Where a model's tensors stopped being finite.
+struct Health {
+    /// Layers with a non-finite value, in model order.
+    layers: Vec<String>,
+    /// The finite tensor of largest L2 norm, and the norm.
+    largest: Option<(String, f64)>,
+}
+
+/// The layers whose tensors hold non-finite values (`grad`: the gradients, else the
+/// values), and the tensor with the largest finite norm.
+fn non_finite_layers<B: Backend, M: Model<B>>(model: &M, grad: bool) -> Result<Health> {
+    let backend = model.backend().clone();
+    let mut layers: Vec<String> = Vec::new();
+    let mut largest: Option<(String, f64)> = None;
+    model.parameters(&mut |p: ParamRef<'_, B>| {
+        let buffer = if grad { p.grad } else { p.value };
+        let norm = backend.sum_squares(buffer, p.shape.size())?.sqrt();
+        if !norm.is_finite() {
+            if !layers.iter().any(|l| l == p.layer) {
+                layers.push(p.layer.to_string());
+            }
+        } else if largest.as_ref().is_none_or(|(_, n)| norm > *n) {
+            largest = Some((format!("{}.{}", p.layer, p.name), norm));
+        }
+        Ok(())
+    })?;
+    Ok(Health { layers, largest })
+}
+
+impl<B: Backend, M: Model<B>> Trainer<B, M> {
+    /// Binds `model` to `loss` and `optimizer` (Keras's `compile`).
+    pub fn new(model: M, loss: Loss, optimizer: Optimizer<B>) -> Result<Self> {
+        let criterion = Criterion::for_model(loss, &model)?;
+        let backend = model.backend().clone();
+        Ok(Self {
+            model,
+            criterion,
+            optimizer,
+            metrics: Vec::new(),
+            backend,
+        })
+    }
+
+    /// The same with `metrics` reported after the loss.
+    #[must_use]
+    pub fn metrics(mut self, metrics: impl IntoIterator<Item = Metric>) -> Self {
+        self.metrics = metrics.into_iter().collect();
+        self
+    }
+
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The model, mutably.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &Optimizer<B> {
+        &self.optimizer
+    }
+
+    /// The optimizer, mutably (to restore its state, say).
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer<B> {
+        &mut self.optimizer
+    }
+
+    /// The model and the optimizer together, mutably.
+    pub fn parts_mut(&mut self) -> (&mut M, &mut Optimizer<B>) {
+        (&mut self.model, &mut self.optimizer)
+    }
+
+    /// Gives the model back.
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
+    fn metric_set(&self) -> Result<MetricSet<B>> {
+        let kind = self.criterion.loss().kind();
+        MetricSet::new(
+            &self.backend,
+            &self.metrics,
+            M::OUTPUT_SHAPE.size(),
+            kind.sparse_targets(),
+            self.criterion.loss().is_from_logits(),
+        )
+    }
+
+    fn batch_options(
+        &self,
+        batch_size: usize,
+        pipeline: &Pipeline,
+        workers: usize,
+    ) -> Result<BatchOptions> {
+        if batch_size == 0 || batch_size > self.model.max_batch() {
+            return Err(Error::Config(format!(
+                "batch size {batch_size} must lie in 1..={} (the largest batch {} was built for)",
+                self.model.max_batch(),
+                M::NAME
+            )));
+        }
+        Ok(BatchOptions::new(batch_size)
+            .shuffle(false)
+            .workers(workers)
+            .pipeline(pipeline.clone()))
+    }
+
+    /// Loss and metrics over every batch of `batcher`, in [`Mode::Eval`].
+    fn run_eval(
+        &mut self,
+        batcher: &mut Batcher<SharedData>,
+        metrics: &mut MetricSet<B>,
+    ) -> Result<Evaluation> {
+        metrics.reset(&self.backend)?;
+        let (mut loss_sum, mut samples) = (0.0f64, 0usize);
+        let Self {
+            model,
+            criterion,
+            backend,
+            ..
+        } = self;
+        for batch in batcher.epoch(0) {
+            let batch = batch?;
+            let n = batch.len();
+            let output = model.forward_host(batch.inputs(), Mode::Eval)?;
+            let loss = criterion.compute(&output, targets(&batch), None)?;
+            metrics.update(backend, n, output.buffer(), criterion.target_buffer())?;
+            loss_sum += f64::from(loss) * n as f64;
+            samples += n;
+        }
+        let mut values = vec![("loss".to_string(), loss_sum / samples.max(1) as f64)];
+        metrics.values(backend, &mut values)?;
+        Ok(Evaluation {
+            values,
+            confusion: metrics.confusion(backend)?,
+            samples,
+        })
+    }
+
+    /// The loss and every metric over `data` (no gradients, dropout off), in batches
+    /// of `batch_size` (at most the model's `max_batch`).
+    pub fn evaluate(
+        &mut self,
+        data: impl Dataset + 'static,
+        batch_size: usize,
+        pipeline: &Pipeline,
+    ) -> Result<Evaluation> {
+        let data: SharedData = Arc::new(data);
+        check_shape::<B, M>(&*data, "evaluation")?;
+        let options = self.batch_options(batch_size.min(self.model.max_batch()), pipeline, 1)?;
+        let mut batcher = Batcher::new(data, options)?;
+        let mut metrics = self.metric_set()?;
+        self.run_eval(&mut batcher, &mut metrics)
+    }
+
+    /// The model's outputs for every sample of `data`, in order (`len x output
+    /// size` values; dropout off), in batches of `batch_size` (at most the model's
+    /// `max_batch`).
+    pub fn predict(
+        &mut self,
+        data: impl Dataset + 'static,
+        batch_size: usize,
+        pipeline: &Pipeline,
+    ) -> Result<Vec<f32>> {
+        let data: SharedData = Arc::new(data);
+        check_shape::<B, M>(&*data, "prediction")?;
+        let options = self.batch_options(batch_size.min(self.model.max_batch()), pipeline, 1)?;
+        let out_size = M::OUTPUT_SHAPE.size();
+        let mut outputs = vec![0.0f32; data.len() * out_size];
+        let mut batcher = Batcher::new(data, options)?;
+        let mut at = 0;
+        for batch in batcher.epoch(0) {
+            let batch = batch?;
+            let n = batch.len() * out_size;
+            let output = self.model.forward_host(batch.inputs(), Mode::Eval)?;
+            output.download(&self.backend, &mut outputs[at..at + n])?;
+            at += n;
+        }
+        Ok(outputs)
+    }
+
+    /// Trains on `data` for `options.epochs` epochs and returns every epoch's figures
+    /// (Keras's `fit`).
+    pub fn fit(
+        &mut self,
+        data: impl Dataset + 'static,
+        mut options: FitOptions<B, M>,
+    ) -> Result<History> {
+        let data: SharedData = Arc::new(data);
+        check_shape::<B, M>(&*data, "training")?;
+        let (train, validation): (SharedData, Option<SharedData>) = match &options.validation {
+            Validation::None => (data, None),
+            Validation::Data(v) => {
+                check_shape::<B, M>(&**v, "validation")?;
+                (data, Some(Arc::clone(v)))
+            }
+            Validation::Split(fraction) => {
+                if !(*fraction > 0.0 && *fraction < 1.0) {
+                    return Err(Error::Config(format!(
+                        "validation_split must lie in (0, 1), got {fraction}"
+                    )));
+                }
+                let n = data.len();
+                let held = ((n as f64) * fraction).round() as usize;
+                let cut = n - held.clamp(1, n.saturating_sub(1).max(1));
+                let train = Subset::new(Arc::clone(&data), (0..cut).collect())?;
+                let val = Subset::new(data, (cut..n).collect())?;
+                (Arc::new(train), Some(Arc::new(val)))
+            }
+        };
+        let train_options = self
+            .batch_options(options.batch_size, &options.pipeline, options.workers)?
+            .shuffle(options.shuffle)
+            .seed(options.seed)
+            .augment(options.augment);
+        let samples_per_epoch = train.len();
+        let mut batcher = Batcher::new(train, train_options)?;
+        let mut val_batcher = match validation {
+            Some(v) => Some(Batcher::new(
+                v,
+                self.batch_options(options.batch_size, &options.pipeline, options.workers)?,
+            )?),
+            None => None,
+        };
+        let mut metrics = self.metric_set()?;
+        let mut val_metrics = self.metric_set()?;
+        let steps = batcher.batches();
+        let mut progress = Progress::new(options.verbose, options.epochs);
+        let mut history = History::default();
+        let mut stop = false;
+        let mut callbacks = std::mem::take(&mut options.callbacks);
+        macro_rules! each_callback {
+            (|$cb:ident, $ctx:ident| $body:expr) => {
+                for $cb in callbacks.iter_mut() {
+                    let mut $ctx = Context {
+                        model: &mut self.model,
+                        optimizer: &mut self.optimizer,
+                        history: &history,
+                        stop: &mut stop,
+                    };
+                    $body?;
+                }
+            };
+        }
+        each_callback!(|cb, ctx| cb.on_train_begin(&mut ctx));
+        let mut running: Vec<(String, f64)> = Vec::new();
+        for epoch in options.initial_epoch..options.epochs {
+            if stop {
+                break;
+            }
+            each_callback!(|cb, ctx| cb.on_epoch_begin(epoch, &mut ctx));
+            let started = Instant::now();
+            progress.epoch_begin(epoch, steps);
+            metrics.reset(&self.backend)?;
+            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+            for (step, batch) in batcher.epoch(epoch as u64).enumerate() {
+                let batch = batch?;
+                let n = batch.len();
+                let loss =
+                    self.train_step(&batch, &mut metrics, epoch, step, options.terminate_on_nan)?;
+                loss_sum += f64::from(loss) * n as f64;
+                seen += n;
+                if progress.wants_refresh() {
+                    running.clear();
+                    running.push(("loss".into(), loss_sum / seen as f64));
+                    metrics.values(&self.backend, &mut running)?;
+                    let rate = seen as f64 / started.elapsed().as_secs_f64();
+                    progress.batch(Some((&running, rate)));
+                } else {
+                    progress.batch(None);
+                }
+                each_callback!(|cb, ctx| cb.on_batch_end(step, loss, &mut ctx));
+            }
+            let train_seconds = started.elapsed().as_secs_f64();
+            let mut values = vec![("loss".to_string(), loss_sum / seen.max(1) as f64)];
+            metrics.values(&self.backend, &mut values)?;
+            if let Some(vb) = val_batcher.as_mut() {
+                let evaluation = self.run_eval(vb, &mut val_metrics)?;
+                values.extend(
+                    evaluation
+                        .values
+                        .into_iter()
+                        .map(|(n, v)| (format!("val_{n}"), v)),
+                );
+            }
+            let log = EpochLog {
+                epoch,
+                values,
+                learning_rate: self.optimizer.learning_rate(),
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            progress.epoch_end(&log, steps, samples_per_epoch as f64 / train_seconds);
+            history.epochs.push(log.clone());
+            each_callback!(|cb, ctx| cb.on_epoch_end(&log, &mut ctx));
+        }
+        each_callback!(|cb, ctx| cb.on_train_end(&mut ctx));
+        options.callbacks = callbacks;
+        Ok(history)
+    }
+
+    /// One batch: forward, loss, metrics, backward, update.
+    fn train_step(
+        &mut self,
+        batch: &kiln_data::Batch,
+        metrics: &mut MetricSet<B>,
+        epoch: usize,
+        step: usize,
+        terminate_on_nan: bool,
+    ) -> Result<f32> {
+        let Self {
+            model,
+            criterion,
+            optimizer,
+            backend,
+            ..
+        } = self;
+        let output = model.forward_host(batch.inputs(), Mode::Train)?;
+        let loss = match criterion.compute(&output, targets(batch), None) {
+            Ok(loss) => loss,
+            Err(kiln_losses::Error::NonFiniteOutput { index, value, .. }) if terminate_on_nan => {
+                let Health { layers, largest } = non_finite_layers::<B, M>(model, false)?;
+                let weights = match (layers.is_empty(), largest) {
+                    (false, _) => {
+                        format!("the weights of {} are no longer finite", layers.join(", "))
+                    }
+                    (true, Some((tensor, norm))) => format!(
+                        "every weight is finite, but `{tensor}` has grown to a norm of \
+                         {norm:.3e}, so the activations overflowed: lower the learning rate"
+                    ),
+                    (true, None) => "the model has no weights".to_string(),
+                };
+                return Err(Error::NonFinite {
+                    epoch,
+                    step,
+                    detail: format!("the model's output for sample {index} is {value}; {weights}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        metrics.update(
+            backend,
+            batch.len(),
+            output.buffer(),
+            criterion.target_buffer(),
+        )?;
+        model.zero_grad()?;
+        model.backward(criterion.gradient(), criterion.grad_at())?;
+        if terminate_on_nan {
+            if !loss.is_finite() {
+                return Err(Error::NonFinite {
+                    epoch,
+                    step,
+                    detail: format!("the loss is {loss}"),
+                });
+            }
+            let layers = non_finite_layers::<B, M>(model, true)?.layers;
+            if let Some(origin) = layers.last() {
+                return Err(Error::NonFinite {
+                    epoch,
+                    step,
+                    detail: format!(
+                        "the gradient went non-finite first in layer `{origin}` (backward runs \
+                         from the output); non-finite in: {}; the loss was {loss}",
+                        layers.join(", ")
+                    ),
+                });
+            }
+        }
+        optimizer.step(model)?;
+        Ok(loss)
+    }
+}

@@ -1,0 +1,83 @@
+//! The command-line arguments every example takes: `--epochs`, `--batch-size`,
+//! `--seed` and, where it reads files, `--data DIR`.
+
+use std::path::PathBuf;
+
+/// Parsed arguments, starting from an example's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Args {
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// The seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// A folder of data files, when given.
+    pub data: Option<PathBuf>,
+}
+
+impl Args {
+    /// Reads the process's arguments over `defaults`; an unknown flag or a bad value
+    /// is an error that lists what is accepted.
+    pub fn parse(defaults: Args) -> Result<Args, String> {
+        Self::parse_from(defaults, std::env::args().skip(1))
+    }
+
+    /// Reads `args` over `defaults`.
+    pub fn parse_from(
+        defaults: Args,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Args, String> {
+        let mut out = defaults;
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--epochs" => {
+                    out.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?
+                }
+                "--batch-size" => {
+                    out.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?;
+                }
+                "--seed" => out.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+                "--data" => out.data = Some(PathBuf::from(value()?)),
+                other => {
+                    return Err(format!(
+                        "unknown argument `{other}`; expected --epochs N, --batch-size N, --seed N or --data DIR"
+                    ));
+                }
+            }
+        }
+        if out.epochs == 0 || out.batch_size == 0 {
+            return Err("--epochs and --batch-size must be at least 1".into());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Args {
+        Args {
+            epochs: 5,
+            batch_size: 64,
+            seed: 1,
+            data: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_defaults_and_bad_ones_are_named() {
+        let args = ["--epochs", "2", "--data", "/tmp/x", "--seed", "9"].map(String::from);
+        let parsed = Args::parse_from(defaults(), args).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(parsed.epochs, 2);
+        assert_eq!(parsed.seed, 9);
+        assert_eq!(parsed.data, Some(PathBuf::from("/tmp/x")));
+        let err = Args::parse_from(defaults(), ["--lr".to_string()]).err();
+        assert!(err.is_some_and(|e| e.contains("--lr")));
+        let err = Args::parse_from(defaults(), ["--epochs".to_string(), "0".into()]).err();
+        assert!(err.is_some());
+    }
+}
