@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::peer;
 
 /// The benchmark binaries of the `kiln-benches` package, in the order they run.
-const BENCHES: &[&str] = &["gemm", "layers", "optim", "seed_cnn"];
+const BENCHES: &[&str] = &["gemm", "layers", "optim", "data", "seed_cnn"];
 
 struct Options {
     quick: bool,
@@ -110,6 +110,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let (optimizer_md, optimizer_json) = optimizer_vs_torch(&rows, &torch, threads);
     table.push_str(&optimizer_md);
     table.push_str(&loss_share(&rows, threads));
+    table.push_str(&data_vs_training(&rows, threads));
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
     write(&out.join("report.md"), &table)?;
     let text = serde_json::to_string_pretty(&json!({
@@ -261,7 +262,9 @@ fn markdown(rows: &[Row]) -> String {
             _ if r.bytes.is_some() => {
                 format!("{:.1} GB/s", r.bytes.unwrap_or(0.0) / r.median_ns)
             }
-            Some(v) if r.id.starts_with("seed_cnn") => format!("{v:.0} images/s"),
+            Some(v) if r.id.starts_with("seed_cnn") || r.id.starts_with("data_") => {
+                format!("{v:.0} images/s")
+            }
             Some(v) if r.id.starts_with("loss") => format!("{v:.0} samples/s"),
             Some(v) => format!("{:.1} GFLOP/s", v / 1e9),
             None => "-".to_string(),
@@ -330,4 +333,34 @@ fn loss_share(rows: &[Row], threads: usize) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// The batcher's delivery rate against the seed CNN's training rate: data must never
+/// bound training.
+fn data_vs_training(rows: &[Row], threads: usize) -> String {
+    let rate = |r: &Row| r.per_second(r.median_ns).unwrap_or(0.0);
+    let batcher = rows
+        .iter()
+        .find(|r| r.id.starts_with("data_cifar10") && r.id.contains("/batches64"));
+    let step = rows
+        .iter()
+        .find(|r| r.id == format!("seed_cnn_batch64_threads{threads}/train_step"));
+    let load = rows.iter().find(|r| r.id.starts_with("data_cifar10_load/"));
+    let mut s = String::new();
+    if let (Some(b), Some(t)) = (batcher, step) {
+        s.push_str(&format!(
+            "\nThe batcher delivers {:.0} CIFAR-10 images/s (batches of 64, crop + flip), \
+             {:.1}x the seed CNN's training rate ({:.0} images/s).\n",
+            rate(b),
+            rate(b) / rate(t),
+            rate(t)
+        ));
+    }
+    if let Some(l) = load {
+        s.push_str(&format!(
+            "\nLoading CIFAR-10 (train and test) from the gzipped files takes {:.2} s.\n",
+            l.median_ns / 1e9
+        ));
+    }
+    s
 }
