@@ -82,7 +82,7 @@ impl Progress {
             let bar =
                 ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
             let style =
-                ProgressStyle::with_template("{pos:>5}/{len:5} [{bar:30}] {elapsed}<{eta} {msg}")
+                ProgressStyle::with_template("{pos:>5}/{len:5} [{bar:25}] ETA {eta} - {wide_msg}")
                     .map(|s| s.progress_chars("=> "));
             if let Ok(style) = style {
                 bar.set_style(style);
@@ -98,7 +98,7 @@ impl Progress {
             bar.inc(1);
             if let Some((values, images_per_s)) = running {
                 bar.set_message(format!(
-                    "{} - {images_per_s:.0} img/s",
+                    "{images_per_s:.0} img/s - {}",
                     format_values(values)
                 ));
             }
@@ -116,8 +116,9 @@ impl Progress {
             format_values(&log.values),
             log.learning_rate
         );
+        // The epoch's line replaces its bar, as in Keras.
         if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(String::new());
+            bar.finish_and_clear();
         }
         println!("{line}");
     }
