@@ -1,15 +1,17 @@
 //! Binary classification of breast tumours (malignant or benign) from 30 measurements
 //! of the Wisconsin diagnostic table: standardised features, one sigmoid output,
-//! binary cross-entropy, Adam, and early stopping on the validation loss. It reaches
-//! 95 % or more test accuracy in a few seconds on the CPU.
+//! binary cross-entropy, Adam, and early stopping on the validation loss that keeps
+//! the best epoch's weights. It reaches about 97 % test accuracy in under a second on
+//! the CPU.
 //!
 //! ```text
 //! cargo run --release --example binary_classification -- [--epochs N] [--batch-size N] [--seed N] [--data DIR]
 //! ```
 //!
 //! `--data DIR` reads `breast_cancer.csv` from `DIR` instead of `examples/data`. The
-//! seed chooses the split, the initial weights and the shuffling. The learning curves
-//! go to `target/kiln-examples/binary_classification.png`.
+//! split is fixed; the seed chooses the initial weights, the dropout masks and the
+//! shuffling. The learning curves go to
+//! `target/kiln-examples/binary_classification.png`.
 
 use std::time::Instant;
 

@@ -8,8 +8,11 @@
 //! ```
 //!
 //! `--data DIR` reads `diabetes_data_raw.csv.gz` and `diabetes_target.csv.gz` from `DIR`
-//! instead of `examples/data`. The seed chooses the split, the initial weights and the
-//! shuffling.
+//! instead of `examples/data`. The split is fixed; the seed chooses the initial
+//! weights, the dropout masks and the shuffling.
+//!
+//! With 88 test patients the test MAE depends on which patients they are: about 47
+//! points on this split (where predicting the mean misses by 70), 42 to 50 on others.
 //!
 //! The model learns the standardised target, so the progress lines give the loss and
 //! the MAE in standard deviations of the target; the plot

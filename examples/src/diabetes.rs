@@ -30,7 +30,7 @@ pub const SPLIT_SEED: u64 = 0;
 
 kiln::model! {
     /// 10 standardised measurements, one hidden layer of 64, and the standardised
-    /// disease progression (a linear output). With 265 training patients, heavy
+    /// disease progression (a linear output). With 266 training patients, heavy
     /// dropout holds back over-fitting better than a deeper network does.
     pub struct DiabetesNet {
         input: [10],
