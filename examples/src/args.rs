@@ -1,7 +1,13 @@
 //! The command-line arguments every example takes: `--epochs`, `--batch-size`,
 //! `--seed` and, where it reads files, `--data DIR`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The folder of data files that ships with the examples (`examples/data`), found
+/// from the package's own directory so that any working directory will do.
+pub fn default_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
 
 /// Parsed arguments, starting from an example's defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +58,11 @@ impl Args {
             return Err("--epochs and --batch-size must be at least 1".into());
         }
         Ok(out)
+    }
+
+    /// The folder given with `--data`, else [`default_data_dir`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(default_data_dir)
     }
 }
 

@@ -1,0 +1,114 @@
+//! What an example reports: where its plots go, its training throughput, and the
+//! `result: {json}` line it prints last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kiln::train::History;
+
+/// `target/kiln-examples/{name}.png` (relative to the working directory, as cargo's
+/// `target/`), after creating the folder.
+pub fn plot_path(name: &str) -> std::io::Result<PathBuf> {
+    let dir = Path::new("target").join("kiln-examples");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join(format!("{name}.png")))
+}
+
+/// Training samples per second over one or more runs: `samples_per_epoch` times the
+/// epochs run, over the epochs' wall-clock time (their validation included).
+pub fn samples_per_second<'a>(
+    runs: impl IntoIterator<Item = &'a History>,
+    samples_per_epoch: usize,
+) -> f64 {
+    let (mut epochs, mut seconds) = (0, 0.0);
+    for epoch in runs.into_iter().flat_map(|h| &h.epochs) {
+        epochs += 1;
+        seconds += epoch.seconds;
+    }
+    (epochs * samples_per_epoch) as f64 / f64::max(seconds, 1e-9)
+}
+
+/// A JSON object written field by field, in order; non-finite numbers become `null`.
+#[derive(Clone, Debug, Default)]
+pub struct Json {
+    fields: Vec<(String, String)>,
+}
+
+impl Json {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `key: value`, written with `decimals` digits after the point.
+    #[must_use]
+    pub fn number(mut self, key: &str, value: f64, decimals: usize) -> Self {
+        let text = if value.is_finite() {
+            format!("{value:.decimals$}")
+        } else {
+            "null".to_string()
+        };
+        self.fields.push((quote(key), text));
+        self
+    }
+
+    /// Adds `key: "value"`.
+    #[must_use]
+    pub fn text(mut self, key: &str, value: &str) -> Self {
+        self.fields.push((quote(key), quote(value)));
+        self
+    }
+
+    /// Adds `key: {object}`.
+    #[must_use]
+    pub fn object(mut self, key: &str, value: Json) -> Self {
+        self.fields.push((quote(key), value.to_string()));
+        self
+    }
+}
+
+impl fmt::Display for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{")?;
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{key}: {value}")?;
+        }
+        write!(f, "}}")
+    }
+}
+
+/// A JSON string literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_in_order_with_escapes_and_nulls() {
+        let inner = Json::new().number("x", 1.0, 1);
+        let json = Json::new()
+            .number("accuracy", 0.97345, 4)
+            .number("loss", f64::NAN, 4)
+            .text("name", "a \"b\"")
+            .object("run", inner);
+        assert_eq!(
+            json.to_string(),
+            r#"{"accuracy": 0.9735, "loss": null, "name": "a \"b\"", "run": {"x": 1.0}}"#
+        );
+    }
+}
