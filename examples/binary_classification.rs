@@ -20,7 +20,11 @@ use kiln_examples::args::Args;
 use kiln_examples::breast_cancer::{self, CancerNet};
 use kiln_examples::report::{Json, plot_path, samples_per_second};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    kiln_examples::main_with(run)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(Args {
         epochs: 100,
         batch_size: 16,

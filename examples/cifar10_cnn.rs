@@ -36,7 +36,11 @@ kiln::model! {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    kiln_examples::main_with(run)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(Args {
         epochs: 10,
         batch_size: 64,

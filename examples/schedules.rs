@@ -63,7 +63,11 @@ fn optimizer(rule: Algorithm, peak: f64, schedule: &str, steps: u64) -> Optimize
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    kiln_examples::main_with(run)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(Args {
         epochs: 10,
         batch_size: 32,

@@ -5,3 +5,17 @@ pub mod args;
 pub mod breast_cancer;
 pub mod diabetes;
 pub mod report;
+
+/// Runs an example's body; an error is printed as its message (not its debug form)
+/// and the process fails.
+pub fn main_with(
+    body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>,
+) -> std::process::ExitCode {
+    match body() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

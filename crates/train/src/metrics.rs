@@ -91,9 +91,16 @@ pub struct ConfusionMatrix {
 }
 
 impl ConfusionMatrix {
-    /// Samples of true class `truth` predicted as `predicted`.
+    /// Samples of true class `truth` predicted as `predicted` (0 for a class the
+    /// matrix does not have).
     pub fn get(&self, truth: usize, predicted: usize) -> u64 {
-        self.counts[truth * self.classes + predicted]
+        if truth >= self.classes || predicted >= self.classes {
+            return 0;
+        }
+        self.counts
+            .get(truth * self.classes + predicted)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All samples counted.

@@ -98,7 +98,7 @@ impl Progress {
             bar.inc(1);
             if let Some((values, images_per_s)) = running {
                 bar.set_message(format!(
-                    "{images_per_s:.0} img/s - {}",
+                    "{images_per_s:.0} samples/s - {}",
                     format_values(values)
                 ));
             }
@@ -110,7 +110,7 @@ impl Progress {
             return;
         }
         let line = format!(
-            "{steps}/{steps} - {:.1}s - {:.0} img/s - {} - lr: {:.3e}",
+            "{steps}/{steps} - {:.1}s - {:.0} samples/s - {} - lr: {:.3e}",
             log.seconds,
             images_per_s,
             format_values(&log.values),
