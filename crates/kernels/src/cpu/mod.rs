@@ -208,7 +208,14 @@ impl Storage for Cpu {
     fn copy(&self, src: &CpuBuffer, dst: &mut CpuBuffer, len: usize) -> Result<()> {
         check_len("copy", "src", len, src.data.len())?;
         check_len("copy", "dst", len, dst.data.len())?;
-        dst.as_mut_slice()[..len].copy_from_slice(&src.as_slice()[..len]);
+        let src = &src.as_slice()[..len];
+        // Large copies are split over the threads: one core alone does not saturate
+        // the memory system.
+        let chunk = self.chunk_for(len, 1 << 16);
+        self.par_chunks_mut(&mut dst.as_mut_slice()[..len], chunk, |t, part| {
+            let start = t * chunk;
+            part.copy_from_slice(&src[start..start + part.len()]);
+        });
         Ok(())
     }
 }

@@ -24,7 +24,16 @@ struct Part<'a> {
 /// The gradient after scaling, clamping and coupled decay.
 #[inline(always)]
 fn prepared(p: &OptimizerParams, g: f32, w: f32) -> f32 {
-    let g = (g * p.grad_scale).clamp(-p.clip_value, p.clip_value);
+    // Comparisons rather than `f32::clamp`: NaN passes through (for the caller's
+    // non-finite checks to see), and the loop has no panic path to keep it scalar.
+    let (g, bound) = (g * p.grad_scale, p.clip_value);
+    let g = if g > bound {
+        bound
+    } else if g < -bound {
+        -bound
+    } else {
+        g
+    };
     if p.weight_decay != 0.0 {
         g + p.weight_decay * w
     } else {
@@ -91,7 +100,9 @@ fn update(p: &OptimizerParams, part: Part<'_>) {
         }
         OptimizerKind::Adam => {
             let (w1, b2, c2) = (p.one_minus_beta1, p.beta2, p.one_minus_beta2);
-            let (bc2_sqrt, step, eps) = (p.coef1, p.coef2, p.eps);
+            // A multiplication by the reciprocal of `sqrt(1 - beta2^t)` instead of
+            // PyTorch's division: one division less an element, at most an ulp apart.
+            let (inv_bc2_sqrt, step, eps) = (1.0 / p.coef1, p.coef2, p.eps);
             if p.has(FLAG_AMSGRAD) {
                 let moments = s0.iter_mut().zip(s1.iter_mut()).zip(s2.iter_mut());
                 for ((w, &g), ((m, v), vmax)) in param.iter_mut().zip(grad).zip(moments) {
@@ -99,7 +110,7 @@ fn update(p: &OptimizerParams, part: Part<'_>) {
                     *m = lerp(*m, g, w1);
                     *v = *v * b2 + c2 * g * g;
                     *vmax = vmax.max(*v);
-                    *w += step * *m / (vmax.sqrt() / bc2_sqrt + eps);
+                    *w += step * *m / (vmax.sqrt() * inv_bc2_sqrt + eps);
                 }
             } else {
                 let moments = s0.iter_mut().zip(s1.iter_mut());
@@ -107,7 +118,7 @@ fn update(p: &OptimizerParams, part: Part<'_>) {
                     let g = prepared(p, g, *w);
                     *m = lerp(*m, g, w1);
                     *v = *v * b2 + c2 * g * g;
-                    *w += step * *m / (v.sqrt() / bc2_sqrt + eps);
+                    *w += step * *m / (v.sqrt() * inv_bc2_sqrt + eps);
                 }
             }
         }
