@@ -14,6 +14,7 @@
 //! reads the binary version's files (`data_batch_1.bin` .. `test_batch.bin`, plain or
 //! gzipped) from `DIR`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kiln::data::cifar;
@@ -53,6 +54,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => cifar::load_dir(dir)?,
         None => cifar::load_data()?,
     };
+    // Shared, not copied: the batchers read the same bytes.
+    let (train, test) = (Arc::new(train), Arc::new(test));
     println!(
         "CIFAR-10: {} training and {} test images, loaded in {:.1}s",
         train.len(),
@@ -75,15 +78,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // model.fit(x_train, y_train, epochs=10, batch_size=64, validation_data=(x_test, y_test))
     let started = Instant::now();
     let history = trainer.fit(
-        train.clone(),
+        Arc::clone(&train),
         FitOptions::new(args.epochs, args.batch_size)
             .seed(args.seed)
             .pipeline(pipeline.clone())
-            .validation_data(test.clone()),
+            .validation_data(Arc::clone(&test)),
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     // model.evaluate(x_test, y_test)
-    let evaluation = trainer.evaluate(test, args.batch_size, &pipeline)?;
+    let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
 
     let plot = std::path::Path::new("target/kiln-examples/cifar10_cnn.png");
     std::fs::create_dir_all(plot.parent().unwrap_or(std::path::Path::new(".")))?;
@@ -91,11 +94,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("learning curves: {}", plot.display());
     let fit_seconds: f64 = history.epochs.iter().map(|e| e.seconds).sum();
     println!(
-        "result: {{\"test_accuracy\": {:.4}, \"test_loss\": {:.4}, \"train_seconds\": {:.2}, \"images_per_second\": {:.0}}}",
+        "result: {{\"test_accuracy\": {:.4}, \"test_loss\": {:.4}, \"train_seconds\": {:.2}, \"images_per_second\": {:.0}, \"peak_memory_mib\": {:.0}}}",
         evaluation.get("accuracy").unwrap_or(f64::NAN),
         evaluation.get("loss").unwrap_or(f64::NAN),
         train_seconds,
         (history.epochs.len() * train.len()) as f64 / fit_seconds.max(1e-9),
+        kiln_examples::report::peak_memory_mib().unwrap_or(f64::NAN),
     );
     Ok(())
 }

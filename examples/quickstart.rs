@@ -8,6 +8,7 @@
 //! `--data DIR` reads MNIST-style IDX files from `DIR` instead (the embedded split is
 //! used when it is absent).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kiln::data::mnist;
@@ -49,6 +50,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => mnist::IdxSet::mnist().load_dir(dir)?,
         None => mnist::embedded()?,
     };
+    let (train, test) = (Arc::new(train), Arc::new(test));
     println!("{}", <DigitCnn>::summary());
     println!(
         "{} training digits, {} test digits",
@@ -68,14 +70,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::new().scale(1.0 / 255.0);
     let started = Instant::now();
     let history = trainer.fit(
-        train.clone(),
+        Arc::clone(&train),
         FitOptions::new(args.epochs, args.batch_size)
             .seed(args.seed)
             .pipeline(pipeline.clone())
-            .validation_data(test.clone()),
+            .validation_data(Arc::clone(&test)),
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
-    let evaluation = trainer.evaluate(test, args.batch_size, &pipeline)?;
+    let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
     let plot = std::path::Path::new("target/kiln-examples/quickstart.png");
     std::fs::create_dir_all(plot.parent().unwrap_or(std::path::Path::new(".")))?;
     kiln::train::plot_history(&history, plot)?;

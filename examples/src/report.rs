@@ -28,6 +28,15 @@ pub fn samples_per_second<'a>(
     (epochs * samples_per_epoch) as f64 / f64::max(seconds, 1e-9)
 }
 
+/// The process's peak resident memory in MiB (Linux's `VmHWM`), or `None` where the
+/// system does not say.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// A JSON object written field by field, in order; non-finite numbers become `null`.
 #[derive(Clone, Debug, Default)]
 pub struct Json {
