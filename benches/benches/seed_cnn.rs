@@ -1,5 +1,8 @@
-//! One forward + backward of the seed CNN (DESIGN.md section 1) at batch 64, a whole
-//! training step (with the loss and Adam), and the inference forward. Throughput is in images. Run with `cargo xtask bench`.
+//! The seed CNN (DESIGN.md section 1) end to end: one forward + backward, a whole
+//! training step (forward, the seed's loss with its fused gradient, backward, Adam) and
+//! the inference forward, at batch 64 and 256, on 1 and 2 threads (or only on
+//! `KILN_THREADS` when it is set). Throughput is in images. Run with `cargo xtask
+//! bench`, which also runs PyTorch on the same workloads.
 
 // A benchmark whose setup fails has nothing to measure: it stops with the error.
 #![allow(clippy::expect_used)]
@@ -23,63 +26,74 @@ kiln::model! {
     }
 }
 
-const BATCH: usize = 64;
+const BATCHES: [usize; 2] = [64, 256];
 
-fn seed_cnn(c: &mut Criterion) {
-    let threads = std::env::var("KILN_THREADS")
+fn thread_counts() -> Vec<usize> {
+    match std::env::var("KILN_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let cpu = Cpu::with_threads(threads).expect("threads");
-    let mut model = SeedCnn::new(&cpu, BATCH, 1).expect("model");
-    let images: Vec<f32> = (0..BATCH * 32 * 32 * 3)
-        .map(|i| ((i * 7919 % 256) as f32) / 255.0)
-        .collect();
-    let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, BATCH, &images).expect("x");
-    let grad =
-        Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, BATCH, &vec![0.01; BATCH * 10]).expect("grad");
+    {
+        Some(t) => vec![t],
+        None => vec![1, 2],
+    }
+}
 
-    let mut group = c.benchmark_group(format!("seed_cnn_batch{BATCH}_threads{threads}"));
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("forward_backward", |b| {
-        b.iter(|| {
-            model.forward(&x, Mode::Train).expect("forward");
-            model.zero_grad().expect("zero_grad");
-            model
-                .backward(&grad, GradAt::PreActivation)
-                .expect("backward");
-        });
-    });
-    // A whole training step: forward, the seed's loss with its fused gradient,
-    // backward, Adam.
-    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i * 7 % 10).collect();
-    let mut loss =
-        kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
-            .expect("loss");
-    let mut adam = Optimizer::new(Adam::default());
-    group.bench_function("train_step", |b| {
-        b.iter(|| {
-            let output = model.forward(&x, Mode::Train).expect("forward");
-            loss.compute(&output, Targets::Classes(&labels), None)
-                .expect("loss");
-            model.zero_grad().expect("zero_grad");
-            model
-                .backward(loss.gradient(), loss.grad_at())
-                .expect("backward");
-            adam.step(&mut model).expect("adam");
-        });
-    });
-    group.bench_function("inference", |b| {
-        b.iter(|| {
-            model.forward(&x, Mode::Eval).expect("forward");
-        });
-    });
-    group.finish();
+fn seed_cnn(c: &mut Criterion) {
+    for threads in thread_counts() {
+        let cpu = Cpu::with_threads(threads).expect("threads");
+        for batch in BATCHES {
+            let mut model = SeedCnn::new(&cpu, batch, 1).expect("model");
+            let images: Vec<f32> = (0..batch * 32 * 32 * 3)
+                .map(|i| ((i * 7919 % 256) as f32) / 255.0)
+                .collect();
+            let labels: Vec<u32> = (0..batch as u32).map(|i| i * 7 % 10).collect();
+            let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).expect("x");
+            let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10])
+                .expect("grad");
+            let mut loss =
+                kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
+                    .expect("loss");
+            let mut adam = Optimizer::new(Adam::default());
+
+            let mut group = c.benchmark_group(format!("seed_cnn_batch{batch}_threads{threads}"));
+            group.throughput(Throughput::Elements(batch as u64));
+            if batch == 256 {
+                group.sample_size(20);
+            }
+            group.bench_function("forward_backward", |b| {
+                b.iter(|| {
+                    model.forward(&x, Mode::Train).expect("forward");
+                    model.zero_grad().expect("zero_grad");
+                    model
+                        .backward(&grad, GradAt::PreActivation)
+                        .expect("backward");
+                });
+            });
+            group.bench_function("train_step", |b| {
+                b.iter(|| {
+                    let output = model.forward(&x, Mode::Train).expect("forward");
+                    loss.compute(&output, Targets::Classes(&labels), None)
+                        .expect("loss");
+                    model.zero_grad().expect("zero_grad");
+                    model
+                        .backward(loss.gradient(), loss.grad_at())
+                        .expect("backward");
+                    adam.step(&mut model).expect("adam");
+                });
+            });
+            group.bench_function("inference", |b| {
+                b.iter(|| {
+                    model.forward(&x, Mode::Eval).expect("forward");
+                });
+            });
+            group.finish();
+        }
+    }
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(20);
+    config = Criterion::default();
     targets = seed_cnn
 }
 criterion_main!(benches);

@@ -8,10 +8,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::peer;
+use crate::{compare, peer};
 
 /// The benchmark binaries of the `kiln-benches` package, in the order they run.
-const BENCHES: &[&str] = &["gemm", "layers", "optim", "data", "seed_cnn"];
+const BENCHES: &[&str] = &["peak", "gemm", "layers", "optim", "data"];
 
 struct Options {
     quick: bool,
@@ -54,38 +54,76 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Runs one criterion benchmark binary, with `filter` when given.
+fn cargo_bench(
+    root: &Path,
+    bench: &str,
+    options: &Options,
+    filter: Option<&str>,
+) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(root)
+        .args(["bench", "-p", "kiln-benches", "--bench", bench, "--"]);
+    if options.quick {
+        cmd.args([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    if let Some(filter) = filter {
+        cmd.arg(filter);
+    }
+    if let Some(threads) = options.threads {
+        cmd.env("KILN_THREADS", threads.to_string());
+    }
+    println!(
+        "xtask: running the `{bench}` benchmarks{}",
+        filter.map_or(String::new(), |f| format!(" ({f})"))
+    );
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("the `{bench}` benchmarks failed ({status})"));
+    }
+    Ok(())
+}
+
 pub fn run(args: Vec<String>) -> Result<(), String> {
     let options = parse(args)?;
     let root = workspace_root();
     let criterion_dir = root.join("target/criterion");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let started = std::time::SystemTime::now();
     for bench in BENCHES {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&root)
-            .args(["bench", "-p", "kiln-benches", "--bench", bench, "--"]);
-        if options.quick {
-            cmd.args([
-                "--warm-up-time",
-                "0.2",
-                "--measurement-time",
-                "0.5",
-                "--sample-size",
-                "10",
-            ]);
-        }
-        if let Some(filter) = &options.filter {
-            cmd.arg(filter);
-        }
-        if let Some(threads) = options.threads {
-            cmd.env("KILN_THREADS", threads.to_string());
-        }
-        println!("xtask: running the `{bench}` benchmarks");
-        let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("the `{bench}` benchmarks failed ({status})"));
+        cargo_bench(&root, bench, &options, options.filter.as_deref())?;
+    }
+    // The seed CNN, configuration by configuration, kiln then PyTorch, so that drift
+    // on a shared machine hits both.
+    let wants = |name: &str| options.filter.as_ref().is_none_or(|f| f.contains(name));
+    let with_torch = (wants("seed_cnn") || wants("optim")) && peer::torch_available();
+    let mut torch_seed = Vec::new();
+    if wants("seed_cnn") {
+        for (batch, threads) in compare::configs(options.threads) {
+            let group = format!("seed_cnn_batch{batch}_threads{threads}/");
+            cargo_bench(&root, "seed_cnn", &options, Some(&group))?;
+            if with_torch {
+                let mut args = vec![
+                    "--batch".to_string(),
+                    batch.to_string(),
+                    "--threads".to_string(),
+                    threads.to_string(),
+                ];
+                if options.quick {
+                    args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
+                }
+                torch_seed.extend(peer::run(&root, "benches/python/seed_cnn_torch.py", &args)?);
+            }
         }
     }
-    let rows = collect(&criterion_dir)?;
+    let rows = collect(&criterion_dir, started)?;
     if rows.is_empty() {
         return Err(format!(
             "no criterion results under {}",
@@ -95,8 +133,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let out = root.join("target/kiln-bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let threads = options.threads.unwrap_or(2);
-    let wants = |name: &str| options.filter.as_ref().is_none_or(|f| f.contains(name));
-    let torch = if wants("optim") && peer::torch_available() {
+    let torch = if wants("optim") && with_torch {
         peer::run(
             &root,
             "benches/python/optim_torch.py",
@@ -105,7 +142,9 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let mut table = markdown(&rows);
+    let (compare_md, compare_json) = compare::seed_cnn(&rows, &torch_seed);
+    let mut table = compare_md;
+    table.push_str(&markdown(&rows));
     table.push_str(&conv_vs_gemm(&rows));
     let (optimizer_md, optimizer_json) = optimizer_vs_torch(&rows, &torch, threads);
     table.push_str(&optimizer_md);
@@ -115,7 +154,9 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     write(&out.join("report.md"), &table)?;
     let text = serde_json::to_string_pretty(&json!({
         "benchmarks": json_rows,
+        "seed_cnn": compare_json,
         "torch": torch,
+        "torch_seed_cnn": torch_seed,
         "optimizer_vs_torch": optimizer_json,
     }))
     .map_err(|e| e.to_string())?;
@@ -129,19 +170,19 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-struct Row {
-    id: String,
-    median_ns: f64,
-    low_ns: f64,
-    high_ns: f64,
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) median_ns: f64,
+    pub(crate) low_ns: f64,
+    pub(crate) high_ns: f64,
     // Elements per iteration (images for the model, FLOPs for kernels and layers).
-    elements: Option<f64>,
+    pub(crate) elements: Option<f64>,
     // Bytes moved per iteration (memory-bound kernels).
     bytes: Option<f64>,
 }
 
 impl Row {
-    fn per_second(&self, ns: f64) -> Option<f64> {
+    pub(crate) fn per_second(&self, ns: f64) -> Option<f64> {
         self.elements.map(|e| e / (ns * 1e-9))
     }
 
@@ -158,8 +199,9 @@ impl Row {
     }
 }
 
-/// Reads every `<bench>/new/{benchmark,estimates}.json` that criterion left.
-fn collect(dir: &Path) -> Result<Vec<Row>, String> {
+/// Reads every `<bench>/new/{benchmark,estimates}.json` that criterion wrote since
+/// `since` (older results of other runs are left out).
+fn collect(dir: &Path, since: std::time::SystemTime) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -169,7 +211,13 @@ fn collect(dir: &Path) -> Result<Vec<Row>, String> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
+                let fresh = std::fs::metadata(path.join("estimates.json"))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
                 if path.file_name().is_some_and(|n| n == "new") {
+                    if !fresh {
+                        continue;
+                    }
                     if let Some(row) = read_row(&path)? {
                         rows.push(row);
                     }
@@ -262,6 +310,7 @@ fn markdown(rows: &[Row]) -> String {
             _ if r.bytes.is_some() => {
                 format!("{:.1} GB/s", r.bytes.unwrap_or(0.0) / r.median_ns)
             }
+            Some(v) if r.id.starts_with("peak") => format!("{:.1} GFLOP/s", v / 1e9),
             Some(v) if r.id.starts_with("seed_cnn") || r.id.starts_with("data_") => {
                 format!("{v:.0} images/s")
             }

@@ -4,6 +4,7 @@
 //!   and write `target/kiln-bench/report.{md,json}`.
 
 mod bench;
+mod compare;
 mod peer;
 
 use std::process::ExitCode;

@@ -1,0 +1,122 @@
+//! The seed CNN against PyTorch: for each workload, batch and thread count, kiln's
+//! and PyTorch's images per second from the same invocation, their ratio, and kiln's
+//! share of the machine's FMA peak.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::bench::Row;
+
+/// FLOPs of one sample's training step (forward, input gradients except the first
+/// layer's, weight gradients): three times the forward's multiply-adds, less the first
+/// convolution's input gradient, times two.
+const TRAIN_FLOPS: f64 = 29.28e6;
+/// FLOPs of one sample's forward pass.
+const FORWARD_FLOPS: f64 = 10.28e6;
+
+/// The (batch, threads) configurations measured: batch 64 and 256, on 1 and 2
+/// threads, or on `threads` only.
+pub fn configs(threads: Option<usize>) -> Vec<(usize, usize)> {
+    let counts = threads.map_or(vec![1, 2], |t| vec![t]);
+    [64, 256]
+        .into_iter()
+        .flat_map(|b| counts.iter().map(move |&t| (b, t)))
+        .collect()
+}
+
+/// The markdown table and its JSON for every seed-CNN row of this run.
+pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
+    let peak = |threads: usize| {
+        rows.iter()
+            .find(|r| r.id == format!("peak/fma_threads{threads}"))
+            .and_then(|r| r.per_second(r.median_ns))
+    };
+    let mut md = String::from(
+        "| seed CNN | kiln images/s (min .. max) | PyTorch images/s (min .. max) | kiln / PyTorch | kiln's share of the FMA peak |\n|---|---|---|---|---|\n",
+    );
+    let mut out = Vec::new();
+    // Batch, then threads, then workload: the table reads as a grid.
+    let mut seed_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.id.starts_with("seed_cnn_batch"))
+        .collect();
+    let key = |r: &Row| {
+        let digits = |s: &str| {
+            s.chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<usize>()
+                .unwrap_or(0)
+        };
+        let (group, workload) = r.id.split_once('/').unwrap_or((r.id.as_str(), ""));
+        let (batch, threads) = group.split_once("_threads").unwrap_or((group, "0"));
+        (digits(batch), digits(threads), workload.to_string())
+    };
+    seed_rows.sort_by_key(|r| key(r));
+    for row in seed_rows {
+        let Some((group, workload)) = row.id.split_once('/') else {
+            continue;
+        };
+        let numbers: Vec<usize> = group
+            .trim_start_matches("seed_cnn_batch")
+            .split("_threads")
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [batch, threads] = numbers[..] else {
+            continue;
+        };
+        let rate = |ns: f64| row.per_second(ns).unwrap_or(f64::NAN);
+        let (kiln, kiln_min, kiln_max) = (rate(row.median_ns), rate(row.high_ns), rate(row.low_ns));
+        let peer = torch.iter().find(|l| {
+            l["workload"] == workload
+                && l["batch"] == json!(batch)
+                && l["threads"] == json!(threads)
+        });
+        let torch_rate = peer.and_then(|l| l["images_per_s_median"].as_f64());
+        let flops = if workload == "inference" {
+            FORWARD_FLOPS
+        } else {
+            TRAIN_FLOPS
+        };
+        let share = peak(threads).map(|p| kiln * flops / p);
+        let _ = writeln!(
+            md,
+            "| {workload}, batch {batch}, {threads} thread{} | {kiln:.0} ({kiln_min:.0} .. {kiln_max:.0}) | {} | {} | {} |",
+            if threads == 1 { "" } else { "s" },
+            peer.map_or("-".to_string(), |l| format!(
+                "{:.0} ({:.0} .. {:.0})",
+                l["images_per_s_median"].as_f64().unwrap_or(f64::NAN),
+                l["images_per_s_min"].as_f64().unwrap_or(f64::NAN),
+                l["images_per_s_max"].as_f64().unwrap_or(f64::NAN)
+            )),
+            torch_rate.map_or("-".to_string(), |t| format!("{:.2}x", kiln / t)),
+            share.map_or("-".to_string(), |s| format!("{:.0} %", 100.0 * s)),
+        );
+        out.push(json!({
+            "workload": workload,
+            "batch": batch,
+            "threads": threads,
+            "kiln_images_per_s": kiln,
+            "kiln_images_per_s_min": kiln_min,
+            "kiln_images_per_s_max": kiln_max,
+            "torch_images_per_s": torch_rate,
+            "ratio": torch_rate.map(|t| kiln / t),
+            "kiln_share_of_fma_peak": share,
+        }));
+    }
+    if out.is_empty() {
+        return (String::new(), Value::Null);
+    }
+    for threads in [1, 2] {
+        if let Some(p) = peak(threads) {
+            let _ = writeln!(
+                md,
+                "\nFMA peak, {threads} thread(s): {:.1} GFLOP/s.",
+                p / 1e9
+            );
+        }
+    }
+    md.push('\n');
+    (md, Value::Array(out))
+}
