@@ -54,6 +54,22 @@ pub fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<Cow<'a, [u8]>> {
     Ok(Cow::Owned(out))
 }
 
+/// The uncompressed size a gzip file at `path` (of `size` bytes) announces in its
+/// trailer, bounded like [`decode`]'s preallocation; `None` when it cannot be read.
+pub(crate) fn gzip_size_hint(path: &Path, size: u64) -> Option<usize> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::Start(size.checked_sub(4)?)).ok()?;
+    let mut tail = [0u8; 4];
+    file.read_exact(&mut tail).ok()?;
+    let compressed = usize::try_from(size).ok()?;
+    Some(
+        (u32::from_le_bytes(tail) as usize)
+            .min(MAX_HINT)
+            .min(compressed.saturating_mul(MAX_RATIO)),
+    )
+}
+
 /// Reads (and decompresses) every file of `paths`, on up to `threads` threads.
 pub(crate) fn read_files(paths: &[PathBuf], threads: usize) -> Result<Vec<Vec<u8>>> {
     parallel_map(paths, threads, |p| read_file(p))

@@ -268,3 +268,42 @@ fn csv_files() {
         "{err}"
     );
 }
+
+#[test]
+fn a_folder_with_a_cut_or_corrupt_file_names_it_and_the_record() {
+    let dir = Scratch::new("cifar-dir-cut");
+    let mut two = cifar_record(1);
+    two.extend(cifar_record(2));
+    for (name, _) in cifar::OFFICIAL_FILES {
+        write(&dir, name, &two);
+    }
+    let mut cut = two.clone();
+    cut.extend(&cifar_record(3)[..100]);
+    write(&dir, "data_batch_3.bin", &cut);
+    let err = cifar::Cifar10::official()
+        .unverified()
+        .load_dir(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Truncated { found: 100, .. })
+            && err.to_string().contains("data_batch_3.bin")
+            && err.to_string().contains("record 2"),
+        "{err}"
+    );
+    // A gzip stream that breaks off: the place is the file, the error the decoder's.
+    write(&dir, "data_batch_3.bin", &two);
+    std::fs::remove_file(dir.path().join("test_batch.bin")).unwrap();
+    write(
+        &dir,
+        "test_batch.bin.gz",
+        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3],
+    );
+    let err = cifar::Cifar10::official()
+        .unverified()
+        .load_dir(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Gzip { .. }) && err.to_string().contains("test_batch.bin.gz"),
+        "{err}"
+    );
+}

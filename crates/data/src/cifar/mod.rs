@@ -11,6 +11,7 @@
 mod archive;
 mod stream;
 
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 pub use archive::load_archive;
@@ -128,21 +129,36 @@ impl Cifar10 {
     }
 
     /// The training and test sets from the files in `dir` (each `name` or
-    /// `name.gz`), read in parallel and verified.
+    /// `name.gz`), verified. Each file is streamed straight into the data set's
+    /// memory (the test set on a second thread), so the peak is the data set itself,
+    /// not the data set plus the decompressed files.
     pub fn load_dir(&self, dir: &Path) -> Result<(InMemory, InMemory)> {
-        let mut paths = Vec::new();
-        for m in self.members() {
-            paths.push(find(dir, &m.name)?);
-        }
-        let members: Vec<(&Member, PathBuf)> = self.members().zip(paths).collect();
-        let parts = read::parallel_map(&members, read::cores(), |(m, path)| {
-            let bytes = read::read_file(path)?;
-            if let Some(c) = &m.checksum {
-                c.verify(&bytes, path)?;
+        let train: Vec<(&Member, PathBuf)> = self
+            .train
+            .iter()
+            .map(|m| Ok((m, find(dir, &m.name)?)))
+            .collect::<Result<_>>()?;
+        let test_path = find(dir, &self.test.name)?;
+        let test = &self.test;
+        let (train, test) = std::thread::scope(|s| {
+            let test = s.spawn(move || {
+                let mut part = Part::default();
+                part.stream(&test_path, test.checksum.as_ref())?;
+                Ok::<_, Error>(part)
+            });
+            let mut part = Part::default();
+            for (m, path) in &train {
+                part.stream(path, m.checksum.as_ref())?;
             }
-            parse_raw(&bytes, path)
+            let test = test
+                .join()
+                .unwrap_or_else(|_| Err(Error::Config("the test-set reader failed".into())))?;
+            Ok::<_, Error>((part, test))
         })?;
-        assemble(parts, self.train.len())
+        Ok((
+            into_dataset(train.images, train.labels)?,
+            into_dataset(test.images, test.labels)?,
+        ))
     }
 
     /// The training and test sets from the cache; on first use the archive is
@@ -232,6 +248,90 @@ fn parse_raw(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u32>)> {
         labels.push(decode_record(record, image, path, i)?);
     }
     Ok((images, labels))
+}
+
+/// Images (HWC) and labels gathered from one or more files.
+#[derive(Default)]
+struct Part {
+    images: Vec<u8>,
+    labels: Vec<u32>,
+}
+
+impl Part {
+    /// Appends the records of `path` (plain or gzipped), reading it in blocks and
+    /// hashing the uncompressed bytes as they pass when `checksum` is given.
+    fn stream(&mut self, path: &Path, checksum: Option<&Checksum>) -> Result<()> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let gzip = read::is_gzip(reader.fill_buf().map_err(|e| Error::io(path, e))?);
+        let records_hint = if gzip {
+            read::gzip_size_hint(path, size).unwrap_or(0) / RECORD_LEN
+        } else {
+            usize::try_from(size).unwrap_or(0) / RECORD_LEN
+        };
+        self.images.reserve(records_hint * IMAGE_LEN);
+        self.labels.reserve(records_hint);
+        let mut source: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
+        } else {
+            Box::new(reader)
+        };
+        let read_error = |e: std::io::Error| {
+            if gzip {
+                Error::Gzip {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            } else {
+                Error::io(path, e)
+            }
+        };
+        let mut hasher = checksum.map(Checksum::hasher);
+        let mut block = vec![0u8; RECORD_LEN * 256];
+        let (mut filled, mut index) = (0usize, 0usize);
+        loop {
+            let n = match source.read(&mut block[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            if n == 0 {
+                break;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&block[filled..filled + n]);
+            }
+            filled += n;
+            let whole = filled / RECORD_LEN * RECORD_LEN;
+            for record in block[..whole].chunks_exact(RECORD_LEN) {
+                let start = self.images.len();
+                self.images.resize(start + IMAGE_LEN, 0);
+                let label = decode_record(record, &mut self.images[start..], path, index)?;
+                self.labels.push(label);
+                index += 1;
+            }
+            block.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+        if index == 0 && filled == 0 {
+            return Err(Error::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        if filled != 0 {
+            return Err(Error::Truncated {
+                path: path.to_path_buf(),
+                what: format!("record {index} (starting at byte {})", index * RECORD_LEN),
+                expected: RECORD_LEN as u64,
+                found: filled as u64,
+            });
+        }
+        if let (Some(h), Some(c)) = (hasher, checksum) {
+            c.check(&h.finish_hex(), path)?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks the label of one record and writes its image as HWC into `image`.
