@@ -1,6 +1,37 @@
 //! The training loop of kiln: Keras's `compile` / `fit` / `evaluate` / `predict` on a
 //! model that `model!` generated, with metrics, callbacks, progress, checkpoints and
 //! plots.
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! kiln::model! {
+//!     pub struct Tiny {
+//!         input: [28, 28, 1],
+//!         conv: Conv2d(filters = 4, kernel = 3, stride = 2, activation = relu),
+//!         flat: Flatten,
+//!         out: Dense(10, softmax),
+//!     }
+//! }
+//!
+//! let (train, test) = kiln::data::mnist::embedded()?;
+//! let train = train.select(&(0..512).collect::<Vec<_>>())?;
+//! let model = Tiny::new(&Cpu::new()?, 32, 7)?;
+//! let mut trainer = Trainer::new(model, Loss::sparse_categorical_crossentropy(), Optimizer::new(Adam::default()))?
+//!     .metrics([Metric::Accuracy]);
+//! let scale = Pipeline::new().scale(1.0 / 255.0);
+//! let history = trainer.fit(
+//!     train,
+//!     FitOptions::new(2, 32)
+//!         .pipeline(scale.clone())
+//!         .callback(EarlyStopping::new("loss").patience(3))
+//!         .verbose(Verbosity::Silent),
+//! )?;
+//! assert_eq!(history.names(), ["loss", "accuracy"]);
+//! let evaluation = trainer.evaluate(test, 64, &scale)?;
+//! assert!(evaluation.get("accuracy").unwrap_or(0.0) > 0.3, "{evaluation:?}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod callbacks;
 pub mod checkpoint;
