@@ -30,5 +30,7 @@ pub mod tensor;
 pub use backend::{Backend, Storage};
 pub use cpu::{Cpu, CpuBuffer};
 pub use cuda::Cuda;
+#[cfg(feature = "cuda")]
+pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use tensor::{Tensor, TensorRef};
