@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, PushKernelArg, sys,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, PushKernelArg, sys,
 };
 
 use super::launch::{driver_err, elementwise};
@@ -25,6 +25,8 @@ pub(crate) struct CudaInner {
     pub(crate) modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     /// Functions looked up so far, by kernel name.
     pub(crate) functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Per-block partial sums of the reductions, allocated at the first one.
+    pub(crate) partials: Mutex<Option<CudaSlice<f64>>>,
 }
 
 fn unavailable(reason: impl Into<String>) -> Error {
@@ -76,6 +78,7 @@ impl Cuda {
                 name,
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
+                partials: Mutex::new(None),
             }),
         })
     }
