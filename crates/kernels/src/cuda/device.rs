@@ -27,6 +27,9 @@ pub(crate) struct CudaInner {
     pub(crate) functions: Mutex<HashMap<&'static str, CudaFunction>>,
     /// Per-block partial sums of the reductions, allocated at the first one.
     pub(crate) partials: Mutex<Option<CudaSlice<f64>>>,
+    /// Words that kernels report errors through, allocated at the first use (see
+    /// [`Cuda::with_status`]).
+    status: Mutex<Option<CudaSlice<u64>>>,
 }
 
 fn unavailable(reason: impl Into<String>) -> Error {
@@ -79,6 +82,7 @@ impl Cuda {
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
+                status: Mutex::new(None),
             }),
         })
     }
@@ -103,6 +107,60 @@ impl Cuda {
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.inner.stream
     }
+}
+
+/// Status words a kernel can report through.
+pub(crate) const STATUS_WORDS: usize = 2;
+
+impl Cuda {
+    /// Zeroes the status words, runs `launch` with them, and returns what the kernel
+    /// left there (waiting for it). Kernels report "the first bad index `i`" as
+    /// `atomicMax(&status[k], ~0 - i)`, so zero means nothing to report; see
+    /// [`first_index`].
+    pub(crate) fn with_status(
+        &self,
+        op: &'static str,
+        launch: impl FnOnce(&mut CudaSlice<u64>) -> Result<()>,
+    ) -> Result<[u64; STATUS_WORDS]> {
+        let mut status = self
+            .inner
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let status = match &mut *status {
+            Some(s) => s,
+            slot => slot.insert(
+                self.stream()
+                    .alloc_zeros::<u64>(STATUS_WORDS)
+                    .map_err(|e| driver_err(op, e))?,
+            ),
+        };
+        self.stream()
+            .memset_zeros(status)
+            .map_err(|e| driver_err(op, e))?;
+        launch(status)?;
+        let mut host = [0u64; STATUS_WORDS];
+        self.stream()
+            .memcpy_dtoh(&*status, &mut host)
+            .map_err(|e| driver_err(op, e))?;
+        self.synchronize()?;
+        Ok(host)
+    }
+
+    /// Element `index` of `buffer`, on the host (for error messages).
+    pub(crate) fn value_at(&self, buffer: &CudaBuffer, index: usize) -> Result<f32> {
+        let mut v = [0.0f32];
+        self.stream()
+            .memcpy_dtoh(&buffer.data.slice(index..=index), &mut v)
+            .map_err(|e| driver_err("download", e))?;
+        self.synchronize()?;
+        Ok(v[0])
+    }
+}
+
+/// The index a status word reports (see [`Cuda::with_status`]), if any.
+pub(crate) fn first_index(word: u64) -> Option<usize> {
+    (word != 0).then(|| (u64::MAX - word) as usize)
 }
 
 impl std::fmt::Debug for Cuda {

@@ -21,6 +21,8 @@ pub mod module;
 
 #[cfg(feature = "cuda")]
 pub use buffer::CudaBuffer;
+#[cfg(feature = "cuda")]
+pub(crate) use device::first_index;
 
 #[cfg(not(feature = "cuda"))]
 use crate::{Error, Result};

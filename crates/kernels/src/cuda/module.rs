@@ -38,6 +38,8 @@ pub fn sources() -> &'static [KernelSource] {
         crate::ops::bias::cuda::MODULE,
         crate::ops::dropout::cuda::MODULE,
         crate::ops::reduce::cuda::MODULE,
+        crate::ops::loss::cuda::MODULE,
+        crate::ops::metric::cuda::MODULE,
     ];
     SOURCES
 }

@@ -76,3 +76,8 @@ __device__ float kiln_block_max(float v, float* scratch) {
     __syncthreads();
     return scratch[0];
 }
+
+// Reports index `i` in status word `word`; the host reads the smallest one reported.
+__device__ __forceinline__ void kiln_report(u64* status, u32 word, u64 i) {
+    atomicMax(&status[word], ~0ull - i);
+}
