@@ -40,6 +40,7 @@ pub fn sources() -> &'static [KernelSource] {
         crate::ops::reduce::cuda::MODULE,
         crate::ops::loss::cuda::MODULE,
         crate::ops::metric::cuda::MODULE,
+        crate::ops::optimizer::cuda::MODULE,
     ];
     SOURCES
 }
