@@ -41,6 +41,7 @@ pub fn sources() -> &'static [KernelSource] {
         crate::ops::loss::cuda::MODULE,
         crate::ops::metric::cuda::MODULE,
         crate::ops::optimizer::cuda::MODULE,
+        crate::ops::pool2d::cuda::MODULE,
     ];
     SOURCES
 }
