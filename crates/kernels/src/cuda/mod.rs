@@ -58,6 +58,24 @@ impl Cuda {
     }
 }
 
+#[cfg(all(test, feature = "cuda"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gpu_is_a_whole_backend() {
+        fn backend<B: crate::Backend>() {}
+        backend::<Cuda>();
+    }
+
+    #[test]
+    fn a_missing_device_is_an_error_not_a_panic() {
+        // Without a driver the first check fails; with one, no GPU has this index.
+        let err = Cuda::new(1_000).unwrap_err();
+        assert!(matches!(err, crate::Error::CudaUnavailable { .. }), "{err}");
+    }
+}
+
 #[cfg(all(test, not(feature = "cuda")))]
 mod tests {
     use super::*;

@@ -42,6 +42,8 @@ pub fn sources() -> &'static [KernelSource] {
         crate::ops::metric::cuda::MODULE,
         crate::ops::optimizer::cuda::MODULE,
         crate::ops::pool2d::cuda::MODULE,
+        crate::ops::matmul::cuda::MODULE,
+        crate::ops::conv2d::cuda::MODULE,
     ];
     SOURCES
 }
