@@ -26,7 +26,7 @@ static void matmul() {
                             want[i * n + j] = float((acc ? c[i * n + j] : 0.0) + s);
                         }
                     MatmulParams p{m, n, k, (bool)ta, (bool)tb, (bool)acc};
-                    launch(dim3{(n + 63) / 64, (m + 63) / 64, 1}, dim3{256, 1, 1}, matmul_fwd_f32, p,
+                    launch(dim3{(m + 63) / 64, (n + 63) / 64, 1}, dim3{256, 1, 1}, matmul_fwd_f32, p,
                            (const float*)a.data(), (const float*)b.data(), c.data());
                     char what[100];
                     std::snprintf(what, sizeof what, "matmul %ux%ux%u trans %d %d accumulate %d", m, n,
@@ -70,15 +70,15 @@ static void conv2d() {
                     }
         unsigned rows = B * OH * OW, patch = KH * KW * IC;
         std::vector<float> y(want_y.size()), dw(w.size(), 1.0f), dx(x.size(), 5.0f);
-        launch(dim3{(OC + 63) / 64, (rows + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_fwd_f32, p,
+        launch(dim3{(rows + 63) / 64, (OC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_fwd_f32, p,
                (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data());
         expect_close("conv2d forward", want_y, y, 1e-4f);
         // Short K slices, so that several blocks add into each weight gradient value.
         unsigned chunk = min(7u, rows), splits = (rows + chunk - 1) / chunk;
-        launch(dim3{(OC + 63) / 64, (patch + 63) / 64, splits}, dim3{256, 1, 1}, conv2d_weight_bwd_f32,
+        launch(dim3{(patch + 63) / 64, (OC + 63) / 64, splits}, dim3{256, 1, 1}, conv2d_weight_bwd_f32,
                p, (const float*)x.data(), (const float*)dy.data(), dw.data(), chunk);
         expect_close("conv2d weight gradient", want_dw, dw, 1e-4f);
-        launch(dim3{(IC + 63) / 64, (B * IH * IW + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_input_bwd_f32,
+        launch(dim3{(B * IH * IW + 63) / 64, (IC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_input_bwd_f32,
                p, (const float*)dy.data(), (const float*)w.data(), dx.data());
         expect_close("conv2d input gradient", want_dx, dx, 1e-4f);
     }

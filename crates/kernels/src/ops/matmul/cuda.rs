@@ -34,22 +34,23 @@ pub(crate) const THREADS: u32 = 256;
 // padded to 16 bytes, matching `struct MatmulParams` in matmul.cu.
 unsafe impl DeviceRepr for MatmulParams {}
 
-/// The grid for a `rows x cols` result, with `splits` slices of K along z.
+/// The grid for a `rows x cols` result, with `splits` slices of K along z: row tiles
+/// along x, column tiles along y (at most 65,535 of them).
 pub(crate) fn gemm_grid(
     op: &'static str,
     rows: usize,
     cols: usize,
     splits: u32,
 ) -> Result<LaunchConfig> {
-    let tiles_y = rows.div_ceil(TILE as usize);
-    if tiles_y > 65_535 {
+    let (row_tiles, col_tiles) = (rows.div_ceil(TILE as usize), cols.div_ceil(TILE as usize));
+    if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
         return Err(Error::InvalidParams {
             op,
-            detail: format!("{rows} rows exceed the {} a launch covers", 65_535 * TILE),
+            detail: format!("a {rows} x {cols} product exceeds what one launch covers"),
         });
     }
     Ok(LaunchConfig {
-        grid_dim: (cols.div_ceil(TILE as usize) as u32, tiles_y as u32, splits),
+        grid_dim: (row_tiles as u32, col_tiles as u32, splits),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     })

@@ -9,7 +9,7 @@
 #define GEMM_BK 16
 #define GEMM_THREADS 256
 
-// Accumulates rows [blockIdx.y * 64, +64) and columns [blockIdx.x * 64, +64) of
+// Accumulates rows [blockIdx.x * 64, +64) and columns [blockIdx.y * 64, +64) of
 // A[M x K] * B[K x N] over q in [k_begin, k_end), then calls store(i, j, value) for
 // each element of the tile inside C. `a_k_fastest` says that A's consecutive q are
 // consecutive in memory (else consecutive i are), and likewise `b_k_fastest` for B:
@@ -22,7 +22,9 @@ __device__ __forceinline__ void gemm_block(u32 M, u32 N, u32 k_begin, u32 k_end,
     __shared__ float bs[GEMM_BK][GEMM_BN + 4];
     u32 tid = threadIdx.x;
     u32 tx = tid % 16u, ty = tid / 16u;
-    u32 row0 = blockIdx.y * GEMM_BM, col0 = blockIdx.x * GEMM_BN;
+    // Row tiles along x, whose limit (2^31 - 1) is far above y's (65535): the long
+    // side of a convolution's product is its rows, one a pixel of the batch.
+    u32 row0 = blockIdx.x * GEMM_BM, col0 = blockIdx.y * GEMM_BN;
     float acc[4][4];
     for (int r = 0; r < 4; ++r)
         for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
