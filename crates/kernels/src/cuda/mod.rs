@@ -1,14 +1,20 @@
 //! The CUDA backend: [`Cuda`], one GPU.
 //!
 //! With the `cuda` feature, [`Cuda::new`] loads the driver library at run time (a
-//! machine without it gets [`CudaUnavailable`](crate::Error::CudaUnavailable), never a panic), opens the device
-//! and its default stream, and compiles each op's kernels with NVRTC the first time the
-//! op runs (see `cuda::module`). Buffers are device memory (`CudaBuffer`). Each op's
-//! launch code sits in its folder (`ops/<op>/cuda.rs`) beside its kernel
-//! (`ops/<op>/<op>.cu`).
+//! machine without it gets [`CudaUnavailable`](crate::Error::CudaUnavailable), never a
+//! panic), opens the device and its default stream, and compiles each op's kernels
+//! with NVRTC the first time the op runs (see `cuda::module`). Buffers are device
+//! memory (`CudaBuffer`). Each op's launch code sits in its folder
+//! (`ops/<op>/cuda.rs`) beside its kernel (`ops/<op>/<op>.cu`).
+//!
+//! The kernels are tested three ways: NVRTC compiles every source (`tests/nvrtc.rs`,
+//! no GPU needed), a host emulation of CUDA runs them against direct loops
+//! (`tests/emulated.rs`, no GPU needed), and each op's parity test compares them with
+//! the CPU backend where a GPU is present.
 //!
 //! Without the feature the type still exists and [`Cuda::new`] returns
-//! [`CudaNotCompiled`](crate::Error::CudaNotCompiled), so that code asking for a GPU needs no `#[cfg]`.
+//! [`CudaNotCompiled`](crate::Error::CudaNotCompiled), so that code asking for a GPU
+//! needs no `#[cfg]`.
 
 #[cfg(feature = "cuda")]
 mod buffer;
