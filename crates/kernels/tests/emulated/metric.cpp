@@ -22,10 +22,9 @@ int main() {
            (const float*)bad.data(), acc.data(), status.data());
     expect("the first invalid label is reported", ~0ull - status[1] == 1);
 
-    MetricParams r{1, 2, 2, 0, 0, 0.0f};
     std::vector<float> o{1, 2, 3, 4}, t{1.5f, 2, 1, 5}, sums(10, 0.0f);
     for (int k = 0; k < 2; ++k)
-        launch(dim3{1, 1, 1}, dim3{256, 1, 1}, regression_fwd_f32, r, 4ull, (const float*)o.data(),
+        launch(dim3{1, 1, 1}, dim3{256, 1, 1}, regression_fwd_f32, 4ull, (const float*)o.data(),
                (const float*)t.data(), sums.data());
     expect_close("regression sums", {7, 0, 10.5f, 0, 19, 0, 64.5f, 0, 8, 0}, sums, 0.0f);
     return failures();

@@ -52,8 +52,7 @@ impl MetricKernel for Cuda {
                 let f = self.function(&MODULE, REGRESSION)?;
                 let n = n as u64;
                 let mut args = self.stream().launch_builder(&f);
-                args.arg(p)
-                    .arg(&n)
+                args.arg(&n)
                     .arg(&output.data)
                     .arg(&target.data)
                     .arg(&mut acc.data);

@@ -78,8 +78,8 @@ __device__ double block_sum_f64(double v, double* scratch) {
 }
 
 // One block: the batch's four sums in double, then one compensated addition each.
-extern "C" __global__ void regression_fwd_f32(
-    MetricParams p, u64 n, const float* output, const float* target, float* acc) {
+extern "C" __global__ void regression_fwd_f32(u64 n, const float* output, const float* target,
+                                              float* acc) {
     __shared__ double scratch[32];
     double s[4] = {0.0, 0.0, 0.0, 0.0};
     for (u64 i = threadIdx.x; i < n; i += blockDim.x) {
