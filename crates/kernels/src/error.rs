@@ -83,6 +83,30 @@ pub enum Error {
     /// kiln was built without the `cuda` feature.
     #[error("kiln was built without CUDA support: rebuild with `--features cuda` to use the GPU")]
     CudaNotCompiled,
+    /// The CUDA backend cannot start here: no driver library, no device with that
+    /// index, or no NVRTC library to compile the kernels with.
+    #[error("CUDA is not available: {reason}")]
+    CudaUnavailable {
+        /// What is missing, and what to install or check.
+        reason: String,
+    },
+    /// A kernel source did not compile with NVRTC (a bug in kiln, or an NVRTC too old
+    /// for the GPU).
+    #[error("NVRTC could not compile the `{module}` kernels: {log}")]
+    KernelCompile {
+        /// The kernel module (the op's name).
+        module: &'static str,
+        /// NVRTC's message and log.
+        log: String,
+    },
+    /// A CUDA driver call failed.
+    #[error("{op}: the CUDA driver reported {detail}")]
+    CudaDriver {
+        /// The op or storage call.
+        op: &'static str,
+        /// The driver's error.
+        detail: String,
+    },
 }
 
 /// `Result` with [`Error`].

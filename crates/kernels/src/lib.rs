@@ -2,8 +2,10 @@
 //!
 //! [`Backend`] is the contract that layers, losses and optimizers are written
 //! against. [`Cpu`] implements it with ndarray storage, a packed SGEMM of kiln's own
-//! and a small thread pool; [`Cuda`] is the GPU's entry point (a clear error without
-//! the `cuda` feature). Each op lives in its own folder under [`ops`].
+//! and a small thread pool; [`Cuda`] implements it on an NVIDIA GPU with hand-written
+//! kernels compiled by NVRTC and launched through cudarc (with the `cuda` feature;
+//! without it, [`Cuda::new`] is a clear error). Each op lives in its own folder under
+//! [`ops`], its CPU math and GPU kernel side by side.
 //!
 //! ```
 //! use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
@@ -30,5 +32,7 @@ pub mod tensor;
 pub use backend::{Backend, Storage};
 pub use cpu::{Cpu, CpuBuffer};
 pub use cuda::Cuda;
+#[cfg(feature = "cuda")]
+pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use tensor::{Tensor, TensorRef};

@@ -1,6 +1,6 @@
 //! The ops, one folder each: `mod.rs` holds the op's trait, parameters, docs and
-//! tests; `cpu.rs` the reference math on the CPU. The CUDA kernels (`*.cu`) and their
-//! launch code (`cuda.rs`) sit beside them once the CUDA backend exists.
+//! tests; `cpu.rs` the reference math on the CPU; with the `cuda` feature, `<op>.cu` the
+//! GPU kernels and `cuda.rs` their launch code.
 //!
 //! Parameter structs are `#[repr(C)]` with `u32` fields, so that they cross into a GPU
 //! kernel as they are.

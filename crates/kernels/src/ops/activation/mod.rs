@@ -1,6 +1,8 @@
 //! Activation functions, forward and backward, element-wise (softmax: per row).
 
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use kiln_shape::Activation;
 

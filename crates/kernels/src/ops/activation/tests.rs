@@ -72,3 +72,57 @@ fn check<B: ActivationKernel>(backend: &B) {
 fn values_and_derivatives_on_cpu() {
     check(&Cpu::with_threads(2).unwrap());
 }
+
+/// Forward and backward of `p` on `backend`: `(y, grad)` for input `x` and output
+/// gradient `u`.
+#[cfg(feature = "cuda")]
+fn forward_backward<B: ActivationKernel>(
+    backend: &B,
+    p: &ActivationParams,
+    x: &[f32],
+    u: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let n = x.len();
+    let xb = backend.alloc_from(x).unwrap();
+    // One spare value: ops work on prefixes.
+    let mut yb = backend.alloc(n + 1).unwrap();
+    backend.activation_fwd(p, &xb, &mut yb).unwrap();
+    let mut gb = backend.alloc_from(u).unwrap();
+    backend.activation_bwd(p, &xb, &yb, &mut gb).unwrap();
+    (
+        backend.to_host(&yb, n).unwrap(),
+        backend.to_host(&gb, n).unwrap(),
+    )
+}
+
+/// The GPU against the CPU, forward and backward, for every function, on rows shorter
+/// and longer than a block.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_cpu() {
+    use crate::cuda::parity::{assert_close, random};
+    let Some(gpu) = crate::cuda::test_device() else {
+        return;
+    };
+    let cpu = Cpu::with_threads(2).unwrap();
+    for (rows, cols) in [(1, 1), (7, 10), (64, 333), (3, 1000)] {
+        let x = random(rows * cols, 1, 4.0);
+        let u = random(rows * cols, 2, 1.0);
+        for act in ALL {
+            let p = ActivationParams::new(act, rows, cols).unwrap();
+            let (yc, gc) = forward_backward(&cpu, &p, &x, &u);
+            let (yg, gg) = forward_backward(&gpu, &p, &x, &u);
+            let what = format!("{act:?} {rows}x{cols}");
+            assert_close(&format!("{what} forward"), &yc, &yg, 1e-5, 1e-6);
+            assert_close(&format!("{what} backward"), &gc, &gg, 1e-4, 1e-6);
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn values_and_derivatives_on_cuda() {
+    if let Some(gpu) = crate::cuda::test_device() {
+        check(&gpu);
+    }
+}

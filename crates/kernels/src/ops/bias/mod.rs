@@ -2,6 +2,8 @@
 //! added in the forward pass, summed over rows in the backward pass.
 
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use super::activation::ActivationKind;
 use crate::Result;
@@ -132,5 +134,69 @@ mod tests {
     #[test]
     fn adds_and_sums_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn adds_sums_and_fuses_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check(&gpu);
+            check_fused_activation(&gpu);
+        }
+    }
+
+    /// The GPU against the CPU on shapes from one row to many, every fusable
+    /// activation, both directions.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_matches_cpu() {
+        use crate::cuda::parity::{assert_close, random};
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let cpu = Cpu::with_threads(2).unwrap();
+        let kinds = [
+            ActivationKind::Linear,
+            ActivationKind::Relu,
+            ActivationKind::LeakyRelu,
+            ActivationKind::Sigmoid,
+            ActivationKind::Tanh,
+        ];
+        for (rows, cols) in [(1, 1), (5, 33), (64, 128), (5_000, 37), (3, 1_000)] {
+            let n = (rows * cols) as usize;
+            let (y, bias) = (random(n, 3, 2.0), random(cols as usize, 4, 1.0));
+            for activation in kinds {
+                let p = BiasParams {
+                    activation,
+                    negative_slope: 0.1,
+                    ..BiasParams::new(rows, cols)
+                };
+                let (yc, dc) = forward_backward(&cpu, &p, &y, &bias);
+                let (yg, dg) = forward_backward(&gpu, &p, &y, &bias);
+                let what = format!("{activation:?} {rows}x{cols}");
+                assert_close(&format!("{what} forward"), &yc, &yg, 1e-6, 1e-6);
+                assert_close(&format!("{what} bias_grad"), &dc, &dg, 1e-4, 1e-3);
+            }
+        }
+    }
+
+    /// `(act(y + bias), 1 + column sums of y)` on `backend`.
+    #[cfg(feature = "cuda")]
+    fn forward_backward<B: BiasKernel>(
+        backend: &B,
+        p: &BiasParams,
+        y: &[f32],
+        bias: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let b = backend.alloc_from(bias).unwrap();
+        let mut yb = backend.alloc_from(y).unwrap();
+        let dy = backend.alloc_from(y).unwrap();
+        backend.bias_activation(p, &b, &mut yb).unwrap();
+        let mut db = backend.alloc_from(&vec![1.0; bias.len()]).unwrap();
+        backend.bias_grad(p, &dy, &mut db).unwrap();
+        (
+            backend.to_host(&yb, y.len()).unwrap(),
+            backend.to_host(&db, bias.len()).unwrap(),
+        )
     }
 }

@@ -7,6 +7,8 @@
 //! already the `[kh * kw * c_in, c_out]` matrix.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(test)]
 mod tests;
 

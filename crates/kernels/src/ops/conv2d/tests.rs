@@ -179,3 +179,124 @@ fn a_kernel_that_does_not_fit_is_an_error() {
         "{err}"
     );
 }
+
+#[cfg(feature = "cuda")]
+#[test]
+fn matches_a_direct_convolution_on_cuda() {
+    if let Some(gpu) = crate::cuda::test_device() {
+        check(&gpu);
+    }
+}
+
+/// `(y, dw, dbias, dx)` of one forward and backward pass on `backend`, the gradients
+/// accumulated onto ones.
+#[cfg(feature = "cuda")]
+fn forward_backward<B: Conv2dKernel>(
+    backend: &B,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dy: &[f32],
+) -> [Vec<f32>; 4] {
+    let xb = backend.alloc_from(x).unwrap();
+    let wb = backend.alloc_from(w).unwrap();
+    let bb = backend.alloc_from(b).unwrap();
+    let mut yb = backend.alloc(p.output_len()).unwrap();
+    let mut ws = backend.alloc(backend.conv2d_workspace_len(p)).unwrap();
+    backend
+        .conv2d_fwd(p, &xb, &wb, &bb, &mut yb, &mut ws)
+        .unwrap();
+    let dyb = backend.alloc_from(dy).unwrap();
+    let mut dw = backend.alloc_from(&vec![1.0; w.len()]).unwrap();
+    let mut db = backend.alloc_from(&vec![1.0; b.len()]).unwrap();
+    let mut dx = backend.alloc_from(&vec![5.0; x.len()]).unwrap();
+    backend
+        .conv2d_bwd(p, &xb, &wb, &dyb, &mut dw, &mut db, Some(&mut dx), &mut ws)
+        .unwrap();
+    [
+        backend.to_host(&yb, p.output_len()).unwrap(),
+        backend.to_host(&dw, w.len()).unwrap(),
+        backend.to_host(&db, b.len()).unwrap(),
+        backend.to_host(&dx, x.len()).unwrap(),
+    ]
+}
+
+/// The GPU against the CPU on the seed CNN's layers and on strided, padded and
+/// rectangular kernels, with the epilogue activation.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_cpu() {
+    use crate::cuda::parity::assert_close;
+    let Some(gpu) = crate::cuda::test_device() else {
+        return;
+    };
+    let cpu = Cpu::with_threads(2).unwrap();
+    let cases = [
+        (
+            [32, 32, 3],
+            32,
+            (3, 3),
+            (1, 1),
+            Padding::Valid,
+            8,
+            Activation::Relu,
+        ),
+        (
+            [15, 15, 32],
+            64,
+            (3, 3),
+            (1, 1),
+            Padding::Valid,
+            4,
+            Activation::Relu,
+        ),
+        (
+            [7, 6, 3],
+            4,
+            (3, 3),
+            (2, 2),
+            Padding::Same,
+            3,
+            Activation::Tanh,
+        ),
+        (
+            [9, 9, 1],
+            5,
+            (4, 4),
+            (3, 2),
+            Padding::Same,
+            2,
+            Activation::Linear,
+        ),
+        (
+            [6, 5, 70],
+            3,
+            (3, 1),
+            (1, 1),
+            Padding::Same,
+            2,
+            Activation::Sigmoid,
+        ),
+    ];
+    let mut rng = Rng::new(9);
+    for (input, filters, kernel, stride, padding, batch, activation) in cases {
+        let spec = Conv2dSpec {
+            filters,
+            kernel,
+            stride,
+            padding,
+            activation,
+        };
+        let p = Conv2dParams::new(&spec, Shape::new(&input), batch).unwrap();
+        let x = random(&mut rng, p.input_len());
+        let w = random(&mut rng, p.weight_len());
+        let b = random(&mut rng, filters);
+        let dy = random(&mut rng, p.output_len());
+        let c = forward_backward(&cpu, &p, &x, &w, &b, &dy);
+        let g = forward_backward(&gpu, &p, &x, &w, &b, &dy);
+        for (name, (c, g)) in ["y", "dw", "dbias", "dx"].iter().zip(c.iter().zip(&g)) {
+            assert_close(&format!("{input:?} {kernel:?} {name}"), c, g, 1e-3, 1e-3);
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! the same mask from the seed instead of storing it.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::Result;
 use crate::backend::Storage;
@@ -71,5 +73,53 @@ mod tests {
     #[test]
     fn keeps_the_right_fraction_and_replays_the_mask_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn keeps_the_right_fraction_and_replays_the_mask_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check(&gpu);
+        }
+    }
+
+    /// The GPU's mask is the CPU's, bit for bit, forward and backward.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_matches_cpu_bit_for_bit() {
+        use crate::cuda::parity::random;
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let cpu = Cpu::with_threads(2).unwrap();
+        for (len, rate, seed) in [(1, 0.5, 1), (1_000, 0.1, 7), (300_001, 0.5, u64::MAX)] {
+            let p = DropoutParams { len, rate, seed };
+            let x = random(len as usize, seed ^ 5, 3.0);
+            let run = |fwd: bool| {
+                let cpu_out = {
+                    let xb = cpu.alloc_from(&x).unwrap();
+                    let mut y = cpu.alloc(x.len()).unwrap();
+                    if fwd {
+                        cpu.dropout_fwd(&p, &xb, &mut y).unwrap();
+                    } else {
+                        cpu.dropout_bwd(&p, &xb, &mut y).unwrap();
+                    }
+                    cpu.to_host(&y, x.len()).unwrap()
+                };
+                let gpu_out = {
+                    let xb = gpu.alloc_from(&x).unwrap();
+                    let mut y = gpu.alloc(x.len()).unwrap();
+                    if fwd {
+                        gpu.dropout_fwd(&p, &xb, &mut y).unwrap();
+                    } else {
+                        gpu.dropout_bwd(&p, &xb, &mut y).unwrap();
+                    }
+                    gpu.to_host(&y, x.len()).unwrap()
+                };
+                assert_eq!(cpu_out, gpu_out, "len {len}, rate {rate}, forward {fwd}");
+            };
+            run(true);
+            run(false);
+        }
     }
 }

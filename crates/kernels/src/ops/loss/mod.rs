@@ -8,6 +8,8 @@
 //! the reduction (`1 / batch` for a mean, `1` for a sum).
 
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(test)]
 mod tests;
 

@@ -180,9 +180,7 @@ fn extreme_logits_stay_finite() {
     }
 }
 
-#[test]
-fn refuses_non_finite_outputs_and_bad_labels() {
-    let cpu = Cpu::with_threads(1).unwrap();
+fn check_refusals<B: LossKernel>(backend: &B) {
     let (case, z) = case(
         LossKind::SparseCategoricalCrossentropy,
         LossInput::Logits,
@@ -193,18 +191,18 @@ fn refuses_non_finite_outputs_and_bad_labels() {
     let mut bad = z.clone();
     bad[9] = f32::NAN;
     let p = &case.p;
-    let out = cpu.alloc_from(&bad).unwrap();
-    let w = cpu.alloc_from(case.weights.as_ref().unwrap()).unwrap();
-    let (mut per, mut grad) = (cpu.alloc(3).unwrap(), cpu.alloc(12).unwrap());
-    let target = cpu.alloc_from(&case.target).unwrap();
-    let err = cpu
+    let out = backend.alloc_from(&bad).unwrap();
+    let w = backend.alloc_from(case.weights.as_ref().unwrap()).unwrap();
+    let (mut per, mut grad) = (backend.alloc(3).unwrap(), backend.alloc(12).unwrap());
+    let target = backend.alloc_from(&case.target).unwrap();
+    let err = backend
         .loss(p, &out, &target, Some(&w), &mut per, &mut grad)
         .unwrap_err();
     assert!(matches!(err, Error::NonFinite { index: 9, .. }), "{err}");
-    let out = cpu.alloc_from(&z).unwrap();
+    let out = backend.alloc_from(&z).unwrap();
     for label in [4.0, -1.0, 1.5, f32::NAN] {
-        let target = cpu.alloc_from(&[0.0, label, 1.0]).unwrap();
-        let err = cpu
+        let target = backend.alloc_from(&[0.0, label, 1.0]).unwrap();
+        let err = backend
             .loss(p, &out, &target, Some(&w), &mut per, &mut grad)
             .unwrap_err();
         assert!(
@@ -214,7 +212,90 @@ fn refuses_non_finite_outputs_and_bad_labels() {
     }
     let unweighted = LossParams { weighted: 1, ..*p };
     assert!(
-        cpu.loss(&unweighted, &out, &target, None, &mut per, &mut grad)
+        backend
+            .loss(&unweighted, &out, &target, None, &mut per, &mut grad)
             .is_err()
     );
+}
+
+#[test]
+fn refuses_non_finite_outputs_and_bad_labels() {
+    check_refusals(&Cpu::with_threads(1).unwrap());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn refuses_non_finite_outputs_and_bad_labels_on_cuda() {
+    if let Some(gpu) = crate::cuda::test_device() {
+        check_refusals(&gpu);
+    }
+}
+
+/// `(per_sample, grad)` of `case` on `backend`.
+#[cfg(feature = "cuda")]
+fn values_and_gradient<B: LossKernel>(
+    backend: &B,
+    case: &Case,
+    output: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let p = &case.p;
+    let out = backend.alloc_from(output).unwrap();
+    let target = backend.alloc_from(&case.target).unwrap();
+    let weights = case
+        .weights
+        .as_ref()
+        .map(|w| backend.alloc_from(w).unwrap());
+    let mut per_sample = backend.alloc(p.batch as usize).unwrap();
+    let mut grad = backend.alloc(output.len()).unwrap();
+    backend
+        .loss(
+            p,
+            &out,
+            &target,
+            weights.as_ref(),
+            &mut per_sample,
+            &mut grad,
+        )
+        .unwrap();
+    (
+        backend.to_host(&per_sample, p.batch as usize).unwrap(),
+        backend.to_host(&grad, output.len()).unwrap(),
+    )
+}
+
+/// The GPU against the CPU for every loss and input, weighted and not.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_cpu() {
+    use crate::cuda::parity::assert_close;
+    let Some(gpu) = crate::cuda::test_device() else {
+        return;
+    };
+    let cpu = Cpu::with_threads(1).unwrap();
+    for kind in KINDS {
+        for input in [
+            LossInput::Prediction,
+            LossInput::Logits,
+            LossInput::Activated,
+        ] {
+            if input != LossInput::Prediction && !kind.is_crossentropy() {
+                continue;
+            }
+            for (batch, features) in [(3, 4), (2, 1), (64, 10), (5, 300)] {
+                if kind != LossKind::BinaryCrossentropy && kind.is_crossentropy() && features == 1 {
+                    continue;
+                }
+                let (mut case, z) = case(kind, input, batch, features, 23);
+                let output = output_of(&case, &z);
+                for weighted in [1, 0] {
+                    case.p.weighted = weighted;
+                    let (vc, gc) = values_and_gradient(&cpu, &case, &output);
+                    let (vg, gg) = values_and_gradient(&gpu, &case, &output);
+                    let what = format!("{kind:?} {input:?} {batch}x{features} weighted {weighted}");
+                    assert_close(&format!("{what} values"), &vc, &vg, 1e-5, 1e-6);
+                    assert_close(&format!("{what} gradient"), &gc, &gg, 1e-5, 1e-6);
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Matrix product on backend buffers: the dense layer's forward and backward.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::Result;
 use crate::backend::Storage;
@@ -115,6 +117,69 @@ mod tests {
     #[test]
     fn matches_a_naive_product_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn matches_a_naive_product_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check(&gpu);
+        }
+    }
+
+    /// The GPU against the CPU on shapes around and across the 64 x 64 tile, in every
+    /// layout.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_matches_cpu() {
+        use crate::cuda::parity::{assert_close, random};
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let cpu = Cpu::with_threads(2).unwrap();
+        for (m, n, k) in [
+            (1, 1, 1),
+            (64, 64, 16),
+            (65, 63, 17),
+            (200, 10, 1000),
+            (3, 300, 70),
+        ] {
+            for (trans_a, trans_b, accumulate) in [
+                (false, false, false),
+                (true, false, true),
+                (false, true, false),
+                (true, true, true),
+            ] {
+                let p = MatmulParams {
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                    accumulate,
+                };
+                let (m, n, k) = (m as usize, n as usize, k as usize);
+                let (a, b, c0) = (
+                    random(m * k, 1, 1.0),
+                    random(k * n, 2, 1.0),
+                    random(m * n, 3, 1.0),
+                );
+                let run = |on_gpu: bool| {
+                    if on_gpu {
+                        let mut c = gpu.alloc_from(&c0).unwrap();
+                        let (ab, bb) = (gpu.alloc_from(&a).unwrap(), gpu.alloc_from(&b).unwrap());
+                        gpu.matmul(&p, &ab, &bb, &mut c).unwrap();
+                        gpu.to_host(&c, m * n).unwrap()
+                    } else {
+                        let mut c = cpu.alloc_from(&c0).unwrap();
+                        let (ab, bb) = (cpu.alloc_from(&a).unwrap(), cpu.alloc_from(&b).unwrap());
+                        cpu.matmul(&p, &ab, &bb, &mut c).unwrap();
+                        cpu.to_host(&c, m * n).unwrap()
+                    }
+                };
+                assert_close(&format!("{p:?}"), &run(false), &run(true), 1e-4, 1e-4);
+            }
+        }
     }
 
     #[test]

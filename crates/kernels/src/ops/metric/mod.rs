@@ -12,6 +12,8 @@
 //! exact up to 2^24 a window.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::Result;
 use crate::backend::Storage;
@@ -228,5 +230,77 @@ mod tests {
         let acc = cpu.to_host(&acc, regression::LEN).unwrap();
         let total = f64::from(acc[regression::TARGET]) - f64::from(acc[regression::TARGET + 1]);
         assert!((total - 10_001.0).abs() < 2e-3, "{total}");
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn accumulates_confusion_top_k_and_regression_sums_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check(&gpu);
+        }
+    }
+
+    /// The GPU against the CPU on random batches: counts exactly, sums to rounding.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_matches_cpu() {
+        use crate::cuda::parity::{assert_close, random};
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let cpu = Cpu::with_threads(1).unwrap();
+        for (batch, features) in [(1, 1), (64, 1), (64, 10), (1000, 7)] {
+            let out = random(batch * features, 8, 1.0);
+            let labels: Vec<f32> = (0..batch).map(|i| ((i * 5) % features) as f32).collect();
+            for (sparse, top_k) in [(1, 1), (1, 3), (0, 2)] {
+                let p = MetricParams {
+                    kind: MetricKind::Classification,
+                    batch: batch as u32,
+                    features: features as u32,
+                    sparse,
+                    top_k,
+                    threshold: 0.1,
+                };
+                let target = if sparse == 1 {
+                    labels.clone()
+                } else {
+                    random(batch * features, 9, 1.0)
+                };
+                let what = format!("classification {batch}x{features} sparse {sparse}");
+                assert_eq!(
+                    run(&cpu, &p, &out, &target),
+                    run(&gpu, &p, &out, &target),
+                    "{what}"
+                );
+            }
+            let reg = MetricParams {
+                kind: MetricKind::Regression,
+                batch: batch as u32,
+                features: features as u32,
+                sparse: 0,
+                top_k: 0,
+                threshold: 0.0,
+            };
+            let target = random(batch * features, 10, 3.0);
+            let (c, g) = (
+                run(&cpu, &reg, &out, &target),
+                run(&gpu, &reg, &out, &target),
+            );
+            for slot in [
+                regression::ABS_ERROR,
+                regression::SQUARED_ERROR,
+                regression::TARGET,
+                regression::TARGET_SQUARED,
+                regression::COUNT,
+            ] {
+                assert_close(
+                    &format!("regression slot {slot}"),
+                    &c[slot..=slot],
+                    &g[slot..=slot],
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! Global average pooling is average pooling with a window of the whole image.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use kiln_shape::{Pool2dSpec, Shape, conv_output_len, same_padding_before};
 

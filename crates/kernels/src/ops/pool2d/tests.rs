@@ -95,3 +95,65 @@ fn max_pool_routes_a_tied_window_to_one_cell() {
         assert_eq!(*v, want, "dx[{i}]");
     }
 }
+
+#[cfg(feature = "cuda")]
+#[test]
+fn pools_and_backpropagates_on_cuda() {
+    if let Some(gpu) = crate::cuda::test_device() {
+        check(&gpu);
+    }
+}
+
+/// `(y, dx)` of `p` on `backend`.
+#[cfg(feature = "cuda")]
+fn forward_backward<B: Pool2dKernel>(
+    backend: &B,
+    p: &Pool2dParams,
+    x: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let xb = backend.alloc_from(x).unwrap();
+    let mut yb = backend.alloc(p.output_len()).unwrap();
+    backend.pool2d_fwd(p, &xb, &mut yb).unwrap();
+    let dyb = backend.alloc_from(dy).unwrap();
+    let mut dxb = backend.alloc_from(&vec![7.0; p.input_len()]).unwrap();
+    backend.pool2d_bwd(p, &xb, &yb, &dyb, &mut dxb).unwrap();
+    (
+        backend.to_host(&yb, p.output_len()).unwrap(),
+        backend.to_host(&dxb, p.input_len()).unwrap(),
+    )
+}
+
+/// The GPU against the CPU, bit for bit (the same terms added in the same order), for
+/// max and average pooling with overlapping, padded and global windows, and with ties
+/// (inputs rounded to a few values, as after a ReLU).
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_cpu_bit_for_bit() {
+    let Some(gpu) = crate::cuda::test_device() else {
+        return;
+    };
+    let cpu = Cpu::with_threads(2).unwrap();
+    let geometries = [
+        (Shape::new(&[8, 8, 3]), spec(2, 2, Padding::Valid)),
+        (Shape::new(&[7, 9, 5]), spec(3, 2, Padding::Same)),
+        (Shape::new(&[6, 6, 70]), spec(3, 1, Padding::Valid)),
+        (Shape::new(&[5, 5, 2]), spec(5, 5, Padding::Valid)),
+    ];
+    for (input, s) in geometries {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            let p = Pool2dParams::new(&s, kind, input, 3).unwrap();
+            let mut rng = Rng::new(5);
+            let x: Vec<f32> = (0..p.input_len())
+                .map(|_| (rng.uniform_in(-2.0, 2.0) * 2.0).round().max(0.0))
+                .collect();
+            let dy: Vec<f32> = (0..p.output_len())
+                .map(|_| rng.uniform_in(-1.0, 1.0))
+                .collect();
+            let (yc, dc) = forward_backward(&cpu, &p, &x, &dy);
+            let (yg, dg) = forward_backward(&gpu, &p, &x, &dy);
+            assert_eq!(yc, yg, "{kind:?} {input}: forward");
+            assert_eq!(dc, dg, "{kind:?} {input}: backward");
+        }
+    }
+}

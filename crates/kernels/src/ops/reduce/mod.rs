@@ -2,6 +2,8 @@
 //! norm and the non-finite checks of training need.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::Result;
 use crate::backend::Storage;
@@ -44,5 +46,29 @@ mod tests {
     #[test]
     fn sums_squares_and_sees_non_finite_values_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn sums_squares_and_sees_non_finite_values_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check(&gpu);
+        }
+    }
+
+    /// The GPU against the CPU, from one value to more than the grid covers at once.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_matches_cpu() {
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let cpu = Cpu::with_threads(2).unwrap();
+        for n in [1, 255, 257, 70_000, 2_000_003] {
+            let x = crate::cuda::parity::random(n, n as u64, 10.0);
+            let want = cpu.sum_squares(&cpu.alloc_from(&x).unwrap(), n).unwrap();
+            let got = gpu.sum_squares(&gpu.alloc_from(&x).unwrap(), n).unwrap();
+            assert!((got - want).abs() <= 1e-12 * want, "{n}: {got} vs {want}");
+        }
     }
 }

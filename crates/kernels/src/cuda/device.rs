@@ -1,0 +1,276 @@
+//! Opening a device, and the [`Storage`] half of the backend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, PushKernelArg, sys,
+};
+
+use super::launch::{driver_err, elementwise};
+use super::{Cuda, CudaBuffer, module};
+use crate::backend::Storage;
+use crate::error::check_len;
+use crate::{Error, Result};
+
+/// What a [`Cuda`] shares among its clones.
+pub(crate) struct CudaInner {
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    /// `sm_XY` of the device: what NVRTC compiles for.
+    pub(crate) arch: String,
+    name: String,
+    /// Modules compiled and loaded so far, by module name; each compiles once per
+    /// context, the first time one of its kernels runs.
+    pub(crate) modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    /// Functions looked up so far, by kernel name.
+    pub(crate) functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Per-block partial sums of the reductions, allocated at the first one.
+    pub(crate) partials: Mutex<Option<CudaSlice<f64>>>,
+    /// Words that kernels report errors through, allocated at the first use (see
+    /// [`Cuda::with_status`]).
+    status: Mutex<Option<CudaSlice<u64>>>,
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::CudaUnavailable {
+        reason: reason.into(),
+    }
+}
+
+impl Cuda {
+    /// The GPU with index `ordinal`.
+    ///
+    /// Fails with [`Error::CudaUnavailable`] when the driver library, the device or the
+    /// NVRTC library (which compiles the kernels) is missing.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        // SAFETY: only tries to open the library with `dlopen`; no symbol is called.
+        // cudarc panics on the first driver call when the library is missing, so this
+        // check comes before any.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(unavailable(
+                "the CUDA driver library (libcuda.so) was not found: install the NVIDIA driver",
+            ));
+        }
+        if !module::nvrtc_available() {
+            return Err(unavailable(
+                "the NVRTC library (libnvrtc.so) was not found: install the CUDA toolkit or \
+                 the `nvidia-cuda-nvrtc` wheel and add its folder to LD_LIBRARY_PATH",
+            ));
+        }
+        let count = CudaContext::device_count()
+            .map_err(|e| unavailable(format!("the driver did not start: {e:?}")))?;
+        if ordinal >= usize::try_from(count).unwrap_or(0) {
+            return Err(unavailable(format!(
+                "there is no CUDA device {ordinal} ({count} found)"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| unavailable(format!("device {ordinal} did not open: {e:?}")))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| driver_err("Cuda::new", e))?;
+        let name = ctx.name().map_err(|e| driver_err("Cuda::new", e))?;
+        // SAFETY: every buffer and launch of the backend goes through the device's
+        // one stream, so there is no use on another stream to synchronise with; the
+        // per-buffer events would only cost two event records a launch.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        Ok(Self {
+            ordinal,
+            inner: Arc::new(CudaInner {
+                ctx,
+                stream,
+                arch: format!("sm_{major}{minor}"),
+                name,
+                modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
+                partials: Mutex::new(None),
+                status: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The device's name, as the driver reports it.
+    pub fn device_name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Waits until every launched kernel has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner
+            .stream
+            .synchronize()
+            .map_err(|e| driver_err("synchronize", e))
+    }
+
+    pub(crate) fn inner(&self) -> &CudaInner {
+        &self.inner
+    }
+
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+}
+
+/// Status words a kernel can report through.
+pub(crate) const STATUS_WORDS: usize = 2;
+
+impl Cuda {
+    /// Zeroes the status words, runs `launch` with them, and returns what the kernel
+    /// left there (waiting for it). Kernels report "the first bad index `i`" as
+    /// `atomicMax(&status[k], ~0 - i)`, so zero means nothing to report; see
+    /// [`first_index`].
+    pub(crate) fn with_status(
+        &self,
+        op: &'static str,
+        launch: impl FnOnce(&mut CudaSlice<u64>) -> Result<()>,
+    ) -> Result<[u64; STATUS_WORDS]> {
+        let mut status = self
+            .inner
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let status = match &mut *status {
+            Some(s) => s,
+            slot => slot.insert(
+                self.stream()
+                    .alloc_zeros::<u64>(STATUS_WORDS)
+                    .map_err(|e| driver_err(op, e))?,
+            ),
+        };
+        self.stream()
+            .memset_zeros(status)
+            .map_err(|e| driver_err(op, e))?;
+        launch(status)?;
+        let mut host = [0u64; STATUS_WORDS];
+        self.stream()
+            .memcpy_dtoh(&*status, &mut host)
+            .map_err(|e| driver_err(op, e))?;
+        self.synchronize()?;
+        Ok(host)
+    }
+
+    /// Element `index` of `buffer`, on the host (for error messages).
+    pub(crate) fn value_at(&self, buffer: &CudaBuffer, index: usize) -> Result<f32> {
+        let mut v = [0.0f32];
+        self.stream()
+            .memcpy_dtoh(&buffer.data.slice(index..=index), &mut v)
+            .map_err(|e| driver_err("download", e))?;
+        self.synchronize()?;
+        Ok(v[0])
+    }
+}
+
+/// The index a status word reports (see [`Cuda::with_status`]), if any.
+pub(crate) fn first_index(word: u64) -> Option<usize> {
+    (word != 0).then(|| (u64::MAX - word) as usize)
+}
+
+impl std::fmt::Debug for Cuda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cuda")
+            .field("ordinal", &self.ordinal)
+            .field("device", &self.inner.name)
+            .field("arch", &self.inner.arch)
+            .finish()
+    }
+}
+
+fn alloc_err(len: usize, backend: String, e: DriverError) -> Error {
+    if e.0 == sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY {
+        Error::OutOfMemory { len, backend }
+    } else {
+        driver_err("alloc", e)
+    }
+}
+
+/// The fill kernel's name.
+const FILL: &str = "fill_fwd_f32";
+
+/// The storage kernels.
+pub(crate) const STORAGE_MODULE: module::KernelSource = module::KernelSource {
+    name: "storage",
+    code: concat!(include_str!("prelude.cuh"), include_str!("storage.cu")),
+    kernels: &[FILL],
+    fmad: false,
+};
+
+impl Storage for Cuda {
+    type Buffer = CudaBuffer;
+
+    fn name(&self) -> String {
+        format!("cuda:{} ({})", self.ordinal, self.inner.name)
+    }
+
+    fn alloc(&self, len: usize) -> Result<CudaBuffer> {
+        let data = self
+            .stream()
+            .alloc_zeros::<f32>(len.max(1))
+            .map_err(|e| alloc_err(len, self.name(), e))?;
+        Ok(CudaBuffer { data, len })
+    }
+
+    fn len(&self, buffer: &CudaBuffer) -> usize {
+        buffer.len
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut CudaBuffer) -> Result<()> {
+        if src.len() > dst.len() {
+            return Err(Error::HostLength {
+                op: "upload",
+                host: src.len(),
+                buffer: dst.len(),
+            });
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.stream()
+            .memcpy_htod(src, &mut dst.data.slice_mut(..src.len()))
+            .map_err(|e| driver_err("upload", e))
+    }
+
+    fn download(&self, src: &CudaBuffer, dst: &mut [f32]) -> Result<()> {
+        if dst.len() > src.len() {
+            return Err(Error::HostLength {
+                op: "download",
+                host: dst.len(),
+                buffer: src.len(),
+            });
+        }
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.stream()
+            .memcpy_dtoh(&src.data.slice(..dst.len()), dst)
+            .map_err(|e| driver_err("download", e))?;
+        self.synchronize()
+    }
+
+    fn fill(&self, buffer: &mut CudaBuffer, len: usize, value: f32) -> Result<()> {
+        check_len("fill", "buffer", len, buffer.len())?;
+        if len == 0 {
+            return Ok(());
+        }
+        let f = self.function(&STORAGE_MODULE, FILL)?;
+        let n = len as u64;
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(&mut buffer.data).arg(&n).arg(&value);
+        // SAFETY: `fill_fwd_f32(float* y, unsigned long long n, float value)` writes
+        // `y[0..n]`, and the buffer holds at least `len = n` values (checked above).
+        unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err("fill", e))?;
+        Ok(())
+    }
+
+    fn copy(&self, src: &CudaBuffer, dst: &mut CudaBuffer, len: usize) -> Result<()> {
+        check_len("copy", "src", len, src.len())?;
+        check_len("copy", "dst", len, dst.len())?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.stream()
+            .memcpy_dtod(&src.data.slice(..len), &mut dst.data.slice_mut(..len))
+            .map_err(|e| driver_err("copy", e))
+    }
+}

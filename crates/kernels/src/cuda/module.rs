@@ -1,0 +1,126 @@
+//! The kernel sources and their compilation with NVRTC.
+//!
+//! Each op's `.cu` file is embedded in the library (`include_str!`) behind a shared
+//! prelude (`prelude.cuh`: grid-stride loops, the activation functions). A module is
+//! compiled for the device's own architecture (`sm_XY`) the first time one of its
+//! kernels is launched, loaded into the device's context, and kept there with its
+//! functions for the life of the [`Cuda`]: one compile a module a context.
+
+use std::sync::{Arc, PoisonError};
+
+use cudarc::driver::CudaFunction;
+use cudarc::nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx_with_opts};
+
+use super::Cuda;
+use super::launch::driver_err;
+use crate::{Error, Result};
+
+/// One op's kernels: a CUDA C++ source and the `extern "C"` kernels it defines.
+#[derive(Debug)]
+pub struct KernelSource {
+    /// The module's name (the op's).
+    pub name: &'static str,
+    /// The source, prelude included.
+    pub code: &'static str,
+    /// The kernels it defines, `{op}_{fwd|bwd}_{dtype}`.
+    pub kernels: &'static [&'static str],
+    /// Whether NVRTC may contract a product and a sum into one FMA. Off for the
+    /// element-wise ops, which then round every step as the CPU backend does; on for
+    /// the matrix products, whose summation order differs from the CPU's anyway.
+    pub fmad: bool,
+}
+
+/// Every kernel source of the backend.
+pub fn sources() -> &'static [KernelSource] {
+    const SOURCES: &[KernelSource] = &[
+        super::device::STORAGE_MODULE,
+        crate::ops::activation::cuda::MODULE,
+        crate::ops::bias::cuda::MODULE,
+        crate::ops::dropout::cuda::MODULE,
+        crate::ops::reduce::cuda::MODULE,
+        crate::ops::loss::cuda::MODULE,
+        crate::ops::metric::cuda::MODULE,
+        crate::ops::optimizer::cuda::MODULE,
+        crate::ops::pool2d::cuda::MODULE,
+        crate::ops::matmul::cuda::MODULE,
+        crate::ops::conv2d::cuda::MODULE,
+    ];
+    SOURCES
+}
+
+/// Whether the NVRTC library can be loaded (cudarc panics on first use otherwise).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to open the library with `dlopen`; no symbol is called.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Compiles `source` for `arch` (`sm_90`, `compute_75`, ...) and returns the PTX text.
+///
+/// Fails with [`Error::CudaUnavailable`] when NVRTC cannot be loaded, and with
+/// [`Error::KernelCompile`] (carrying NVRTC's log) when the source does not compile.
+pub fn compile_ptx(source: &KernelSource, arch: &str) -> Result<String> {
+    Ok(compile(source, arch)?.to_src())
+}
+
+fn compile(source: &KernelSource, arch: &str) -> Result<Ptx> {
+    if !nvrtc_available() {
+        return Err(Error::CudaUnavailable {
+            reason: "the NVRTC library (libnvrtc.so) was not found: install the CUDA toolkit \
+                     or the `nvidia-cuda-nvrtc` wheel and add its folder to LD_LIBRARY_PATH"
+                .into(),
+        });
+    }
+    let opts = CompileOptions {
+        fmad: Some(source.fmad),
+        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()],
+        name: Some(format!("{}.cu", source.name)),
+        ..CompileOptions::default()
+    };
+    compile_ptx_with_opts(source.code, opts).map_err(|e| Error::KernelCompile {
+        module: source.name,
+        log: match e {
+            CompileError::CompileError { nvrtc, log, .. } => {
+                format!("{nvrtc:?}\n{}", log.to_string_lossy())
+            }
+            other => format!("{other:?}"),
+        },
+    })
+}
+
+impl Cuda {
+    /// Kernel `name` of `module`, compiling and loading the module on first use.
+    pub(crate) fn function(
+        &self,
+        module: &'static KernelSource,
+        name: &'static str,
+    ) -> Result<CudaFunction> {
+        let inner = self.inner();
+        let mut functions = inner
+            .functions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = functions.get(name) {
+            return Ok(f.clone());
+        }
+        let loaded = {
+            let mut modules = inner.modules.lock().unwrap_or_else(PoisonError::into_inner);
+            match modules.get(module.name) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let ptx = compile(module, &inner.arch)?;
+                    let m = inner
+                        .ctx
+                        .load_module(ptx)
+                        .map_err(|e| driver_err("load_module", e))?;
+                    modules.insert(module.name, Arc::clone(&m));
+                    m
+                }
+            }
+        };
+        let f = loaded
+            .load_function(name)
+            .map_err(|e| driver_err("load_function", e))?;
+        functions.insert(name, f.clone());
+        Ok(f)
+    }
+}

@@ -1,0 +1,148 @@
+//! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the tiled
+//! SGEMM of `matmul/gemm.cuh`. The patches are read from the image as the tiles load,
+//! so the GPU needs no workspace.
+
+use cudarc::driver::{DeviceRepr, PushKernelArg};
+
+use super::{Conv2dKernel, Conv2dParams};
+use crate::cuda::launch::driver_err;
+use crate::cuda::module::KernelSource;
+use crate::error::check_len;
+use crate::ops::bias::BiasParams;
+use crate::ops::bias::cpu::check_epilogue;
+use crate::ops::matmul::cuda::gemm_grid;
+use crate::ops::us;
+use crate::{Cuda, CudaBuffer, Error, Result};
+
+/// Forward with bias and epilogue activation.
+pub(crate) const FWD: &str = "conv2d_fwd_f32";
+/// Weight gradient.
+pub(crate) const WEIGHT_BWD: &str = "conv2d_weight_bwd_f32";
+/// Input gradient.
+pub(crate) const INPUT_BWD: &str = "conv2d_input_bwd_f32";
+
+/// The convolution kernels.
+pub(crate) const MODULE: KernelSource = KernelSource {
+    name: "conv2d",
+    code: concat!(
+        include_str!("../../cuda/prelude.cuh"),
+        include_str!("../matmul/gemm.cuh"),
+        include_str!("conv2d.cu")
+    ),
+    kernels: &[FWD, WEIGHT_BWD, INPUT_BWD],
+    fmad: true,
+};
+
+/// Output pixels each z-slice of the weight gradient sums: long enough to amortise
+/// its tile loads, short enough to give the GPU blocks to spread.
+const WEIGHT_CHUNK: usize = 2048;
+
+// SAFETY: `#[repr(C)]` of fourteen `u32` (the activation a `#[repr(u32)]` enum) and an
+// `f32`, matching `struct Conv2dParams` in conv2d.cu.
+unsafe impl DeviceRepr for Conv2dParams {}
+
+/// Refuses geometries whose indices the kernels' 32-bit arithmetic cannot hold.
+fn check_extent(op: &'static str, p: &Conv2dParams) -> Result<()> {
+    let biggest = p.input_len().max(p.output_len()).max(p.weight_len());
+    if biggest > u32::MAX as usize {
+        return Err(Error::InvalidParams {
+            op,
+            detail: format!("{biggest} values exceed the GPU kernels' 32-bit indices"),
+        });
+    }
+    Ok(())
+}
+
+impl Conv2dKernel for Cuda {
+    fn conv2d_workspace_len(&self, _p: &Conv2dParams) -> usize {
+        0
+    }
+
+    fn conv2d_fwd(
+        &self,
+        p: &Conv2dParams,
+        x: &CudaBuffer,
+        w: &CudaBuffer,
+        bias: &CudaBuffer,
+        y: &mut CudaBuffer,
+        _ws: &mut CudaBuffer,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_fwd";
+        check_len(OP, "x", p.input_len(), x.len())?;
+        check_len(OP, "w", p.weight_len(), w.len())?;
+        check_len(OP, "y", p.output_len(), y.len())?;
+        check_len(OP, "bias", us(p.out_c), bias.len())?;
+        check_epilogue(OP, p.activation)?;
+        check_extent(OP, p)?;
+        if p.output_len() == 0 {
+            return Ok(());
+        }
+        let cfg = gemm_grid(OP, p.out_pixels(), us(p.out_c), 1)?;
+        let f = self.function(&MODULE, FWD)?;
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(p)
+            .arg(&x.data)
+            .arg(&w.data)
+            .arg(&bias.data)
+            .arg(&mut y.data);
+        // SAFETY: the kernel reads `x` (`input_len`), `w` (`weight_len`) and `bias`
+        // (`out_c`) and writes `y[0..output_len]`; every length is checked above.
+        unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
+        Ok(())
+    }
+
+    fn conv2d_bwd(
+        &self,
+        p: &Conv2dParams,
+        x: &CudaBuffer,
+        w: &CudaBuffer,
+        dy: &CudaBuffer,
+        dw: &mut CudaBuffer,
+        dbias: &mut CudaBuffer,
+        dx: Option<&mut CudaBuffer>,
+        _ws: &mut CudaBuffer,
+    ) -> Result<()> {
+        const OP: &str = "conv2d_bwd";
+        check_len(OP, "x", p.input_len(), x.len())?;
+        check_len(OP, "w", p.weight_len(), w.len())?;
+        check_len(OP, "y", p.output_len(), dy.len())?;
+        check_len(OP, "dw", p.weight_len(), dw.len())?;
+        check_len(OP, "dbias", us(p.out_c), dbias.len())?;
+        if let Some(dx) = &dx {
+            check_len(OP, "dx", p.input_len(), dx.len())?;
+        }
+        check_extent(OP, p)?;
+        let rows = p.out_pixels();
+        if rows > 0 && p.weight_len() > 0 {
+            let chunk = WEIGHT_CHUNK.min(rows);
+            let splits = rows.div_ceil(chunk) as u32;
+            let cfg = gemm_grid(OP, p.patch_len(), us(p.out_c), splits)?;
+            let f = self.function(&MODULE, WEIGHT_BWD)?;
+            let chunk = chunk as u32;
+            let mut args = self.stream().launch_builder(&f);
+            args.arg(p)
+                .arg(&x.data)
+                .arg(&dy.data)
+                .arg(&mut dw.data)
+                .arg(&chunk);
+            // SAFETY: the kernel reads `x` (`input_len`) and `dy` (`output_len`) and
+            // adds to `dw[0..weight_len]`; every length is checked above.
+            unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
+        }
+        if let Some(dx) = dx
+            && p.input_len() > 0
+        {
+            let image_pixels = p.input_len() / us(p.in_c).max(1);
+            let cfg = gemm_grid(OP, image_pixels, us(p.in_c), 1)?;
+            let f = self.function(&MODULE, INPUT_BWD)?;
+            let mut args = self.stream().launch_builder(&f);
+            args.arg(p).arg(&dy.data).arg(&w.data).arg(&mut dx.data);
+            // SAFETY: the kernel reads `dy` (`output_len`) and `w` (`weight_len`) and
+            // writes `dx[0..input_len]`; every length is checked above.
+            unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
+        }
+        // `rows` fits in 32 bits: `check_extent` bounds the output, which is longer.
+        let bias = BiasParams::new(rows as u32, p.out_c);
+        self.column_sums(OP, &bias, dy, dbias)
+    }
+}

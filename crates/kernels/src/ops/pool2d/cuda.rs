@@ -1,0 +1,76 @@
+//! Pooling on the GPU: launch code for `pool2d.cu`.
+
+use cudarc::driver::{DeviceRepr, PushKernelArg};
+
+use super::{Pool2dKernel, Pool2dParams};
+use crate::cuda::launch::{driver_err, elementwise};
+use crate::cuda::module::KernelSource;
+use crate::error::check_len;
+use crate::{Cuda, CudaBuffer, Result};
+
+/// Forward, one thread an output value.
+pub(crate) const FWD: &str = "pool2d_fwd_f32";
+/// Backward, one thread an input value.
+pub(crate) const BWD: &str = "pool2d_bwd_f32";
+
+/// The pooling kernels.
+pub(crate) const MODULE: KernelSource = KernelSource {
+    name: "pool2d",
+    code: concat!(
+        include_str!("../../cuda/prelude.cuh"),
+        include_str!("pool2d.cu")
+    ),
+    kernels: &[FWD, BWD],
+    fmad: false,
+};
+
+// SAFETY: `#[repr(C)]` of thirteen `u32` (the kind a `#[repr(u32)]` enum), matching
+// `struct Pool2dParams` in pool2d.cu.
+unsafe impl DeviceRepr for Pool2dParams {}
+
+impl Pool2dKernel for Cuda {
+    fn pool2d_fwd(&self, p: &Pool2dParams, x: &CudaBuffer, y: &mut CudaBuffer) -> Result<()> {
+        check_len("pool2d_fwd", "x", p.input_len(), x.len())?;
+        check_len("pool2d_fwd", "y", p.output_len(), y.len())?;
+        if p.output_len() == 0 {
+            return Ok(());
+        }
+        let f = self.function(&MODULE, FWD)?;
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(p).arg(&x.data).arg(&mut y.data);
+        // SAFETY: the kernel reads `x[0..input_len]` and writes `y[0..output_len]`;
+        // both lengths are checked above.
+        unsafe { args.launch(elementwise(p.output_len())) }
+            .map_err(|e| driver_err("pool2d_fwd", e))?;
+        Ok(())
+    }
+
+    fn pool2d_bwd(
+        &self,
+        p: &Pool2dParams,
+        x: &CudaBuffer,
+        y: &CudaBuffer,
+        dy: &CudaBuffer,
+        dx: &mut CudaBuffer,
+    ) -> Result<()> {
+        const OP: &str = "pool2d_bwd";
+        check_len(OP, "x", p.input_len(), x.len())?;
+        check_len(OP, "y", p.output_len(), y.len())?;
+        check_len(OP, "dy", p.output_len(), dy.len())?;
+        check_len(OP, "dx", p.input_len(), dx.len())?;
+        if p.input_len() == 0 {
+            return Ok(());
+        }
+        let f = self.function(&MODULE, BWD)?;
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(p)
+            .arg(&x.data)
+            .arg(&y.data)
+            .arg(&dy.data)
+            .arg(&mut dx.data);
+        // SAFETY: the kernel reads `x` and writes `dx` over `input_len` values, and
+        // reads `y` and `dy` over `output_len`; all four lengths are checked above.
+        unsafe { args.launch(elementwise(p.input_len())) }.map_err(|e| driver_err(OP, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+// The matrix product in every layout, and the three convolution kernels, against
+// direct loops in double precision.
+#include "emu.h"
+#include "check.h"
+#include "cuda/prelude.cuh"
+#include "ops/matmul/gemm.cuh"
+#include "ops/matmul/matmul.cu"
+#include "ops/conv2d/conv2d.cu"
+
+#include <tuple>
+
+static void matmul() {
+    for (auto [m, n, k] : std::vector<std::tuple<unsigned, unsigned, unsigned>>{
+             {1, 1, 1}, {65, 63, 17}, {70, 130, 40}})
+        for (int ta = 0; ta < 2; ++ta)
+            for (int tb = 0; tb < 2; ++tb)
+                for (int acc = 0; acc < 2; ++acc) {
+                    auto a = random_values(m * k), b = random_values(k * n), c = random_values(m * n);
+                    std::vector<float> want = c;
+                    for (unsigned i = 0; i < m; ++i)
+                        for (unsigned j = 0; j < n; ++j) {
+                            double s = 0;
+                            for (unsigned q = 0; q < k; ++q)
+                                s += (double)(ta ? a[q * m + i] : a[i * k + q]) *
+                                     (tb ? b[j * k + q] : b[q * n + j]);
+                            want[i * n + j] = float((acc ? c[i * n + j] : 0.0) + s);
+                        }
+                    MatmulParams p{m, n, k, (bool)ta, (bool)tb, (bool)acc};
+                    launch(dim3{(m + 63) / 64, (n + 63) / 64, 1}, dim3{256, 1, 1}, matmul_fwd_f32, p,
+                           (const float*)a.data(), (const float*)b.data(), c.data());
+                    char what[100];
+                    std::snprintf(what, sizeof what, "matmul %ux%ux%u trans %d %d accumulate %d", m, n,
+                                  k, ta, tb, acc);
+                    expect_close(what, want, c, 1e-4f);
+                }
+}
+
+static void conv2d() {
+    // batch, in h, w, c, filters, kernel h, w, stride h, w, pad top, left
+    for (auto g : std::vector<std::vector<unsigned>>{{2, 5, 6, 3, 4, 3, 3, 1, 1, 0, 0},
+                                                    {2, 7, 6, 3, 4, 3, 3, 2, 2, 1, 1},
+                                                    {3, 9, 9, 1, 5, 4, 4, 3, 2, 1, 1},
+                                                    {2, 6, 5, 70, 3, 3, 1, 1, 1, 1, 0}}) {
+        unsigned B = g[0], IH = g[1], IW = g[2], IC = g[3], OC = g[4], KH = g[5], KW = g[6];
+        unsigned SH = g[7], SW = g[8], PT = g[9], PL = g[10];
+        unsigned OH = (IH + 2 * PT - KH) / SH + 1, OW = (IW + 2 * PL - KW) / SW + 1;
+        Conv2dParams p{B, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, PT, PL, ACT_RELU, 0.0f};
+        auto x = random_values(B * IH * IW * IC), w = random_values(KH * KW * IC * OC);
+        auto bias = random_values(OC), dy = random_values(B * OH * OW * OC);
+        std::vector<float> want_y(dy.size()), want_dw(w.size(), 1.0f), want_dx(x.size(), 0.0f);
+        for (unsigned n = 0; n < B; ++n)
+            for (unsigned oy = 0; oy < OH; ++oy)
+                for (unsigned ox = 0; ox < OW; ++ox)
+                    for (unsigned f = 0; f < OC; ++f) {
+                        size_t o = ((n * OH + oy) * OW + ox) * OC + f;
+                        double s = bias[f];
+                        for (unsigned ky = 0; ky < KH; ++ky)
+                            for (unsigned kx = 0; kx < KW; ++kx) {
+                                int yy = int(oy * SH + ky) - int(PT), xx = int(ox * SW + kx) - int(PL);
+                                if (yy < 0 || yy >= int(IH) || xx < 0 || xx >= int(IW)) continue;
+                                for (unsigned c = 0; c < IC; ++c) {
+                                    size_t xi = ((n * IH + yy) * IW + xx) * IC + c;
+                                    size_t wi = ((ky * KW + kx) * IC + c) * OC + f;
+                                    s += (double)x[xi] * w[wi];
+                                    want_dw[wi] += (double)x[xi] * dy[o];
+                                    want_dx[xi] += (double)w[wi] * dy[o];
+                                }
+                            }
+                        want_y[o] = s < 0 ? 0.0f : float(s);
+                    }
+        unsigned rows = B * OH * OW, patch = KH * KW * IC;
+        std::vector<float> y(want_y.size()), dw(w.size(), 1.0f), dx(x.size(), 5.0f);
+        launch(dim3{(rows + 63) / 64, (OC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_fwd_f32, p,
+               (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data());
+        expect_close("conv2d forward", want_y, y, 1e-4f);
+        // Short K slices, so that several blocks add into each weight gradient value.
+        unsigned chunk = min(7u, rows), splits = (rows + chunk - 1) / chunk;
+        launch(dim3{(patch + 63) / 64, (OC + 63) / 64, splits}, dim3{256, 1, 1}, conv2d_weight_bwd_f32,
+               p, (const float*)x.data(), (const float*)dy.data(), dw.data(), chunk);
+        expect_close("conv2d weight gradient", want_dw, dw, 1e-4f);
+        launch(dim3{(B * IH * IW + 63) / 64, (IC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_input_bwd_f32,
+               p, (const float*)dy.data(), (const float*)w.data(), dx.data());
+        expect_close("conv2d input gradient", want_dx, dx, 1e-4f);
+    }
+}
+
+int main() {
+    matmul();
+    conv2d();
+    return failures();
+}
