@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use kiln::prelude::*;
-use kiln_examples::args::Args;
+use kiln_examples::args::{Args, Device};
 use kiln_examples::breast_cancer::{self, CancerNet};
 use kiln_examples::report::{Json, plot_path, samples_per_second};
 
@@ -30,7 +30,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 16,
         seed: 1,
         data: None,
+        device: Device::Cpu,
     })?;
+    if args.device != Device::Cpu {
+        return Err(
+            "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda".into(),
+        );
+    }
     let tables = breast_cancer::load(&args.data_dir())?;
     println!("{}", <CancerNet>::summary());
     println!(

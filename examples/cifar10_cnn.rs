@@ -12,14 +12,17 @@
 //! Without `--data`, CIFAR-10 is downloaded like Keras's `cifar10.load_data()` (into
 //! `KILN_DATA_DIR`, else the user's cache folder, verified and reused). `--data DIR`
 //! reads the binary version's files (`data_batch_1.bin` .. `test_batch.bin`, plain or
-//! gzipped) from `DIR`.
+//! gzipped) from `DIR`. `--device cuda` trains on the GPU (a build with `--features
+//! cuda`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use kiln::data::InMemory;
 use kiln::data::cifar;
 use kiln::prelude::*;
-use kiln_examples::args::Args;
+use kiln_examples::args::{Args, Device};
+use kiln_examples::device::{OnBackend, run_on};
 
 kiln::model! {
     /// The CNN of the Keras CIFAR-10 tutorial.
@@ -47,6 +50,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 64,
         seed: 1,
         data: None,
+        device: Device::Cpu,
     })?;
     // (x_train, y_train), (x_test, y_test) = cifar10.load_data()
     let loading = Instant::now();
@@ -62,44 +66,58 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         test.len(),
         loading.elapsed().as_secs_f64()
     );
-    // x_train, x_test = x_train / 255.0, x_test / 255.0
-    let pipeline = Pipeline::new().scale(1.0 / 255.0);
-
-    let cpu = Cpu::new()?;
-    let model = SeedCnn::new(&cpu, args.batch_size, args.seed)?;
     println!("{}", <SeedCnn>::summary());
-    // model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    let mut trainer = Trainer::new(
-        model,
-        Loss::sparse_categorical_crossentropy(),
-        Optimizer::new(Adam::default()),
-    )?
-    .metrics([Metric::Accuracy]);
-    // model.fit(x_train, y_train, epochs=10, batch_size=64, validation_data=(x_test, y_test))
-    let started = Instant::now();
-    let history = trainer.fit(
-        Arc::clone(&train),
-        FitOptions::new(args.epochs, args.batch_size)
-            .seed(args.seed)
-            .pipeline(pipeline.clone())
-            .validation_data(Arc::clone(&test)),
-    )?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    // model.evaluate(x_test, y_test)
-    let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
+    run_on(
+        args.device,
+        SeedProgram {
+            args: args.clone(),
+            train,
+            test,
+        },
+    )
+}
 
-    let plot = std::path::Path::new("target/kiln-examples/cifar10_cnn.png");
-    std::fs::create_dir_all(plot.parent().unwrap_or(std::path::Path::new(".")))?;
-    kiln::train::plot_history(&history, plot)?;
-    println!("learning curves: {}", plot.display());
-    let fit_seconds: f64 = history.epochs.iter().map(|e| e.seconds).sum();
-    println!(
-        "result: {{\"test_accuracy\": {:.4}, \"test_loss\": {:.4}, \"train_seconds\": {:.2}, \"images_per_second\": {:.0}, \"peak_memory_mib\": {:.0}}}",
-        evaluation.get("accuracy").unwrap_or(f64::NAN),
-        evaluation.get("loss").unwrap_or(f64::NAN),
-        train_seconds,
-        (history.epochs.len() * train.len()) as f64 / fit_seconds.max(1e-9),
-        kiln_examples::report::peak_memory_mib().unwrap_or(f64::NAN),
-    );
-    Ok(())
+/// The training, written once for every backend.
+struct SeedProgram {
+    args: Args,
+    train: Arc<InMemory>,
+    test: Arc<InMemory>,
+}
+
+impl OnBackend for SeedProgram {
+    fn run<B: Backend>(self, backend: &B) -> Result<(), Box<dyn std::error::Error>> {
+        let SeedProgram { args, train, test } = self;
+        println!("training on {}", backend.name());
+        // x_train, x_test = x_train / 255.0, x_test / 255.0
+        let pipeline = Pipeline::new().scale(1.0 / 255.0);
+        let model = SeedCnn::new(backend, args.batch_size, args.seed)?;
+        // model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        let mut trainer = Trainer::new(
+            model,
+            Loss::sparse_categorical_crossentropy(),
+            Optimizer::new(Adam::default()),
+        )?
+        .metrics([Metric::Accuracy]);
+        // model.fit(x_train, y_train, epochs=10, batch_size=64, validation_data=(x_test, y_test))
+        let started = Instant::now();
+        let history = trainer.fit(
+            Arc::clone(&train),
+            FitOptions::new(args.epochs, args.batch_size)
+                .seed(args.seed)
+                .pipeline(pipeline.clone())
+                .validation_data(Arc::clone(&test)),
+        )?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        // model.evaluate(x_test, y_test)
+        let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
+
+        kiln_examples::report::finish_classifier(
+            "cifar10_cnn",
+            &history,
+            &evaluation,
+            train_seconds,
+            train.len(),
+        )?;
+        Ok(())
+    }
 }

@@ -6,14 +6,17 @@
 //! ```
 //!
 //! `--data DIR` reads MNIST-style IDX files from `DIR` instead (the embedded split is
-//! used when it is absent).
+//! used when it is absent). `--device cuda` trains on the GPU (a build with
+//! `--features cuda`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use kiln::data::InMemory;
 use kiln::data::mnist;
 use kiln::prelude::*;
-use kiln_examples::args::Args;
+use kiln_examples::args::{Args, Device};
+use kiln_examples::device::{OnBackend, run_on};
 
 kiln::model! {
     /// Three Conv2D + MaxPool blocks, Flatten, Dense(128, relu), Dense(10, softmax):
@@ -45,6 +48,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 64,
         seed: 1,
         data: None,
+        device: Device::Cpu,
     })?;
     let (train, test) = match &args.data {
         Some(dir) => mnist::IdxSet::mnist().load_dir(dir)?,
@@ -57,44 +61,53 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         train.len(),
         test.len()
     );
+    run_on(
+        args.device,
+        Quickstart {
+            args: args.clone(),
+            train,
+            test,
+        },
+    )
+}
 
-    let cpu = Cpu::new()?;
-    let model = DigitCnn::new(&cpu, args.batch_size, args.seed)?;
-    let mut trainer = Trainer::new(
-        model,
-        Loss::sparse_categorical_crossentropy(),
-        Optimizer::new(Adam::default()),
-    )?
-    .metrics([Metric::Accuracy]);
-    // x / 255, as the Keras tutorial does.
-    let pipeline = Pipeline::new().scale(1.0 / 255.0);
-    let started = Instant::now();
-    let history = trainer.fit(
-        Arc::clone(&train),
-        FitOptions::new(args.epochs, args.batch_size)
-            .seed(args.seed)
-            .pipeline(pipeline.clone())
-            .validation_data(Arc::clone(&test)),
-    )?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
-    let plot = std::path::Path::new("target/kiln-examples/quickstart.png");
-    std::fs::create_dir_all(plot.parent().unwrap_or(std::path::Path::new(".")))?;
-    kiln::train::plot_history(&history, plot)?;
-    println!("learning curves: {}", plot.display());
-    let images = (args.epochs * train.len()) as f64;
-    println!(
-        "result: {{\"test_accuracy\": {:.4}, \"test_loss\": {:.4}, \"train_seconds\": {:.2}, \"images_per_second\": {:.0}}}",
-        evaluation.get("accuracy").unwrap_or(f64::NAN),
-        evaluation.get("loss").unwrap_or(f64::NAN),
-        train_seconds,
-        images
-            / history
-                .epochs
-                .iter()
-                .map(|e| e.seconds)
-                .sum::<f64>()
-                .max(1e-9),
-    );
-    Ok(())
+/// The training, written once for every backend.
+struct Quickstart {
+    args: Args,
+    train: Arc<InMemory>,
+    test: Arc<InMemory>,
+}
+
+impl OnBackend for Quickstart {
+    fn run<B: Backend>(self, backend: &B) -> Result<(), Box<dyn std::error::Error>> {
+        let Quickstart { args, train, test } = self;
+        println!("training on {}", backend.name());
+        let model = DigitCnn::new(backend, args.batch_size, args.seed)?;
+        let mut trainer = Trainer::new(
+            model,
+            Loss::sparse_categorical_crossentropy(),
+            Optimizer::new(Adam::default()),
+        )?
+        .metrics([Metric::Accuracy]);
+        // x / 255, as the Keras tutorial does.
+        let pipeline = Pipeline::new().scale(1.0 / 255.0);
+        let started = Instant::now();
+        let history = trainer.fit(
+            Arc::clone(&train),
+            FitOptions::new(args.epochs, args.batch_size)
+                .seed(args.seed)
+                .pipeline(pipeline.clone())
+                .validation_data(Arc::clone(&test)),
+        )?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
+        kiln_examples::report::finish_classifier(
+            "quickstart",
+            &history,
+            &evaluation,
+            train_seconds,
+            train.len(),
+        )?;
+        Ok(())
+    }
 }

@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use kiln::prelude::*;
-use kiln_examples::args::Args;
+use kiln_examples::args::{Args, Device};
 use kiln_examples::diabetes::{self, DiabetesNet};
 use kiln_examples::report::{Json, plot_path, samples_per_second};
 
@@ -36,7 +36,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 16,
         seed: 1,
         data: None,
+        device: Device::Cpu,
     })?;
+    if args.device != Device::Cpu {
+        return Err(
+            "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda".into(),
+        );
+    }
     let tables = diabetes::load(&args.data_dir())?;
     println!("{}", <DiabetesNet>::summary());
     println!(

@@ -26,7 +26,7 @@ use kiln::data::split::split_dataset;
 use kiln::optim::{Algorithm, Constant};
 use kiln::prelude::*;
 use kiln::train::plot_runs;
-use kiln_examples::args::Args;
+use kiln_examples::args::{Args, Device};
 use kiln_examples::report::{Json, plot_path, samples_per_second};
 
 kiln::model! {
@@ -73,7 +73,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 32,
         seed: 1,
         data: None,
+        device: Device::Cpu,
     })?;
+    if args.device != Device::Cpu {
+        return Err(
+            "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda".into(),
+        );
+    }
     let (train_all, test) = match &args.data {
         Some(dir) => mnist::IdxSet::mnist().load_dir(dir)?,
         None => mnist::embedded()?,

@@ -20,6 +20,18 @@ pub struct Args {
     pub seed: u64,
     /// A folder of data files, when given.
     pub data: Option<PathBuf>,
+    /// Where to train (`--device cpu|cuda`).
+    pub device: Device,
+}
+
+/// The device an example trains on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU backend (every core).
+    #[default]
+    Cpu,
+    /// The first CUDA GPU (a build with `--features cuda`).
+    Cuda,
 }
 
 impl Args {
@@ -47,9 +59,16 @@ impl Args {
                 }
                 "--seed" => out.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
                 "--data" => out.data = Some(PathBuf::from(value()?)),
+                "--device" => {
+                    out.device = match value()?.as_str() {
+                        "cpu" => Device::Cpu,
+                        "cuda" => Device::Cuda,
+                        other => return Err(format!("--device: `{other}` is not cpu or cuda")),
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "unknown argument `{other}`; expected --epochs N, --batch-size N, --seed N or --data DIR"
+                        "unknown argument `{other}`; expected --epochs N, --batch-size N, --seed N, --data DIR or --device cpu|cuda"
                     ));
                 }
             }
@@ -76,6 +95,7 @@ mod tests {
             batch_size: 64,
             seed: 1,
             data: None,
+            device: Device::Cpu,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod breast_cancer;
+pub mod device;
 pub mod diabetes;
 pub mod report;
 

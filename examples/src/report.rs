@@ -37,6 +37,36 @@ pub fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The end of a classifier example: writes its learning curves to
+/// `target/kiln-examples/{name}.png`, then prints the `result:` line with the test
+/// accuracy and loss, the training time, the training samples per second and, where
+/// the system tells, the peak memory.
+pub fn finish_classifier(
+    name: &str,
+    history: &History,
+    test: &kiln::train::Evaluation,
+    train_seconds: f64,
+    samples_per_epoch: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let plot = plot_path(name)?;
+    kiln::train::plot_history(history, &plot)?;
+    println!("learning curves: {}", plot.display());
+    let mut result = Json::new()
+        .number("test_accuracy", test.get("accuracy").unwrap_or(f64::NAN), 4)
+        .number("test_loss", test.get("loss").unwrap_or(f64::NAN), 4)
+        .number("train_seconds", train_seconds, 2)
+        .number(
+            "images_per_second",
+            samples_per_second([history], samples_per_epoch),
+            0,
+        );
+    if let Some(mib) = peak_memory_mib() {
+        result = result.number("peak_memory_mib", mib, 0);
+    }
+    println!("result: {result}");
+    Ok(())
+}
+
 /// A JSON object written field by field, in order; non-finite numbers become `null`.
 #[derive(Clone, Debug, Default)]
 pub struct Json {
