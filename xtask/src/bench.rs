@@ -17,6 +17,8 @@ struct Options {
     quick: bool,
     filter: Option<String>,
     threads: Option<usize>,
+    /// Alternations of kiln and PyTorch for each seed-CNN configuration.
+    rounds: usize,
 }
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
@@ -24,12 +26,21 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         quick: false,
         filter: None,
         threads: None,
+        rounds: 3,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--filter" => options.filter = Some(it.next().ok_or("--filter needs a regex")?),
+            "--rounds" => {
+                let n = it.next().ok_or("--rounds needs a number")?;
+                options.rounds = n
+                    .parse()
+                    .ok()
+                    .filter(|&r| r > 0)
+                    .ok_or_else(|| format!("--rounds: `{n}` is not a positive number"))?;
+            }
             "--threads" => {
                 let n = it.next().ok_or("--threads needs a number")?;
                 options.threads = Some(
@@ -39,7 +50,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown option `{other}`; options: --quick, --filter REGEX, --threads N"
+                    "unknown option `{other}`; options: --quick, --filter REGEX, --threads N, --rounds N"
                 ));
             }
         }
@@ -105,21 +116,32 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let wants = |name: &str| options.filter.as_ref().is_none_or(|f| f.contains(name));
     let with_torch = (wants("seed_cnn") || wants("optim")) && peer::torch_available();
     let mut torch_seed = Vec::new();
+    let mut seed_rounds: Vec<Row> = Vec::new();
     if wants("seed_cnn") {
-        for (batch, threads) in compare::configs(options.threads) {
-            let group = format!("seed_cnn_batch{batch}_threads{threads}/");
-            cargo_bench(&root, "seed_cnn", &options, Some(&group))?;
-            if with_torch {
-                let mut args = vec![
-                    "--batch".to_string(),
-                    batch.to_string(),
-                    "--threads".to_string(),
-                    threads.to_string(),
-                ];
-                if options.quick {
-                    args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
+        let rounds = if options.quick { 1 } else { options.rounds };
+        for round in 0..rounds {
+            println!("xtask: seed CNN, round {} of {rounds}", round + 1);
+            for (batch, threads) in compare::configs(options.threads) {
+                let group = format!("seed_cnn_batch{batch}_threads{threads}/");
+                let at = std::time::SystemTime::now();
+                cargo_bench(&root, "seed_cnn", &options, Some(&group))?;
+                seed_rounds.extend(
+                    collect(&criterion_dir, at)?
+                        .into_iter()
+                        .filter(|r| r.id.starts_with(&group)),
+                );
+                if with_torch {
+                    let mut args = vec![
+                        "--batch".to_string(),
+                        batch.to_string(),
+                        "--threads".to_string(),
+                        threads.to_string(),
+                    ];
+                    if options.quick {
+                        args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
+                    }
+                    torch_seed.extend(peer::run(&root, "benches/python/seed_cnn_torch.py", &args)?);
                 }
-                torch_seed.extend(peer::run(&root, "benches/python/seed_cnn_torch.py", &args)?);
             }
         }
     }
@@ -142,6 +164,15 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    let seed_rows = compare::combine_rounds(&seed_rounds);
+    let torch_seed = compare::combine_torch_rounds(&torch_seed);
+    let mut with_rounds: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| !r.id.starts_with("seed_cnn_batch"))
+        .collect();
+    with_rounds.extend(seed_rows);
+    with_rounds.sort_by(|a, b| a.id.cmp(&b.id));
+    let rows = with_rounds;
     let (compare_md, compare_json) = compare::seed_cnn(&rows, &torch_seed);
     let mut table = compare_md;
     table.push_str(&markdown(&rows));
@@ -178,7 +209,7 @@ pub(crate) struct Row {
     // Elements per iteration (images for the model, FLOPs for kernels and layers).
     pub(crate) elements: Option<f64>,
     // Bytes moved per iteration (memory-bound kernels).
-    bytes: Option<f64>,
+    pub(crate) bytes: Option<f64>,
 }
 
 impl Row {

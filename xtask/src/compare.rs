@@ -25,6 +25,78 @@ pub fn configs(threads: Option<usize>) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// One row per benchmark from several rounds: the median of the rounds' medians, and
+/// the fastest and slowest of them as the range.
+pub fn combine_rounds(rounds: &[Row]) -> Vec<Row> {
+    let mut ids: Vec<&str> = rounds.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let same: Vec<&Row> = rounds.iter().filter(|r| r.id == id).collect();
+            let mut medians: Vec<f64> = same.iter().map(|r| r.median_ns).collect();
+            let low = medians.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = medians.iter().copied().fold(0.0, f64::max);
+            Row {
+                id: id.to_string(),
+                median_ns: median(&mut medians),
+                low_ns: low,
+                high_ns: high,
+                elements: same[0].elements,
+                bytes: same[0].bytes,
+            }
+        })
+        .collect()
+}
+
+/// PyTorch's lines for the same workload and configuration from several rounds
+/// combined the same way: the median of the medians, the range of the medians.
+pub fn combine_torch_rounds(lines: &[Value]) -> Vec<Value> {
+    let key = |l: &Value| {
+        (
+            l["workload"].to_string(),
+            l["batch"].to_string(),
+            l["threads"].to_string(),
+        )
+    };
+    let mut keys: Vec<(String, String, String)> = lines.iter().map(key).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let same: Vec<&Value> = lines.iter().filter(|l| key(l) == k).collect();
+            let mut medians: Vec<f64> = same
+                .iter()
+                .filter_map(|l| l["images_per_s_median"].as_f64())
+                .collect();
+            let first = same.first()?;
+            let (low, high) = (
+                medians.iter().copied().fold(f64::INFINITY, f64::min),
+                medians.iter().copied().fold(0.0, f64::max),
+            );
+            let mut line = (*first).clone();
+            line["images_per_s_median"] = json!(median(&mut medians));
+            line["images_per_s_min"] = json!(low);
+            line["images_per_s_max"] = json!(high);
+            line["rounds"] = json!(same.len());
+            Some(line)
+        })
+        .collect()
+}
+
 /// The markdown table and its JSON for every seed-CNN row of this run.
 pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
     let peak = |threads: usize| {
@@ -33,7 +105,7 @@ pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
             .and_then(|r| r.per_second(r.median_ns))
     };
     let mut md = String::from(
-        "| seed CNN | kiln images/s (min .. max) | PyTorch images/s (min .. max) | kiln / PyTorch | kiln's share of the FMA peak |\n|---|---|---|---|---|\n",
+        "| seed CNN | kiln images/s (range over rounds) | PyTorch images/s (range over rounds) | kiln / PyTorch | kiln's share of the FMA peak |\n|---|---|---|---|---|\n",
     );
     let mut out = Vec::new();
     // Batch, then threads, then workload: the table reads as a grid.

@@ -1,6 +1,6 @@
 //! `cargo xtask <task>`: kiln's project chores, one module per task.
 //!
-//! - `bench [--quick] [--filter REGEX] [--threads N]`: run the criterion benchmarks
+//! - `bench [--quick] [--filter REGEX] [--threads N] [--rounds N]`: run the criterion benchmarks
 //!   and write `target/kiln-bench/report.{md,json}`.
 
 mod bench;
