@@ -17,7 +17,12 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir.to_path_buf())
     } else {
-        eprintln!("{test}: skipped, {} is absent", dir.display());
+        // Straight to stderr: the test harness captures `eprintln!`, and a skip must show.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {test}: {} is absent",
+            dir.display()
+        );
         None
     }
 }
