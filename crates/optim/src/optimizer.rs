@@ -443,7 +443,12 @@ impl<B: Backend> Optimizer<B> {
                             ),
                         });
                     }
-                    None => unreachable_state(name)?,
+                    None => {
+                        return Err(Error::Config {
+                            optimizer: name,
+                            detail: "the saved state ended early".into(),
+                        });
+                    }
                 }
             }
             backend.upload(&values, &mut slot.state)?;
@@ -459,13 +464,4 @@ impl<B: Backend> Optimizer<B> {
         }
         Ok(())
     }
-}
-
-/// The count was checked above; an exhausted iterator is a bug, reported, not
-/// panicked on.
-fn unreachable_state(optimizer: &'static str) -> Result<()> {
-    Err(Error::Config {
-        optimizer,
-        detail: "the saved state ended early".into(),
-    })
 }

@@ -234,8 +234,8 @@ fn targets(batch: &kiln_data::Batch) -> Targets<'_> {
 struct Health {
     /// Layers with a non-finite value, in model order.
     layers: Vec<String>,
-    /// The finite tensor of largest L2 norm, and the norm.
-    largest: Option<(String, f64)>,
+    /// The finite tensor of largest L2 norm (layer, tensor), and the norm.
+    largest: Option<(&'static str, &'static str, f64)>,
 }
 
 /// The layers whose tensors hold non-finite values (`grad`: the gradients, else the
@@ -243,7 +243,9 @@ struct Health {
 fn non_finite_layers<B: Backend, M: Model<B>>(model: &M, grad: bool) -> Result<Health> {
     let backend = model.backend().clone();
     let mut layers: Vec<String> = Vec::new();
-    let mut largest: Option<(String, f64)> = None;
+    // Names are `&'static str`s, so checking a healthy model allocates nothing: this
+    // runs after every training step.
+    let mut largest: Option<(&'static str, &'static str, f64)> = None;
     model.parameters(&mut |p: ParamRef<'_, B>| {
         let buffer = if grad { p.grad } else { p.value };
         let norm = backend.sum_squares(buffer, p.shape.size())?.sqrt();
@@ -251,8 +253,8 @@ fn non_finite_layers<B: Backend, M: Model<B>>(model: &M, grad: bool) -> Result<H
             if !layers.iter().any(|l| l == p.layer) {
                 layers.push(p.layer.to_string());
             }
-        } else if largest.as_ref().is_none_or(|(_, n)| norm > *n) {
-            largest = Some((format!("{}.{}", p.layer, p.name), norm));
+        } else if largest.is_none_or(|(_, _, n)| norm > n) {
+            largest = Some((p.layer, p.name, norm));
         }
         Ok(())
     })?;
@@ -558,8 +560,8 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                     (false, _) => {
                         format!("the weights of {} are no longer finite", layers.join(", "))
                     }
-                    (true, Some((tensor, norm))) => format!(
-                        "every weight is finite, but `{tensor}` has grown to a norm of \
+                    (true, Some((layer, tensor, norm))) => format!(
+                        "every weight is finite, but `{layer}.{tensor}` has grown to a norm of \
                          {norm:.3e}, so the activations overflowed: lower the learning rate"
                     ),
                     (true, None) => "the model has no weights".to_string(),
