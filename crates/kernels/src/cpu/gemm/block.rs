@@ -21,7 +21,7 @@
 use std::ops::Range;
 
 use super::scratch::WorkerScratch;
-use super::{Epilogue, MatRef, pack};
+use super::{Epilogue, Lhs, MatRef, pack};
 use crate::ops::activation::ActivationKind;
 
 /// Rows of the register tile.
@@ -127,7 +127,7 @@ pub(super) struct Job<'a> {
     pub(super) packing: Packing,
     pub(super) alpha: f32,
     pub(super) beta: f32,
-    pub(super) a: MatRef<'a>,
+    pub(super) a: Lhs<'a>,
     pub(super) b: MatRef<'a>,
     pub(super) rows: Range<usize>,
     pub(super) cols: Range<usize>,
@@ -276,8 +276,8 @@ fn pack_whole_b(job: &Job<'_>, ws: &mut WorkerScratch, kc_max: usize) -> bool {
     true
 }
 
-/// Builds the strips of the `mc x kc` block of `a` at `(i0, p0)`, packing into `ws`
-/// unless `a` is read in place.
+/// Builds the strips of the `mc x kc` block of `a` at `(i0, p0)`, packing or
+/// gathering into `ws` unless `a` is read in place.
 fn a_strips(
     job: &Job<'_>,
     ws: &mut WorkerScratch,
@@ -286,7 +286,22 @@ fn a_strips(
     p0: usize,
     kc: usize,
 ) -> Strips {
-    let a = &job.a;
+    let a = match &job.a {
+        Lhs::Mat(a) => a,
+        Lhs::Patches(patches) => {
+            // Row-major, `kc` apart: each row is a gathered slice of one patch.
+            let buf = &mut ws.a.as_mut_slice()[..mc * kc];
+            patches.gather(i0, mc, p0..p0 + kc, buf, kc, job.isa);
+            return gathered(buf.as_ptr(), kc, 1, mc);
+        }
+        Lhs::PatchesT(patches) => {
+            // Step `p` of the transpose is a slice of patch `p0 + p`: `mc` contiguous
+            // values, which the micro-kernel reads as one column of its rows.
+            let buf = &mut ws.a.as_mut_slice()[..mc * kc];
+            patches.gather(p0, kc, i0..i0 + mc, buf, mc, job.isa);
+            return gathered(buf.as_ptr(), 1, mc, mc);
+        }
+    };
     // A strip of `a` read in place, as lines of 16 floats to prefetch: row-major, the
     // span from its first to its last value (exact when `kc` is all of `k`);
     // transposed, one line per step.
@@ -295,32 +310,47 @@ fn a_strips(
         (cs, 1) => (cs, kc),
         _ => (0, 0),
     };
-    let (ptr, rs, cs, step, pf_n) = if job.packing.direct_a {
+    if job.packing.direct_a {
         // `wrapping_add`: the offset is in bounds since the block is not empty.
         let ptr = a
             .data
             .as_ptr()
             .wrapping_add(i0 * a.row_stride + p0 * a.col_stride);
-        (ptr, a.row_stride, a.col_stride, MR * a.row_stride, pf_n)
+        Strips {
+            pf_step,
+            pf_n,
+            ..gathered(ptr, a.row_stride, a.col_stride, mc)
+        }
     } else {
         let buf = &mut ws.a.as_mut_slice()[..mc.div_ceil(MR) * MR * kc];
         for (s, strip) in buf.chunks_exact_mut(MR * kc).enumerate() {
             pack::a_strip(strip, a, i0 + s * MR, MR.min(mc - s * MR), p0);
         }
-        // Packed strips are in L2 already, read in order.
-        (buf.as_ptr(), 1, MR, MR * kc, 0)
-    };
+        // Strips of `MR` rows, each `MR * kc` long.
+        Strips {
+            step: MR * kc,
+            edge: buf.as_ptr().wrapping_add(mc / MR * MR * kc),
+            ..gathered(buf.as_ptr(), 1, MR, mc)
+        }
+    }
+}
+
+/// The strips of `mc` rows of `a` at `ptr` with strides `(rs, cs)`, strip `s` starting
+/// `s * MR` rows on, without prefetching: packed or gathered blocks are in L1 or L2
+/// already. The ragged strip of `a` is read like the others, by a kernel for fewer
+/// rows.
+fn gathered(ptr: *const f32, rs: usize, cs: usize, mc: usize) -> Strips {
+    let step = MR * rs;
     Strips {
         ptr,
         rs,
         cs,
         step,
         len: mc,
-        // The ragged strip of `a` is read like the others, by a kernel for fewer rows.
         edge: ptr.wrapping_add(mc / MR * step),
         edge_rs: rs,
-        pf_step,
-        pf_n,
+        pf_step: 0,
+        pf_n: 0,
     }
 }
 

@@ -11,6 +11,8 @@
 //!   gradients' small `c` and long `k`);
 //! - `block`: the cache-blocked loops and the macro-kernel for one task;
 //! - `pack`: copies into the strips the micro-kernel streams through;
+//! - `patches`: a convolution's patch matrix as a left operand, gathered block by
+//!   block (implicit im2col);
 //! - `kernel_avx2`, `kernel_portable`: the micro-kernels;
 //! - `scratch`: the buffers.
 //!
@@ -22,6 +24,7 @@ mod block;
 mod kernel_avx2;
 mod kernel_portable;
 mod pack;
+mod patches;
 mod plan;
 mod scratch;
 #[cfg(test)]
@@ -32,6 +35,7 @@ use std::sync::Mutex;
 use super::{CpuInner, SendPtr};
 use crate::ops::activation::ActivationKind;
 use block::{Isa, Job};
+pub(crate) use patches::{PatchGeometry, Patches};
 use plan::{Split, plan};
 use scratch::Buffers;
 
@@ -77,6 +81,43 @@ impl<'a> MatRef<'a> {
     #[inline]
     pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+/// The left operand of a product.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lhs<'a> {
+    /// A matrix in memory.
+    Mat(MatRef<'a>),
+    /// A convolution's patch matrix, `pixels x (kh * kw * c_in)`.
+    Patches(Patches<'a>),
+    /// Its transpose (the weight gradient's left operand).
+    PatchesT(Patches<'a>),
+}
+
+impl Lhs<'_> {
+    fn rows(&self) -> usize {
+        match self {
+            Self::Mat(a) => a.rows,
+            Self::Patches(p) => p.geometry.rows(),
+            Self::PatchesT(p) => p.geometry.cols(),
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            Self::Mat(a) => a.cols,
+            Self::Patches(p) => p.geometry.cols(),
+            Self::PatchesT(p) => p.geometry.rows(),
+        }
+    }
+
+    /// Whether every element the operand reads lies inside its slice.
+    fn fits(&self) -> bool {
+        match self {
+            Self::Mat(a) => fits(a),
+            Self::Patches(p) | Self::PatchesT(p) => p.geometry.input_len() <= p.x.len(),
+        }
     }
 }
 
@@ -253,12 +294,29 @@ pub(crate) fn sgemm_with(
     a: MatRef<'_>,
     b: MatRef<'_>,
     beta: f32,
+    c: MatMut<'_>,
+    epilogue: &Epilogue<'_>,
+) {
+    sgemm_lhs(cpu, alpha, Lhs::Mat(a), b, beta, c, epilogue);
+}
+
+/// As [`sgemm_with`], with any [`Lhs`]: a convolution's patches are gathered block by
+/// block as the product reaches them.
+///
+/// # Panics
+/// As [`sgemm_with`].
+pub(crate) fn sgemm_lhs(
+    cpu: &CpuInner,
+    alpha: f32,
+    a: Lhs<'_>,
+    b: MatRef<'_>,
+    beta: f32,
     mut c: MatMut<'_>,
     epilogue: &Epilogue<'_>,
 ) {
-    assert_eq!(a.cols, b.rows, "sgemm: inner dimensions");
+    assert_eq!(a.cols(), b.rows, "sgemm: inner dimensions");
     assert_eq!(
-        (a.rows, b.cols),
+        (a.rows(), b.cols),
         (c.rows, c.cols),
         "sgemm: output dimensions"
     );
@@ -273,11 +331,11 @@ pub(crate) fn sgemm_with(
         "sgemm: {:?} is not fused; apply it after the product",
         epilogue.activation
     );
-    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let (m, n, k) = (c.rows, c.cols, a.cols());
     if m == 0 || n == 0 {
         return;
     }
-    assert!(fits(&a) && fits(&b), "sgemm: an operand overruns its slice");
+    assert!(a.fits() && fits(&b), "sgemm: an operand overruns its slice");
     assert!(
         (m == 1 || c.row_stride >= n)
             && (m - 1)

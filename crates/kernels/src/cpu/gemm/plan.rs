@@ -1,9 +1,9 @@
 //! How one product is run: which operands are packed, and how it is cut into pool
 //! tasks.
 
-use super::MatRef;
 use super::block::{KC, MR, NC, NR, Packing};
 use super::scratch::PARTIAL_LEN;
+use super::{Lhs, MatRef};
 
 /// Products with fewer multiply-adds run on the calling thread alone: below about
 /// 10 µs of work, waking the pool's other threads costs about what it saves (measured
@@ -41,13 +41,13 @@ pub(super) fn plan(
     n: usize,
     k: usize,
     threads: usize,
-    a: &MatRef<'_>,
+    a: &Lhs<'_>,
     b: &MatRef<'_>,
 ) -> Plan {
     // Reading `a` in place (with a prefetch of the next strip) is as fast as packing it
     // when one of its strides is 1, and saves a copy that thin products (small `n`)
-    // cannot amortise. Other strides are packed.
-    let direct_a = a.col_stride == 1 || a.row_stride == 1;
+    // cannot amortise. Other strides are packed, and patches are gathered.
+    let direct_a = matches!(a, Lhs::Mat(a) if a.col_stride == 1 || a.row_stride == 1);
     let direct_b = b.col_stride == 1 && m <= DIRECT_B_MAX_M;
     let packing = Packing { direct_a, direct_b };
     let single = Plan {
@@ -119,7 +119,7 @@ mod tests {
         } else {
             MatRef::row_major(&[], k, n)
         };
-        plan(m, n, k, 2, &a, &b)
+        plan(m, n, k, 2, &Lhs::Mat(a), &b)
     }
 
     #[test]

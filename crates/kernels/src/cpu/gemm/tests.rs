@@ -462,7 +462,15 @@ fn the_epilogue_matches_the_product_followed_by_the_activation() {
         .map(|&((m, n, k), la, lb)| {
             let (ad, a_at) = matrix(&mut Rng::new(0), m, k, la);
             let (bd, b_at) = matrix(&mut Rng::new(0), k, n, lb);
-            plan(m, n, k, 2, &view(&ad, m, k, a_at), &view(&bd, k, n, b_at)).split
+            plan(
+                m,
+                n,
+                k,
+                2,
+                &Lhs::Mat(view(&ad, m, k, a_at)),
+                &view(&bd, k, n, b_at),
+            )
+            .split
         })
         .collect();
     assert!(splits.iter().any(|s| matches!(s, Split::Rows(_))));
@@ -598,4 +606,85 @@ fn gelu_and_softmax_are_refused_by_debug_builds() {
         }));
         assert!(r.is_err(), "{activation:?} was fused");
     }
+}
+
+fn geometry(batch: usize, size: usize, c: usize, k: usize, s: usize, pad: usize) -> PatchGeometry {
+    PatchGeometry::square_kernel(batch, (size, size, c), k, s, pad)
+}
+
+#[test]
+fn gathered_patches_multiply_like_the_patch_matrix() {
+    // The forward product (patches times kernel) and the weight gradient's (patches
+    // transposed times output gradient) against the explicit patch matrix: the seed
+    // CNN's layers at batch 2 (long enough that `k` is blocked and split), same
+    // padding, a stride of 2, and more than `KC` patch columns.
+    on_every_backend(|cpu| {
+        for g in [
+            geometry(2, 32, 3, 3, 1, 0),
+            geometry(2, 15, 32, 3, 1, 0),
+            geometry(2, 6, 64, 3, 1, 0),
+            geometry(3, 9, 5, 3, 1, 1),
+            geometry(2, 11, 4, 3, 2, 1),
+            geometry(1, 7, 50, 3, 1, 1),
+        ] {
+            let mut rng = Rng::new(g.rows() as u64);
+            let x = random(&mut rng, g.input_len());
+            let patches = Patches { x: &x, geometry: g };
+            let explicit = patches.explicit();
+            let (rows, cols) = (g.rows(), g.cols());
+            let matrix = MatRef::row_major(&explicit, rows, cols);
+            let n = 19;
+            let tol = |k: usize| 2e-5 * (k as f32).sqrt();
+            let close = |got: &[f32], want: &[f32], k: usize, what: &str| {
+                for (i, (g_, w)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (g_ - w).abs() <= tol(k) * (1.0 + w.abs()),
+                        "{what} {g:?} on {} threads: [{i}] = {g_}, want {w}",
+                        cpu.pool.threads()
+                    );
+                }
+            };
+
+            let w = random(&mut rng, cols * n);
+            let wm = MatRef::row_major(&w, cols, n);
+            let mut want = vec![0.0; rows * n];
+            reference(1.0, matrix, wm, 0.0, MatMut::row_major(&mut want, rows, n));
+            let mut got = vec![f32::NAN; rows * n];
+            let out = MatMut::row_major(&mut got, rows, n);
+            sgemm_lhs(
+                cpu,
+                1.0,
+                Lhs::Patches(patches),
+                wm,
+                0.0,
+                out,
+                &Epilogue::NONE,
+            );
+            close(&got, &want, cols, "forward");
+
+            let dy = random(&mut rng, rows * n);
+            let dym = MatRef::row_major(&dy, rows, n);
+            let dw0 = random(&mut rng, cols * n);
+            let mut want = dw0.clone();
+            reference(
+                1.0,
+                matrix.t(),
+                dym,
+                1.0,
+                MatMut::row_major(&mut want, cols, n),
+            );
+            let mut got = dw0;
+            let out = MatMut::row_major(&mut got, cols, n);
+            sgemm_lhs(
+                cpu,
+                1.0,
+                Lhs::PatchesT(patches),
+                dym,
+                1.0,
+                out,
+                &Epilogue::NONE,
+            );
+            close(&got, &want, rows, "weight gradient");
+        }
+    });
 }
