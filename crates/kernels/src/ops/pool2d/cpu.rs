@@ -63,9 +63,30 @@ fn forward_image(p: &Pool2dParams, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Whether the windows tile the input without overlap or padding (the usual
+/// `MaxPool(2)`): then every input cell belongs to at most one window, and the
+/// backward pass writes each cell once instead of zeroing the image and adding.
+fn windows_tile(p: &Pool2dParams) -> bool {
+    p.stride_h == p.size_h && p.stride_w == p.size_w && p.pad_top == 0 && p.pad_left == 0
+}
+
 fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (iw, c) = (us(p.in_w), us(p.channels));
-    dx.fill(0.0);
+    let tiled = windows_tile(p) && p.kind == PoolKind::Max;
+    if tiled {
+        // Only the cells past the last window (an odd edge) are left for zeros.
+        let (covered_h, covered_w) = (us(p.out_h) * us(p.size_h), us(p.out_w) * us(p.size_w));
+        for yy in 0..us(p.in_h) {
+            let row = &mut dx[yy * iw * c..(yy + 1) * iw * c];
+            if yy >= covered_h {
+                row.fill(0.0);
+            } else {
+                row[covered_w * c..].fill(0.0);
+            }
+        }
+    } else {
+        dx.fill(0.0);
+    }
     for oy in 0..us(p.out_h) {
         for ox in 0..us(p.out_w) {
             let (y0, y1, x0, x1) = window(p, oy, ox);
@@ -84,12 +105,22 @@ fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [
                             for xx in x0..x1 {
                                 let at = (yy * iw + xx) * c + start;
                                 let (xs, d) = (&x[at..at + len], &mut dx[at..at + len]);
-                                for ((((d, &v), &b), &g), open) in
-                                    d.iter_mut().zip(xs).zip(best).zip(g).zip(&mut open[..len])
-                                {
-                                    let hit = if v == b { *open } else { 0.0 };
-                                    *d += hit * g;
-                                    *open -= hit;
+                                let cells =
+                                    d.iter_mut().zip(xs).zip(best).zip(g).zip(&mut open[..len]);
+                                // Written once when windows tile: no add, and no
+                                // zeroing pass before.
+                                if tiled {
+                                    for ((((d, &v), &b), &g), open) in cells {
+                                        let hit = if v == b { *open } else { 0.0 };
+                                        *d = hit * g;
+                                        *open -= hit;
+                                    }
+                                } else {
+                                    for ((((d, &v), &b), &g), open) in cells {
+                                        let hit = if v == b { *open } else { 0.0 };
+                                        *d += hit * g;
+                                        *open -= hit;
+                                    }
                                 }
                             }
                         }
