@@ -89,7 +89,7 @@ pub(super) enum TileAct {
 
 /// The micro-kernel the CPU can run, chosen once per backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
+pub(crate) enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
     Portable,
@@ -400,6 +400,37 @@ fn b_strips(
             pf_n: 0,
         }
     }
+}
+
+/// `c = a * b` for a `b` packed whole as one `k` block (strip `s` of `NR` columns at
+/// `s * NR * k`, zero past the last column), `a` read in place, on the calling thread.
+///
+/// # Safety
+/// `a` must lie inside its slice, `b` must hold `k * n.next_multiple_of(NR)` values,
+/// and `c` must be writable for `m x n` values with rows `c_rs` apart and not aliased.
+pub(super) unsafe fn run_prepacked(
+    isa: Isa,
+    a: &MatRef<'_>,
+    b: &[f32],
+    n: usize,
+    c: *mut f32,
+    c_rs: usize,
+) {
+    let k = a.cols;
+    let b = Strips {
+        ptr: b.as_ptr(),
+        rs: NR,
+        cs: 1,
+        step: NR * k,
+        len: n,
+        edge: b.as_ptr().wrapping_add(n / NR * NR * k),
+        edge_rs: NR,
+        pf_step: 0,
+        pf_n: 0,
+    };
+    let a = gathered(a.data.as_ptr(), a.row_stride, a.col_stride, a.rows);
+    // SAFETY: the caller's contract covers the strips and the block of `c`.
+    unsafe { macro_kernel(isa, &a, &b, k, c, c_rs, 1.0, 0.0, &Epilogue::NONE) };
 }
 
 /// Dispatches to the macro-kernel compiled for `isa`.

@@ -34,7 +34,8 @@ use std::sync::Mutex;
 
 use super::{CpuInner, SendPtr};
 use crate::ops::activation::ActivationKind;
-use block::{Isa, Job};
+pub(crate) use block::Isa;
+use block::{Job, NR};
 pub(crate) use patches::{PatchGeometry, Patches};
 use plan::{Split, plan};
 use scratch::Buffers;
@@ -172,7 +173,7 @@ impl Epilogue<'_> {
     };
 
     /// Whether the epilogue leaves every value as it is.
-    fn is_none(&self) -> bool {
+    pub(crate) fn is_none(&self) -> bool {
         self.bias.is_none()
             && matches!(
                 self.activation,
@@ -191,7 +192,7 @@ impl Epilogue<'_> {
     /// Applies the epilogue to `row`, which holds columns `j0..j0 + row.len()` of `c`.
     // Kept out of line: inlined, it would bloat the macro-kernel's tile loop.
     #[inline(never)]
-    fn apply(&self, row: &mut [f32], j0: usize) {
+    pub(crate) fn apply(&self, row: &mut [f32], j0: usize) {
         if let Some(bias) = self.bias {
             let bias = &bias[j0..j0 + row.len()];
             row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -230,6 +231,11 @@ pub(crate) struct GemmScratch {
 }
 
 impl GemmScratch {
+    /// The micro-kernel this backend runs.
+    pub(crate) fn isa(&self) -> Isa {
+        self.isa
+    }
+
     /// Scratch for a pool of `threads` workers; detects the CPU's micro-kernel.
     pub(crate) fn new(threads: usize) -> Self {
         Self {
@@ -426,6 +432,45 @@ pub(crate) fn sgemm_lhs(
             epilogue.apply(row, 0);
         }
     }
+}
+
+/// Values a packed `k x n` right-hand operand of [`sgemm_prepacked`] takes. The
+/// layout: strips of 16 columns one after the other, each `k` rows of 16 values
+/// (zero past the last column); see [`packed_index`].
+pub(crate) fn packed_len(k: usize, n: usize) -> usize {
+    k * n.next_multiple_of(NR)
+}
+
+/// Where element `(p, j)` of a packed `k x n` operand lives.
+#[inline]
+pub(crate) fn packed_index(k: usize, p: usize, j: usize) -> usize {
+    j / NR * NR * k + p * NR + j % NR
+}
+
+/// `c = a * b` on the calling thread, with `b` already packed (see [`packed_len`]):
+/// for many small products inside one pool task, where [`sgemm`]'s planning,
+/// packing and hand-over to the pool would cost more than the product.
+///
+/// # Panics
+/// Panics if the views' sizes disagree or overrun their slices.
+pub(crate) fn sgemm_prepacked(isa: Isa, a: MatRef<'_>, b: &[f32], n: usize, c: MatMut<'_>) {
+    assert_eq!((a.rows, n), (c.rows, c.cols), "sgemm: output dimensions");
+    assert!(fits(&a), "sgemm: an operand overruns its slice");
+    assert!(
+        b.len() >= packed_len(a.cols, n),
+        "sgemm: the packed operand is short"
+    );
+    let (m, c_rs) = (c.rows, c.row_stride);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m == 1 || c_rs >= n) && (m - 1) * c_rs + n <= c.data.len(),
+        "sgemm: the output overruns its slice"
+    );
+    // SAFETY: checked above: `a` fits its slice, `b` holds the packed operand, and `c`
+    // is exclusively borrowed and holds the `m x n` block.
+    unsafe { block::run_prepacked(isa, &a, b, n, c.data.as_mut_ptr(), c_rs) };
 }
 
 /// The textbook triple loop: the oracle the fast path is tested against.

@@ -3,7 +3,7 @@
 //! `cpu::gemm::patches`). The input gradient goes through the patch rows' gradient,
 //! a block of images at a time, added back into the images (col2im).
 
-use super::{Conv2dKernel, Conv2dParams};
+use super::{Conv2dKernel, Conv2dParams, winograd};
 use crate::cpu::gemm::{Epilogue, Lhs, MatMut, MatRef, PatchGeometry, Patches, sgemm, sgemm_lhs};
 use crate::error::check_len;
 use crate::ops::bias::cpu::{check_epilogue, column_sums_into};
@@ -93,7 +93,16 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
-        images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len()
+        // The input gradient's patch rows; the forward's transforms where it has them.
+        let backward = images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len();
+        let forward = if winograd::applies(p) {
+            winograd::workspace_len(p, self.threads())
+        } else {
+            0
+        };
+        let input_gradient =
+            winograd::adjoint(p).map_or(0, |q| winograd::workspace_len(&q, self.threads()));
+        backward.max(forward).max(input_gradient)
     }
 
     fn conv2d_fwd(
@@ -124,6 +133,18 @@ impl Conv2dKernel for Cpu {
             activation: p.activation,
             negative_slope: p.negative_slope,
         };
+        if winograd::applies(p) {
+            winograd::forward(
+                self,
+                p,
+                &x.as_slice()[..p.input_len()],
+                w.as_slice(),
+                &epilogue,
+                y.as_mut_slice(),
+                ws.as_mut_slice(),
+            );
+            return Ok(());
+        }
         sgemm_lhs(
             self.inner(),
             1.0,
@@ -144,7 +165,7 @@ impl Conv2dKernel for Cpu {
         dy: &CpuBuffer,
         dw: &mut CpuBuffer,
         dbias: &mut CpuBuffer,
-        dx: Option<&mut CpuBuffer>,
+        mut dx: Option<&mut CpuBuffer>,
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_bwd";
@@ -176,7 +197,16 @@ impl Conv2dKernel for Cpu {
             MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
             &Epilogue::NONE,
         );
-        if let Some(dx) = dx {
+        if let (Some(dx), Some(q)) = (dx.as_deref_mut(), winograd::adjoint(p)) {
+            winograd::input_gradient(
+                self,
+                &q,
+                dy,
+                w.as_slice(),
+                &mut dx.as_mut_slice()[..p.input_len()],
+                ws.as_mut_slice(),
+            );
+        } else if let Some(dx) = dx {
             let block = images_per_block(p);
             for first in (0..us(p.batch)).step_by(block) {
                 let images = block.min(us(p.batch) - first);

@@ -11,6 +11,7 @@ mod cpu;
 pub(crate) mod cuda;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
 

@@ -64,6 +64,12 @@ fn check<B: Conv2dKernel>(backend: &B) {
         ([6, 5, 2], 3, (3, 1), (1, 1), Padding::Same, 2),
         // Large enough images that the CPU works in blocks of two (2, 2, 1).
         ([40, 40, 8], 4, (3, 3), (1, 1), Padding::Same, 5),
+        // Enough channels for Winograd's transform on the CPU: even and odd output
+        // sizes (half tiles), padding, channel counts that are not whole vectors, and
+        // more tiles than one block holds (the seed CNN's second layer).
+        ([6, 7, 16], 16, (3, 3), (1, 1), Padding::Valid, 2),
+        ([5, 6, 20], 17, (3, 3), (1, 1), Padding::Same, 3),
+        ([15, 15, 32], 64, (3, 3), (1, 1), Padding::Valid, 3),
     ];
     let mut rng = Rng::new(5);
     for (input, filters, kernel, stride, padding, batch) in cases {

@@ -1,0 +1,566 @@
+//! The forward pass of 3x3, stride-1 convolutions by Winograd's minimal filtering
+//! F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+//! Networks", 2016), on the CPU.
+//!
+//! Each 2x2 block of output pixels (a tile) is computed from the 4x4 block of input
+//! under it: the input block `d` and the kernel `g` of every (input, output) channel
+//! pair are transformed (`V = Bᵀ d B`, `U = G g Gᵀ`), multiplied position by position,
+//! and transformed back (`Y = Aᵀ M A`). The position-by-position products, summed over
+//! input channels, are 16 matrix products `M[ξ] = V[ξ] U[ξ]` of
+//! `(tiles x c_in) x (c_in x c_out)`: 16 multiply-adds per tile and channel pair where
+//! the direct convolution takes 36, so 2.25x fewer (less where an odd output edge
+//! leaves half a tile unused).
+//!
+//! Tiles go in blocks, one block per pool task, sized so that a block's transformed
+//! input and products stay in L2 next to the transformed kernel; the products run
+//! on the task's thread, on a kernel packed once per call.
+//!
+//! The transforms are exact in real arithmetic; in `f32` they round differently from
+//! the direct sum (within a few units in the last place of the largest terms, as the
+//! tests check). The backward passes stay with the direct product.
+
+use super::Conv2dParams;
+use crate::Cpu;
+use crate::cpu::SendPtr;
+use crate::cpu::gemm::{Epilogue, Isa, MatMut, MatRef, packed_index, packed_len, sgemm_prepacked};
+use crate::ops::activation::ActivationKind;
+use crate::ops::us;
+
+/// Transform positions: a 4x4 input block.
+const POSITIONS: usize = 16;
+
+/// Fewer channels than this on either side make the 16 products too thin to beat
+/// the direct product (the seed CNN's first layer, three input channels, stays
+/// direct).
+const MIN_CHANNELS: usize = 16;
+
+/// The most channel pairs (`c_in * c_out`) whose transformed kernel (16 values per
+/// pair) stays in L2 beside a block: every block reads all of it, and one that spills
+/// to L3 costs more than the transform saves. Measured on the seed CNN at batch 64:
+/// 32 -> 64 channels runs 15 % faster on one thread, 5 % on two; 64 -> 128 channels
+/// (8,192 pairs) 7 % faster on one thread but 25 % slower on two.
+const MAX_CHANNEL_PAIRS: usize = 4096;
+
+/// The bytes a block's transformed input and products may take: with the
+/// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// Channels transformed together: one AVX vector.
+const LANES: usize = 8;
+
+/// Whether the forward pass of `p` goes through Winograd's transform.
+pub(super) fn applies(p: &Conv2dParams) -> bool {
+    p.kernel_h == 3
+        && p.kernel_w == 3
+        && p.stride_h == 1
+        && p.stride_w == 1
+        && us(p.in_c) >= MIN_CHANNELS
+        && us(p.out_c) >= MIN_CHANNELS
+        && us(p.in_c) * us(p.out_c) <= MAX_CHANNEL_PAIRS
+}
+
+/// How the tiles and buffers of one convolution are laid out.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    tiles_h: usize,
+    tiles_w: usize,
+    /// Tiles over the batch.
+    tiles: usize,
+    /// Tiles per block (pool task).
+    block: usize,
+    /// The transformed kernel: 16 packed `c_in x c_out` operands.
+    u_len: usize,
+    /// Per worker: a block's transformed input, `16 x block x c_in`.
+    v_len: usize,
+    /// Per worker: a block's products, `16 x block x c_out`.
+    m_len: usize,
+}
+
+fn plan(p: &Conv2dParams) -> Plan {
+    let (c, k) = (us(p.in_c), us(p.out_c));
+    let (tiles_h, tiles_w) = (us(p.out_h).div_ceil(2), us(p.out_w).div_ceil(2));
+    let block = (BLOCK_BYTES / (POSITIONS * (c + k) * 4)).max(6);
+    Plan {
+        tiles_h,
+        tiles_w,
+        tiles: us(p.batch) * tiles_h * tiles_w,
+        block,
+        u_len: POSITIONS * packed_len(c, k),
+        v_len: POSITIONS * block * c,
+        m_len: POSITIONS * block * k,
+    }
+}
+
+/// Scratch the forward pass needs on `threads` threads.
+pub(super) fn workspace_len(p: &Conv2dParams, threads: usize) -> usize {
+    let plan = plan(p);
+    plan.u_len + threads * (plan.v_len + plan.m_len)
+}
+
+/// `y = act(conv(x, w) + bias)`; the slices have been checked against `p`, and `ws`
+/// holds [`workspace_len`] values.
+pub(super) fn forward(
+    cpu: &Cpu,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    epilogue: &Epilogue<'_>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) {
+    // Kernel layout `[3, 3, c_in, c_out]`.
+    let (c_in, c_out) = (us(p.in_c), us(p.out_c));
+    let tap = |ky: usize, kx: usize, c: usize, k: usize| w[((ky * 3 + kx) * c_in + c) * c_out + k];
+    convolve(cpu, p, x, tap, epilogue, y, ws);
+}
+
+/// The geometry of the input gradient as a convolution of its own: the output
+/// gradient, padded by `2 - pad` on each side, convolved with the kernel turned by
+/// 180 degrees and with its channel axes swapped; `None` where that is not a
+/// convolution this module runs.
+pub(super) fn adjoint(p: &Conv2dParams) -> Option<Conv2dParams> {
+    let q = Conv2dParams {
+        in_h: p.out_h,
+        in_w: p.out_w,
+        in_c: p.out_c,
+        out_h: p.in_h,
+        out_w: p.in_w,
+        out_c: p.in_c,
+        pad_top: 2u32.checked_sub(p.pad_top)?,
+        pad_left: 2u32.checked_sub(p.pad_left)?,
+        activation: ActivationKind::Linear,
+        ..*p
+    };
+    // Below and right of the output gradient, the transform reads zeros wherever the
+    // kernel hangs over: the mirror image of the forward's padding there, whatever it
+    // was.
+    (applies(p) && applies(&q)).then_some(q)
+}
+
+/// `dx = dL/dx` from the output gradient `dy`, for geometry `p` whose [`adjoint`] is
+/// `q`; `ws` holds [`workspace_len`] values for `q`.
+pub(super) fn input_gradient(
+    cpu: &Cpu,
+    q: &Conv2dParams,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    ws: &mut [f32],
+) {
+    // The forward kernel `[3, 3, c_in, c_out]` is `q`'s turned and transposed:
+    // `q`'s input channels are the forward's output channels.
+    let (q_in, q_out) = (us(q.in_c), us(q.out_c));
+    let tap = |ky: usize, kx: usize, o: usize, c: usize| {
+        w[(((2 - ky) * 3 + (2 - kx)) * q_out + c) * q_in + o]
+    };
+    convolve(cpu, q, dy, tap, &Epilogue::NONE, dx, ws);
+}
+
+/// `y = act(conv(x, g) + bias)` with the kernel given tap by tap:
+/// `tap(ky, kx, c, k)`.
+fn convolve(
+    cpu: &Cpu,
+    p: &Conv2dParams,
+    x: &[f32],
+    tap: impl Fn(usize, usize, usize, usize) -> f32,
+    epilogue: &Epilogue<'_>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) {
+    let plan = plan(p);
+    let (c, k) = (us(p.in_c), us(p.out_c));
+    let (u, scratch) = ws.split_at_mut(plan.u_len);
+    transform_kernel(p, tap, u);
+    let u: &[f32] = u;
+    let per_worker = plan.v_len + plan.m_len;
+    assert!(
+        scratch.len() >= cpu.threads() * per_worker,
+        "winograd: short scratch"
+    );
+    assert!(y.len() >= p.output_len(), "winograd: short output");
+    let scratch = SendPtr(scratch.as_mut_ptr());
+    let y = SendPtr(y.as_mut_ptr());
+    let isa = cpu.inner().gemm.isa();
+    let packed = packed_len(c, k);
+    let task = |t: usize, worker: usize| {
+        let first = t * plan.block;
+        let count = plan.block.min(plan.tiles - first);
+        // SAFETY: `worker < threads`, and the pool runs one task at a time per worker,
+        // so this worker's part of the scratch (checked to exist above) is used by this
+        // task alone.
+        let mine = unsafe {
+            std::slice::from_raw_parts_mut(scratch.get().add(worker * per_worker), per_worker)
+        };
+        let (v, m) = mine.split_at_mut(plan.v_len);
+        let (v, m) = (
+            &mut v[..POSITIONS * count * c],
+            &mut m[..POSITIONS * count * k],
+        );
+        transform_input(isa, p, &plan, x, first, count, v);
+        for xi in 0..POSITIONS {
+            sgemm_prepacked(
+                isa,
+                MatRef::row_major(&v[xi * count * c..][..count * c], count, c),
+                &u[xi * packed..][..packed],
+                k,
+                MatMut::row_major(&mut m[xi * count * k..][..count * k], count, k),
+            );
+        }
+        // SAFETY: the output pixels of tiles `first..first + count` belong to this task
+        // alone, and `y` holds every output pixel (checked above).
+        unsafe { transform_output(isa, p, &plan, m, first, count, epilogue, y) };
+    };
+    cpu.inner().pool.run(plan.tiles.div_ceil(plan.block), &task);
+}
+
+/// `U[ξ] = G g Gᵀ` for every channel pair, written packed for the products:
+/// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+fn transform_kernel(
+    p: &Conv2dParams,
+    tap: impl Fn(usize, usize, usize, usize) -> f32,
+    u: &mut [f32],
+) {
+    let (c_in, c_out) = (us(p.in_c), us(p.out_c));
+    let packed = packed_len(c_in, c_out);
+    for c in 0..c_in {
+        for k in 0..c_out {
+            // `G g`: four rows of three, column by column.
+            let column = |kx: usize| {
+                let (g0, g1, g2) = (tap(0, kx, c, k), tap(1, kx, c, k), tap(2, kx, c, k));
+                [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+            };
+            let columns = [column(0), column(1), column(2)];
+            let gg: [[f32; 3]; 4] = std::array::from_fn(|i| columns.map(|col| col[i]));
+            // `(G g) Gᵀ`: each row of three becomes four.
+            let at = packed_index(c_in, c, k);
+            for (i, [r0, r1, r2]) in gg.into_iter().enumerate() {
+                let row = [r0, 0.5 * (r0 + r1 + r2), 0.5 * (r0 - r1 + r2), r2];
+                for (j, v) in row.into_iter().enumerate() {
+                    u[(i * 4 + j) * packed + at] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `V[ξ] = Bᵀ d B` for tiles `first..first + count`, with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. `v` holds
+/// position `ξ` of tile `i` and channel `c` at `(ξ * count + i) * c_in + c`.
+fn transform_input(
+    isa: Isa,
+    p: &Conv2dParams,
+    plan: &Plan,
+    x: &[f32],
+    first: usize,
+    count: usize,
+    v: &mut [f32],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { transform_input_avx2(p, plan, x, first, count, v) },
+        Isa::Portable => transform_input_with(p, plan, x, first, count, v),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_input_avx2(
+    p: &Conv2dParams,
+    plan: &Plan,
+    x: &[f32],
+    first: usize,
+    count: usize,
+    v: &mut [f32],
+) {
+    transform_input_with(p, plan, x, first, count, v);
+}
+
+/// `len <= LANES` values of `src` from `at`, zero after them; a whole vector is one
+/// fixed-size load (a variable-length copy would be a `memcpy` call).
+#[inline(always)]
+fn load(src: &[f32], at: usize, len: usize) -> [f32; LANES] {
+    if len == LANES {
+        let mut v = [0.0; LANES];
+        v.copy_from_slice(&src[at..at + LANES]);
+        v
+    } else {
+        let mut v = [0.0; LANES];
+        v[..len].copy_from_slice(&src[at..at + len]);
+        v
+    }
+}
+
+/// Stores the first `len <= LANES` lanes of `v` at `dst[at..]`.
+#[inline(always)]
+fn store(dst: &mut [f32], at: usize, len: usize, v: &[f32; LANES]) {
+    if len == LANES {
+        dst[at..at + LANES].copy_from_slice(v);
+    } else {
+        for (d, x) in dst[at..at + len].iter_mut().zip(v) {
+            *d = *x;
+        }
+    }
+}
+
+/// `a - b`, `a + b` lane by lane (plain loops: `array::from_fn`'s closures are not
+/// always inlined).
+#[inline(always)]
+fn sub(mut a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    for l in 0..LANES {
+        a[l] -= b[l];
+    }
+    a
+}
+
+#[inline(always)]
+fn add(mut a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    for l in 0..LANES {
+        a[l] += b[l];
+    }
+    a
+}
+
+/// Four vectors at a time.
+type Row = [[f32; LANES]; 4];
+
+#[inline(always)]
+fn sub_row(mut a: Row, b: Row) -> Row {
+    for k in 0..4 {
+        a[k] = sub(a[k], b[k]);
+    }
+    a
+}
+
+#[inline(always)]
+fn add_row(mut a: Row, b: Row) -> Row {
+    for k in 0..4 {
+        a[k] = add(a[k], b[k]);
+    }
+    a
+}
+
+/// The four outputs of `Bᵀ` (or `B` on a row) applied to four inputs.
+#[inline(always)]
+fn bt(d: [[f32; LANES]; 4]) -> [[f32; LANES]; 4] {
+    [
+        sub(d[0], d[2]),
+        add(d[1], d[2]),
+        sub(d[2], d[1]),
+        sub(d[1], d[3]),
+    ]
+}
+
+#[inline(always)]
+fn transform_input_with(
+    p: &Conv2dParams,
+    plan: &Plan,
+    x: &[f32],
+    first: usize,
+    count: usize,
+    v: &mut [f32],
+) {
+    let (ih, iw, c_in) = (us(p.in_h), us(p.in_w), us(p.in_c));
+    let per_image = plan.tiles_h * plan.tiles_w;
+    for i in 0..count {
+        let tile = first + i;
+        let (n, r) = (tile / per_image, tile % per_image);
+        let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+        let y0 = (2 * ty) as isize - p.pad_top as isize;
+        let x0 = (2 * tx) as isize - p.pad_left as isize;
+        let image = &x[n * ih * iw * c_in..(n + 1) * ih * iw * c_in];
+        let plane = count * c_in;
+        for c0 in (0..c_in).step_by(LANES) {
+            let len = LANES.min(c_in - c0);
+            let row = |a: usize| input_row(image, (ih, iw, c_in), y0 + a as isize, x0, c0, len);
+            // Row `a` of `Bᵀ d`, transformed along the row, is row `a` of `V`.
+            let base = |a: usize| (a * 4 * count + i) * c_in + c0;
+            // The rows of `Bᵀ d` one at a time, so that few values are live at once.
+            let d2 = row(2);
+            emit_row(v, sub_row(row(0), d2), base(0), plane, len);
+            let d1 = row(1);
+            emit_row(v, add_row(d1, d2), base(1), plane, len);
+            emit_row(v, sub_row(d2, d1), base(2), plane, len);
+            emit_row(v, sub_row(d1, row(3)), base(3), plane, len);
+        }
+    }
+}
+
+/// Channels `c0..c0 + len` of the four pixels from `x0` on in row `yy` of `image`:
+/// a row of a tile's input block, zero outside the image.
+#[inline(always)]
+fn input_row(
+    image: &[f32],
+    (ih, iw, c_in): (usize, usize, usize),
+    yy: isize,
+    x0: isize,
+    c0: usize,
+    len: usize,
+) -> Row {
+    let mut r = [[0.0; LANES]; 4];
+    if (0..ih as isize).contains(&yy) {
+        for (b, cell) in r.iter_mut().enumerate() {
+            let xx = x0 + b as isize;
+            if (0..iw as isize).contains(&xx) {
+                *cell = load(image, (yy as usize * iw + xx as usize) * c_in + c0, len);
+            }
+        }
+    }
+    r
+}
+
+/// Row `t` of `Bᵀ d` transformed along the row, stored as positions `base`,
+/// `base + plane`, ... of `v`.
+#[inline(always)]
+fn emit_row(v: &mut [f32], t: Row, base: usize, plane: usize, len: usize) {
+    for (b, val) in bt(t).iter().enumerate() {
+        store(v, base + b * plane, len, val);
+    }
+}
+
+/// Four consecutive positions of a tile's products from `base`, `plane` apart.
+#[inline(always)]
+fn product_row(m: &[f32], base: usize, plane: usize, len: usize) -> Row {
+    let mut r = [[0.0; LANES]; 4];
+    for (b, cell) in r.iter_mut().enumerate() {
+        *cell = load(m, base + b * plane, len);
+    }
+    r
+}
+
+/// `Y = Aᵀ M A` for tiles `first..first + count`, with
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, then the epilogue, into the output pixels
+/// that exist (an odd edge drops half a tile).
+///
+/// # Safety
+/// `y` must hold every output pixel of `p`, and those of these tiles must not be
+/// accessed by anyone else during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_output(
+    isa: Isa,
+    p: &Conv2dParams,
+    plan: &Plan,
+    m: &[f32],
+    first: usize,
+    count: usize,
+    epilogue: &Epilogue<'_>,
+    y: SendPtr<f32>,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA; the
+        // rest is the caller's contract.
+        Isa::Avx2Fma => unsafe {
+            transform_output_avx2(p, plan, m, first, count, epilogue, y);
+        },
+        // SAFETY: the caller's contract.
+        Isa::Portable => unsafe { transform_output_with(p, plan, m, first, count, epilogue, y) },
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; otherwise as [`transform_output`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_output_avx2(
+    p: &Conv2dParams,
+    plan: &Plan,
+    m: &[f32],
+    first: usize,
+    count: usize,
+    epilogue: &Epilogue<'_>,
+    y: SendPtr<f32>,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { transform_output_with(p, plan, m, first, count, epilogue, y) };
+}
+
+/// The two outputs of `Aᵀ` applied to four inputs.
+#[inline(always)]
+fn at(m: [[f32; LANES]; 4]) -> [[f32; LANES]; 2] {
+    [add(add(m[0], m[1]), m[2]), sub(sub(m[1], m[2]), m[3])]
+}
+
+/// # Safety
+/// As [`transform_output`].
+#[inline(always)]
+unsafe fn transform_output_with(
+    p: &Conv2dParams,
+    plan: &Plan,
+    m: &[f32],
+    first: usize,
+    count: usize,
+    epilogue: &Epilogue<'_>,
+    y: SendPtr<f32>,
+) {
+    let (oh, ow, c_out) = (us(p.out_h), us(p.out_w), us(p.out_c));
+    let per_image = plan.tiles_h * plan.tiles_w;
+    // The bias and ReLU go into the store; other activations over each pixel after.
+    let (relu, after) = match epilogue.activation {
+        ActivationKind::Linear => (false, false),
+        ActivationKind::Relu => (true, false),
+        _ => (false, true),
+    };
+    for i in 0..count {
+        let tile = first + i;
+        let (n, r) = (tile / per_image, tile % per_image);
+        let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+        // Where the tile's pixels start in `y`, for those that exist.
+        let pixel = |a: usize, b: usize| {
+            let (oy, ox) = (2 * ty + a, 2 * tx + b);
+            (oy < oh && ox < ow).then_some(((n * oh + oy) * ow + ox) * c_out)
+        };
+        let pixels = [[pixel(0, 0), pixel(0, 1)], [pixel(1, 0), pixel(1, 1)]];
+        let plane = count * c_out;
+        for k0 in (0..c_out).step_by(LANES) {
+            let len = LANES.min(c_out - k0);
+            let row = |a: usize| product_row(m, (a * 4 * count + i) * c_out + k0, plane, len);
+            // The two rows of `Aᵀ M`: `m0 + m1 + m2` and `m1 - m2 - m3`.
+            let (m1, m2) = (row(1), row(2));
+            let rows = [
+                add_row(row(0), add_row(m1, m2)),
+                sub_row(sub_row(m1, m2), row(3)),
+            ];
+            let bias = match epilogue.bias {
+                Some(bias) => load(bias, k0, len),
+                None => [0.0; LANES],
+            };
+            for (r, starts) in rows.into_iter().zip(pixels) {
+                for (val, start) in at(r).into_iter().zip(starts) {
+                    let Some(start) = start else { continue };
+                    let mut val = add(val, bias);
+                    if relu {
+                        // `x < 0` is false for NaN, which therefore propagates.
+                        for x in &mut val {
+                            *x = if *x < 0.0 { 0.0 } else { *x };
+                        }
+                    }
+                    // SAFETY: the pixel exists, so channels `k0..k0 + len` of it lie
+                    // inside `y`, and this task alone writes them (the caller's
+                    // contract).
+                    unsafe {
+                        let dst = y.get().add(start + k0);
+                        if len == LANES {
+                            std::ptr::copy_nonoverlapping(val.as_ptr(), dst, LANES);
+                        } else {
+                            std::ptr::copy_nonoverlapping(val.as_ptr(), dst, len);
+                        }
+                    }
+                }
+            }
+        }
+        if after {
+            let activation = Epilogue {
+                bias: None,
+                ..*epilogue
+            };
+            for start in pixels.into_iter().flatten().flatten() {
+                // SAFETY: as for the stores above; the row is dropped before the next.
+                let row = unsafe { std::slice::from_raw_parts_mut(y.get().add(start), c_out) };
+                activation.apply(row, 0);
+            }
+        }
+    }
+}
