@@ -69,6 +69,56 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// Max pooling right after a layer's ReLU: the pool's backward pass goes through
+    /// the ReLU.
+    struct PoolAfterRelu {
+        input: [9, 8, 3],
+        conv: Conv2d(6, 3, relu),
+        pool: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(3),
+    }
+}
+
+kiln::model! {
+    /// The same with an identity (`Dropout(0)`) before the pool, so that each layer
+    /// runs its own backward pass: the oracle for `PoolAfterRelu`.
+    struct PoolAfterReluApart {
+        input: [9, 8, 3],
+        conv: Conv2d(6, 3, relu),
+        keep: Dropout(0),
+        pool: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(3),
+    }
+}
+
+kiln::model! {
+    /// Max pooling right after a `Relu` layer.
+    struct PoolAfterReluLayer {
+        input: [9, 8, 3],
+        conv: Conv2d(6, 3),
+        act: Relu,
+        pool: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(3),
+    }
+}
+
+kiln::model! {
+    /// The oracle for `PoolAfterReluLayer`.
+    struct PoolAfterReluLayerApart {
+        input: [9, 8, 3],
+        conv: Conv2d(6, 3),
+        act: Relu,
+        keep: Dropout(0),
+        pool: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(3),
+    }
+}
+
 fn cpu() -> kiln::Result<Cpu> {
     Ok(Cpu::with_threads(1)?)
 }
@@ -444,4 +494,83 @@ fn pre_activation_gradient_skips_only_the_last_activation() {
             assert!((a - b).abs() <= 1e-4 + 1e-3 * a.abs(), "{a} vs {b}");
         }
     }
+}
+
+/// Every parameter gradient of a model, on the host, in visiting order.
+fn gradients<M: Model<Cpu>>(model: &M, cpu: &Cpu) -> kiln::Result<Vec<Vec<f32>>> {
+    let mut out = Vec::new();
+    model.parameters(&mut |p| {
+        out.push(cpu.to_host(p.grad, cpu.len(p.grad))?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The outputs and parameter gradients of `model` for one batch.
+type Run = (Vec<f32>, Vec<Vec<f32>>);
+
+fn output_and_gradients<M>(model: &mut M) -> kiln::Result<Run>
+where
+    M: Model<Cpu, Input = Rank3<9, 8, 3>, Output = Rank1<3>>,
+{
+    let cpu = model.backend().clone();
+    // Inputs around zero, so that the ReLU cuts many values and whole windows.
+    let x: Vec<f32> = (0..3 * 9 * 8 * 3)
+        .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let g: Vec<f32> = (0..3 * 3).map(|i| i as f32 / 4.0 - 1.0).collect();
+    let x = Tensor::<Rank3<9, 8, 3>, Cpu>::from_slice(&cpu, 3, &x)?;
+    let grad = Tensor::<Rank1<3>, Cpu>::from_slice(&cpu, 3, &g)?;
+    let y = model.forward(&x, Mode::Train)?.to_vec(&cpu)?;
+    model.zero_grad()?;
+    model.backward(&grad, GradAt::Output)?;
+    Ok((y, gradients(model, &cpu)?))
+}
+
+/// Copies `from`'s weights into `to`, which has the same parameters.
+fn copy_weights<F: Model<Cpu>, T: Model<Cpu>>(from: &F, to: &mut T) -> kiln::Result<()> {
+    let cpu = from.backend().clone();
+    let mut weights = Vec::new();
+    from.parameters(&mut |p| {
+        weights.push(cpu.to_host(p.value, cpu.len(p.value))?);
+        Ok(())
+    })?;
+    let mut next = weights.iter();
+    to.visit_parameters(&mut |p| match next.next() {
+        Some(w) => Ok(cpu.upload(w, p.value)?),
+        None => Ok(()),
+    })
+}
+
+fn assert_same_run((y_fused, g_fused): Run, (y_apart, g_apart): Run) {
+    assert_eq!(y_fused, y_apart);
+    assert_eq!(g_fused.len(), g_apart.len());
+    for (t, (f, a)) in g_fused.iter().zip(&g_apart).enumerate() {
+        assert!(a.iter().any(|v| *v != 0.0), "tensor {t} has no gradient");
+        for (i, (f, a)) in f.iter().zip(a).enumerate() {
+            assert!(
+                (f - a).abs() <= 1e-6 * (1.0 + a.abs()),
+                "tensor {t}[{i}]: {f} vs {a}"
+            );
+        }
+    }
+}
+
+#[test]
+fn max_pooling_through_a_relu_gives_the_gradients_of_separate_passes() {
+    let cpu = cpu().unwrap();
+    let mut fused = PoolAfterRelu::new(&cpu, 3, 9).unwrap();
+    let mut apart = PoolAfterReluApart::new(&cpu, 3, 9).unwrap();
+    copy_weights(&fused, &mut apart).unwrap();
+    assert_same_run(
+        output_and_gradients(&mut fused).unwrap(),
+        output_and_gradients(&mut apart).unwrap(),
+    );
+    let mut fused = PoolAfterReluLayer::new(&cpu, 3, 9).unwrap();
+    let mut apart = PoolAfterReluLayerApart::new(&cpu, 3, 9).unwrap();
+    copy_weights(&fused, &mut apart).unwrap();
+    assert_same_run(
+        output_and_gradients(&mut fused).unwrap(),
+        output_and_gradients(&mut apart).unwrap(),
+    );
 }

@@ -10,7 +10,7 @@
 //! Every path is absolute (`::kiln::...`), so the code does not depend on the user's
 //! imports.
 
-use kiln_shape::{LayerSpec, Shape};
+use kiln_shape::{Activation, LayerSpec, Shape};
 use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
@@ -421,12 +421,16 @@ impl Plan {
 
     /// Each layer's backward, in reverse, the gradient going from `__grad_a` to
     /// `__grad_b` and back. Only the last layer that runs gets the caller's `GradAt`;
-    /// the first one computes no input gradient.
+    /// the first one computes no input gradient. A `MaxPool2d` right after a ReLU
+    /// passes its gradient through that ReLU too (one pass over the large input
+    /// gradient instead of two), and the layer before skips its activation's backward.
     fn backward(&self, model: &Model) -> TokenStream {
         let running: Vec<usize> = (0..model.layers.len())
             .filter(|&i| !is_flatten(&model.layers[i]))
             .collect();
         let (grad_a, grad_b) = (format_ident!("__grad_a"), format_ident!("__grad_b"));
+        let through_relu =
+            |i: usize| i > 0 && max_pool_after_relu(&model.layers[i - 1], &model.layers[i]);
         let mut calls = Vec::new();
         for (step, &i) in running.iter().rev().enumerate() {
             let layer = &model.layers[i];
@@ -444,9 +448,24 @@ impl Plan {
             };
             let at = if step == 0 {
                 quote!(at)
+            } else if i + 1 < model.layers.len() && through_relu(i + 1) {
+                quote!(::kiln::nn::GradAt::PreActivation)
             } else {
                 quote!(::kiln::nn::GradAt::Output)
             };
+            if through_relu(i) {
+                if step == 0 {
+                    // Pooling has no activation for `at` to refer to.
+                    calls.push(quote! { let _ = at; });
+                }
+                calls.push(quote! {
+                    ::kiln::nn::Pool2d::backward_through_relu::<B>(
+                        &mut self.#field, &self.__backend, &self.#x, &self.#y,
+                        &mut self.#dy, #dx, batch,
+                    )?;
+                });
+                continue;
+            }
             calls.push(quote! {
                 <#ty as ::kiln::nn::Layer<B>>::backward(
                     &mut self.#field, &self.__backend, &self.#x, &self.#y,
@@ -460,6 +479,18 @@ impl Plan {
         }
         quote! { #(#calls)* }
     }
+}
+
+/// Whether `layer` is a `MaxPool2d` whose input is the output of a ReLU: a layer with
+/// `activation = relu`, or a `Relu` layer.
+fn max_pool_after_relu(before: &Layer, layer: &Layer) -> bool {
+    let relu = match before.spec {
+        LayerSpec::Conv2d(c) => c.activation == Activation::Relu,
+        LayerSpec::Dense(d) => d.activation == Activation::Relu,
+        LayerSpec::Activation(a) => a == Activation::Relu,
+        _ => false,
+    };
+    relu && matches!(layer.spec, LayerSpec::MaxPool2d(_))
 }
 
 /// The constants, as tokens shared by the inherent impl and the `Model` impl.
@@ -670,6 +701,33 @@ mod tests {
         assert_eq!(backward.matches(":: None").count(), 1);
         let conv1 = &backward[order[4]..];
         assert!(conv1.contains(":: None"));
+    }
+
+    #[test]
+    fn max_pooling_after_a_relu_passes_its_gradient_through_it() {
+        // The seed: `conv1` (relu) then `pool1`. The pool takes the ReLU's backward
+        // pass over, and `conv1` is told its gradient is at the pre-activation.
+        let backward = method(&seed(), "backward");
+        let pool1 = backward.find("backward_through_relu").unwrap();
+        assert!(
+            backward[pool1..].starts_with("backward_through_relu :: < B > (& mut self . pool1 ,")
+        );
+        let conv1 = backward.find("& mut self . conv1 ,").unwrap();
+        assert!(backward[conv1..].contains("GradAt :: PreActivation"));
+        assert_eq!(backward.matches("backward_through_relu").count(), 1);
+        // Without a ReLU before it, a pool runs its plain backward pass.
+        let file = expanded(quote! {
+            struct M {
+                input: [8, 8, 3],
+                conv: Conv2d(filters = 4, kernel = 3, activation = tanh),
+                pool: MaxPool2d(2),
+                flat: Flatten,
+                out: Dense(2),
+            }
+        });
+        let backward = method(&file, "backward");
+        assert!(!backward.contains("backward_through_relu"));
+        assert!(!backward.contains("PreActivation"));
     }
 
     #[test]

@@ -71,6 +71,29 @@ impl<B: Backend> Layer<B> for Pool2d {
     }
 }
 
+impl Pool2d {
+    /// Max pooling's backward pass through the ReLU of the layer before, which
+    /// produced `x`: `dx` is the gradient at that layer's pre-activation, so that its
+    /// own backward pass runs with [`GradAt::PreActivation`] and skips the ReLU. One
+    /// pass over the (large) input gradient instead of two; `model!` uses it wherever
+    /// `MaxPool2d` follows a layer with `activation = relu`.
+    #[allow(clippy::too_many_arguments)] // `Layer::backward`'s arguments, less `at`
+    pub fn backward_through_relu<B: Backend>(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &B::Buffer,
+        dy: &mut B::Buffer,
+        dx: Option<&mut B::Buffer>,
+        batch: usize,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            backend.pool2d_bwd_through_relu(&self.params.with_batch(batch)?, x, y, dy, dx)?;
+        }
+        Ok(())
+    }
+}
+
 /// The mean over height and width of each channel: a [`Pool2d`] whose window is the
 /// whole image.
 ///

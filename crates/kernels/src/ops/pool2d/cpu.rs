@@ -70,7 +70,10 @@ fn windows_tile(p: &Pool2dParams) -> bool {
     p.stride_h == p.size_h && p.stride_w == p.size_w && p.pad_top == 0 && p.pad_left == 0
 }
 
-fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// The backward pass over one image; with `relu`, through the ReLU that produced `x`
+/// (max pooling only): a window's gradient reaches its maximum only where that is
+/// positive, the ReLU's derivative there.
+fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32], relu: bool) {
     let (iw, c) = (us(p.in_w), us(p.channels));
     let tiled = windows_tile(p) && p.kind == PoolKind::Max;
     if tiled {
@@ -99,7 +102,14 @@ fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [
                     let best = &y[cell..][..c];
                     for start in (0..c).step_by(CHANNEL_BLOCK) {
                         let len = CHANNEL_BLOCK.min(c - start);
+                        // A channel whose maximum is not positive gets no gradient
+                        // through the ReLU: it starts as already routed.
                         let mut open = [1.0f32; CHANNEL_BLOCK];
+                        if relu {
+                            for (o, &b) in open.iter_mut().zip(&best[start..start + len]) {
+                                *o = if b > 0.0 { 1.0 } else { 0.0 };
+                            }
+                        }
                         let (g, best) = (&g[start..start + len], &best[start..start + len]);
                         for yy in y0..y1 {
                             for xx in x0..x1 {
@@ -167,6 +177,37 @@ impl Pool2dKernel for Cpu {
         dy: &CpuBuffer,
         dx: &mut CpuBuffer,
     ) -> Result<()> {
+        self.pool_backward(p, x, y, dy, dx, false)
+    }
+
+    fn pool2d_bwd_through_relu(
+        &self,
+        p: &Pool2dParams,
+        x: &CpuBuffer,
+        y: &CpuBuffer,
+        dy: &CpuBuffer,
+        dx: &mut CpuBuffer,
+    ) -> Result<()> {
+        if p.kind != PoolKind::Max {
+            return Err(crate::Error::InvalidParams {
+                op: "pool2d_bwd_through_relu",
+                detail: "only max pooling passes its gradient through a ReLU".into(),
+            });
+        }
+        self.pool_backward(p, x, y, dy, dx, true)
+    }
+}
+
+impl Cpu {
+    fn pool_backward(
+        &self,
+        p: &Pool2dParams,
+        x: &CpuBuffer,
+        y: &CpuBuffer,
+        dy: &CpuBuffer,
+        dx: &mut CpuBuffer,
+        relu: bool,
+    ) -> Result<()> {
         check_len("pool2d_bwd", "x", p.input_len(), x.as_slice().len())?;
         check_len("pool2d_bwd", "y", p.output_len(), y.as_slice().len())?;
         check_len("pool2d_bwd", "dy", p.output_len(), dy.as_slice().len())?;
@@ -184,6 +225,7 @@ impl Pool2dKernel for Cpu {
                     &ys[n * out_image..(n + 1) * out_image],
                     &dys[n * out_image..(n + 1) * out_image],
                     dxi,
+                    relu,
                 );
             },
         );

@@ -2,10 +2,11 @@
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::{Pool2dKernel, Pool2dParams};
+use super::{Pool2dKernel, Pool2dParams, PoolKind};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
+use crate::ops::activation::{ActivationKernel, ActivationParams};
 use crate::{Cuda, CudaBuffer, Result};
 
 /// Forward, one thread an output value.
@@ -72,5 +73,25 @@ impl Pool2dKernel for Cuda {
         // reads `y` and `dy` over `output_len`; all four lengths are checked above.
         unsafe { args.launch(elementwise(p.input_len())) }.map_err(|e| driver_err(OP, e))?;
         Ok(())
+    }
+
+    fn pool2d_bwd_through_relu(
+        &self,
+        p: &Pool2dParams,
+        x: &CudaBuffer,
+        y: &CudaBuffer,
+        dy: &CudaBuffer,
+        dx: &mut CudaBuffer,
+    ) -> Result<()> {
+        if p.kind != PoolKind::Max {
+            return Err(crate::Error::InvalidParams {
+                op: "pool2d_bwd_through_relu",
+                detail: "only max pooling passes its gradient through a ReLU".into(),
+            });
+        }
+        self.pool2d_bwd(p, x, y, dy, dx)?;
+        // The ReLU's derivative from its output, the pooling's input.
+        let relu = ActivationParams::new(kiln_shape::Activation::Relu, p.input_len(), 1)?;
+        self.activation_bwd(&relu, x, x, dx)
     }
 }

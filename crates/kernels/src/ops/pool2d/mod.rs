@@ -136,6 +136,19 @@ pub trait Pool2dKernel: Storage {
         dy: &Self::Buffer,
         dx: &mut Self::Buffer,
     ) -> Result<()>;
+
+    /// Max pooling's backward pass through the ReLU that produced its input `x`: `dx`
+    /// is the gradient at the ReLU's input, `pool2d_bwd` followed by the ReLU's
+    /// backward pass, in one pass over the image on the CPU. The layer before then
+    /// skips its activation's backward pass.
+    fn pool2d_bwd_through_relu(
+        &self,
+        p: &Pool2dParams,
+        x: &Self::Buffer,
+        y: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Pooling against hand-computed windows and the adjoint identity.
 
-use kiln_shape::{Padding, Pool2dSpec, Shape};
+use kiln_shape::{Activation, Padding, Pool2dSpec, Shape};
 
 use super::*;
 use crate::Cpu;
+use crate::ops::activation::{ActivationKernel, ActivationParams};
 use crate::rng::Rng;
 
 fn run<B: Pool2dKernel>(backend: &B, p: &Pool2dParams, x: &[f32]) -> Vec<f32> {
@@ -73,6 +74,70 @@ fn check<B: Pool2dKernel>(backend: &B) {
 #[test]
 fn pools_and_backpropagates_on_cpu() {
     check(&Cpu::with_threads(2).unwrap());
+}
+
+/// Max pooling through a ReLU equals its backward pass followed by the ReLU's
+/// (`dx * (x > 0)`), value for value (a zero's sign aside), over inputs with many zeros (whole windows of them
+/// included, which get no gradient) and edges that no window covers; and it refuses
+/// average pooling.
+fn check_through_relu<B: Pool2dKernel + ActivationKernel>(backend: &B) {
+    let mut rng = Rng::new(11);
+    for (input, s) in [
+        (Shape::new(&[8, 8, 3]), spec(2, 2, Padding::Valid)),
+        (Shape::new(&[7, 9, 70]), spec(2, 2, Padding::Valid)),
+        (Shape::new(&[7, 9, 5]), spec(3, 2, Padding::Same)),
+    ] {
+        let p = Pool2dParams::new(&s, PoolKind::Max, input, 3).unwrap();
+        let x: Vec<f32> = (0..p.input_len())
+            .map(|_| rng.uniform_in(-1.0, 1.0).max(0.0))
+            .collect();
+        let g: Vec<f32> = (0..p.output_len())
+            .map(|_| rng.uniform_in(-1.0, 1.0))
+            .collect();
+        let y = run(backend, &p, &x);
+        let (xb, yb, gb) = (
+            backend.alloc_from(&x).unwrap(),
+            backend.alloc_from(&y).unwrap(),
+            backend.alloc_from(&g).unwrap(),
+        );
+        let nan = vec![f32::NAN; p.input_len()];
+        let mut fused = backend.alloc_from(&nan).unwrap();
+        backend
+            .pool2d_bwd_through_relu(&p, &xb, &yb, &gb, &mut fused)
+            .unwrap();
+        let mut want = backend.alloc_from(&nan).unwrap();
+        backend.pool2d_bwd(&p, &xb, &yb, &gb, &mut want).unwrap();
+        let relu = ActivationParams::new(Activation::Relu, p.input_len(), 1).unwrap();
+        backend.activation_bwd(&relu, &xb, &xb, &mut want).unwrap();
+        let (fused, want) = (
+            backend.to_host(&fused, p.input_len()).unwrap(),
+            backend.to_host(&want, p.input_len()).unwrap(),
+        );
+        for (i, (f, w)) in fused.iter().zip(&want).enumerate() {
+            // NaN, a cell left unwritten, equals nothing.
+            assert!(f == w, "{s:?} on {input}: dx[{i}] {f} vs {w}");
+        }
+        let avg = Pool2dParams::new(&s, PoolKind::Avg, input, 3).unwrap();
+        let mut dx = backend.alloc(p.input_len()).unwrap();
+        assert!(
+            backend
+                .pool2d_bwd_through_relu(&avg, &xb, &yb, &gb, &mut dx)
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn max_pool_through_a_relu_matches_the_two_passes_on_cpu() {
+    check_through_relu(&Cpu::with_threads(2).unwrap());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn max_pool_through_a_relu_matches_the_two_passes_on_cuda() {
+    if let Some(gpu) = crate::cuda::test_device() {
+        check_through_relu(&gpu);
+    }
 }
 
 #[test]
