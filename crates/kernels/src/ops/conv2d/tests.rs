@@ -72,13 +72,20 @@ fn check<B: Conv2dKernel>(backend: &B) {
         ([15, 15, 32], 64, (3, 3), (1, 1), Padding::Valid, 3),
     ];
     let mut rng = Rng::new(5);
-    for (input, filters, kernel, stride, padding, batch) in cases {
+    for (case, (input, filters, kernel, stride, padding, batch)) in cases.into_iter().enumerate() {
+        // Every other case with ReLU in the forward's store (the backward passes
+        // start from the pre-activation gradient either way).
+        let relu = case % 2 == 1;
         let spec = Conv2dSpec {
             filters,
             kernel,
             stride,
             padding,
-            activation: Activation::Linear,
+            activation: if relu {
+                Activation::Relu
+            } else {
+                Activation::Linear
+            },
         };
         let p = Conv2dParams::new(&spec, Shape::new(&input), batch).unwrap();
         let (x, w, b) = (
@@ -96,6 +103,7 @@ fn check<B: Conv2dKernel>(backend: &B) {
             .unwrap();
         let y = backend.to_host(&yb, p.output_len()).unwrap();
         for (g, want) in y.iter().zip(direct(&p, &x, &w, &b)) {
+            let want = if relu { want.max(0.0) } else { want };
             assert!((g - want).abs() < 1e-4, "{p:?}: {g} vs {want}");
         }
 

@@ -35,10 +35,12 @@ const POSITIONS: usize = 16;
 const MIN_CHANNELS: usize = 16;
 
 /// The most channel pairs (`c_in * c_out`) whose transformed kernel (16 values per
-/// pair) stays in L2 beside a block: every block reads all of it, and one that spills
-/// to L3 costs more than the transform saves. Measured on the seed CNN at batch 64:
-/// 32 -> 64 channels runs 15 % faster on one thread, 5 % on two; 64 -> 128 channels
-/// (8,192 pairs) 7 % faster on one thread but 25 % slower on two.
+/// pair) stays in L2 beside a block: every block reads all of it. Measured on the
+/// seed CNN at batch 64 (fastest of alternating runs): 32 -> 64 channels, forward
+/// 2.73 ms against 3.93 ms direct on one thread, 1.53 against 1.96 on two, backward
+/// 7.72 against 8.45 and 4.16 against 4.58; 64 -> 128 channels (8,192 pairs), on
+/// 4x4 images, forward 1.17 against 1.42 ms on one thread but 0.86 against 0.76 on
+/// two, and backward 3.71 against 2.96 on one.
 const MAX_CHANNEL_PAIRS: usize = 4096;
 
 /// The bytes a block's transformed input and products may take: with the
@@ -259,7 +261,7 @@ fn transform_input(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
         Isa::Avx2Fma => unsafe { transform_input_avx2(p, plan, x, first, count, v) },
-        Isa::Portable => transform_input_with(p, plan, x, first, count, v),
+        Isa::Portable => transform_input_with(p, plan, x, first, count, v, None),
     }
 }
 
@@ -275,7 +277,7 @@ unsafe fn transform_input_avx2(
     count: usize,
     v: &mut [f32],
 ) {
-    transform_input_with(p, plan, x, first, count, v);
+    transform_input_with(p, plan, x, first, count, v, Some(avx2::input_tile));
 }
 
 /// `len <= LANES` values of `src` from `at`, zero after them; a whole vector is one
@@ -353,6 +355,10 @@ fn bt(d: [[f32; LANES]; 4]) -> [[f32; LANES]; 4] {
     ]
 }
 
+/// A whole-vector transform of one tile that lies inside the image, for every
+/// channel (see [`avx2::input_tile`]).
+type InputTile = unsafe fn(*const f32, usize, usize, *mut f32, usize);
+
 #[inline(always)]
 fn transform_input_with(
     p: &Conv2dParams,
@@ -361,9 +367,15 @@ fn transform_input_with(
     first: usize,
     count: usize,
     v: &mut [f32],
+    interior: Option<InputTile>,
 ) {
     let (ih, iw, c_in) = (us(p.in_h), us(p.in_w), us(p.in_c));
     let per_image = plan.tiles_h * plan.tiles_w;
+    let plane = count * c_in;
+    assert!(
+        v.len() >= POSITIONS * plane,
+        "winograd: short transform buffer"
+    );
     for i in 0..count {
         let tile = first + i;
         let (n, r) = (tile / per_image, tile % per_image);
@@ -371,7 +383,27 @@ fn transform_input_with(
         let y0 = (2 * ty) as isize - p.pad_top as isize;
         let x0 = (2 * tx) as isize - p.pad_left as isize;
         let image = &x[n * ih * iw * c_in..(n + 1) * ih * iw * c_in];
-        let plane = count * c_in;
+        if let Some(tile_fn) = interior {
+            let inside = y0 >= 0 && x0 >= 0 && y0 as usize + 4 <= ih && x0 as usize + 4 <= iw;
+            if inside && c_in.is_multiple_of(LANES) {
+                let at = (y0 as usize * iw + x0 as usize) * c_in;
+                // SAFETY: the 4x4 block lies inside the image (checked), so every pixel
+                // `at + a * iw * c_in + b * c_in` and its `c_in` channels are in `image`;
+                // position `ξ` of this tile, `ξ * plane + i * c_in + c_in` at most, is
+                // inside `v` (checked above); `tile_fn` needs AVX2, which the caller
+                // that passed it has.
+                unsafe {
+                    tile_fn(
+                        image[at..].as_ptr(),
+                        iw * c_in,
+                        c_in,
+                        v[i * c_in..].as_mut_ptr(),
+                        plane,
+                    );
+                }
+                continue;
+            }
+        }
         for c0 in (0..c_in).step_by(LANES) {
             let len = LANES.min(c_in - c0);
             let row = |a: usize| input_row(image, (ih, iw, c_in), y0 + a as isize, x0, c0, len);
@@ -456,7 +488,9 @@ unsafe fn transform_output(
             transform_output_avx2(p, plan, m, first, count, epilogue, y);
         },
         // SAFETY: the caller's contract.
-        Isa::Portable => unsafe { transform_output_with(p, plan, m, first, count, epilogue, y) },
+        Isa::Portable => unsafe {
+            transform_output_with(p, plan, m, first, count, epilogue, y, None);
+        },
     }
 }
 
@@ -473,9 +507,25 @@ unsafe fn transform_output_avx2(
     epilogue: &Epilogue<'_>,
     y: SendPtr<f32>,
 ) {
-    // SAFETY: the caller's contract.
-    unsafe { transform_output_with(p, plan, m, first, count, epilogue, y) };
+    // SAFETY: the caller's contract; `avx2::output_tile` needs AVX2, which this
+    // function has.
+    unsafe {
+        transform_output_with(
+            p,
+            plan,
+            m,
+            first,
+            count,
+            epilogue,
+            y,
+            Some(avx2::output_tile),
+        );
+    }
 }
+
+/// A whole-vector transform of one tile whose four pixels exist, for every channel
+/// (see [`avx2::output_tile`]).
+type OutputTile = unsafe fn(*const f32, usize, *mut f32, usize, usize, *const f32, bool);
 
 /// The two outputs of `Aᵀ` applied to four inputs.
 #[inline(always)]
@@ -486,6 +536,7 @@ fn at(m: [[f32; LANES]; 4]) -> [[f32; LANES]; 2] {
 /// # Safety
 /// As [`transform_output`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn transform_output_with(
     p: &Conv2dParams,
     plan: &Plan,
@@ -494,9 +545,18 @@ unsafe fn transform_output_with(
     count: usize,
     epilogue: &Epilogue<'_>,
     y: SendPtr<f32>,
+    interior: Option<OutputTile>,
 ) {
     let (oh, ow, c_out) = (us(p.out_h), us(p.out_w), us(p.out_c));
     let per_image = plan.tiles_h * plan.tiles_w;
+    let plane = count * c_out;
+    assert!(
+        m.len() >= POSITIONS * plane,
+        "winograd: short products buffer"
+    );
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= c_out, "winograd: short bias");
+    }
     // The bias and ReLU go into the store; other activations over each pixel after.
     let (relu, after) = match epilogue.activation {
         ActivationKind::Linear => (false, false),
@@ -507,13 +567,36 @@ unsafe fn transform_output_with(
         let tile = first + i;
         let (n, r) = (tile / per_image, tile % per_image);
         let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+        if let Some(tile_fn) = interior {
+            let whole = 2 * ty + 2 <= oh && 2 * tx + 2 <= ow;
+            if whole && !after && c_out.is_multiple_of(LANES) {
+                let bias = epilogue.bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+                // SAFETY: the tile's four pixels exist (checked), so their `c_out`
+                // channels lie inside `y`, and this task alone writes them (the
+                // caller's contract); position `ξ` of the tile, up to
+                // `15 * plane + i * c_out + c_out`, lies inside `m`, and a bias holds
+                // `c_out` values (both checked above); `tile_fn` needs AVX2, which the
+                // caller that passed it has.
+                unsafe {
+                    tile_fn(
+                        m[i * c_out..].as_ptr(),
+                        plane,
+                        y.get().add(((n * oh + 2 * ty) * ow + 2 * tx) * c_out),
+                        ow * c_out,
+                        c_out,
+                        bias,
+                        relu,
+                    );
+                }
+                continue;
+            }
+        }
         // Where the tile's pixels start in `y`, for those that exist.
         let pixel = |a: usize, b: usize| {
             let (oy, ox) = (2 * ty + a, 2 * tx + b);
             (oy < oh && ox < ow).then_some(((n * oh + oy) * ow + ox) * c_out)
         };
         let pixels = [[pixel(0, 0), pixel(0, 1)], [pixel(1, 0), pixel(1, 1)]];
-        let plane = count * c_out;
         for k0 in (0..c_out).step_by(LANES) {
             let len = LANES.min(c_out - k0);
             let row = |a: usize| product_row(m, (a * 4 * count + i) * c_out + k0, plane, len);
@@ -560,6 +643,122 @@ unsafe fn transform_output_with(
                 // SAFETY: as for the stores above; the row is dropped before the next.
                 let row = unsafe { std::slice::from_raw_parts_mut(y.get().add(start), c_out) };
                 activation.apply(row, 0);
+            }
+        }
+    }
+}
+
+/// The transforms of whole tiles with AVX2 intrinsics: eight channels per vector,
+/// straight-line code that keeps the block in registers.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_sub_ps,
+    };
+
+    use super::LANES;
+
+    /// `V = Bᵀ d B` for one tile inside the image: pixel `(a, b)` of the 4x4 block,
+    /// channel `k`, is read at `x + a * row + b * c + k`; position `(a, b)` of channel
+    /// `k` is written at `v + (4 * a + b) * plane + k`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `c` must be a multiple of 8; those reads and writes
+    /// must be in bounds, the writes not aliased.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn input_tile(
+        x: *const f32,
+        row: usize,
+        c: usize,
+        v: *mut f32,
+        plane: usize,
+    ) {
+        for k in (0..c).step_by(LANES) {
+            // SAFETY: the caller's contract covers every offset below.
+            unsafe {
+                macro_rules! row {
+                    ($a:expr) => {
+                        [
+                            _mm256_loadu_ps(x.add($a * row + k)),
+                            _mm256_loadu_ps(x.add($a * row + c + k)),
+                            _mm256_loadu_ps(x.add($a * row + 2 * c + k)),
+                            _mm256_loadu_ps(x.add($a * row + 3 * c + k)),
+                        ]
+                    };
+                }
+                // Row `a` of `Bᵀ d` (`t`), transformed along the row: row `a` of `V`.
+                macro_rules! emit {
+                    ($a:expr, $t:expr) => {
+                        let t = $t;
+                        let out = v.add($a * 4 * plane + k);
+                        _mm256_storeu_ps(out, _mm256_sub_ps(t[0], t[2]));
+                        _mm256_storeu_ps(out.add(plane), _mm256_add_ps(t[1], t[2]));
+                        _mm256_storeu_ps(out.add(2 * plane), _mm256_sub_ps(t[2], t[1]));
+                        _mm256_storeu_ps(out.add(3 * plane), _mm256_sub_ps(t[1], t[3]));
+                    };
+                }
+                let d2 = row!(2);
+                let d0 = row!(0);
+                emit!(0, [0, 1, 2, 3].map(|b| _mm256_sub_ps(d0[b], d2[b])));
+                let d1 = row!(1);
+                emit!(1, [0, 1, 2, 3].map(|b| _mm256_add_ps(d1[b], d2[b])));
+                emit!(2, [0, 1, 2, 3].map(|b| _mm256_sub_ps(d2[b], d1[b])));
+                let d3 = row!(3);
+                emit!(3, [0, 1, 2, 3].map(|b| _mm256_sub_ps(d1[b], d3[b])));
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` plus the bias (unless null), then ReLU if `relu`, for one tile
+    /// whose four pixels exist: position `(a, b)` of channel `k` is read at
+    /// `m + (4 * a + b) * plane + k`; output pixel `(a, b)` is written at
+    /// `y + a * row + b * c + k`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `c` must be a multiple of 8; those reads and writes
+    /// (and `c` values at a non-null `bias`) must be in bounds, the writes not aliased.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn output_tile(
+        m: *const f32,
+        plane: usize,
+        y: *mut f32,
+        row: usize,
+        c: usize,
+        bias: *const f32,
+        relu: bool,
+    ) {
+        for k in (0..c).step_by(LANES) {
+            // SAFETY: the caller's contract covers every offset below.
+            unsafe {
+                macro_rules! row {
+                    ($a:expr) => {
+                        [0, 1, 2, 3].map(|b| _mm256_loadu_ps(m.add((4 * $a + b) * plane + k)))
+                    };
+                }
+                let (m1, m2) = (row!(1), row!(2));
+                let (m0, m3) = (row!(0), row!(3));
+                // The rows of `Aᵀ M`: `m0 + m1 + m2` and `m1 - m2 - m3`.
+                let s0 = [0, 1, 2, 3].map(|b| _mm256_add_ps(_mm256_add_ps(m0[b], m1[b]), m2[b]));
+                let s1 = [0, 1, 2, 3].map(|b| _mm256_sub_ps(_mm256_sub_ps(m1[b], m2[b]), m3[b]));
+                let bias = if bias.is_null() {
+                    _mm256_setzero_ps()
+                } else {
+                    _mm256_loadu_ps(bias.add(k))
+                };
+                for (a, s) in [s0, s1].into_iter().enumerate() {
+                    let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]), bias);
+                    let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[1], s[2]), s[3]), bias);
+                    // `max(0, v)` returns `v` when it is NaN: ReLU lets NaN through.
+                    let (y0, y1) = if relu {
+                        let zero = _mm256_setzero_ps();
+                        (_mm256_max_ps(zero, y0), _mm256_max_ps(zero, y1))
+                    } else {
+                        (y0, y1)
+                    };
+                    _mm256_storeu_ps(y.add(a * row + k), y0);
+                    _mm256_storeu_ps(y.add(a * row + c + k), y1);
+                }
             }
         }
     }
