@@ -138,7 +138,7 @@ impl Patches<'_> {
         let run = g.kernel_w * g.in_c;
         let row_len = g.in_w * g.in_c;
         let image_len = g.in_h * row_len;
-        let kernel_rows = cols.start / run..(cols.end - 1) / run + 1;
+        let whole = cols.start == 0 && cols.end == g.cols();
         // The output pixel of row `first`, then stepped along without divisions.
         let per_image = g.out_h * g.out_w;
         let (mut n, r) = (first / per_image, first % per_image);
@@ -149,24 +149,17 @@ impl Patches<'_> {
             let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
             let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
             let inside_x = x0 >= 0 && x0 as usize + g.kernel_w <= g.in_w;
-            for ky in kernel_rows.clone() {
-                // The part of this kernel row's run that `cols` asks for.
-                let seg = ky * run;
-                let lo = cols.start.max(seg);
-                let hi = cols.end.min(seg + run);
-                let d = &mut dst[lo - cols.start..hi - cols.start];
-                let y = y0 + ky as isize;
-                if y < 0 || y >= g.in_h as isize {
-                    d.fill(0.0);
-                    continue;
+            let inside = inside_x && y0 >= 0 && y0 as usize + g.kernel_h <= g.in_h;
+            if inside && whole {
+                // The common case, a whole patch away from the padding: one run per
+                // kernel row, each at a fixed step through the image.
+                let at = y0 as usize * row_len + x0 as usize * g.in_c;
+                let src = &image[at..at + (g.kernel_h - 1) * row_len + run];
+                for (ky, d) in dst.chunks_exact_mut(run).enumerate() {
+                    copy_run(d, &src[ky * row_len..ky * row_len + run]);
                 }
-                let row = &image[y as usize * row_len..(y as usize + 1) * row_len];
-                if inside_x {
-                    let s = x0 as usize * g.in_c + (lo - seg);
-                    copy_run(d, &row[s..s + (hi - lo)]);
-                } else {
-                    edge_run(g, row, x0, lo - seg, d);
-                }
+            } else {
+                self.gather_edge(image, (y0, x0), inside_x, cols.clone(), dst);
             }
             ox += 1;
             if ox == g.out_w {
@@ -176,6 +169,41 @@ impl Patches<'_> {
                     oy = 0;
                     n += 1;
                 }
+            }
+        }
+    }
+
+    /// One row's columns `cols` where the kernel may hang over the padding, or only
+    /// part of the row is asked for.
+    #[inline(always)]
+    fn gather_edge(
+        &self,
+        image: &[f32],
+        (y0, x0): (isize, isize),
+        inside_x: bool,
+        cols: Range<usize>,
+        dst: &mut [f32],
+    ) {
+        let g = &self.geometry;
+        let run = g.kernel_w * g.in_c;
+        let row_len = g.in_w * g.in_c;
+        for ky in cols.start / run..(cols.end - 1) / run + 1 {
+            // The part of this kernel row's run that `cols` asks for.
+            let seg = ky * run;
+            let lo = cols.start.max(seg);
+            let hi = cols.end.min(seg + run);
+            let d = &mut dst[lo - cols.start..hi - cols.start];
+            let y = y0 + ky as isize;
+            if y < 0 || y >= g.in_h as isize {
+                d.fill(0.0);
+                continue;
+            }
+            let row = &image[y as usize * row_len..(y as usize + 1) * row_len];
+            if inside_x {
+                let s = x0 as usize * g.in_c + (lo - seg);
+                copy_run(d, &row[s..s + (hi - lo)]);
+            } else {
+                edge_run(g, row, x0, lo - seg, d);
             }
         }
     }
