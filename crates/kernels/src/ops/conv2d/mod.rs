@@ -3,8 +3,10 @@
 //! Layouts follow Keras: input `[n, h, w, c_in]`, kernel `[kh, kw, c_in, c_out]`,
 //! output `[n, oh, ow, c_out]`. The CPU backend lowers the convolution to one matrix
 //! product over the whole batch (im2col): in NHWC each patch row is `kh` contiguous
-//! runs of `kw * c_in` values, so building it is a copy of runs, and the kernel is
-//! already the `[kh * kw * c_in, c_out]` matrix.
+//! runs of `kw * c_in` values, and the kernel is already the `[kh * kw * c_in, c_out]`
+//! matrix. The product gathers the patches block by block rather than building them
+//! (`cpu/gemm/patches.rs`); 3x3 stride-1 layers with enough channels use Winograd's
+//! transform instead (`winograd.rs`).
 
 mod cpu;
 #[cfg(feature = "cuda")]

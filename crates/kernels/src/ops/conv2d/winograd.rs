@@ -1,6 +1,6 @@
-//! The forward pass of 3x3, stride-1 convolutions by Winograd's minimal filtering
-//! F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
-//! Networks", 2016), on the CPU.
+//! The forward pass and the input gradient of 3x3, stride-1 convolutions by
+//! Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016), on the CPU.
 //!
 //! Each 2x2 block of output pixels (a tile) is computed from the 4x4 block of input
 //! under it: the input block `d` and the kernel `g` of every (input, output) channel
@@ -17,7 +17,8 @@
 //!
 //! The transforms are exact in real arithmetic; in `f32` they round differently from
 //! the direct sum (within a few units in the last place of the largest terms, as the
-//! tests check). The backward passes stay with the direct product.
+//! tests check). The input gradient is the same algorithm on the adjoint convolution
+//! (see [`adjoint`]); the weight gradient stays with the direct product.
 
 use super::Conv2dParams;
 use crate::Cpu;
@@ -44,7 +45,9 @@ const MIN_CHANNELS: usize = 16;
 const MAX_CHANNEL_PAIRS: usize = 4096;
 
 /// The bytes a block's transformed input and products may take: with the
-/// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2.
+/// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2, the
+/// smallest of the x86 cores kiln targets (measured against 128 and 512 KiB: within
+/// noise).
 const BLOCK_BYTES: usize = 256 * 1024;
 
 /// Channels transformed together: one AVX vector.
