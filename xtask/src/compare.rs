@@ -192,7 +192,7 @@ pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
     md.push_str(
         "\nThe share of the peak counts a direct convolution's FLOPs (29.3 MFLOP per sample \
          for a training step, 10.3 for inference); layers that use Winograd's transform do \
-         fewer multiply-adds, so for them it is an effective figure.\n",
+         fewer multiply-adds, so for them it is an effective figure.\n\n",
     );
     (md, Value::Array(out))
 }
