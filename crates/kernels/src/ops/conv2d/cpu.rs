@@ -93,16 +93,19 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
-        // The input gradient's patch rows; the forward's transforms where it has them.
-        let backward = images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len();
+        // The forward's transforms where it has them; the input gradient's, or else
+        // the patch rows of a block of images.
+        let threads = self.threads();
         let forward = if winograd::applies(p) {
-            winograd::workspace_len(p, self.threads())
+            winograd::workspace_len(p, threads)
         } else {
             0
         };
-        let input_gradient =
-            winograd::adjoint(p).map_or(0, |q| winograd::workspace_len(&q, self.threads()));
-        backward.max(forward).max(input_gradient)
+        let input_gradient = match winograd::adjoint(p) {
+            Some(q) => winograd::workspace_len(&q, threads),
+            None => images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len(),
+        };
+        forward.max(input_gradient)
     }
 
     fn conv2d_fwd(
@@ -165,7 +168,7 @@ impl Conv2dKernel for Cpu {
         dy: &CpuBuffer,
         dw: &mut CpuBuffer,
         dbias: &mut CpuBuffer,
-        mut dx: Option<&mut CpuBuffer>,
+        dx: Option<&mut CpuBuffer>,
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_bwd";
@@ -197,35 +200,37 @@ impl Conv2dKernel for Cpu {
             MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
             &Epilogue::NONE,
         );
-        if let (Some(dx), Some(q)) = (dx.as_deref_mut(), winograd::adjoint(p)) {
-            winograd::input_gradient(
+        match (dx, winograd::adjoint(p)) {
+            (None, _) => {}
+            (Some(dx), Some(q)) => winograd::input_gradient(
                 self,
                 &q,
                 dy,
                 w.as_slice(),
                 &mut dx.as_mut_slice()[..p.input_len()],
                 ws.as_mut_slice(),
-            );
-        } else if let Some(dx) = dx {
-            let block = images_per_block(p);
-            for first in (0..us(p.batch)).step_by(block) {
-                let images = block.min(us(p.batch) - first);
-                let rows = images * pixels;
-                let dym = MatRef::row_major(&dy[first * pixels * oc..][..rows * oc], rows, oc);
-                let dcol = &mut ws.as_mut_slice()[..rows * patch];
-                sgemm(
-                    self.inner(),
-                    1.0,
-                    dym,
-                    wm.t(),
-                    0.0,
-                    MatMut::row_major(dcol, rows, patch),
-                );
-                let dcol = &ws.as_slice()[..rows * patch];
-                let dxs = &mut dx.as_mut_slice()[first * image_len..][..images * image_len];
-                self.par_chunks_mut(dxs, image_len, |n, image| {
-                    col2im_image(p, &dcol[n * pixels * patch..][..pixels * patch], image);
-                });
+            ),
+            (Some(dx), None) => {
+                let block = images_per_block(p);
+                for first in (0..us(p.batch)).step_by(block) {
+                    let images = block.min(us(p.batch) - first);
+                    let rows = images * pixels;
+                    let dym = MatRef::row_major(&dy[first * pixels * oc..][..rows * oc], rows, oc);
+                    let dcol = &mut ws.as_mut_slice()[..rows * patch];
+                    sgemm(
+                        self.inner(),
+                        1.0,
+                        dym,
+                        wm.t(),
+                        0.0,
+                        MatMut::row_major(dcol, rows, patch),
+                    );
+                    let dcol = &ws.as_slice()[..rows * patch];
+                    let dxs = &mut dx.as_mut_slice()[first * image_len..][..images * image_len];
+                    self.par_chunks_mut(dxs, image_len, |n, image| {
+                        col2im_image(p, &dcol[n * pixels * patch..][..pixels * patch], image);
+                    });
+                }
             }
         }
         column_sums_into(self, dy, oc, &mut dbias.as_mut_slice()[..oc]);
