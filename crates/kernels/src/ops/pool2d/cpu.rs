@@ -188,12 +188,7 @@ impl Pool2dKernel for Cpu {
         dy: &CpuBuffer,
         dx: &mut CpuBuffer,
     ) -> Result<()> {
-        if p.kind != PoolKind::Max {
-            return Err(crate::Error::InvalidParams {
-                op: "pool2d_bwd_through_relu",
-                detail: "only max pooling passes its gradient through a ReLU".into(),
-            });
-        }
+        p.check_through_relu()?;
         self.pool_backward(p, x, y, dy, dx, true)
     }
 }

@@ -2,7 +2,7 @@
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::{Pool2dKernel, Pool2dParams, PoolKind};
+use super::{Pool2dKernel, Pool2dParams};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
@@ -83,12 +83,7 @@ impl Pool2dKernel for Cuda {
         dy: &CudaBuffer,
         dx: &mut CudaBuffer,
     ) -> Result<()> {
-        if p.kind != PoolKind::Max {
-            return Err(crate::Error::InvalidParams {
-                op: "pool2d_bwd_through_relu",
-                detail: "only max pooling passes its gradient through a ReLU".into(),
-            });
-        }
+        p.check_through_relu()?;
         self.pool2d_bwd(p, x, y, dy, dx)?;
         // The ReLU's derivative from its output, the pooling's input.
         let relu = ActivationParams::new(kiln_shape::Activation::Relu, p.input_len(), 1)?;

@@ -103,6 +103,20 @@ impl Pool2dParams {
         Self::new(&spec, PoolKind::Avg, input, batch)
     }
 
+    /// Refuses anything but max pooling for
+    /// [`Pool2dKernel::pool2d_bwd_through_relu`]: only a maximum passes its gradient
+    /// through the ReLU below it unchanged.
+    pub fn check_through_relu(&self) -> Result<()> {
+        if self.kind == PoolKind::Max {
+            Ok(())
+        } else {
+            Err(Error::InvalidParams {
+                op: "pool2d_bwd_through_relu",
+                detail: "only max pooling passes its gradient through a ReLU".into(),
+            })
+        }
+    }
+
     /// The same geometry for another batch size.
     pub fn with_batch(mut self, batch: usize) -> Result<Self> {
         self.batch = u32_of("pool2d", "batch", batch)?;
