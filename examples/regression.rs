@@ -31,18 +31,13 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(Args {
+    let args = Args::parse_cpu_only(Args {
         epochs: 500,
         batch_size: 16,
         seed: 1,
         data: None,
         device: Device::Cpu,
     })?;
-    if args.device != Device::Cpu {
-        return Err(
-            "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda".into(),
-        );
-    }
     let tables = diabetes::load(&args.data_dir())?;
     println!("{}", <DiabetesNet>::summary());
     println!(

@@ -68,18 +68,13 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(Args {
+    let args = Args::parse_cpu_only(Args {
         epochs: 10,
         batch_size: 32,
         seed: 1,
         data: None,
         device: Device::Cpu,
     })?;
-    if args.device != Device::Cpu {
-        return Err(
-            "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda".into(),
-        );
-    }
     let (train_all, test) = match &args.data {
         Some(dir) => mnist::IdxSet::mnist().load_dir(dir)?,
         None => mnist::embedded()?,

@@ -41,6 +41,19 @@ impl Args {
         Self::parse_from(defaults, std::env::args().skip(1))
     }
 
+    /// [`Args::parse`] for an example that trains on the CPU only: `--device cuda` is an
+    /// error that names the examples that take it.
+    pub fn parse_cpu_only(defaults: Args) -> Result<Args, String> {
+        let args = Self::parse(defaults)?;
+        if args.device != Device::Cpu {
+            return Err(
+                "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda"
+                    .into(),
+            );
+        }
+        Ok(args)
+    }
+
     /// Reads `args` over `defaults`.
     pub fn parse_from(
         defaults: Args,
