@@ -42,16 +42,17 @@ __device__ __forceinline__ float kiln_activate(u32 kind, float slope, float x) {
     }
 }
 
-// The sum of `v` over the block; every thread gets it. `scratch` holds 32 floats.
-// The block is at most 1024 threads, a multiple of 32.
-__device__ float kiln_block_sum(float v, float* scratch) {
+// The sum of `v` over the block (`float` or `double`); every thread gets it. `scratch`
+// holds 32 values. The block is at most 1024 threads, a multiple of 32.
+template <typename T>
+__device__ T kiln_block_sum(T v, T* scratch) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
     u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
     u32 warps = (blockDim.x + 31u) >> 5;
-    v = threadIdx.x < warps ? scratch[threadIdx.x] : 0.0f;
+    v = threadIdx.x < warps ? scratch[threadIdx.x] : T(0);
     if (warp == 0) {
         for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
         if (lane == 0) scratch[0] = v;

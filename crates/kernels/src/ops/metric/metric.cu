@@ -63,20 +63,6 @@ __device__ __forceinline__ void kahan_add(float* acc, u32 slot, float v) {
     acc[slot] = t;
 }
 
-__device__ double block_sum_f64(double v, double* scratch) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    u32 warps = (blockDim.x + 31u) >> 5;
-    v = threadIdx.x < warps ? scratch[threadIdx.x] : 0.0;
-    if (warp == 0) {
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    }
-    return v;
-}
-
 // One block: the batch's four sums in double, then one compensated addition each.
 extern "C" __global__ void regression_fwd_f32(u64 n, const float* output, const float* target,
                                               float* acc) {
@@ -89,7 +75,7 @@ extern "C" __global__ void regression_fwd_f32(u64 n, const float* output, const 
         s[2] += (double)t;
         s[3] += (double)(t * t);
     }
-    for (int k = 0; k < 4; ++k) s[k] = block_sum_f64(s[k], scratch);
+    for (int k = 0; k < 4; ++k) s[k] = kiln_block_sum(s[k], scratch);
     if (threadIdx.x == 0) {
         for (int k = 0; k < 4; ++k) kahan_add(acc, 2u * k, (float)s[k]);
         acc[8] += (float)n;
