@@ -94,6 +94,20 @@ impl Cpu {
         })
     }
 
+    /// A backend that runs the portable code paths (those of CPUs without AVX2) on
+    /// `threads` threads, for tests on machines that have AVX2.
+    #[cfg(test)]
+    pub(crate) fn portable(threads: usize) -> Result<Self> {
+        let cpu = Self::with_threads(threads)?;
+        let inner = Arc::into_inner(cpu.inner).expect("a new backend is not shared");
+        Ok(Self {
+            inner: Arc::new(CpuInner {
+                gemm: inner.gemm.with_isa(gemm::Isa::Portable),
+                ..inner
+            }),
+        })
+    }
+
     /// The number of threads ops run on.
     pub fn threads(&self) -> usize {
         self.inner.pool.threads()

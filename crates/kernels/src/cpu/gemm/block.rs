@@ -402,17 +402,19 @@ fn b_strips(
     }
 }
 
-/// `c = a * b` for a `b` packed whole as one `k` block (strip `s` of `NR` columns at
-/// `s * NR * k`, zero past the last column), `a` read in place, on the calling thread.
+/// `c = a * b + beta * c` for a `b` packed whole as one `k` block (strip `s` of `NR`
+/// columns at `s * NR * k`), `a` read in place, on the calling thread.
 ///
 /// # Safety
 /// `a` must lie inside its slice, `b` must hold `k * n.next_multiple_of(NR)` values,
-/// and `c` must be writable for `m x n` values with rows `c_rs` apart and not aliased.
+/// and `c` must be writable (and readable unless `beta == 0`) for `m x n` values with
+/// rows `c_rs` apart and not aliased.
 pub(super) unsafe fn run_prepacked(
     isa: Isa,
     a: &MatRef<'_>,
     b: &[f32],
     n: usize,
+    beta: f32,
     c: *mut f32,
     c_rs: usize,
 ) {
@@ -430,7 +432,7 @@ pub(super) unsafe fn run_prepacked(
     };
     let a = gathered(a.data.as_ptr(), a.row_stride, a.col_stride, a.rows);
     // SAFETY: the caller's contract covers the strips and the block of `c`.
-    unsafe { macro_kernel(isa, &a, &b, k, c, c_rs, 1.0, 0.0, &Epilogue::NONE) };
+    unsafe { macro_kernel(isa, &a, &b, k, c, c_rs, 1.0, beta, &Epilogue::NONE) };
 }
 
 /// Dispatches to the macro-kernel compiled for `isa`.

@@ -236,6 +236,12 @@ impl GemmScratch {
         self.isa
     }
 
+    /// The same scratch, running micro-kernel `isa` (which the CPU must support).
+    #[cfg(test)]
+    pub(crate) fn with_isa(self, isa: Isa) -> Self {
+        Self { isa, ..self }
+    }
+
     /// Scratch for a pool of `threads` workers; detects the CPU's micro-kernel.
     pub(crate) fn new(threads: usize) -> Self {
         Self {
@@ -434,6 +440,9 @@ pub(crate) fn sgemm_lhs(
     }
 }
 
+/// Columns per strip of a packed right-hand operand (see [`packed_index`]).
+pub(crate) const PACKED_STRIP: usize = NR;
+
 /// Values a packed `k x n` right-hand operand of [`sgemm_prepacked`] takes. The
 /// layout: strips of 16 columns one after the other, each `k` rows of 16 values
 /// (zero past the last column); see [`packed_index`].
@@ -447,13 +456,21 @@ pub(crate) fn packed_index(k: usize, p: usize, j: usize) -> usize {
     j / NR * NR * k + p * NR + j % NR
 }
 
-/// `c = a * b` on the calling thread, with `b` already packed (see [`packed_len`]):
-/// for many small products inside one pool task, where [`sgemm`]'s planning,
-/// packing and hand-over to the pool would cost more than the product.
+/// `c = a * b + beta * c` on the calling thread, with `b` already packed (see
+/// [`packed_len`]): for many small products inside one pool task, where [`sgemm`]'s
+/// planning, packing and hand-over to the pool would cost more than the product.
+/// With `beta == 0` the old contents of `c` are not read.
 ///
 /// # Panics
 /// Panics if the views' sizes disagree or overrun their slices.
-pub(crate) fn sgemm_prepacked(isa: Isa, a: MatRef<'_>, b: &[f32], n: usize, c: MatMut<'_>) {
+pub(crate) fn sgemm_prepacked(
+    isa: Isa,
+    a: MatRef<'_>,
+    b: &[f32],
+    n: usize,
+    beta: f32,
+    mut c: MatMut<'_>,
+) {
     assert_eq!((a.rows, n), (c.rows, c.cols), "sgemm: output dimensions");
     assert!(fits(&a), "sgemm: an operand overruns its slice");
     assert!(
@@ -468,9 +485,13 @@ pub(crate) fn sgemm_prepacked(isa: Isa, a: MatRef<'_>, b: &[f32], n: usize, c: M
         (m == 1 || c_rs >= n) && (m - 1) * c_rs + n <= c.data.len(),
         "sgemm: the output overruns its slice"
     );
+    if a.cols == 0 {
+        scale(beta, &mut c);
+        return;
+    }
     // SAFETY: checked above: `a` fits its slice, `b` holds the packed operand, and `c`
     // is exclusively borrowed and holds the `m x n` block.
-    unsafe { block::run_prepacked(isa, &a, b, n, c.data.as_mut_ptr(), c_rs) };
+    unsafe { block::run_prepacked(isa, &a, b, n, beta, c.data.as_mut_ptr(), c_rs) };
 }
 
 /// The textbook triple loop: the oracle the fast path is tested against.

@@ -6,7 +6,6 @@ use super::block::{Isa, KC, MC, MR, NC, NR};
 use super::plan::{Split, plan};
 use super::*;
 use crate::Cpu;
-use crate::cpu::ThreadPool;
 use crate::rng::Rng;
 
 fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
@@ -67,15 +66,7 @@ fn on_every_backend(f: impl Fn(&CpuInner)) {
     for threads in [1, 2] {
         f(Cpu::with_threads(threads).unwrap().inner());
     }
-    let portable = CpuInner {
-        pool: ThreadPool::new(2).unwrap(),
-        gemm: GemmScratch {
-            isa: Isa::Portable,
-            ..GemmScratch::new(2)
-        },
-        partials: Default::default(),
-    };
-    f(&portable);
+    f(Cpu::portable(2).unwrap().inner());
 }
 
 /// The activation written out from its definition, the epilogue's oracle.
@@ -346,6 +337,60 @@ fn alpha_and_beta() {
             }
         }
     });
+}
+
+/// `sgemm_prepacked` against the reference: `a` in every layout (read in place),
+/// `b` packed with [`packed_index`], `c` overwritten or added to.
+#[test]
+fn prepacked_products_overwrite_or_accumulate() {
+    let mut rng = Rng::new(41);
+    for isa in [
+        Cpu::with_threads(1).unwrap().inner().gemm.isa(),
+        Isa::Portable,
+    ] {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (6, 16, 5),
+            (13, 17, 19),
+            (64, 32, 84),
+            (7, 40, 0),
+        ] {
+            for layout in [Layout::RowMajor, Layout::Transposed, Layout::Strided] {
+                for beta in [0.0, 1.0] {
+                    let (ad, a_at) = matrix(&mut rng, m, k, layout);
+                    let b = random(&mut rng, k * n);
+                    let mut packed = vec![f32::NAN; packed_len(k, n)];
+                    for p in 0..k {
+                        for j in 0..n {
+                            packed[packed_index(k, p, j)] = b[p * n + j];
+                        }
+                    }
+                    // The strips' padding past column `n` is read, its results dropped.
+                    for v in packed.iter_mut().filter(|v| v.is_nan()) {
+                        *v = 0.0;
+                    }
+                    let c0 = random(&mut rng, m * n);
+                    let mut want = c0.clone();
+                    let a = view(&ad, m, k, a_at);
+                    reference(
+                        1.0,
+                        a,
+                        MatRef::row_major(&b, k, n),
+                        beta,
+                        MatMut::row_major(&mut want, m, n),
+                    );
+                    let mut got = c0.clone();
+                    sgemm_prepacked(isa, a, &packed, n, beta, MatMut::row_major(&mut got, m, n));
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                            "{isa:?} {m}x{n}x{k} {layout:?} beta {beta}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

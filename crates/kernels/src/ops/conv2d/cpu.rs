@@ -93,11 +93,12 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
-        // The forward's transforms where it has them; the input gradient's, or else
-        // the patch rows of a block of images.
+        // The forward's and the weight gradient's transforms where they have them;
+        // the input gradient's, or else the patch rows of a block of images.
         let threads = self.threads();
         let forward = if winograd::applies(p) {
             winograd::workspace_len(p, threads)
+                .max(winograd::weight_gradient_workspace_len(p, threads))
         } else {
             0
         };
@@ -191,15 +192,26 @@ impl Conv2dKernel for Cpu {
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let rows = p.out_pixels();
         let dy = &dy.as_slice()[..rows * oc];
-        sgemm_lhs(
-            self.inner(),
-            1.0,
-            Lhs::PatchesT(patches(p, &x.as_slice()[..p.input_len()])),
-            MatRef::row_major(dy, rows, oc),
-            1.0,
-            MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
-            &Epilogue::NONE,
-        );
+        if winograd::applies(p) {
+            winograd::weight_gradient(
+                self,
+                p,
+                &x.as_slice()[..p.input_len()],
+                dy,
+                &mut dw.as_mut_slice()[..patch * oc],
+                ws.as_mut_slice(),
+            );
+        } else {
+            sgemm_lhs(
+                self.inner(),
+                1.0,
+                Lhs::PatchesT(patches(p, &x.as_slice()[..p.input_len()])),
+                MatRef::row_major(dy, rows, oc),
+                1.0,
+                MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
+                &Epilogue::NONE,
+            );
+        }
         match (dx, winograd::adjoint(p)) {
             (None, _) => {}
             (Some(dx), Some(q)) => winograd::input_gradient(

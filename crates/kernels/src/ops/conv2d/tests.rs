@@ -110,16 +110,18 @@ fn check<B: Conv2dKernel>(backend: &B) {
         // Weight gradient: d<y, g>/dw[i] = <direct(x, e_i), g>, checked on a few entries.
         let g = random(&mut rng, p.output_len());
         let gb = backend.alloc_from(&g).unwrap();
-        let mut dw = backend.alloc(p.weight_len()).unwrap();
-        let mut db = backend.alloc(filters).unwrap();
+        // The parameter gradients are added to what the buffers hold.
+        const BEFORE: f32 = 0.5;
+        let mut dw = backend.alloc_from(&vec![BEFORE; p.weight_len()]).unwrap();
+        let mut db = backend.alloc_from(&vec![BEFORE; filters]).unwrap();
         let mut dx = backend.alloc(p.input_len()).unwrap();
         backend
             .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw, &mut db, Some(&mut dx), &mut ws)
             .unwrap();
         // Without an input gradient, the same parameter gradients.
         let (mut dw2, mut db2) = (
-            backend.alloc(p.weight_len()).unwrap(),
-            backend.alloc(filters).unwrap(),
+            backend.alloc_from(&vec![BEFORE; p.weight_len()]).unwrap(),
+            backend.alloc_from(&vec![BEFORE; filters]).unwrap(),
         );
         backend
             .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw2, &mut db2, None, &mut ws)
@@ -137,7 +139,7 @@ fn check<B: Conv2dKernel>(backend: &B) {
         for i in (0..p.weight_len()).step_by((p.weight_len() / 40).max(7)) {
             let mut e = vec![0.0; p.weight_len()];
             e[i] = 1.0;
-            let want = dot(&direct(&p, &x, &e, &zero_b), &g);
+            let want = dot(&direct(&p, &x, &e, &zero_b), &g) + f64::from(BEFORE);
             assert!(
                 (f64::from(dw[i]) - want).abs() < 1e-3,
                 "dw[{i}] {} vs {want}",
@@ -146,7 +148,7 @@ fn check<B: Conv2dKernel>(backend: &B) {
         }
         let db = backend.to_host(&db, filters).unwrap();
         for (f, got) in db.iter().enumerate() {
-            let want: f32 = g.iter().skip(f).step_by(filters).sum();
+            let want: f32 = g.iter().skip(f).step_by(filters).sum::<f32>() + BEFORE;
             assert!((got - want).abs() < 1e-3);
         }
 
@@ -176,6 +178,8 @@ fn check<B: Conv2dKernel>(backend: &B) {
 fn matches_a_direct_convolution_on_cpu() {
     check(&Cpu::with_threads(2).unwrap());
     check(&Cpu::with_threads(1).unwrap());
+    // The code paths of CPUs without AVX2.
+    check(&Cpu::portable(2).unwrap());
 }
 
 #[test]
