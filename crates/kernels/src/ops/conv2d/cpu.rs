@@ -98,7 +98,11 @@ impl Conv2dKernel for Cpu {
         let threads = self.threads();
         let forward = if winograd::applies(p) {
             winograd::workspace_len(p, threads)
-                .max(winograd::weight_gradient_workspace_len(p, threads))
+        } else {
+            0
+        };
+        let weight_gradient = if winograd::weight_gradient_applies(p) {
+            winograd::weight_gradient_workspace_len(p, threads)
         } else {
             0
         };
@@ -106,7 +110,7 @@ impl Conv2dKernel for Cpu {
             Some(q) => winograd::workspace_len(&q, threads),
             None => images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len(),
         };
-        forward.max(input_gradient)
+        forward.max(weight_gradient).max(input_gradient)
     }
 
     fn conv2d_fwd(
@@ -192,7 +196,7 @@ impl Conv2dKernel for Cpu {
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let rows = p.out_pixels();
         let dy = &dy.as_slice()[..rows * oc];
-        if winograd::applies(p) {
+        if winograd::weight_gradient_applies(p) {
             winograd::weight_gradient(
                 self,
                 p,
