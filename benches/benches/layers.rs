@@ -109,11 +109,11 @@ fn pool() -> LayerSpec {
 
 fn layers(c: &mut Criterion) {
     bench_layer::<Conv2d<Cpu>>(c, "conv1", conv(32), &[32, 32, 3], false);
-    bench_layer::<Pool2d>(c, "pool1", pool(), &[30, 30, 32], true);
+    bench_layer::<Pool2d<Cpu>>(c, "pool1", pool(), &[30, 30, 32], true);
     bench_layer::<Conv2d<Cpu>>(c, "conv2", conv(64), &[15, 15, 32], true);
-    bench_layer::<Pool2d>(c, "pool2", pool(), &[13, 13, 64], true);
+    bench_layer::<Pool2d<Cpu>>(c, "pool2", pool(), &[13, 13, 64], true);
     bench_layer::<Conv2d<Cpu>>(c, "conv3", conv(128), &[6, 6, 64], true);
-    bench_layer::<Pool2d>(c, "pool3", pool(), &[4, 4, 128], true);
+    bench_layer::<Pool2d<Cpu>>(c, "pool3", pool(), &[4, 4, 128], true);
     let dense = |units, activation| LayerSpec::Dense(DenseSpec { units, activation });
     bench_layer::<Dense<Cpu>>(c, "fc1", dense(128, Activation::Relu), &[512], true);
     bench_layer::<Dense<Cpu>>(c, "out", dense(10, Activation::Softmax), &[128], true);

@@ -459,7 +459,7 @@ impl Plan {
                     calls.push(quote! { let _ = at; });
                 }
                 calls.push(quote! {
-                    ::kiln::nn::Pool2d::backward_through_relu::<B>(
+                    ::kiln::nn::Pool2d::<B>::backward_through_relu(
                         &mut self.#field, &self.__backend, &self.#x, &self.#y,
                         &mut self.#dy, #dx, batch,
                     )?;
@@ -709,9 +709,7 @@ mod tests {
         // pass over, and `conv1` is told its gradient is at the pre-activation.
         let backward = method(&seed(), "backward");
         let pool1 = backward.find("backward_through_relu").unwrap();
-        assert!(
-            backward[pool1..].starts_with("backward_through_relu :: < B > (& mut self . pool1 ,")
-        );
+        assert!(backward[pool1..].starts_with("backward_through_relu (& mut self . pool1 ,"));
         let conv1 = backward.find("& mut self . conv1 ,").unwrap();
         assert!(backward[conv1..].contains("GradAt :: PreActivation"));
         assert_eq!(backward.matches("backward_through_relu").count(), 1);

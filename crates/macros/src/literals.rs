@@ -10,8 +10,8 @@ pub fn runtime_type(spec: &LayerSpec) -> TokenStream {
     match spec {
         LayerSpec::Dense(_) => quote!(::kiln::nn::Dense<B>),
         LayerSpec::Conv2d(_) => quote!(::kiln::nn::Conv2d<B>),
-        LayerSpec::MaxPool2d(_) | LayerSpec::AvgPool2d(_) => quote!(::kiln::nn::Pool2d),
-        LayerSpec::GlobalAvgPool2d => quote!(::kiln::nn::GlobalAvgPool2d),
+        LayerSpec::MaxPool2d(_) | LayerSpec::AvgPool2d(_) => quote!(::kiln::nn::Pool2d<B>),
+        LayerSpec::GlobalAvgPool2d => quote!(::kiln::nn::GlobalAvgPool2d<B>),
         LayerSpec::Flatten => quote!(::kiln::nn::Flatten),
         LayerSpec::Dropout(_) => quote!(::kiln::nn::Dropout),
         LayerSpec::Activation(_) => quote!(::kiln::nn::ActivationLayer),

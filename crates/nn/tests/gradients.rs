@@ -286,10 +286,10 @@ fn pooling_gradients() {
         } else {
             LayerSpec::AvgPool2d(p)
         };
-        Case::<Pool2d>::new(spec, Shape::new(&input), 2, 4)
+        Case::<Pool2d<Cpu>>::new(spec, Shape::new(&input), 2, 4)
             .check(&format!("{spec:?} on {input:?}"));
     }
-    Case::<GlobalAvgPool2d>::new(LayerSpec::GlobalAvgPool2d, Shape::new(&[3, 5, 4]), 2, 5)
+    Case::<GlobalAvgPool2d<Cpu>>::new(LayerSpec::GlobalAvgPool2d, Shape::new(&[3, 5, 4]), 2, 5)
         .check("GlobalAvgPool2d");
 }
 

@@ -175,9 +175,9 @@ fn pooling_matches_pytorch() {
         ),
     ];
     for (what, spec, x_shape, x_head, want) in cases {
-        assert_close(what, &run::<Pool2d>(spec, x_shape, x_head), want);
+        assert_close(what, &run::<Pool2d<Cpu>>(spec, x_shape, x_head), want);
     }
-    let y = run::<GlobalAvgPool2d>(
+    let y = run::<GlobalAvgPool2d<Cpu>>(
         LayerSpec::GlobalAvgPool2d,
         pt::GLOBAL_AVG_POOL_X_SHAPE,
         pt::GLOBAL_AVG_POOL_X_HEAD,

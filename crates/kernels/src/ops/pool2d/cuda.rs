@@ -2,7 +2,7 @@
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::{Pool2dKernel, Pool2dParams};
+use super::{Pool2dKernel, Pool2dParams, PoolForward};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
@@ -30,7 +30,19 @@ pub(crate) const MODULE: KernelSource = KernelSource {
 unsafe impl DeviceRepr for Pool2dParams {}
 
 impl Pool2dKernel for Cuda {
-    fn pool2d_fwd(&self, p: &Pool2dParams, x: &CudaBuffer, y: &mut CudaBuffer) -> Result<()> {
+    /// None: the backward kernel finds each window's maximum again from the input,
+    /// one thread per input cell.
+    fn pool2d_reserve_len(&self, _p: &Pool2dParams) -> usize {
+        0
+    }
+
+    fn pool2d_fwd(
+        &self,
+        p: &Pool2dParams,
+        x: &CudaBuffer,
+        y: &mut CudaBuffer,
+        _reserve: Option<&mut CudaBuffer>,
+    ) -> Result<()> {
         check_len("pool2d_fwd", "x", p.input_len(), x.len())?;
         check_len("pool2d_fwd", "y", p.output_len(), y.len())?;
         if p.output_len() == 0 {
@@ -49,12 +61,12 @@ impl Pool2dKernel for Cuda {
     fn pool2d_bwd(
         &self,
         p: &Pool2dParams,
-        x: &CudaBuffer,
-        y: &CudaBuffer,
+        fwd: PoolForward<'_, CudaBuffer>,
         dy: &CudaBuffer,
         dx: &mut CudaBuffer,
     ) -> Result<()> {
         const OP: &str = "pool2d_bwd";
+        let (x, y) = (fwd.x, fwd.y);
         check_len(OP, "x", p.input_len(), x.len())?;
         check_len(OP, "y", p.output_len(), y.len())?;
         check_len(OP, "dy", p.output_len(), dy.len())?;
@@ -78,13 +90,13 @@ impl Pool2dKernel for Cuda {
     fn pool2d_bwd_through_relu(
         &self,
         p: &Pool2dParams,
-        x: &CudaBuffer,
-        y: &CudaBuffer,
+        fwd: PoolForward<'_, CudaBuffer>,
         dy: &CudaBuffer,
         dx: &mut CudaBuffer,
     ) -> Result<()> {
         p.check_through_relu()?;
-        self.pool2d_bwd(p, x, y, dy, dx)?;
+        self.pool2d_bwd(p, fwd, dy, dx)?;
+        let x = fwd.x;
         // The ReLU's derivative from its output, the pooling's input.
         let relu = ActivationParams::new(kiln_shape::Activation::Relu, p.input_len(), 1)?;
         self.activation_bwd(&relu, x, x, dx)

@@ -134,32 +134,63 @@ impl Pool2dParams {
     }
 }
 
+/// What a backward pass reads of its forward pass.
+#[derive(Debug)]
+pub struct PoolForward<'a, T> {
+    /// The forward's input.
+    pub x: &'a T,
+    /// Its output.
+    pub y: &'a T,
+    /// The reserve it filled (training mode), or `None`.
+    pub reserve: Option<&'a T>,
+}
+
+impl<T> Clone for PoolForward<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for PoolForward<'_, T> {}
+
 /// The pooling op.
 pub trait Pool2dKernel: Storage {
-    /// `y = pool(x)`.
-    fn pool2d_fwd(&self, p: &Pool2dParams, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// Values of the reserve of geometry `p`: what a training-mode forward pass
+    /// leaves for its backward pass (the CPU keeps each max-pooling output's place in
+    /// its window, so that the backward pass need not read the input again); zero
+    /// where the backend keeps nothing.
+    fn pool2d_reserve_len(&self, p: &Pool2dParams) -> usize;
 
-    /// `dx = dL/dx` (overwritten) from the forward's `x` and `y` and the output
-    /// gradient `dy`. Max pooling sends each gradient to the window's first cell that
-    /// equals the forward's output (its first maximum), so `y` must be that output.
-    fn pool2d_bwd(
+    /// `y = pool(x)`; with a `reserve` of [`pool2d_reserve_len`](Self::pool2d_reserve_len)
+    /// values, also what the backward pass reads back.
+    fn pool2d_fwd(
         &self,
         p: &Pool2dParams,
         x: &Self::Buffer,
-        y: &Self::Buffer,
+        y: &mut Self::Buffer,
+        reserve: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    /// `dx = dL/dx` (overwritten) from the forward pass `fwd` and the output gradient
+    /// `dy`. Max pooling sends each gradient to the window's first cell that equals
+    /// the forward's output (its first maximum), so `fwd.y` must be that output, and
+    /// `fwd.reserve`, if any, the one that forward pass filled.
+    fn pool2d_bwd(
+        &self,
+        p: &Pool2dParams,
+        fwd: PoolForward<'_, Self::Buffer>,
         dy: &Self::Buffer,
         dx: &mut Self::Buffer,
     ) -> Result<()>;
 
-    /// Max pooling's backward pass through the ReLU that produced its input `x`: `dx`
-    /// is the gradient at the ReLU's input, `pool2d_bwd` followed by the ReLU's
+    /// Max pooling's backward pass through the ReLU that produced its input `fwd.x`:
+    /// `dx` is the gradient at the ReLU's input, `pool2d_bwd` followed by the ReLU's
     /// backward pass, in one pass over the image on the CPU. The layer before then
     /// skips its activation's backward pass.
     fn pool2d_bwd_through_relu(
         &self,
         p: &Pool2dParams,
-        x: &Self::Buffer,
-        y: &Self::Buffer,
+        fwd: PoolForward<'_, Self::Buffer>,
         dy: &Self::Buffer,
         dx: &mut Self::Buffer,
     ) -> Result<()>;

@@ -10,8 +10,55 @@ use crate::rng::Rng;
 fn run<B: Pool2dKernel>(backend: &B, p: &Pool2dParams, x: &[f32]) -> Vec<f32> {
     let xb = backend.alloc_from(x).unwrap();
     let mut yb = backend.alloc(p.output_len()).unwrap();
-    backend.pool2d_fwd(p, &xb, &mut yb).unwrap();
-    backend.to_host(&yb, p.output_len()).unwrap()
+    backend.pool2d_fwd(p, &xb, &mut yb, None).unwrap();
+    let y = backend.to_host(&yb, p.output_len()).unwrap();
+    // Filling the reserve changes nothing in the output.
+    let mut reserve = backend.alloc(backend.pool2d_reserve_len(p)).unwrap();
+    backend
+        .pool2d_fwd(p, &xb, &mut yb, Some(&mut reserve))
+        .unwrap();
+    assert_eq!(backend.to_host(&yb, p.output_len()).unwrap(), y);
+    y
+}
+
+/// The backward pass (through a ReLU with `relu`) from output gradient `g`, twice:
+/// from the forward's input and output alone, and from the reserve of a training-mode
+/// forward pass; both must agree bit for bit. Cells the pass fails to write are NaN.
+fn backward<B: Pool2dKernel>(
+    backend: &B,
+    p: &Pool2dParams,
+    x: &[f32],
+    g: &[f32],
+    relu: bool,
+) -> Result<Vec<f32>> {
+    let xb = backend.alloc_from(x).unwrap();
+    let mut yb = backend.alloc(p.output_len()).unwrap();
+    let mut reserve = backend.alloc(backend.pool2d_reserve_len(p)).unwrap();
+    backend.pool2d_fwd(p, &xb, &mut yb, Some(&mut reserve))?;
+    let gb = backend.alloc_from(g).unwrap();
+    let mut results = Vec::new();
+    for reserve in [None, Some(&reserve)] {
+        let fwd = PoolForward {
+            x: &xb,
+            y: &yb,
+            reserve,
+        };
+        let mut dx = backend.alloc_from(&vec![f32::NAN; p.input_len()]).unwrap();
+        if relu {
+            backend.pool2d_bwd_through_relu(p, fwd, &gb, &mut dx)?;
+        } else {
+            backend.pool2d_bwd(p, fwd, &gb, &mut dx)?;
+        }
+        results.push(backend.to_host(&dx, p.input_len()).unwrap());
+    }
+    let (from_input, from_reserve) = (&results[0], &results[1]);
+    for (i, (a, b)) in from_input.iter().zip(from_reserve).enumerate() {
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "{p:?}: dx[{i}] {a} from the input, {b} from the reserve"
+        );
+    }
+    Ok(results.swap_remove(1))
 }
 
 fn spec(size: usize, stride: usize, padding: Padding) -> Pool2dSpec {
@@ -52,16 +99,9 @@ fn check<B: Pool2dKernel>(backend: &B) {
                 .map(|_| rng.uniform_in(-1.0, 1.0))
                 .collect();
             let y = run(backend, &p, &x);
-            let (xb, yb, gb) = (
-                backend.alloc_from(&x).unwrap(),
-                backend.alloc_from(&y).unwrap(),
-                backend.alloc_from(&g).unwrap(),
-            );
             // NaN wherever the pass fails to write (the 5x7 input leaves a row and a
             // column outside every 2x2 window).
-            let mut dxb = backend.alloc_from(&vec![f32::NAN; p.input_len()]).unwrap();
-            backend.pool2d_bwd(&p, &xb, &yb, &gb, &mut dxb).unwrap();
-            let dx = backend.to_host(&dxb, p.input_len()).unwrap();
+            let dx = backward(backend, &p, &x, &g, false).unwrap();
             // Max pooling is linear in x for a fixed argmax pattern, average always:
             // <pool(x), g> = <x, dx>.
             let lhs: f32 = y.iter().zip(&g).map(|(a, b)| a * b).sum();
@@ -74,6 +114,9 @@ fn check<B: Pool2dKernel>(backend: &B) {
 #[test]
 fn pools_and_backpropagates_on_cpu() {
     check(&Cpu::with_threads(2).unwrap());
+    check(&Cpu::with_threads(1).unwrap());
+    // The code paths of CPUs without AVX2.
+    check(&Cpu::portable(2).unwrap());
 }
 
 /// Max pooling through a ReLU equals its backward pass followed by the ReLU's
@@ -94,42 +137,27 @@ fn check_through_relu<B: Pool2dKernel + ActivationKernel>(backend: &B) {
         let g: Vec<f32> = (0..p.output_len())
             .map(|_| rng.uniform_in(-1.0, 1.0))
             .collect();
-        let y = run(backend, &p, &x);
-        let (xb, yb, gb) = (
-            backend.alloc_from(&x).unwrap(),
-            backend.alloc_from(&y).unwrap(),
-            backend.alloc_from(&g).unwrap(),
-        );
-        let nan = vec![f32::NAN; p.input_len()];
-        let mut fused = backend.alloc_from(&nan).unwrap();
-        backend
-            .pool2d_bwd_through_relu(&p, &xb, &yb, &gb, &mut fused)
+        let fused = backward(backend, &p, &x, &g, true).unwrap();
+        let mut want = backend
+            .alloc_from(&backward(backend, &p, &x, &g, false).unwrap())
             .unwrap();
-        let mut want = backend.alloc_from(&nan).unwrap();
-        backend.pool2d_bwd(&p, &xb, &yb, &gb, &mut want).unwrap();
+        let xb = backend.alloc_from(&x).unwrap();
         let relu = ActivationParams::new(Activation::Relu, p.input_len(), 1).unwrap();
         backend.activation_bwd(&relu, &xb, &xb, &mut want).unwrap();
-        let (fused, want) = (
-            backend.to_host(&fused, p.input_len()).unwrap(),
-            backend.to_host(&want, p.input_len()).unwrap(),
-        );
+        let want = backend.to_host(&want, p.input_len()).unwrap();
         for (i, (f, w)) in fused.iter().zip(&want).enumerate() {
             // NaN, a cell left unwritten, equals nothing.
             assert!(f == w, "{s:?} on {input}: dx[{i}] {f} vs {w}");
         }
         let avg = Pool2dParams::new(&s, PoolKind::Avg, input, 3).unwrap();
-        let mut dx = backend.alloc(p.input_len()).unwrap();
-        assert!(
-            backend
-                .pool2d_bwd_through_relu(&avg, &xb, &yb, &gb, &mut dx)
-                .is_err()
-        );
+        assert!(backward(backend, &avg, &x, &g, true).is_err());
     }
 }
 
 #[test]
 fn max_pool_through_a_relu_matches_the_two_passes_on_cpu() {
     check_through_relu(&Cpu::with_threads(2).unwrap());
+    check_through_relu(&Cpu::portable(2).unwrap());
 }
 
 #[cfg(feature = "cuda")]
@@ -147,13 +175,8 @@ fn max_pool_routes_a_tied_window_to_one_cell() {
     let cpu = Cpu::with_threads(2).unwrap();
     let input = Shape::new(&[4, 4, 3]);
     let p = Pool2dParams::new(&spec(2, 2, Padding::Valid), PoolKind::Max, input, 2).unwrap();
-    let x = cpu.alloc(p.input_len()).unwrap();
-    let mut y = cpu.alloc(p.output_len()).unwrap();
-    cpu.pool2d_fwd(&p, &x, &mut y).unwrap();
-    let dy = cpu.alloc_from(&vec![1.0; p.output_len()]).unwrap();
-    let mut dx = cpu.alloc(p.input_len()).unwrap();
-    cpu.pool2d_bwd(&p, &x, &y, &dy, &mut dx).unwrap();
-    let dx = cpu.to_host(&dx, p.input_len()).unwrap();
+    let x = vec![0.0; p.input_len()];
+    let dx = backward(&cpu, &p, &x, &vec![1.0; p.output_len()], false).unwrap();
     assert_eq!(dx.iter().sum::<f32>(), p.output_len() as f32);
     // The first cell of each window, (0, 0) of each 2x2 block, takes it.
     for (i, v) in dx.iter().enumerate() {
@@ -181,10 +204,18 @@ fn forward_backward<B: Pool2dKernel>(
 ) -> (Vec<f32>, Vec<f32>) {
     let xb = backend.alloc_from(x).unwrap();
     let mut yb = backend.alloc(p.output_len()).unwrap();
-    backend.pool2d_fwd(p, &xb, &mut yb).unwrap();
+    let mut reserve = backend.alloc(backend.pool2d_reserve_len(p)).unwrap();
+    backend
+        .pool2d_fwd(p, &xb, &mut yb, Some(&mut reserve))
+        .unwrap();
     let dyb = backend.alloc_from(dy).unwrap();
     let mut dxb = backend.alloc_from(&vec![7.0; p.input_len()]).unwrap();
-    backend.pool2d_bwd(p, &xb, &yb, &dyb, &mut dxb).unwrap();
+    let fwd = PoolForward {
+        x: &xb,
+        y: &yb,
+        reserve: Some(&reserve),
+    };
+    backend.pool2d_bwd(p, fwd, &dyb, &mut dxb).unwrap();
     (
         backend.to_host(&yb, p.output_len()).unwrap(),
         backend.to_host(&dxb, p.input_len()).unwrap(),
