@@ -51,6 +51,12 @@ pub(super) struct Tile {
     pub(super) a: *const f32,
     pub(super) a_rs: usize,
     pub(super) a_cs: usize,
+    /// With `a_jump != 0`, `a` is read in runs of `a_run` steps, and its pointers
+    /// jump by a further `a_jump` after each run (a patch read in place from its
+    /// image, see `Patches::in_place`); the contract's address of step `p` becomes
+    /// `a + i * a_rs + p * a_cs + (p / a_run) * a_jump`.
+    pub(super) a_run: usize,
+    pub(super) a_jump: usize,
     pub(super) b: *const f32,
     pub(super) b_rs: usize,
     pub(super) c: *mut f32,
@@ -155,6 +161,9 @@ struct Strips {
     /// How to prefetch a strip (see [`Tile::pf`]); `pf_n == 0` for none.
     pf_step: usize,
     pf_n: usize,
+    /// Runs of `a` (see [`Tile::a_jump`]); `jump == 0` for none.
+    run: usize,
+    jump: usize,
 }
 
 /// Runs `job`, using `ws` for packing.
@@ -189,6 +198,8 @@ pub(super) unsafe fn run(job: &Job<'_>, ws: &mut WorkerScratch) {
                     edge_rs: NR,
                     pf_step: 0,
                     pf_n: 0,
+                    run: 0,
+                    jump: 0,
                 }
             } else {
                 b_strips(job, ws, p0, kc, j0, nc)
@@ -199,18 +210,40 @@ pub(super) unsafe fn run(job: &Job<'_>, ws: &mut WorkerScratch) {
             } else {
                 Epilogue::NONE
             };
-            let mut ic = 0;
-            while ic < m {
-                let mc = MC.min(m - ic);
-                let a = a_strips(job, ws, job.rows.start + ic, mc, p0, kc);
-                // SAFETY: `ic < m` and `jc < n` keep the block inside the job's block of
-                // `c`; the strips were built for exactly `mc x kc` and `kc x nc`.
-                unsafe {
-                    let c = job.c.add(ic * job.c_rs + jc);
-                    let (isa, rs, alpha) = (job.isa, job.c_rs, job.alpha);
-                    macro_kernel(isa, &a, &b, kc, c, rs, alpha, beta, &epilogue);
+            let (isa, rs, alpha) = (job.isa, job.c_rs, job.alpha);
+            if let Lhs::Patches(patches) = &job.a
+                && let Some(in_place) = patches.in_place(p0..p0 + kc, kc_max)
+            {
+                // Patches read straight from the images, an output row at a time (a
+                // strip of `a` needs one row stride).
+                for (row, len, at) in patches.row_pieces(job.rows.start, m) {
+                    let a = Strips {
+                        run: in_place.run,
+                        jump: in_place.jump,
+                        ..gathered(patches.x[at..].as_ptr(), in_place.row_stride, 1, len)
+                    };
+                    // SAFETY: rows `row..row + len` lie in the job's rows, so the block
+                    // lies inside the job's block of `c`; every patch of these rows is
+                    // inside the images (`in_place` checked it), and the strips of `b`
+                    // were built for `kc x nc`.
+                    unsafe {
+                        let c = job.c.add((row - job.rows.start) * job.c_rs + jc);
+                        macro_kernel(isa, &a, &b, kc, c, rs, alpha, beta, &epilogue);
+                    }
                 }
-                ic += mc;
+            } else {
+                let mut ic = 0;
+                while ic < m {
+                    let mc = MC.min(m - ic);
+                    let a = a_strips(job, ws, job.rows.start + ic, mc, p0, kc);
+                    // SAFETY: `ic < m` and `jc < n` keep the block inside the job's block
+                    // of `c`; the strips were built for exactly `mc x kc` and `kc x nc`.
+                    unsafe {
+                        let c = job.c.add(ic * job.c_rs + jc);
+                        macro_kernel(isa, &a, &b, kc, c, rs, alpha, beta, &epilogue);
+                    }
+                    ic += mc;
+                }
             }
             pc += kc;
         }
@@ -351,6 +384,8 @@ fn gathered(ptr: *const f32, rs: usize, cs: usize, mc: usize) -> Strips {
         edge_rs: rs,
         pf_step: 0,
         pf_n: 0,
+        run: 0,
+        jump: 0,
     }
 }
 
@@ -381,6 +416,8 @@ fn b_strips(
             edge_rs: NR,
             pf_step: 0,
             pf_n: 0,
+            run: 0,
+            jump: 0,
         }
     } else {
         ws.whole_b = None;
@@ -398,6 +435,8 @@ fn b_strips(
             edge_rs: NR,
             pf_step: 0,
             pf_n: 0,
+            run: 0,
+            jump: 0,
         }
     }
 }
@@ -429,6 +468,8 @@ pub(super) unsafe fn run_prepacked(
         edge_rs: NR,
         pf_step: 0,
         pf_n: 0,
+        run: 0,
+        jump: 0,
     };
     let a = gathered(a.data.as_ptr(), a.row_stride, a.col_stride, a.rows);
     // SAFETY: the caller's contract covers the strips and the block of `c`.
@@ -467,17 +508,17 @@ unsafe fn macro_kernel(
     }
 }
 
-/// Calls `$kernel::<R>($t)` (or `$kernel::<R, $epi>($t)`) with `R` the run-time
+/// Calls `$kernel::<R>($t)` (or `$kernel::<R, $flag, ...>($t)`) with `R` the run-time
 /// `$rows` (1 to `MR`).
 macro_rules! by_rows {
-    ($kernel:ident, $rows:expr, $t:expr $(, $epi:literal)?) => {
+    ($kernel:ident, $rows:expr, $t:expr $(, $flag:literal)*) => {
         match $rows {
-            6 => $kernel::<6 $(, $epi)?>($t),
-            5 => $kernel::<5 $(, $epi)?>($t),
-            4 => $kernel::<4 $(, $epi)?>($t),
-            3 => $kernel::<3 $(, $epi)?>($t),
-            2 => $kernel::<2 $(, $epi)?>($t),
-            _ => $kernel::<1 $(, $epi)?>($t),
+            6 => $kernel::<6 $(, $flag)*>($t),
+            5 => $kernel::<5 $(, $flag)*>($t),
+            4 => $kernel::<4 $(, $flag)*>($t),
+            3 => $kernel::<3 $(, $flag)*>($t),
+            2 => $kernel::<2 $(, $flag)*>($t),
+            _ => $kernel::<1 $(, $flag)*>($t),
         }
     };
 }
@@ -508,10 +549,11 @@ unsafe fn macro_kernel_avx2(
     // and the tile's contract are `macro_kernel_with`'s to keep.
     let tile = |t: &Tile, rows: usize| unsafe {
         // The plain product, most of them, runs a kernel without the epilogue's code.
-        if t.has_epilogue() {
-            by_rows!(avx2, rows, t, true)
-        } else {
-            by_rows!(avx2, rows, t, false)
+        match (t.has_epilogue(), t.a_jump != 0) {
+            (true, false) => by_rows!(avx2, rows, t, true, false),
+            (false, false) => by_rows!(avx2, rows, t, false, false),
+            (true, true) => by_rows!(avx2, rows, t, true, true),
+            (false, true) => by_rows!(avx2, rows, t, false, true),
         }
     };
     // SAFETY: the caller's contract.
@@ -575,6 +617,8 @@ unsafe fn macro_kernel_with(
             a: a.ptr.wrapping_add(it * a.step),
             a_rs: a.rs,
             a_cs: a.cs,
+            a_run: a.run,
+            a_jump: a.jump,
             b: bp,
             b_rs,
             c: dst,

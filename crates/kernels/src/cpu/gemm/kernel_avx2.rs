@@ -20,14 +20,16 @@ use super::block::{MR, NR, Tile, TileAct};
 const _: () = assert!(MR == 6 && NR == 16);
 
 /// Runs one `R x NR` tile (`R <= MR`); see [`Tile`] for the contract. Without `EPI`,
-/// the tile's bias and activation are ignored (callers pass `t.has_epilogue()`).
+/// the tile's bias and activation are ignored (callers pass `t.has_epilogue()`). With
+/// `RUNS`, `a` is read in runs (callers pass `t.a_jump != 0`); a compile-time switch,
+/// so that each kernel has one loop and keeps its accumulators in registers.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the pointers and strides in `t` must satisfy
 /// [`Tile`]'s contract for `R` rows.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn tile<const R: usize, const EPI: bool>(t: &Tile) {
+pub(super) unsafe fn tile<const R: usize, const EPI: bool, const RUNS: bool>(t: &Tile) {
     let mut acc: [[__m256; 2]; MR] = [[_mm256_setzero_ps(); 2]; MR];
     // Rows 0..3 hang off `a0` and rows 3..6 off `a3` at offsets 0, rs and 2 * rs.
     let (rs, rs2) = (t.a_rs, 2 * t.a_rs);
@@ -66,16 +68,30 @@ pub(super) unsafe fn tile<const R: usize, const EPI: bool>(t: &Tile) {
             b = b.wrapping_add(t.b_rs);
         };
     }
-    // The first `pf_n` steps each prefetch one line (see `Tile::pf`).
-    let pf_n = t.pf_n.min(t.k);
-    let mut pf = t.pf;
-    for _ in 0..pf_n {
-        _mm_prefetch::<_MM_HINT_T0>(pf.cast::<i8>());
-        pf = pf.wrapping_add(t.pf_step);
-        step!();
-    }
-    for _ in pf_n..t.k {
-        step!();
+    if RUNS {
+        // Runs of `a` (see `Tile::a_jump`): its pointers jump after each one.
+        let mut left = t.k;
+        while left > 0 {
+            let run = t.a_run.min(left);
+            for _ in 0..run {
+                step!();
+            }
+            a0 = a0.wrapping_add(t.a_jump);
+            a3 = a3.wrapping_add(t.a_jump);
+            left -= run;
+        }
+    } else {
+        // The first `pf_n` steps each prefetch one line (see `Tile::pf`).
+        let pf_n = t.pf_n.min(t.k);
+        let mut pf = t.pf;
+        for _ in 0..pf_n {
+            _mm_prefetch::<_MM_HINT_T0>(pf.cast::<i8>());
+            pf = pf.wrapping_add(t.pf_step);
+            step!();
+        }
+        for _ in pf_n..t.k {
+            step!();
+        }
     }
     let alpha = _mm256_set1_ps(t.alpha);
     let beta = _mm256_set1_ps(t.beta);

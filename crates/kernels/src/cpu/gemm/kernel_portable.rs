@@ -15,7 +15,11 @@ pub(super) unsafe fn tile<const R: usize>(t: &Tile) {
     // Stable Rust has no portable prefetch: the hardware prefetcher is on its own here.
     let _ = (t.pf, t.pf_step, t.pf_n);
     let (mut a, mut b) = (t.a, t.b);
-    for _ in 0..t.k {
+    for p in 0..t.k {
+        if t.a_jump != 0 && p > 0 && p % t.a_run == 0 {
+            // The next run of `a` (see `Tile::a_jump`).
+            a = a.wrapping_add(t.a_jump);
+        }
         // SAFETY: the contract of `Tile` makes rows `0..R` of `a` and the `NR`
         // values at `b` readable for every step `0..k`.
         let brow: [f32; NR] = unsafe { b.cast::<[f32; NR]>().read_unaligned() };

@@ -83,7 +83,66 @@ pub(crate) struct Patches<'a> {
     pub(crate) geometry: PatchGeometry,
 }
 
+/// Rows of the patch matrix that the micro-kernel reads straight from the images: a
+/// patch is `kh` runs of `kw * c_in` values, one input row apart.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InPlace {
+    /// From one output pixel's patch to the next one's in the same output row.
+    pub(super) row_stride: usize,
+    /// Columns per run (`kw * c_in`).
+    pub(super) run: usize,
+    /// What a pointer that stepped through a run adds to reach the next run.
+    pub(super) jump: usize,
+}
+
 impl Patches<'_> {
+    /// How the micro-kernel reads the block of columns `cols` in place, if it can:
+    /// whole patches (`cols` is all of them), no padding on any side, and a patch
+    /// short enough to be one block of `k`.
+    pub(super) fn in_place(&self, cols: Range<usize>, kc_max: usize) -> Option<InPlace> {
+        let g = &self.geometry;
+        let whole = cols.start == 0 && cols.end == g.cols() && g.cols() <= kc_max;
+        let inside = g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_h > 0
+            && g.out_w > 0
+            && (g.out_h - 1) * g.stride_h + g.kernel_h <= g.in_h
+            && (g.out_w - 1) * g.stride_w + g.kernel_w <= g.in_w;
+        (whole && inside).then(|| {
+            let run = g.kernel_w * g.in_c;
+            InPlace {
+                row_stride: g.stride_w * g.in_c,
+                run,
+                jump: g.in_w * g.in_c - run,
+            }
+        })
+    }
+
+    /// Rows `first..first + count` cut where an output row ends: `(row, len, at)` for
+    /// each piece, `at` the index in `x` where row `row`'s patch starts (see
+    /// [`Self::in_place`]).
+    pub(super) fn row_pieces(
+        &self,
+        first: usize,
+        count: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize)> {
+        let g = self.geometry;
+        let end = first + count;
+        let mut row = first;
+        std::iter::from_fn(move || {
+            if row >= end {
+                return None;
+            }
+            let (image, pixel) = (row / (g.out_h * g.out_w), row % (g.out_h * g.out_w));
+            let (oy, ox) = (pixel / g.out_w, pixel % g.out_w);
+            let len = (g.out_w - ox).min(end - row);
+            let at = ((image * g.in_h + oy * g.stride_h) * g.in_w + ox * g.stride_w) * g.in_c;
+            let piece = (row, len, at);
+            row += len;
+            Some(piece)
+        })
+    }
+
     /// Writes columns `cols` of rows `first..first + count` to `dst`, row `r` at
     /// `dst[r * stride..][..cols.len()]`: zeros where the kernel hangs over the
     /// padding. `isa` picks the widest copies the CPU has.

@@ -662,11 +662,15 @@ fn gathered_patches_multiply_like_the_patch_matrix() {
     // The forward product (patches times kernel) and the weight gradient's (patches
     // transposed times output gradient) against the explicit patch matrix: the seed
     // CNN's layers at batch 2 (long enough that `k` is blocked and split), same
-    // padding, a stride of 2, and more than `KC` patch columns.
+    // padding, a stride of 2, and more than `KC` patch columns. Without padding the
+    // forward reads the patches in place: output rows that are not whole strips, and
+    // a stride of 2, too.
     on_every_backend(|cpu| {
         for g in [
             geometry(2, 32, 3, 3, 1, 0),
             geometry(2, 15, 32, 3, 1, 0),
+            geometry(3, 13, 5, 3, 1, 0),
+            geometry(2, 12, 4, 3, 2, 0),
             geometry(2, 6, 64, 3, 1, 0),
             geometry(3, 9, 5, 3, 1, 1),
             geometry(2, 11, 4, 3, 2, 1),
