@@ -87,6 +87,41 @@ fn forward_image_with(
     vectors: Option<MaxWithPlaces>,
 ) {
     let (iw, c) = (us(p.in_w), us(p.channels));
+    if let (PoolKind::Max, Some(arg), Some(vectors)) = (p.kind, arg.as_deref_mut(), vectors)
+        && windows_tile(p)
+        && c.is_multiple_of(LANES)
+    {
+        // Windows that tile the input (the usual `MaxPool(2)`): all of them whole,
+        // none clipped, so no window arithmetic per cell.
+        let (oh, ow, sh, sw) = (us(p.out_h), us(p.out_w), us(p.size_h), us(p.size_w));
+        assert!(
+            oh * sh <= us(p.in_h)
+                && ow * sw <= iw
+                && x.len() >= us(p.in_h) * iw * c
+                && y.len() >= oh * ow * c
+                && arg.len() >= oh * ow * c,
+            "pool2d: short image"
+        );
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (start, cell) = (((oy * sh) * iw + ox * sw) * c, (oy * ow + ox) * c);
+                // SAFETY: the window's `sh x sw` cells lie inside the image, its output
+                // cell's `c` values inside `y` and `arg` (all checked above); `vectors`
+                // needs AVX2, which the caller that passed it has.
+                unsafe {
+                    vectors(
+                        x.as_ptr().add(start),
+                        (sh, sw, iw * c),
+                        c,
+                        (0.0, sw as f32),
+                        y.as_mut_ptr().add(cell),
+                        arg.as_mut_ptr().add(cell),
+                    );
+                }
+            }
+        }
+        return;
+    }
     for oy in 0..us(p.out_h) {
         for ox in 0..us(p.out_w) {
             let (y0, y1, x0, x1) = window(p, oy, ox);
@@ -211,6 +246,39 @@ fn backward_image_from_places(
     dx: &mut [f32],
     relu: bool,
 ) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { backward_image_from_places_avx2(p, arg, y, dy, dx, relu) },
+        Isa::Portable => backward_image_from_places_with(p, arg, y, dy, dx, relu),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_image_from_places_avx2(
+    p: &Pool2dParams,
+    arg: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    relu: bool,
+) {
+    backward_image_from_places_with(p, arg, y, dy, dx, relu);
+}
+
+/// The loops, compiled with the caller's instruction set.
+#[inline(always)]
+fn backward_image_from_places_with(
+    p: &Pool2dParams,
+    arg: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    relu: bool,
+) {
     let (iw, c) = (us(p.in_w), us(p.channels));
     let tiled = windows_tile(p);
     zero_unwritten(p, tiled, dx);
@@ -224,7 +292,7 @@ fn backward_image_from_places(
                 for xx in x0..x1 {
                     let q = place(p, at, yy, xx);
                     let d = &mut dx[(yy * iw + xx) * c..][..c];
-                    route(isa, (arg, best, g), q, d, (relu, tiled));
+                    route((arg, best, g), q, d, (relu, tiled));
                 }
             }
         }
@@ -234,26 +302,8 @@ fn backward_image_from_places(
 /// One cell's gradient over its channels: `g` where the place `arg` is `q` (and, with
 /// `relu`, the maximum `best` positive), else zero; written, or added where windows
 /// overlap (unless they `tiled` the input).
-#[inline]
-fn route(isa: Isa, from: (&[f32], &[f32], &[f32]), q: f32, d: &mut [f32], how: (bool, bool)) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { route_avx2(from, q, d, how) },
-        Isa::Portable => route_with(from, q, d, how),
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn route_avx2(from: (&[f32], &[f32], &[f32]), q: f32, d: &mut [f32], how: (bool, bool)) {
-    route_with(from, q, d, how);
-}
-
 #[inline(always)]
-fn route_with((arg, best, g): (&[f32], &[f32], &[f32]), q: f32, d: &mut [f32], how: (bool, bool)) {
+fn route((arg, best, g): (&[f32], &[f32], &[f32]), q: f32, d: &mut [f32], how: (bool, bool)) {
     let cells = d.iter_mut().zip(arg).zip(best).zip(g);
     // One loop per case, each without branches, so that it vectorises.
     match how {
@@ -479,6 +529,7 @@ mod avx2 {
     /// The CPU must support AVX2; those reads and writes must be in bounds, the writes
     /// not aliased.
     #[target_feature(enable = "avx2")]
+    #[inline]
     pub(super) unsafe fn max_with_places(
         x: *const f32,
         (rows, cols, row): (usize, usize, usize),

@@ -82,10 +82,14 @@ fn check<B: Pool2dKernel>(backend: &B) {
     let global = Pool2dParams::global_avg(input, 1).unwrap();
     assert_eq!(run(backend, &global, &x), [4.0]);
 
-    // Backward is the adjoint of the (piecewise) linear forward map.
+    // Backward is the adjoint of the (piecewise) linear forward map; on channels that
+    // fill whole vectors, too.
     let mut rng = Rng::new(3);
-    let input = Shape::new(&[5, 7, 3]);
-    for kind in [PoolKind::Max, PoolKind::Avg] {
+    for (input, kind) in [
+        (Shape::new(&[5, 7, 3]), PoolKind::Max),
+        (Shape::new(&[5, 7, 3]), PoolKind::Avg),
+        (Shape::new(&[5, 6, 16]), PoolKind::Max),
+    ] {
         for s in [
             spec(2, 2, Padding::Valid),
             spec(3, 2, Padding::Same),
@@ -128,6 +132,7 @@ fn check_through_relu<B: Pool2dKernel + ActivationKernel>(backend: &B) {
     for (input, s) in [
         (Shape::new(&[8, 8, 3]), spec(2, 2, Padding::Valid)),
         (Shape::new(&[7, 9, 70]), spec(2, 2, Padding::Valid)),
+        (Shape::new(&[6, 8, 16]), spec(2, 2, Padding::Valid)),
         (Shape::new(&[7, 9, 5]), spec(3, 2, Padding::Same)),
     ] {
         let p = Pool2dParams::new(&s, PoolKind::Max, input, 3).unwrap();
