@@ -40,14 +40,20 @@ const POSITIONS: usize = 16;
 /// direct).
 const MIN_CHANNELS: usize = 16;
 
-/// The most channel pairs (`c_in * c_out`) whose transformed kernel (16 values per
-/// pair) stays in L2 beside a block: every block reads all of it. Measured on the
-/// seed CNN at batch 64 (fastest of alternating runs): 32 -> 64 channels, forward
-/// 2.73 ms against 3.93 ms direct on one thread, 1.53 against 1.96 on two, backward
-/// 7.72 against 8.45 and 4.16 against 4.58; 64 -> 128 channels (8,192 pairs), on
-/// 4x4 images, forward 1.17 against 1.42 ms on one thread but 0.86 against 0.76 on
-/// two, and backward 3.71 against 2.96 on one.
-const MAX_CHANNEL_PAIRS: usize = 4096;
+/// The most channel pairs (`c_in * c_out`) for the input gradient (the adjoint
+/// convolution, on each side). Measured on the seed CNN at batch 64 (fastest of
+/// alternating runs): 32 -> 64 channels, backward 7.72 ms against 8.45 ms direct on
+/// one thread, 4.16 against 4.58 on two; 64 -> 128 channels (8,192 pairs) on 4x4
+/// images, whose adjoint reads mostly padding, backward 3.16 against 2.57 ms on one
+/// thread, 2.16 against 1.70 on two.
+const MAX_INPUT_GRADIENT_CHANNEL_PAIRS: usize = 4096;
+
+/// The most channel pairs for the forward pass, whose transformed kernel (16 values
+/// per pair, 512 KiB at 8,192 pairs) every block reads. The seed's 64 -> 128 layer,
+/// forward: 1.20 ms against 1.43 direct on one thread, 0.63 against 0.78 on two
+/// (with the kernel's transform split between the threads; before that, 0.85 on
+/// two); 32 -> 64 channels: 2.73 against 3.93 ms on one thread.
+const MAX_FORWARD_CHANNEL_PAIRS: usize = 8192;
 
 /// The bytes a block's transformed input and products may take: with the
 /// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2, the
@@ -68,9 +74,10 @@ const MAX_GRADIENT_CHANNEL_PAIRS: usize = 8192;
 /// 6.17 with 1 MiB.
 const GRADIENT_BLOCK_BYTES: usize = 2 * BLOCK_BYTES;
 
-/// The most input channels a layer that [`applies`] can have: the edge tiles'
-/// blocks (16 pixels of them) are copied to the stack.
-const MAX_EDGE_CHANNELS: usize = MAX_CHANNEL_PAIRS / MIN_CHANNELS;
+/// The most input channels whose edge tiles' blocks (16 pixels) are copied to the
+/// stack for the AVX2 transform; wider layers transform their edge tiles with the
+/// portable code.
+const MAX_EDGE_CHANNELS: usize = 256;
 
 /// Channels transformed together: one AVX vector.
 const LANES: usize = 8;
@@ -80,7 +87,7 @@ const _: () = assert!(PACKED_STRIP.is_multiple_of(LANES));
 
 /// Whether the forward pass of `p` goes through Winograd's transform.
 pub(super) fn applies(p: &Conv2dParams) -> bool {
-    transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_CHANNEL_PAIRS
+    transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_FORWARD_CHANNEL_PAIRS
 }
 
 /// Whether the weight gradient of `p` goes through Winograd's transform.
@@ -220,7 +227,10 @@ pub(super) fn adjoint(p: &Conv2dParams) -> Option<Conv2dParams> {
     // Below and right of the output gradient, the transform reads zeros wherever the
     // kernel hangs over: the mirror image of the forward's padding there, whatever it
     // was.
-    (applies(p) && applies(&q)).then_some(q)
+    let fits = |p: &Conv2dParams| {
+        transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_INPUT_GRADIENT_CHANNEL_PAIRS
+    };
+    (fits(p) && fits(&q)).then_some(q)
 }
 
 /// `dx = dL/dx` from the output gradient `dy`, for geometry `p` whose [`adjoint`] is
@@ -515,7 +525,7 @@ fn convolve(
     cpu: &Cpu,
     p: &Conv2dParams,
     x: &[f32],
-    tap: impl Fn(usize, usize, usize, usize) -> f32,
+    tap: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
     epilogue: &Epilogue<'_>,
     y: &mut [f32],
     ws: &mut [f32],
@@ -523,7 +533,7 @@ fn convolve(
     let plan = plan(p);
     let (c, k) = (us(p.in_c), us(p.out_c));
     let (u, scratch) = ws.split_at_mut(plan.u_len);
-    transform_kernel(p, tap, u);
+    transform_kernel(cpu, p, tap, u);
     let u: &[f32] = u;
     let per_worker = plan.v_len + plan.m_len;
     assert!(
@@ -569,33 +579,47 @@ fn convolve(
 }
 
 /// `U[ξ] = G g Gᵀ` for every channel pair, written packed for the products:
-/// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+/// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`. The input channels are split
+/// between the pool's threads (each writes its own rows of the packed operands).
 fn transform_kernel(
+    cpu: &Cpu,
     p: &Conv2dParams,
-    tap: impl Fn(usize, usize, usize, usize) -> f32,
+    tap: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
     u: &mut [f32],
 ) {
     let (c_in, c_out) = (us(p.in_c), us(p.out_c));
     let packed = packed_len(c_in, c_out);
-    for c in 0..c_in {
-        for k in 0..c_out {
-            // `G g`: four rows of three, column by column.
-            let column = |kx: usize| {
-                let (g0, g1, g2) = (tap(0, kx, c, k), tap(1, kx, c, k), tap(2, kx, c, k));
-                [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
-            };
-            let columns = [column(0), column(1), column(2)];
-            let gg: [[f32; 3]; 4] = std::array::from_fn(|i| columns.map(|col| col[i]));
-            // `(G g) Gᵀ`: each row of three becomes four.
-            let at = packed_index(c_in, c, k);
-            for (i, [r0, r1, r2]) in gg.into_iter().enumerate() {
-                let row = [r0, 0.5 * (r0 + r1 + r2), 0.5 * (r0 - r1 + r2), r2];
-                for (j, v) in row.into_iter().enumerate() {
-                    u[(i * 4 + j) * packed + at] = v;
+    assert!(
+        u.len() >= POSITIONS * packed,
+        "winograd: short kernel buffer"
+    );
+    let u = SendPtr(u.as_mut_ptr());
+    let per_task = c_in.div_ceil(cpu.threads());
+    let task = |t: usize, _worker: usize| {
+        for c in t * per_task..c_in.min((t + 1) * per_task) {
+            for k in 0..c_out {
+                // `G g`: four rows of three, column by column.
+                let column = |kx: usize| {
+                    let (g0, g1, g2) = (tap(0, kx, c, k), tap(1, kx, c, k), tap(2, kx, c, k));
+                    [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+                };
+                let columns = [column(0), column(1), column(2)];
+                let gg: [[f32; 3]; 4] = std::array::from_fn(|i| columns.map(|col| col[i]));
+                // `(G g) Gᵀ`: each row of three becomes four.
+                let at = packed_index(c_in, c, k);
+                for (i, [r0, r1, r2]) in gg.into_iter().enumerate() {
+                    let row = [r0, 0.5 * (r0 + r1 + r2), 0.5 * (r0 - r1 + r2), r2];
+                    for (j, v) in row.into_iter().enumerate() {
+                        // SAFETY: `at < packed` (the packed index of a pair), so the
+                        // offset lies inside `u` (checked above); row `c` of every
+                        // packed operand belongs to this task alone.
+                        unsafe { *u.get().add((i * 4 + j) * packed + at) = v };
+                    }
                 }
             }
         }
-    }
+    };
+    cpu.inner().pool.run(c_in.div_ceil(per_task.max(1)), &task);
 }
 
 /// Where a transform writes a tile's channels inside one position's plane of
