@@ -93,24 +93,26 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
-        // The forward's and the weight gradient's transforms where they have them;
-        // the input gradient's, or else the patch rows of a block of images.
+        // The forward's and the gradients' transforms where they have them; an input
+        // gradient that does not go with the weight gradient's needs the adjoint's
+        // transforms, or else the patch rows of a block of images.
         let threads = self.threads();
         let forward = if winograd::applies(p) {
             winograd::workspace_len(p, threads)
         } else {
             0
         };
-        let weight_gradient = if winograd::weight_gradient_applies(p) {
-            winograd::weight_gradient_workspace_len(p, threads)
+        let gradients = if winograd::weight_gradient_applies(p) {
+            winograd::gradients_workspace_len(p, threads)
         } else {
             0
         };
         let input_gradient = match winograd::adjoint(p) {
+            _ if winograd::transposed_input_gradient_applies(p) => 0,
             Some(q) => winograd::workspace_len(&q, threads),
             None => images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len(),
         };
-        forward.max(weight_gradient).max(input_gradient)
+        forward.max(gradients).max(input_gradient)
     }
 
     fn conv2d_fwd(
@@ -196,13 +198,22 @@ impl Conv2dKernel for Cpu {
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let rows = p.out_pixels();
         let dy = &dy.as_slice()[..rows * oc];
+        // The input gradient goes with the weight gradient's transforms where it can.
+        let mut dx = dx;
+        let transposed = dx.is_some() && winograd::transposed_input_gradient_applies(p);
         if winograd::weight_gradient_applies(p) {
-            winograd::weight_gradient(
+            let dx = match dx.as_deref_mut() {
+                Some(dx) if transposed => Some(&mut dx.as_mut_slice()[..p.input_len()]),
+                _ => None,
+            };
+            winograd::gradients(
                 self,
                 p,
                 &x.as_slice()[..p.input_len()],
+                w.as_slice(),
                 dy,
                 &mut dw.as_mut_slice()[..patch * oc],
+                dx,
                 ws.as_mut_slice(),
             );
         } else {
@@ -218,6 +229,7 @@ impl Conv2dKernel for Cpu {
         }
         match (dx, winograd::adjoint(p)) {
             (None, _) => {}
+            (Some(_), _) if transposed => {}
             (Some(dx), Some(q)) => winograd::input_gradient(
                 self,
                 &q,

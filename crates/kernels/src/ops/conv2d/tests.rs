@@ -117,7 +117,8 @@ fn check<B: Conv2dKernel>(backend: &B) {
         const BEFORE: f32 = 0.5;
         let mut dw = backend.alloc_from(&vec![BEFORE; p.weight_len()]).unwrap();
         let mut db = backend.alloc_from(&vec![BEFORE; filters]).unwrap();
-        let mut dx = backend.alloc(p.input_len()).unwrap();
+        // The input gradient is overwritten: NaN wherever the pass fails to write.
+        let mut dx = backend.alloc_from(&vec![f32::NAN; p.input_len()]).unwrap();
         backend
             .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw, &mut db, Some(&mut dx), &mut ws)
             .unwrap();

@@ -55,6 +55,10 @@ const MAX_INPUT_GRADIENT_CHANNEL_PAIRS: usize = 4096;
 /// two); 32 -> 64 channels: 2.73 against 3.93 ms on one thread.
 const MAX_FORWARD_CHANNEL_PAIRS: usize = 8192;
 
+/// The most channel pairs for the input gradient by the transposed transform, whose
+/// transposed kernel (16 values per pair) every block reads.
+const MAX_TRANSPOSED_CHANNEL_PAIRS: usize = 8192;
+
 /// The bytes a block's transformed input and products may take: with the
 /// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2, the
 /// smallest of the x86 cores kiln targets (measured against 128 and 512 KiB: within
@@ -156,38 +160,56 @@ pub(super) fn workspace_len(p: &Conv2dParams, threads: usize) -> usize {
     plan.u_len + threads * (plan.v_len + plan.m_len)
 }
 
-/// The weight gradient's tiles and per-worker buffers.
+/// The gradients' tiles and buffers.
 #[derive(Clone, Copy, Debug)]
 struct GradientPlan {
+    /// Blocks of whole images: the input gradient's blocks of different tiles
+    /// overlap, so that a task must own every tile of its images.
     tiles: Tiles,
-    /// A block's transformed input, packed: `16 x block x c_in` (and the strips'
-    /// padding).
+    /// Per task: a block's transformed input, packed: `16 x block x c_in` (and the
+    /// strips' padding); then the gradient of that transform, `16 x block x c_in`.
     v_len: usize,
-    /// A block's transformed output gradient, `16 x block x c_out`.
+    /// Per task: a block's transformed output gradient, `16 x block x c_out`.
     z_len: usize,
-    /// The worker's running sum of `dU[ξ]ᵀ`, `16 x c_out x c_in`.
+    /// Per task: the running sum of `dU[ξ]ᵀ`, `16 x c_out x c_in`.
     sum_len: usize,
+    /// Once: the transposed transformed kernel for the input gradient, 16 packed
+    /// `c_out x c_in` operands (none where the input gradient is not transposed).
+    u_len: usize,
 }
 
 fn gradient_plan(p: &Conv2dParams) -> GradientPlan {
     let (c, k) = (us(p.in_c), us(p.out_c));
-    let tiles = tiles(
+    let mut tiles = tiles(
         p,
         GRADIENT_BLOCK_BYTES,
         POSITIONS * (c.next_multiple_of(PACKED_STRIP) + k) * 4,
     );
+    let per_image = (tiles.tiles_h * tiles.tiles_w).max(1);
+    tiles.block = ((tiles.block + per_image / 2) / per_image).max(1) * per_image;
     GradientPlan {
         tiles,
         v_len: POSITIONS * packed_len(tiles.block, c),
         z_len: POSITIONS * tiles.block * k,
         sum_len: POSITIONS * k * c,
+        u_len: if transposed_input_gradient_applies(p) {
+            POSITIONS * packed_len(k, c)
+        } else {
+            0
+        },
     }
 }
 
-/// Scratch the weight gradient needs on `threads` threads.
-pub(super) fn weight_gradient_workspace_len(p: &Conv2dParams, threads: usize) -> usize {
+/// Scratch [`gradients`] needs on `threads` threads.
+pub(super) fn gradients_workspace_len(p: &Conv2dParams, threads: usize) -> usize {
     let plan = gradient_plan(p);
-    threads * (plan.v_len + plan.z_len + plan.sum_len)
+    plan.u_len + threads * (plan.v_len + plan.z_len + plan.sum_len)
+}
+
+/// Whether [`gradients`] computes the input gradient of `p` too, by the transposed
+/// transform: `dV = Z Uᵀ` on the forward's tiles, `dx += B dV Bᵀ`.
+pub(super) fn transposed_input_gradient_applies(p: &Conv2dParams) -> bool {
+    weight_gradient_applies(p) && us(p.in_c) * us(p.out_c) <= MAX_TRANSPOSED_CHANNEL_PAIRS
 }
 
 /// `y = act(conv(x, w) + bias)`; the slices have been checked against `p`, and `ws`
@@ -252,30 +274,60 @@ pub(super) fn input_gradient(
     convolve(cpu, q, dy, tap, &Epilogue::NONE, dx, ws);
 }
 
-/// `dw += dL/dw` from the forward's input `x` and the output gradient `dy` (at the
-/// pre-activation), for a geometry that [`applies`]; `ws` holds
-/// [`weight_gradient_workspace_len`] values.
+/// `dw += dL/dw` and, where `dx` is given (for a geometry that
+/// [`transposed_input_gradient_applies`] to), `dx = dL/dx`, from the forward's input
+/// `x`, the kernel `w` and the output gradient `dy` (at the pre-activation), for a
+/// geometry that [`weight_gradient_applies`] to; `ws` holds
+/// [`gradients_workspace_len`] values.
 ///
-/// `dU[ξ] = Σ_tiles V[ξ]ᵀ Z[ξ]` with `Z = A dY Aᵀ`, each worker summing its blocks
-/// of tiles into a buffer of its own; the sums are added up and turned into the
-/// kernel's gradient by `dw = Gᵀ dU G` once per channel pair.
-pub(super) fn weight_gradient(
+/// Per block of tiles: `Z = A dY Aᵀ`; `dU[ξ] += V[ξ]ᵀ Z[ξ]`, each task summing its
+/// blocks into a buffer of its own, added up and turned into the kernel's gradient by
+/// `dw = Gᵀ dU G` once per channel pair; and for the input gradient `dV[ξ] = Z[ξ]
+/// U[ξ]ᵀ`, `dx += B dV Bᵀ` over each tile's input block (overlapping its neighbours'
+/// by two pixels: a task owns whole images).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gradients(
     cpu: &Cpu,
     p: &Conv2dParams,
     x: &[f32],
+    w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
+    dx: Option<&mut [f32]>,
     ws: &mut [f32],
 ) {
     let plan = gradient_plan(p);
     let (c, k) = (us(p.in_c), us(p.out_c));
     let threads = cpu.threads();
     let per_worker = plan.v_len + plan.z_len + plan.sum_len;
-    assert!(ws.len() >= threads * per_worker, "winograd: short scratch");
+    assert!(
+        ws.len() >= plan.u_len + threads * per_worker,
+        "winograd: short scratch"
+    );
     assert!(
         x.len() >= p.input_len() && dy.len() >= p.output_len() && dw.len() >= 9 * c * k,
         "winograd: short operand"
     );
+    let (ut, ws) = ws.split_at_mut(plan.u_len);
+    let dx = match dx {
+        Some(dx) => {
+            assert!(
+                plan.u_len > 0 && dx.len() >= p.input_len(),
+                "winograd: no transposed input gradient here"
+            );
+            // `Uᵀ`: the kernel's transform with the channel axes swapped.
+            let q = Conv2dParams {
+                in_c: p.out_c,
+                out_c: p.in_c,
+                ..*p
+            };
+            let tap = |ky: usize, kx: usize, o: usize, i: usize| w[((ky * 3 + kx) * c + i) * k + o];
+            transform_kernel(cpu, &q, tap, ut);
+            Some(SendPtr(dx.as_mut_ptr()))
+        }
+        None => None,
+    };
+    let ut: &[f32] = ut;
     let ws = &mut ws[..threads * per_worker];
     for mine in ws.chunks_exact_mut(per_worker) {
         mine[plan.v_len + plan.z_len..].fill(0.0);
@@ -286,6 +338,8 @@ pub(super) fn weight_gradient(
     // that the result does not depend on which worker takes which block.
     let blocks = plan.tiles.tiles.div_ceil(plan.tiles.block);
     let per_task = blocks.div_ceil(threads);
+    let per_image = plan.tiles.tiles_h * plan.tiles.tiles_w;
+    let image_len = us(p.in_h) * us(p.in_w) * c;
     let task = |t: usize, _worker: usize| {
         // SAFETY: `t < threads` (the tasks below), so this part of the scratch exists
         // (checked above), and only task `t` uses it.
@@ -298,6 +352,17 @@ pub(super) fn weight_gradient(
             let first = b * plan.tiles.block;
             let count = plan.tiles.block.min(plan.tiles.tiles - first);
             gradient_block(isa, p, &plan.tiles, (x, dy), first, count, (v, z), sum);
+            if let Some(dx) = dx {
+                // SAFETY: blocks hold whole images (`gradient_plan`), so these images'
+                // input gradients, inside `dx` (checked above), belong to this task.
+                let images = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dx.get().add(first / per_image * image_len),
+                        count / per_image * image_len,
+                    )
+                };
+                input_gradient_block(isa, p, &plan.tiles, (z, ut), first, count, v, images);
+            }
         }
     };
     cpu.inner().pool.run(blocks.div_ceil(per_task), &task);
@@ -372,6 +437,196 @@ fn gradient_block(
             1.0,
             MatMut::row_major(&mut sum[xi * k * c..][..k * c], k, c),
         );
+    }
+}
+
+/// The input gradient of tiles `first..first + count` (whole images) into `images`,
+/// their input gradients (overwritten): `dV[ξ] = Z[ξ] U[ξ]ᵀ` into `dv`, then
+/// `B dV Bᵀ` added over each tile's input block.
+#[allow(clippy::too_many_arguments)]
+fn input_gradient_block(
+    isa: Isa,
+    p: &Conv2dParams,
+    plan: &Tiles,
+    (z, ut): (&[f32], &[f32]),
+    first: usize,
+    count: usize,
+    dv: &mut [f32],
+    images: &mut [f32],
+) {
+    let (c, k) = (us(p.in_c), us(p.out_c));
+    let packed = packed_len(k, c);
+    let plane = count * c;
+    for xi in 0..POSITIONS {
+        sgemm_prepacked(
+            isa,
+            MatRef::row_major(&z[xi * count * k..][..count * k], count, k),
+            &ut[xi * packed..][..packed],
+            c,
+            0.0,
+            MatMut::row_major(&mut dv[xi * plane..][..plane], count, c),
+        );
+    }
+    images.fill(0.0);
+    scatter_input_gradient(isa, p, plan, &dv[..POSITIONS * plane], first, count, images);
+}
+
+/// `dx += B dV Bᵀ` for tiles `first..first + count` (whole images, `images` holding
+/// their input gradients), with `B = [[1, 0, 0, 0], [0, 1, -1, 1], [-1, 1, 1, 0],
+/// [0, 0, 0, -1]]`; cells of a tile's 4x4 input block outside the image (padding)
+/// are dropped. Position `ξ` of tile `i`, channel `c`, is at `(ξ * count + i) * c_in +
+/// c` of `dv`.
+fn scatter_input_gradient(
+    isa: Isa,
+    p: &Conv2dParams,
+    plan: &Tiles,
+    dv: &[f32],
+    first: usize,
+    count: usize,
+    images: &mut [f32],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { scatter_input_gradient_avx2(p, plan, dv, first, count, images) },
+        Isa::Portable => scatter_input_gradient_with(p, plan, dv, first, count, images, None),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scatter_input_gradient_avx2(
+    p: &Conv2dParams,
+    plan: &Tiles,
+    dv: &[f32],
+    first: usize,
+    count: usize,
+    images: &mut [f32],
+) {
+    scatter_input_gradient_with(
+        p,
+        plan,
+        dv,
+        first,
+        count,
+        images,
+        Some(avx2::input_gradient_tile),
+    );
+}
+
+/// A whole-vector `dx += B M Bᵀ` of one tile, for every channel (see
+/// [`avx2::input_gradient_tile`]).
+type InputGradientTile = unsafe fn(*const f32, usize, *mut f32, usize, usize);
+
+/// The four outputs of `B` applied to four inputs: `[m0, m1 - m2 + m3, m1 + m2 - m0,
+/// -m3]`.
+#[inline(always)]
+fn b_of(m: Row) -> Row {
+    [
+        m[0],
+        add(sub(m[1], m[2]), m[3]),
+        sub(add(m[1], m[2]), m[0]),
+        neg(m[3]),
+    ]
+}
+
+#[inline(always)]
+fn scatter_input_gradient_with(
+    p: &Conv2dParams,
+    plan: &Tiles,
+    dv: &[f32],
+    first: usize,
+    count: usize,
+    images: &mut [f32],
+    whole_vectors: Option<InputGradientTile>,
+) {
+    let (ih, iw, c_in) = (us(p.in_h), us(p.in_w), us(p.in_c));
+    let per_image = plan.tiles_h * plan.tiles_w;
+    let plane = count * c_in;
+    assert!(
+        dv.len() >= POSITIONS * plane && images.len() >= count / per_image * ih * iw * c_in,
+        "winograd: short input gradient"
+    );
+    for i in 0..count {
+        let tile = first + i;
+        let (n, r) = ((tile - first) / per_image, tile % per_image);
+        let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+        let y0 = (2 * ty) as isize - p.pad_top as isize;
+        let x0 = (2 * tx) as isize - p.pad_left as isize;
+        let image = &mut images[n * ih * iw * c_in..(n + 1) * ih * iw * c_in];
+        if let Some(tile_fn) = whole_vectors
+            && c_in.is_multiple_of(LANES)
+        {
+            let inside = y0 >= 0 && x0 >= 0 && y0 as usize + 4 <= ih && x0 as usize + 4 <= iw;
+            if inside {
+                // SAFETY: the 4x4 block lies inside the image (checked), and position
+                // `ξ` of this tile's channels lies inside `dv` (checked above);
+                // `tile_fn` needs AVX2, which the caller that passed it has.
+                unsafe {
+                    tile_fn(
+                        dv[i * c_in..].as_ptr(),
+                        plane,
+                        image[(y0 as usize * iw + x0 as usize) * c_in..].as_mut_ptr(),
+                        iw * c_in,
+                        c_in,
+                    );
+                }
+            } else {
+                // An edge tile: eight channels at a time into a 4x4 block, of which the
+                // pixels inside the image are added.
+                for c0 in (0..c_in).step_by(LANES) {
+                    let mut block = [[0.0f32; LANES]; POSITIONS];
+                    // SAFETY: as above, for channels `c0..c0 + LANES`; the block holds
+                    // 16 pixels of `LANES` channels, four a row.
+                    unsafe {
+                        tile_fn(
+                            dv[i * c_in + c0..].as_ptr(),
+                            plane,
+                            block.as_mut_ptr().cast(),
+                            4 * LANES,
+                            LANES,
+                        );
+                    }
+                    for (j, val) in block.iter().enumerate() {
+                        let (yy, xx) = (y0 + (j / 4) as isize, x0 + (j % 4) as isize);
+                        if (0..ih as isize).contains(&yy) && (0..iw as isize).contains(&xx) {
+                            let at = (yy as usize * iw + xx as usize) * c_in + c0;
+                            let cell = load(image, at, LANES);
+                            store(image, at, LANES, &add(cell, *val));
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        for c0 in (0..c_in).step_by(LANES) {
+            let len = LANES.min(c_in - c0);
+            // `B dV`: row `a` of the result from the rows of `dV`, column by column.
+            let m = |xi: usize| load(dv, (xi * count + i) * c_in + c0, len);
+            let rows: [Row; 4] = {
+                let cols: [Row; 4] =
+                    std::array::from_fn(|b| b_of([m(b), m(4 + b), m(8 + b), m(12 + b)]));
+                std::array::from_fn(|a| [cols[0][a], cols[1][a], cols[2][a], cols[3][a]])
+            };
+            for (a, row) in rows.into_iter().enumerate() {
+                let yy = y0 + a as isize;
+                if !(0..ih as isize).contains(&yy) {
+                    continue;
+                }
+                // `(B dV) Bᵀ`: the row transformed along the row.
+                for (b, val) in b_of(row).into_iter().enumerate() {
+                    let xx = x0 + b as isize;
+                    if !(0..iw as isize).contains(&xx) {
+                        continue;
+                    }
+                    let at = (yy as usize * iw + xx as usize) * c_in + c0;
+                    let cell = load(image, at, len);
+                    store(image, at, len, &add(cell, val));
+                }
+            }
+        }
     }
 }
 
@@ -1298,6 +1553,53 @@ mod avx2 {
                     _mm256_storeu_ps(out.add(plane), _mm256_add_ps(l, r));
                     _mm256_storeu_ps(out.add(2 * plane), _mm256_sub_ps(l, r));
                     _mm256_storeu_ps(out.add(3 * plane), _mm256_sub_ps(zero, r));
+                }
+            }
+        }
+    }
+
+    /// `dx += B M Bᵀ` for one tile: position `(a, b)` of channel `k` is read at
+    /// `m + (4 * a + b) * plane + k`; pixel `(a, b)` of the tile's input block is
+    /// added to at `dx + a * row + b * c + k`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `c` must be a multiple of 8; those reads and writes
+    /// must be in bounds, the writes not aliased.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn input_gradient_tile(
+        m: *const f32,
+        plane: usize,
+        dx: *mut f32,
+        row: usize,
+        c: usize,
+    ) {
+        // `B x` for four inputs: `[x0, x1 - x2 + x3, x1 + x2 - x0, -x3]`.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn b_of(x: [__m256; 4]) -> [__m256; 4] {
+            let zero = _mm256_setzero_ps();
+            [
+                x[0],
+                _mm256_add_ps(_mm256_sub_ps(x[1], x[2]), x[3]),
+                _mm256_sub_ps(_mm256_add_ps(x[1], x[2]), x[0]),
+                _mm256_sub_ps(zero, x[3]),
+            ]
+        }
+        for k in (0..c).step_by(LANES) {
+            // SAFETY: the caller's contract covers every offset below.
+            unsafe {
+                let at = |a: usize, b: usize| _mm256_loadu_ps(m.add((4 * a + b) * plane + k));
+                // `B M`, column by column: `t[b][a]`.
+                let t = [0, 1, 2, 3].map(|b| b_of([at(0, b), at(1, b), at(2, b), at(3, b)]));
+                // Row `a` gathers element `a` of each column: an index, not an iterator.
+                #[allow(clippy::needless_range_loop)]
+                for a in 0..4 {
+                    // `(B M) Bᵀ`: row `a`, transformed along the row.
+                    let r = b_of([t[0][a], t[1][a], t[2][a], t[3][a]]);
+                    for (b, v) in r.into_iter().enumerate() {
+                        let out = dx.add(a * row + b * c + k);
+                        _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), v));
+                    }
                 }
             }
         }
