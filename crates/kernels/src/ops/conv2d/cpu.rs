@@ -94,8 +94,8 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
         // The forward's and the gradients' transforms where they have them; an input
-        // gradient that does not go with the weight gradient's needs the adjoint's
-        // transforms, or else the patch rows of a block of images.
+        // gradient that does not go with the weight gradient's needs the patch rows of
+        // a block of images.
         let threads = self.threads();
         let forward = if winograd::applies(p) {
             winograd::workspace_len(p, threads)
@@ -107,10 +107,10 @@ impl Conv2dKernel for Cpu {
         } else {
             0
         };
-        let input_gradient = match winograd::adjoint(p) {
-            _ if winograd::transposed_input_gradient_applies(p) => 0,
-            Some(q) => winograd::workspace_len(&q, threads),
-            None => images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len(),
+        let input_gradient = if winograd::transposed_input_gradient_applies(p) {
+            0
+        } else {
+            images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len()
         };
         forward.max(gradients).max(input_gradient)
     }
@@ -227,18 +227,10 @@ impl Conv2dKernel for Cpu {
                 &Epilogue::NONE,
             );
         }
-        match (dx, winograd::adjoint(p)) {
-            (None, _) => {}
-            (Some(_), _) if transposed => {}
-            (Some(dx), Some(q)) => winograd::input_gradient(
-                self,
-                &q,
-                dy,
-                w.as_slice(),
-                &mut dx.as_mut_slice()[..p.input_len()],
-                ws.as_mut_slice(),
-            ),
-            (Some(dx), None) => {
+        match dx {
+            None => {}
+            Some(_) if transposed => {}
+            Some(dx) => {
                 let block = images_per_block(p);
                 for first in (0..us(p.batch)).step_by(block) {
                     let images = block.min(us(p.batch) - first);

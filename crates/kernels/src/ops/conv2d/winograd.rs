@@ -17,11 +17,11 @@
 //!
 //! The transforms are exact in real arithmetic; in `f32` they round differently from
 //! the direct sum (within a few units in the last place of the largest terms, as the
-//! tests check). The input gradient is the same algorithm on the adjoint convolution
-//! (see [`adjoint`]). The weight gradient differentiates the same formula: the
-//! gradient of `U[ξ]` is the sum over tiles of `V[ξ]` times the transformed output
-//! gradient `A dY Aᵀ`, 16 products of `(c_out x tiles) x (tiles x c_in)`, and the
-//! kernel's gradient is `Gᵀ dU G` (see [`weight_gradient`]).
+//! tests check). Both gradients differentiate the same formula (see [`gradients`]),
+//! from the transformed output gradient `Z = A dY Aᵀ` of each tile: the kernel's is
+//! `Gᵀ dU G` with `dU[ξ]` the sum over tiles of `V[ξ]ᵀ Z[ξ]`, 16 products of
+//! `(c_out x tiles) x (tiles x c_in)`; the input's is `B dV Bᵀ` with
+//! `dV[ξ] = Z[ξ] U[ξ]ᵀ`, added over each tile's input block.
 
 use super::Conv2dParams;
 use crate::Cpu;
@@ -40,14 +40,6 @@ const POSITIONS: usize = 16;
 /// direct).
 const MIN_CHANNELS: usize = 16;
 
-/// The most channel pairs (`c_in * c_out`) for the input gradient (the adjoint
-/// convolution, on each side). Measured on the seed CNN at batch 64 (fastest of
-/// alternating runs): 32 -> 64 channels, backward 7.72 ms against 8.45 ms direct on
-/// one thread, 4.16 against 4.58 on two; 64 -> 128 channels (8,192 pairs) on 4x4
-/// images, whose adjoint reads mostly padding, backward 3.16 against 2.57 ms on one
-/// thread, 2.16 against 1.70 on two.
-const MAX_INPUT_GRADIENT_CHANNEL_PAIRS: usize = 4096;
-
 /// The most channel pairs for the forward pass, whose transformed kernel (16 values
 /// per pair, 512 KiB at 8,192 pairs) every block reads. The seed's 64 -> 128 layer,
 /// forward: 1.20 ms against 1.43 direct on one thread, 0.63 against 0.78 on two
@@ -56,7 +48,12 @@ const MAX_INPUT_GRADIENT_CHANNEL_PAIRS: usize = 4096;
 const MAX_FORWARD_CHANNEL_PAIRS: usize = 8192;
 
 /// The most channel pairs for the input gradient by the transposed transform, whose
-/// transposed kernel (16 values per pair) every block reads.
+/// transposed kernel (16 values per pair) every block reads. The seed CNN at batch 64
+/// on one thread, backward, fastest of alternating runs: 32 -> 64 channels 5.7 ms,
+/// against 6.6 by the adjoint convolution (the output gradient padded by two and
+/// convolved with the turned kernel by the forward's algorithm, 30 % more tiles) and
+/// 8.5 direct; 64 -> 128 channels on 4x4 images 2.2 ms against 2.5 direct (the
+/// adjoint, mostly padding there, took 3.2).
 const MAX_TRANSPOSED_CHANNEL_PAIRS: usize = 8192;
 
 /// The bytes a block's transformed input and products may take: with the
@@ -227,51 +224,6 @@ pub(super) fn forward(
     let (c_in, c_out) = (us(p.in_c), us(p.out_c));
     let tap = |ky: usize, kx: usize, c: usize, k: usize| w[((ky * 3 + kx) * c_in + c) * c_out + k];
     convolve(cpu, p, x, tap, epilogue, y, ws);
-}
-
-/// The geometry of the input gradient as a convolution of its own: the output
-/// gradient, padded by `2 - pad` on each side, convolved with the kernel turned by
-/// 180 degrees and with its channel axes swapped; `None` where that is not a
-/// convolution this module runs.
-pub(super) fn adjoint(p: &Conv2dParams) -> Option<Conv2dParams> {
-    let q = Conv2dParams {
-        in_h: p.out_h,
-        in_w: p.out_w,
-        in_c: p.out_c,
-        out_h: p.in_h,
-        out_w: p.in_w,
-        out_c: p.in_c,
-        pad_top: 2u32.checked_sub(p.pad_top)?,
-        pad_left: 2u32.checked_sub(p.pad_left)?,
-        activation: ActivationKind::Linear,
-        ..*p
-    };
-    // Below and right of the output gradient, the transform reads zeros wherever the
-    // kernel hangs over: the mirror image of the forward's padding there, whatever it
-    // was.
-    let fits = |p: &Conv2dParams| {
-        transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_INPUT_GRADIENT_CHANNEL_PAIRS
-    };
-    (fits(p) && fits(&q)).then_some(q)
-}
-
-/// `dx = dL/dx` from the output gradient `dy`, for geometry `p` whose [`adjoint`] is
-/// `q`; `ws` holds [`workspace_len`] values for `q`.
-pub(super) fn input_gradient(
-    cpu: &Cpu,
-    q: &Conv2dParams,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    ws: &mut [f32],
-) {
-    // The forward kernel `[3, 3, c_in, c_out]` is `q`'s turned and transposed:
-    // `q`'s input channels are the forward's output channels.
-    let (q_in, q_out) = (us(q.in_c), us(q.out_c));
-    let tap = |ky: usize, kx: usize, o: usize, c: usize| {
-        w[(((2 - ky) * 3 + (2 - kx)) * q_out + c) * q_in + o]
-    };
-    convolve(cpu, q, dy, tap, &Epilogue::NONE, dx, ws);
 }
 
 /// `dw += dL/dw` and, where `dx` is given (for a geometry that
