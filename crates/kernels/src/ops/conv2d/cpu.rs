@@ -93,26 +93,14 @@ fn images_per_block(p: &Conv2dParams) -> usize {
 
 impl Conv2dKernel for Cpu {
     fn conv2d_workspace_len(&self, p: &Conv2dParams) -> usize {
-        // The forward's and the gradients' transforms where they have them; an input
-        // gradient that does not go with the weight gradient's needs the patch rows of
-        // a block of images.
+        // Winograd's transforms, forward and backward, where they apply; else the
+        // patch rows of a block of images for the input gradient.
         let threads = self.threads();
-        let forward = if winograd::applies(p) {
-            winograd::workspace_len(p, threads)
-        } else {
-            0
-        };
-        let gradients = if winograd::weight_gradient_applies(p) {
-            winograd::gradients_workspace_len(p, threads)
-        } else {
-            0
-        };
-        let input_gradient = if winograd::transposed_input_gradient_applies(p) {
-            0
+        if winograd::applies(p) {
+            winograd::workspace_len(p, threads).max(winograd::gradients_workspace_len(p, threads))
         } else {
             images_per_block(p) * us(p.out_h) * us(p.out_w) * p.patch_len()
-        };
-        forward.max(gradients).max(input_gradient)
+        }
     }
 
     fn conv2d_fwd(
@@ -198,14 +186,8 @@ impl Conv2dKernel for Cpu {
         let wm = MatRef::row_major(w.as_slice(), patch, oc);
         let rows = p.out_pixels();
         let dy = &dy.as_slice()[..rows * oc];
-        // The input gradient goes with the weight gradient's transforms where it can.
-        let mut dx = dx;
-        let transposed = dx.is_some() && winograd::transposed_input_gradient_applies(p);
-        if winograd::weight_gradient_applies(p) {
-            let dx = match dx.as_deref_mut() {
-                Some(dx) if transposed => Some(&mut dx.as_mut_slice()[..p.input_len()]),
-                _ => None,
-            };
+        if winograd::applies(p) {
+            // Both gradients from the transform of the output gradient.
             winograd::gradients(
                 self,
                 p,
@@ -213,7 +195,7 @@ impl Conv2dKernel for Cpu {
                 w.as_slice(),
                 dy,
                 &mut dw.as_mut_slice()[..patch * oc],
-                dx,
+                dx.map(|dx| &mut dx.as_mut_slice()[..p.input_len()]),
                 ws.as_mut_slice(),
             );
         } else {
@@ -226,11 +208,7 @@ impl Conv2dKernel for Cpu {
                 MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
                 &Epilogue::NONE,
             );
-        }
-        match dx {
-            None => {}
-            Some(_) if transposed => {}
-            Some(dx) => {
+            if let Some(dx) = dx {
                 let block = images_per_block(p);
                 for first in (0..us(p.batch)).step_by(block) {
                     let images = block.min(us(p.batch) - first);

@@ -40,33 +40,25 @@ const POSITIONS: usize = 16;
 /// direct).
 const MIN_CHANNELS: usize = 16;
 
-/// The most channel pairs for the forward pass, whose transformed kernel (16 values
-/// per pair, 512 KiB at 8,192 pairs) every block reads. The seed's 64 -> 128 layer,
-/// forward: 1.20 ms against 1.43 direct on one thread, 0.63 against 0.78 on two
-/// (with the kernel's transform split between the threads; before that, 0.85 on
-/// two); 32 -> 64 channels: 2.73 against 3.93 ms on one thread.
-const MAX_FORWARD_CHANNEL_PAIRS: usize = 8192;
-
-/// The most channel pairs for the input gradient by the transposed transform, whose
-/// transposed kernel (16 values per pair) every block reads. The seed CNN at batch 64
-/// on one thread, backward, fastest of alternating runs: 32 -> 64 channels 5.7 ms,
-/// against 6.6 by the adjoint convolution (the output gradient padded by two and
-/// convolved with the turned kernel by the forward's algorithm, 30 % more tiles) and
-/// 8.5 direct; 64 -> 128 channels on 4x4 images 2.2 ms against 2.5 direct (the
-/// adjoint, mostly padding there, took 3.2).
-const MAX_TRANSPOSED_CHANNEL_PAIRS: usize = 8192;
+/// The most channel pairs (`c_in * c_out`) for the transform, forward and backward:
+/// every block reads the transformed kernel (16 values per pair, 512 KiB at 8,192
+/// pairs), and each task of the gradients keeps a sum of the same size. Measured on
+/// the seed CNN at batch 64, fastest of alternating runs:
+/// - 32 -> 64 channels, one thread: forward 2.73 ms against 3.93 direct; backward
+///   5.7 ms against 8.5 direct, and 6.6 with the input gradient taken as the forward
+///   algorithm on the adjoint convolution (the output gradient padded by two,
+///   convolved with the turned kernel: 30 % more tiles);
+/// - 64 -> 128 channels on 4x4 images (8,192 pairs): forward 1.20 ms against 1.43
+///   direct on one thread, 0.63 against 0.78 on two (0.85 before the kernel's
+///   transform was split between the threads); backward 2.2 ms against 3.0 direct
+///   (the adjoint, mostly padding there, took 3.2).
+const MAX_CHANNEL_PAIRS: usize = 8192;
 
 /// The bytes a block's transformed input and products may take: with the
 /// transformed kernel (128 KiB for 32 -> 64 channels) they fit a 512 KiB L2, the
 /// smallest of the x86 cores kiln targets (measured against 128 and 512 KiB: within
 /// noise).
 const BLOCK_BYTES: usize = 256 * 1024;
-
-/// The most channel pairs for the weight gradient, whose sums over tiles (16 values
-/// per pair) each task keeps. The seed CNN's third layer (64 -> 128 channels, 8,192
-/// pairs) gains, backward with the weight gradient transformed, fastest of
-/// alternating runs: 2.98 -> 2.50 ms on one thread, 1.94 -> 1.70 ms on two.
-const MAX_GRADIENT_CHANNEL_PAIRS: usize = 8192;
 
 /// The bytes of a weight-gradient block's transforms. Its products are `tiles` deep,
 /// so that longer blocks keep the micro-kernel's accumulators busy for longer
@@ -86,24 +78,16 @@ const LANES: usize = 8;
 // A vector of channels never straddles two strips of a packed operand.
 const _: () = assert!(PACKED_STRIP.is_multiple_of(LANES));
 
-/// Whether the forward pass of `p` goes through Winograd's transform.
+/// Whether the passes of `p` go through Winograd's transform: a 3x3, stride-1
+/// kernel between enough channels, and not too many pairs of them.
 pub(super) fn applies(p: &Conv2dParams) -> bool {
-    transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_FORWARD_CHANNEL_PAIRS
-}
-
-/// Whether the weight gradient of `p` goes through Winograd's transform.
-pub(super) fn weight_gradient_applies(p: &Conv2dParams) -> bool {
-    transformable(p) && us(p.in_c) * us(p.out_c) <= MAX_GRADIENT_CHANNEL_PAIRS
-}
-
-/// A 3x3, stride-1 kernel between enough channels.
-fn transformable(p: &Conv2dParams) -> bool {
     p.kernel_h == 3
         && p.kernel_w == 3
         && p.stride_h == 1
         && p.stride_w == 1
         && us(p.in_c) >= MIN_CHANNELS
         && us(p.out_c) >= MIN_CHANNELS
+        && us(p.in_c) * us(p.out_c) <= MAX_CHANNEL_PAIRS
 }
 
 /// How the tiles of one convolution are cut into blocks (pool tasks).
@@ -171,7 +155,7 @@ struct GradientPlan {
     /// Per task: the running sum of `dU[ξ]ᵀ`, `16 x c_out x c_in`.
     sum_len: usize,
     /// Once: the transposed transformed kernel for the input gradient, 16 packed
-    /// `c_out x c_in` operands (none where the input gradient is not transposed).
+    /// `c_out x c_in` operands.
     u_len: usize,
 }
 
@@ -189,11 +173,7 @@ fn gradient_plan(p: &Conv2dParams) -> GradientPlan {
         v_len: POSITIONS * packed_len(tiles.block, c),
         z_len: POSITIONS * tiles.block * k,
         sum_len: POSITIONS * k * c,
-        u_len: if transposed_input_gradient_applies(p) {
-            POSITIONS * packed_len(k, c)
-        } else {
-            0
-        },
+        u_len: POSITIONS * packed_len(k, c),
     }
 }
 
@@ -201,12 +181,6 @@ fn gradient_plan(p: &Conv2dParams) -> GradientPlan {
 pub(super) fn gradients_workspace_len(p: &Conv2dParams, threads: usize) -> usize {
     let plan = gradient_plan(p);
     plan.u_len + threads * (plan.v_len + plan.z_len + plan.sum_len)
-}
-
-/// Whether [`gradients`] computes the input gradient of `p` too, by the transposed
-/// transform: `dV = Z Uᵀ` on the forward's tiles, `dx += B dV Bᵀ`.
-pub(super) fn transposed_input_gradient_applies(p: &Conv2dParams) -> bool {
-    weight_gradient_applies(p) && us(p.in_c) * us(p.out_c) <= MAX_TRANSPOSED_CHANNEL_PAIRS
 }
 
 /// `y = act(conv(x, w) + bias)`; the slices have been checked against `p`, and `ws`
@@ -226,11 +200,9 @@ pub(super) fn forward(
     convolve(cpu, p, x, tap, epilogue, y, ws);
 }
 
-/// `dw += dL/dw` and, where `dx` is given (for a geometry that
-/// [`transposed_input_gradient_applies`] to), `dx = dL/dx`, from the forward's input
+/// `dw += dL/dw` and, where `dx` is given, `dx = dL/dx`, from the forward's input
 /// `x`, the kernel `w` and the output gradient `dy` (at the pre-activation), for a
-/// geometry that [`weight_gradient_applies`] to; `ws` holds
-/// [`gradients_workspace_len`] values.
+/// geometry that [`applies`]; `ws` holds [`gradients_workspace_len`] values.
 ///
 /// Per block of tiles: `Z = A dY Aᵀ`; `dU[ξ] += V[ξ]ᵀ Z[ξ]`, each task summing its
 /// blocks into a buffer of its own, added up and turned into the kernel's gradient by
@@ -263,10 +235,7 @@ pub(super) fn gradients(
     let (ut, ws) = ws.split_at_mut(plan.u_len);
     let dx = match dx {
         Some(dx) => {
-            assert!(
-                plan.u_len > 0 && dx.len() >= p.input_len(),
-                "winograd: no transposed input gradient here"
-            );
+            assert!(dx.len() >= p.input_len(), "winograd: short input gradient");
             // `Uᵀ`: the kernel's transform with the channel axes swapped.
             let q = Conv2dParams {
                 in_c: p.out_c,
