@@ -9,22 +9,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::prelude::*;
-
-kiln::model! {
-    /// The CNN of the Keras CIFAR-10 tutorial.
-    pub struct SeedCnn {
-        input: [32, 32, 3],
-        conv1: Conv2d(32, 3, relu),
-        pool1: MaxPool2d(2),
-        conv2: Conv2d(64, 3, relu),
-        pool2: MaxPool2d(2),
-        conv3: Conv2d(128, 3, relu),
-        pool3: MaxPool2d(2),
-        flat: Flatten,
-        fc1: Dense(128, relu),
-        out: Dense(10, softmax),
-    }
-}
+use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
 
 const BATCHES: [usize; 2] = [64, 256];
 
@@ -43,10 +28,7 @@ fn seed_cnn(c: &mut Criterion) {
         let cpu = Cpu::with_threads(threads).expect("threads");
         for batch in BATCHES {
             let mut model = SeedCnn::new(&cpu, batch, 1).expect("model");
-            let images: Vec<f32> = (0..batch * 32 * 32 * 3)
-                .map(|i| ((i * 7919 % 256) as f32) / 255.0)
-                .collect();
-            let labels: Vec<u32> = (0..batch as u32).map(|i| i * 7 % 10).collect();
+            let (images, labels) = (seed_images(batch), seed_labels(batch));
             let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).expect("x");
             let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10])
                 .expect("grad");
@@ -71,14 +53,7 @@ fn seed_cnn(c: &mut Criterion) {
             });
             group.bench_function("train_step", |b| {
                 b.iter(|| {
-                    let output = model.forward(&x, Mode::Train).expect("forward");
-                    loss.compute(&output, Targets::Classes(&labels), None)
-                        .expect("loss");
-                    model.zero_grad().expect("zero_grad");
-                    model
-                        .backward(loss.gradient(), loss.grad_at())
-                        .expect("backward");
-                    adam.step(&mut model).expect("adam");
+                    train_step(&mut model, &x, &labels, &mut loss, &mut adam).expect("step");
                 });
             });
             group.bench_function("inference", |b| {

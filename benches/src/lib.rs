@@ -1,1 +1,50 @@
-//! Benchmarks of kiln live in `benches/`; this library is empty.
+//! Benchmarks of kiln live in `benches/`; this library holds what several of them
+//! share: the seed CNN, declared once, its inputs and its training step.
+
+use kiln::losses::Criterion;
+use kiln::prelude::*;
+
+kiln::model! {
+    /// The CNN of the Keras CIFAR-10 tutorial.
+    pub struct SeedCnn {
+        input: [32, 32, 3],
+        conv1: Conv2d(32, 3, relu),
+        pool1: MaxPool2d(2),
+        conv2: Conv2d(64, 3, relu),
+        pool2: MaxPool2d(2),
+        conv3: Conv2d(128, 3, relu),
+        pool3: MaxPool2d(2),
+        flat: Flatten,
+        fc1: Dense(128, relu),
+        out: Dense(10, softmax),
+    }
+}
+
+/// `batch` images of 32 x 32 x 3 in `[0, 1]`, the same every run.
+pub fn seed_images(batch: usize) -> Vec<f32> {
+    (0..batch * 32 * 32 * 3)
+        .map(|i| ((i * 7919 % 256) as f32) / 255.0)
+        .collect()
+}
+
+/// `batch` class labels in `0..10`, the same every run.
+pub fn seed_labels(batch: usize) -> Vec<u32> {
+    (0..batch as u32).map(|i| i * 7 % 10).collect()
+}
+
+/// One training step of `model` on `x` and `labels`: forward, the loss (read back,
+/// as a training loop reads it), backward, the optimizer's update.
+pub fn train_step<B: Backend>(
+    model: &mut SeedCnn<B>,
+    x: &Tensor<Rank3<32, 32, 3>, B>,
+    labels: &[u32],
+    loss: &mut Criterion<Rank1<10>, B>,
+    optimizer: &mut Optimizer<B>,
+) -> Result<f32, Box<dyn std::error::Error>> {
+    let output = model.forward(x, Mode::Train)?;
+    let value = loss.compute(&output, Targets::Classes(labels), None)?;
+    model.zero_grad()?;
+    model.backward(loss.gradient(), loss.grad_at())?;
+    optimizer.step(model)?;
+    Ok(value)
+}

@@ -15,6 +15,8 @@ const BENCHES: &[&str] = &["peak", "gemm", "layers", "optim", "data"];
 
 struct Options {
     quick: bool,
+    /// The GPU benchmark instead of the CPU ones.
+    gpu: bool,
     filter: Option<String>,
     threads: Option<usize>,
     /// Alternations of kiln and PyTorch for each seed-CNN configuration.
@@ -24,6 +26,7 @@ struct Options {
 fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
+        gpu: false,
         filter: None,
         threads: None,
         rounds: 3,
@@ -32,6 +35,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--gpu" => options.gpu = true,
             "--filter" => options.filter = Some(it.next().ok_or("--filter needs a regex")?),
             "--rounds" => {
                 let n = it.next().ok_or("--rounds needs a number")?;
@@ -50,7 +54,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown option `{other}`; options: --quick, --filter REGEX, --threads N, --rounds N"
+                    "unknown option `{other}`; options: --quick, --gpu, --filter REGEX, --threads N, --rounds N"
                 ));
             }
         }
@@ -58,7 +62,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     Ok(options)
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     // xtask/ sits in the workspace root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -105,6 +109,9 @@ fn cargo_bench(
 
 pub fn run(args: Vec<String>) -> Result<(), String> {
     let options = parse(args)?;
+    if options.gpu {
+        return crate::gpu::bench(options.quick);
+    }
     let root = workspace_root();
     let criterion_dir = root.join("target/criterion");
     let started = std::time::SystemTime::now();
@@ -197,7 +204,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -217,7 +224,7 @@ impl Row {
         self.elements.map(|e| e / (ns * 1e-9))
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "id": self.id,
             "median_ns": self.median_ns,
@@ -232,7 +239,7 @@ impl Row {
 
 /// Reads every `<bench>/new/{benchmark,estimates}.json` that criterion wrote since
 /// `since` (older results of other runs are left out).
-fn collect(dir: &Path, since: std::time::SystemTime) -> Result<Vec<Row>, String> {
+pub(crate) fn collect(dir: &Path, since: std::time::SystemTime) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

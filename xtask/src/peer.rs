@@ -28,6 +28,25 @@ pub fn torch_available() -> bool {
     ok
 }
 
+/// Whether `python` can import torch and torch sees a CUDA device; says so when not.
+pub fn torch_cuda_available() -> bool {
+    let python = python();
+    let ok = Command::new(&python)
+        .args([
+            "-c",
+            "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!(
+            "xtask: `{python}` has no PyTorch with CUDA, so kiln's GPU figures are reported alone \
+             (point KILN_PYTHON at a Python whose torch sees the GPU to compare)."
+        );
+    }
+    ok
+}
+
 /// Runs `script` with `args` from the workspace root; one JSON object a line.
 pub fn run(root: &Path, script: &str, args: &[String]) -> Result<Vec<Value>, String> {
     println!("xtask: running the PyTorch peer {script}");

@@ -1,0 +1,113 @@
+//! The GPU (the first CUDA device; needs a build with `--features cuda`): kiln's
+//! hand-written SGEMM on square products up to 4096^3, and the seed CNN's training
+//! step (forward, loss, backward, Adam) and inference at batch 64 and 1024.
+//!
+//! Kernels run asynchronously, so each measurement launches its iterations and then
+//! waits for the GPU (`iter_custom`): the time is the GPU's, launch overhead included.
+//! The training step reads its loss back every step, as a training loop does.
+//! Without a GPU it says that it skipped and measures nothing. Run it with
+//! `cargo xtask bench --gpu`, which also runs PyTorch on the same GPU (eager, and
+//! cuBLAS for the products) for the ratios.
+
+// A benchmark whose setup fails has nothing to measure: it stops with the error.
+#![allow(clippy::expect_used)]
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use kiln::kernels::ops::matmul::{MatmulKernel, MatmulParams};
+use kiln::prelude::*;
+use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
+
+/// Batch sizes of the seed CNN: launch-bound and compute-bound.
+const BATCHES: [usize; 2] = [64, 1024];
+/// Sides of the square products.
+const SIDES: [u32; 3] = [1024, 2048, 4096];
+
+/// Times `iters` runs of `f`, waiting for the GPU before and after.
+fn timed(gpu: &Cuda, iters: u64, mut f: impl FnMut()) -> Duration {
+    gpu.synchronize().expect("synchronize");
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    gpu.synchronize().expect("synchronize");
+    start.elapsed()
+}
+
+fn sgemm(c: &mut Criterion, gpu: &Cuda) {
+    let mut group = c.benchmark_group("gpu_sgemm");
+    for side in SIDES {
+        let len = side as usize * side as usize;
+        let values: Vec<f32> = (0..len).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let mut a = gpu.alloc(len).expect("a");
+        let mut b = gpu.alloc(len).expect("b");
+        let mut out = gpu.alloc(len).expect("c");
+        gpu.upload(&values, &mut a).expect("upload");
+        gpu.upload(&values, &mut b).expect("upload");
+        let p = MatmulParams {
+            m: side,
+            n: side,
+            k: side,
+            trans_a: false,
+            trans_b: false,
+            accumulate: false,
+        };
+        group.throughput(Throughput::Elements(2 * u64::from(side).pow(3)));
+        group.sample_size(20);
+        group.bench_function(format!("{side}"), |bench| {
+            bench.iter_custom(|iters| {
+                timed(gpu, iters, || {
+                    gpu.matmul(&p, &a, &b, &mut out).expect("matmul")
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
+    for batch in BATCHES {
+        let mut model = SeedCnn::new(gpu, batch, 1).expect("model");
+        let x = Tensor::<Rank3<32, 32, 3>, Cuda>::from_slice(gpu, batch, &seed_images(batch))
+            .expect("x");
+        let labels = seed_labels(batch);
+        let mut loss =
+            kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
+                .expect("loss");
+        let mut adam = Optimizer::new(Adam::default());
+        let mut group = c.benchmark_group(format!("gpu_seed_cnn_batch{batch}"));
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function("train_step", |bench| {
+            bench.iter_custom(|iters| {
+                timed(gpu, iters, || {
+                    train_step(&mut model, &x, &labels, &mut loss, &mut adam).expect("step");
+                })
+            });
+        });
+        group.bench_function("inference", |bench| {
+            bench.iter_custom(|iters| {
+                timed(gpu, iters, || {
+                    model.forward(&x, Mode::Eval).expect("forward");
+                })
+            });
+        });
+        group.finish();
+    }
+}
+
+fn main() {
+    let gpu = match Cuda::new(0) {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: no CUDA device ({e})");
+            return;
+        }
+    };
+    println!("gpu: {}", gpu.name());
+    let mut c = Criterion::default().configure_from_args();
+    sgemm(&mut c, &gpu);
+    seed_cnn(&mut c, &gpu);
+    c.final_summary();
+}

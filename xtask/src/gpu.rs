@@ -1,0 +1,391 @@
+//! The GPU tasks:
+//!
+//! - `bench --gpu [--quick]`: the GPU benchmark (`benches/benches/gpu.rs`, built with
+//!   `--features cuda`) and PyTorch on the same GPU (`benches/python/gpu_torch.py`),
+//!   then the report `target/kiln-bench/gpu.{md,json}`;
+//! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the same report from
+//!   results gathered elsewhere (criterion's folder and the peer's JSON lines);
+//! - `gpu-bundle DIR`: release builds of the CUDA tests, the GPU benchmark, the
+//!   quickstart and this tool, stripped, with `run.sh`, which runs them all on a GPU
+//!   machine that has no Rust toolchain and writes the report.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::bench::{Row, collect, workspace_root, write};
+use crate::peer;
+
+/// The targets: (what, kiln's workload, PyTorch's workload, batch, least ratio).
+const STEP_TARGETS: &[(&str, &str, &str, u64, f64)] = &[
+    (
+        "training step, batch 64",
+        "gpu_seed_cnn_batch64/train_step",
+        "seed_cnn_train_step",
+        64,
+        1.5,
+    ),
+    (
+        "training step, batch 1024",
+        "gpu_seed_cnn_batch1024/train_step",
+        "seed_cnn_train_step",
+        1024,
+        0.9,
+    ),
+    (
+        "inference, batch 64",
+        "gpu_seed_cnn_batch64/inference",
+        "seed_cnn_inference",
+        64,
+        0.0,
+    ),
+    (
+        "inference, batch 1024",
+        "gpu_seed_cnn_batch1024/inference",
+        "seed_cnn_inference",
+        1024,
+        0.0,
+    ),
+];
+
+/// `cargo bench` of the GPU benchmark, before its own arguments.
+const CARGO_BENCH_GPU: [&str; 8] = [
+    "bench",
+    "-p",
+    "kiln-benches",
+    "--features",
+    "cuda",
+    "--bench",
+    "gpu",
+    "--",
+];
+
+/// The hand-written SGEMM must reach this share of cuBLAS at 4096^3.
+const SGEMM_TARGET: f64 = 0.6;
+
+/// `bench --gpu`: measures kiln and PyTorch on the GPU and writes the report.
+pub fn bench(quick: bool) -> Result<(), String> {
+    let root = workspace_root();
+    let started = std::time::SystemTime::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&root).args(CARGO_BENCH_GPU);
+    if quick {
+        cmd.args(["--warm-up-time", "0.2", "--measurement-time", "0.5"]);
+    }
+    println!("xtask: running the GPU benchmarks");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("the GPU benchmarks failed ({status})"));
+    }
+    let rows = collect(&root.join("target/criterion"), started)?;
+    if rows.is_empty() {
+        println!("xtask: the GPU benchmark measured nothing (no CUDA device); no report");
+        return Ok(());
+    }
+    let torch = if peer::torch_cuda_available() {
+        let args: Vec<String> = if quick {
+            vec!["--rounds".into(), "3".into()]
+        } else {
+            Vec::new()
+        };
+        peer::run(&root, "benches/python/gpu_torch.py", &args)?
+    } else {
+        Vec::new()
+    };
+    write_report(&rows, &torch, &root.join("target/kiln-bench"))
+}
+
+/// `gpu-report`: the report from a criterion folder and the peer's output.
+pub fn report(args: Vec<String>) -> Result<(), String> {
+    let (mut criterion, mut torch, mut out) = (None, None, None);
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or(format!("{arg} needs a path"))
+                .map(PathBuf::from)
+        };
+        match arg.as_str() {
+            "--criterion" => criterion = Some(value()?),
+            "--torch" => torch = Some(value()?),
+            "--out" => out = Some(value()?),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}`; options: --criterion DIR, --torch FILE, --out DIR"
+                ));
+            }
+        }
+    }
+    let criterion = criterion.ok_or("gpu-report needs --criterion DIR")?;
+    let out = out.ok_or("gpu-report needs --out DIR")?;
+    let rows = collect(&criterion, std::time::UNIX_EPOCH)?;
+    if rows.is_empty() {
+        return Err(format!(
+            "no criterion results under {}",
+            criterion.display()
+        ));
+    }
+    let torch = match torch {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    write_report(&rows, &torch, &out)
+}
+
+fn write_report(rows: &[Row], torch: &[Value], out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let (md, summary) = tables(rows, torch);
+    write(&out.join("gpu.md"), &md)?;
+    let rows_json: Vec<Value> = rows.iter().map(Row::to_json).collect();
+    let text = serde_json::to_string_pretty(&json!({
+        "benchmarks": rows_json,
+        "torch": torch,
+        "comparison": summary,
+    }))
+    .map_err(|e| e.to_string())?;
+    write(&out.join("gpu.json"), &text)?;
+    println!("{md}");
+    println!("xtask: wrote {}", out.join("gpu.md").display());
+    Ok(())
+}
+
+/// PyTorch's line for `workload` (at `batch`, for the model's workloads).
+fn torch_line<'a>(torch: &'a [Value], workload: &str, batch: Option<u64>) -> Option<&'a Value> {
+    torch.iter().find(|l| {
+        l["workload"].as_str() == Some(workload)
+            && batch.is_none_or(|b| l["batch"].as_u64() == Some(b))
+    })
+}
+
+fn tables(rows: &[Row], torch: &[Value]) -> (String, Value) {
+    let rate = |id: &str| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.per_second(r.median_ns))
+    };
+    let peer = torch.first().map_or("PyTorch (not run)".to_string(), |l| {
+        format!(
+            "PyTorch {} eager{}",
+            l["torch"].as_str().unwrap_or("?"),
+            if l["tf32"].as_bool() == Some(true) {
+                ", TF32"
+            } else {
+                ", fp32"
+            }
+        )
+    });
+    let device = torch
+        .first()
+        .and_then(|l| l["device"].as_str())
+        .unwrap_or("the GPU");
+    let mut md = format!(
+        "## The seed CNN on {device}\n\n| workload | kiln images/s | {peer} images/s | kiln / PyTorch | target |\n|---|---|---|---|---|\n"
+    );
+    let mut summary = json!({});
+    let ratio_cell = |ratio: Option<f64>, least: f64| match ratio {
+        Some(r) if least > 0.0 => (
+            format!("{r:.2}x"),
+            format!(
+                ">= {least}x ({})",
+                if r >= least { "met" } else { "missed" }
+            ),
+        ),
+        Some(r) => (format!("{r:.2}x"), "-".into()),
+        None => (
+            "-".into(),
+            if least > 0.0 {
+                format!(">= {least}x")
+            } else {
+                "-".into()
+            },
+        ),
+    };
+    for &(what, kiln_id, torch_workload, batch, least) in STEP_TARGETS {
+        let kiln = rate(kiln_id);
+        let theirs =
+            torch_line(torch, torch_workload, Some(batch)).and_then(|l| l["median"].as_f64());
+        let ratio = kiln.zip(theirs).map(|(k, t)| k / t);
+        let (r, target) = ratio_cell(ratio, least);
+        let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            md,
+            "| {what} | {} | {} | {r} | {target} |",
+            show(kiln),
+            show(theirs)
+        );
+        summary[kiln_id] =
+            json!({ "kiln": kiln, "torch": theirs, "ratio": ratio, "target": least });
+    }
+    md.push_str(
+        "\n## SGEMM, fp32, square\n\n| side | kiln GFLOP/s | cuBLAS (torch.mm) GFLOP/s | kiln / cuBLAS | target |\n|---|---|---|---|---|\n",
+    );
+    for side in [1024u64, 2048, 4096] {
+        let kiln = rate(&format!("gpu_sgemm/{side}"));
+        let cublas =
+            torch_line(torch, &format!("sgemm_{side}"), None).and_then(|l| l["median"].as_f64());
+        let share = kiln.zip(cublas).map(|(k, c)| k / c);
+        let target = if side == 4096 {
+            match share {
+                Some(s) => format!(
+                    ">= {:.0} % ({})",
+                    100.0 * SGEMM_TARGET,
+                    if s >= SGEMM_TARGET { "met" } else { "missed" }
+                ),
+                None => format!(">= {:.0} %", 100.0 * SGEMM_TARGET),
+            }
+        } else {
+            "-".into()
+        };
+        let g = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}", v / 1e9));
+        let s = share.map_or("-".into(), |s| format!("{:.0} %", 100.0 * s));
+        let _ = writeln!(
+            md,
+            "| {side} | {} | {} | {s} | {target} |",
+            g(kiln),
+            g(cublas)
+        );
+        summary[format!("sgemm_{side}")] =
+            json!({ "kiln": kiln, "cublas": cublas, "share": share });
+    }
+    (md, summary)
+}
+
+/// `gpu-bundle DIR`: everything the GPU checks need, built here, for a machine with a
+/// GPU and no Rust toolchain.
+pub fn bundle(args: Vec<String>) -> Result<(), String> {
+    let [dir] = args.as_slice() else {
+        return Err("usage: cargo xtask gpu-bundle DIR".into());
+    };
+    let dir = PathBuf::from(dir);
+    let root = workspace_root();
+    std::fs::create_dir_all(dir.join("bin"))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let builds: &[(&str, &[&str])] = &[
+        (
+            "kernels-tests",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "kiln-kernels",
+                "--features",
+                "cuda",
+                "--lib",
+                "--no-run",
+            ],
+        ),
+        (
+            "gpu-bench",
+            &[&CARGO_BENCH_GPU[..7], &["--no-run"]].concat(),
+        ),
+        (
+            "quickstart",
+            &[
+                "build",
+                "--release",
+                "-p",
+                "kiln-examples",
+                "--features",
+                "cuda",
+                "--example",
+                "quickstart",
+            ],
+        ),
+    ];
+    for (name, cargo_args) in builds {
+        let binary = build_one(&root, cargo_args)?;
+        install(&binary, &dir.join("bin").join(name))?;
+    }
+    // This tool, for the report on the other machine.
+    let xtask = build_one(
+        &root,
+        &[
+            "build",
+            "--release",
+            "--manifest-path",
+            "xtask/Cargo.toml",
+            "--target-dir",
+            "target/xtask",
+        ],
+    )?;
+    install(&xtask, &dir.join("bin/xtask"))?;
+    for script in ["gpu_torch.py", "seed_model.py"] {
+        std::fs::copy(root.join("benches/python").join(script), dir.join(script))
+            .map_err(|e| format!("cannot copy the PyTorch peer's {script}: {e}"))?;
+    }
+    let run = dir.join("run.sh");
+    write(&run, RUN_SH)?;
+    set_executable(&run)?;
+    println!(
+        "xtask: bundle in {}; on the GPU machine run `{}/run.sh OUT_DIR`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Runs `cargo <args> --message-format=json` and returns the one executable built
+/// for the package asked for.
+fn build_one(root: &Path, args: &[&str]) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    println!("xtask: cargo {}", args.join(" "));
+    let output = Command::new(&cargo)
+        .current_dir(root)
+        .args(args)
+        .arg("--message-format=json")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo {} failed", args.join(" ")));
+    }
+    let executables: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .collect();
+    match executables.as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(format!(
+            "cargo {} built {} executables, expected one",
+            args.join(" "),
+            other.len()
+        )),
+    }
+}
+
+/// Copies `binary` to `to` without its symbols and debug information.
+fn install(binary: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(binary, to).map_err(|e| format!("cannot copy {}: {e}", binary.display()))?;
+    let stripped = Command::new("strip").arg(to).status();
+    if !stripped.is_ok_and(|s| s.success()) {
+        println!(
+            "xtask: `strip` failed on {}; kept with symbols",
+            to.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The bundle's script.
+const RUN_SH: &str = include_str!("gpu_run.sh");

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# kiln's GPU checks, from a bundle made by `cargo xtask gpu-bundle DIR` (no Rust needed
+# here): the CUDA tests, the quickstart trained one epoch on the GPU and on the CPU,
+# the GPU benchmark, PyTorch on the same GPU, and the report (gpu.md) in OUT_DIR.
+#
+#     ./run.sh OUT_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}
+mkdir -p "$out"
+cd "$here"
+log() { echo "== $*" | tee -a "$out/summary.txt"; }
+
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
+# NVRTC compiles the kernels: the toolkit's, else the first one on the machine.
+if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
+    nvrtc=$(ls /usr/local/cuda/lib64/libnvrtc.so* 2>/dev/null | head -n 1)
+    [ -n "$nvrtc" ] || nvrtc=$(find / -xdev -name 'libnvrtc.so.1[3-9]*' 2>/dev/null | head -n 1)
+    [ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+log "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+
+log "CUDA tests (every test with cuda in its name)"
+timeout 240 bin/kernels-tests cuda --test-threads 4 > "$out/tests.txt" 2>&1
+echo "exit $?" >> "$out/tests.txt"
+grep -E '^test result|FAILED|panicked|skipped' "$out/tests.txt" | tee -a "$out/summary.txt"
+
+for device in cuda cpu; do
+    log "quickstart, one epoch, --device $device"
+    timeout 120 bin/quickstart --epochs 1 --device "$device" > "$out/quickstart-$device.txt" 2>&1
+    echo "exit $?" >> "$out/quickstart-$device.txt"
+    tail -n 2 "$out/quickstart-$device.txt" | tee -a "$out/summary.txt"
+done
+
+log "GPU benchmark"
+CRITERION_HOME="$out/criterion" timeout 240 bin/gpu-bench --bench --warm-up-time 1 --measurement-time 3 \
+    > "$out/gpu-bench.txt" 2>&1
+echo "exit $?" >> "$out/gpu-bench.txt"
+grep -E 'gpu|time:|thrpt:|skipped|panicked' "$out/gpu-bench.txt" | head -n 40 >> "$out/summary.txt"
+
+log "PyTorch on the same GPU"
+timeout 180 python3 gpu_torch.py > "$out/torch.jsonl" 2> "$out/torch.err"
+timeout 120 python3 gpu_torch.py --tf32 --rounds 3 > "$out/torch-tf32.jsonl" 2>> "$out/torch.err"
+
+log "report"
+bin/xtask gpu-report --criterion "$out/criterion" --torch "$out/torch.jsonl" --out "$out" \
+    >> "$out/summary.txt" 2>&1
+cat "$out/summary.txt"
