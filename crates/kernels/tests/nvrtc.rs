@@ -52,9 +52,20 @@ fn kernel_names_follow_the_scheme_and_are_unique() {
     let mut seen = std::collections::HashSet::new();
     for source in sources() {
         for kernel in source.kernels {
+            // A GEMM kernel is compiled once a tile: `..._f32_128x64`.
+            let base = match kernel.rsplit_once('_') {
+                Some((base, tile))
+                    if tile.split_once('x').is_some_and(|(r, c)| {
+                        r.parse::<u32>().is_ok() && c.parse::<u32>().is_ok()
+                    }) =>
+                {
+                    base
+                }
+                _ => kernel,
+            };
             assert!(
-                kernel.ends_with("_fwd_f32") || kernel.ends_with("_bwd_f32"),
-                "{kernel} is not `{{op}}_{{fwd|bwd}}_{{dtype}}`"
+                base.ends_with("_fwd_f32") || base.ends_with("_bwd_f32"),
+                "{kernel} is not `{{op}}_{{fwd|bwd}}_{{dtype}}[_{{tile}}]`"
             );
             assert!(seen.insert(*kernel), "{kernel} is defined twice");
         }

@@ -20,6 +20,8 @@ pub(crate) struct CudaInner {
     /// `sm_XY` of the device: what NVRTC compiles for.
     pub(crate) arch: String,
     name: String,
+    /// Streaming multiprocessors: what a launch's blocks are spread over.
+    multiprocessors: usize,
     /// Modules compiled and loaded so far, by module name; each compiles once per
     /// context, the first time one of its kernels runs.
     pub(crate) modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
@@ -71,6 +73,9 @@ impl Cuda {
             .compute_capability()
             .map_err(|e| driver_err("Cuda::new", e))?;
         let name = ctx.name().map_err(|e| driver_err("Cuda::new", e))?;
+        let multiprocessors = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| driver_err("Cuda::new", e))?;
         // SAFETY: every buffer and launch of the backend goes through the device's
         // one stream, so there is no use on another stream to synchronise with; the
         // per-buffer events would only cost two event records a launch.
@@ -83,6 +88,7 @@ impl Cuda {
                 stream,
                 arch: format!("sm_{major}{minor}"),
                 name,
+                multiprocessors: usize::try_from(multiprocessors).unwrap_or(1).max(1),
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
@@ -102,6 +108,11 @@ impl Cuda {
             .stream
             .synchronize()
             .map_err(|e| driver_err("synchronize", e))
+    }
+
+    /// The device's streaming multiprocessors.
+    pub fn multiprocessors(&self) -> usize {
+        self.inner.multiprocessors
     }
 
     pub(crate) fn inner(&self) -> &CudaInner {

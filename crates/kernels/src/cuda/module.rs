@@ -22,7 +22,8 @@ pub struct KernelSource {
     pub name: &'static str,
     /// The source, prelude included.
     pub code: &'static str,
-    /// The kernels it defines, `{op}_{fwd|bwd}_{dtype}`.
+    /// The kernels it defines, `{op}_{fwd|bwd}_{dtype}`, with `_{rows}x{cols}` after it
+    /// for the GEMM kernels, which are compiled once for each tile.
     pub kernels: &'static [&'static str],
     /// Whether NVRTC may contract a product and a sum into one FMA. Off for the
     /// element-wise ops, which then round every step as the CPU backend does; on for

@@ -24,6 +24,12 @@ dim3 blockDim, gridDim;
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 using std::isfinite;
 using std::max;

@@ -1,5 +1,5 @@
 // The matrix product in every layout, and the three convolution kernels, against
-// direct loops in double precision.
+// direct loops in double precision, each in every tile it is compiled for.
 #include "emu.h"
 #include "check.h"
 #include "cuda/prelude.cuh"
@@ -9,29 +9,57 @@
 
 #include <tuple>
 
+// A kernel compiled for each tile, with the tile's size.
+template <class K>
+struct Tiled {
+    const char* tile;
+    unsigned rows;
+    unsigned cols;
+    K kernel;
+};
+
+#define MATMUL_ENTRY(BM, BN, TM, TN, BLOCKS) Tiled<decltype(&matmul_fwd_f32_128x128)>{#BM "x" #BN, BM, BN, matmul_fwd_f32_##BM##x##BN},
+static const Tiled<decltype(&matmul_fwd_f32_128x128)> MATMUL[] = {GEMM_TILES(MATMUL_ENTRY)};
+
+#define CONV_ENTRY(BM, BN, TM, TN, BLOCKS) \
+    ConvTile{#BM "x" #BN, BM, BN, conv2d_fwd_f32_##BM##x##BN, conv2d_weight_bwd_f32_##BM##x##BN, \
+             conv2d_input_bwd_f32_##BM##x##BN},
+struct ConvTile {
+    const char* tile;
+    unsigned rows;
+    unsigned cols;
+    decltype(&conv2d_fwd_f32_128x128) fwd;
+    decltype(&conv2d_weight_bwd_f32_128x128) weight;
+    decltype(&conv2d_input_bwd_f32_128x128) input;
+};
+static const ConvTile CONV[] = {GEMM_TILES(CONV_ENTRY)};
+
 static void matmul() {
     for (auto [m, n, k] : std::vector<std::tuple<unsigned, unsigned, unsigned>>{
-             {1, 1, 1}, {65, 63, 17}, {70, 130, 40}})
+             {1, 1, 1}, {65, 63, 17}, {70, 130, 40}, {131, 33, 9}})
         for (int ta = 0; ta < 2; ++ta)
             for (int tb = 0; tb < 2; ++tb)
                 for (int acc = 0; acc < 2; ++acc) {
-                    auto a = random_values(m * k), b = random_values(k * n), c = random_values(m * n);
-                    std::vector<float> want = c;
+                    auto a = random_values(m * k), b = random_values(k * n), c0 = random_values(m * n);
+                    std::vector<float> want = c0;
                     for (unsigned i = 0; i < m; ++i)
                         for (unsigned j = 0; j < n; ++j) {
                             double s = 0;
                             for (unsigned q = 0; q < k; ++q)
                                 s += (double)(ta ? a[q * m + i] : a[i * k + q]) *
                                      (tb ? b[j * k + q] : b[q * n + j]);
-                            want[i * n + j] = float((acc ? c[i * n + j] : 0.0) + s);
+                            want[i * n + j] = float((acc ? c0[i * n + j] : 0.0) + s);
                         }
                     MatmulParams p{m, n, k, (bool)ta, (bool)tb, (bool)acc};
-                    launch(dim3{(m + 63) / 64, (n + 63) / 64, 1}, dim3{256, 1, 1}, matmul_fwd_f32, p,
-                           (const float*)a.data(), (const float*)b.data(), c.data());
-                    char what[100];
-                    std::snprintf(what, sizeof what, "matmul %ux%ux%u trans %d %d accumulate %d", m, n,
-                                  k, ta, tb, acc);
-                    expect_close(what, want, c, 1e-4f);
+                    for (const auto& t : MATMUL) {
+                        auto c = c0;
+                        launch(dim3{(m + t.rows - 1) / t.rows, (n + t.cols - 1) / t.cols, 1}, dim3{256, 1, 1},
+                               t.kernel, p, (const float*)a.data(), (const float*)b.data(), c.data());
+                        char what[120];
+                        std::snprintf(what, sizeof what, "matmul %s %ux%ux%u trans %d %d accumulate %d",
+                                      t.tile, m, n, k, ta, tb, acc);
+                        expect_close(what, want, c, 1e-4f);
+                    }
                 }
 }
 
@@ -68,19 +96,27 @@ static void conv2d() {
                             }
                         want_y[o] = s < 0 ? 0.0f : float(s);
                     }
-        unsigned rows = B * OH * OW, patch = KH * KW * IC;
-        std::vector<float> y(want_y.size()), dw(w.size(), 1.0f), dx(x.size(), 5.0f);
-        launch(dim3{(rows + 63) / 64, (OC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_fwd_f32, p,
-               (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data());
-        expect_close("conv2d forward", want_y, y, 1e-4f);
-        // Short K slices, so that several blocks add into each weight gradient value.
-        unsigned chunk = min(7u, rows), splits = (rows + chunk - 1) / chunk;
-        launch(dim3{(patch + 63) / 64, (OC + 63) / 64, splits}, dim3{256, 1, 1}, conv2d_weight_bwd_f32,
-               p, (const float*)x.data(), (const float*)dy.data(), dw.data(), chunk);
-        expect_close("conv2d weight gradient", want_dw, dw, 1e-4f);
-        launch(dim3{(B * IH * IW + 63) / 64, (IC + 63) / 64, 1}, dim3{256, 1, 1}, conv2d_input_bwd_f32,
-               p, (const float*)dy.data(), (const float*)w.data(), dx.data());
-        expect_close("conv2d input gradient", want_dx, dx, 1e-4f);
+        unsigned rows = B * OH * OW, patch = KH * KW * IC, pixels = B * IH * IW;
+        auto blocks = [](unsigned n, unsigned tile) { return (n + tile - 1) / tile; };
+        for (const auto& t : CONV) {
+            std::vector<float> y(want_y.size()), dw(w.size(), 1.0f), dx(x.size(), 5.0f);
+            char what[120];
+            launch(dim3{blocks(rows, t.rows), blocks(OC, t.cols), 1}, dim3{256, 1, 1}, t.fwd, p,
+                   (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data());
+            std::snprintf(what, sizeof what, "conv2d %s forward %ux%ux%u", t.tile, IH, IW, IC);
+            expect_close(what, want_y, y, 1e-4f);
+            // Short K slices, one not a multiple of the slice depth, so that several blocks
+            // add into each weight gradient value and slices end inside a block's K range.
+            unsigned chunk = min(11u, rows), splits = blocks(rows, chunk);
+            launch(dim3{blocks(patch, t.rows), blocks(OC, t.cols), splits}, dim3{256, 1, 1}, t.weight, p,
+                   (const float*)x.data(), (const float*)dy.data(), dw.data(), chunk);
+            std::snprintf(what, sizeof what, "conv2d %s weight gradient %ux%ux%u", t.tile, IH, IW, IC);
+            expect_close(what, want_dw, dw, 1e-4f);
+            launch(dim3{blocks(pixels, t.rows), blocks(IC, t.cols), 1}, dim3{256, 1, 1}, t.input, p,
+                   (const float*)dy.data(), (const float*)w.data(), dx.data());
+            std::snprintf(what, sizeof what, "conv2d %s input gradient %ux%ux%u", t.tile, IH, IW, IC);
+            expect_close(what, want_dx, dx, 1e-4f);
+        }
     }
 }
 

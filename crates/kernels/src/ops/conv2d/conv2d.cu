@@ -1,6 +1,6 @@
-// 2-D convolution on NHWC batches as implicit GEMMs on the tiled SGEMM core: the
-// patch matrix (im2col) is never stored; its values are read from the image while
-// the tiles load. With P = kh * kw * c_in and R = n * oh * ow output pixels:
+// 2-D convolution on NHWC batches as implicit GEMMs on the SGEMM core, one kernel of
+// each a tile (`<name>_<BM>x<BN>`): the patch matrix (im2col) is never stored; the
+// loaders below read its values from the image while the slices load. With P = kh * kw * c_in and R = n * oh * ow output pixels:
 //   forward:       y[R x c_out]  = act(patches[R x P] * w[P x c_out] + bias)
 //   weight grad:   dw[P x c_out] += patches^T * dy, K (= R) split over blockIdx.z
 //   input grad:    dx[(n, y, x) x c_in] = gather of dy over the windows covering
@@ -24,75 +24,125 @@ struct Conv2dParams {
     float negative_slope;
 };
 
-// Patch value (r, q): output pixel r = (n, oy, ox), patch index q = (ky, kx, c).
-__device__ __forceinline__ float patch_at(const Conv2dParams& p, const float* x, u32 r, u32 q) {
-    u32 c = q % p.in_c;
-    u32 kk = q / p.in_c;
-    u32 kx = kk % p.kernel_w, ky = kk / p.kernel_w;
-    u32 ox = r % p.out_w;
-    u32 rest = r / p.out_w;
-    u32 oy = rest % p.out_h, n = rest / p.out_h;
-    int yy = (int)(oy * p.stride_h + ky) - (int)p.pad_top;
-    int xx = (int)(ox * p.stride_w + kx) - (int)p.pad_left;
-    if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
-    return x[(((u64)n * p.in_h + yy) * p.in_w + xx) * p.in_c + c];
-}
-
-extern "C" __global__ void conv2d_fwd_f32(Conv2dParams p, const float* x, const float* w,
-                                          const float* bias, float* y) {
-    u32 rows = p.batch * p.out_h * p.out_w;
-    u32 patch = p.kernel_h * p.kernel_w * p.in_c;
-    u32 oc = p.out_c;
-    auto load_a = [=](u32 r, u32 q) { return patch_at(p, x, r, q); };
-    auto load_b = [=](u32 q, u32 j) { return w[(u64)q * oc + j]; };
-    auto store = [=](u32 r, u32 j, float v) {
-        y[(u64)r * oc + j] = kiln_activate(p.activation, p.negative_slope, v + bias[j]);
+// The patch matrix as A of the forward pass: row r an output pixel (n, oy, ox), column
+// q a patch index (ky, kx, c). A row's context is where its window starts.
+struct PatchRows {
+    Conv2dParams p;
+    const float* x;
+    struct Window {
+        u64 image;  // offset of image n
+        int y0;     // window origin, padding included
+        int x0;
     };
-    gemm_block(rows, oc, 0, patch, true, false, load_a, load_b, store);
-}
+    __device__ __forceinline__ Window row(u32 r) const {
+        u32 ox = r % p.out_w, rest = r / p.out_w;
+        u32 oy = rest % p.out_h, n = rest / p.out_h;
+        return Window{(u64)n * p.in_h * p.in_w * p.in_c, (int)(oy * p.stride_h) - (int)p.pad_top,
+                      (int)(ox * p.stride_w) - (int)p.pad_left};
+    }
+    __device__ __forceinline__ float at(const Window& w, u32 q) const {
+        u32 c = q % p.in_c, kk = q / p.in_c;
+        int yy = w.y0 + (int)(kk / p.kernel_w), xx = w.x0 + (int)(kk % p.kernel_w);
+        if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
+        return x[w.image + ((u64)yy * p.in_w + xx) * p.in_c + c];
+    }
+};
 
-// dw += patches^T * dy; block z sums pixels [z * chunk, (z + 1) * chunk).
-extern "C" __global__ void conv2d_weight_bwd_f32(Conv2dParams p, const float* x, const float* dy,
-                                                 float* dw, u32 chunk) {
-    u32 rows = p.batch * p.out_h * p.out_w;
-    u32 patch = p.kernel_h * p.kernel_w * p.in_c;
-    u32 oc = p.out_c;
-    u32 k_begin = blockIdx.z * chunk;
-    u32 k_end = min(k_begin + chunk, rows);
-    auto load_a = [=](u32 q, u32 r) { return patch_at(p, x, r, q); };
-    auto load_b = [=](u32 r, u32 j) { return dy[(u64)r * oc + j]; };
-    auto store = [=](u32 q, u32 j, float v) { atomicAdd(&dw[(u64)q * oc + j], v); };
-    gemm_block(patch, oc, k_begin, k_end, false, false, load_a, load_b, store);
-}
+// The transposed patch matrix as A of the weight gradient: row q a patch index
+// (ky, kx, c), column r an output pixel. A row's context is its tap and channel.
+struct PatchColumns {
+    Conv2dParams p;
+    const float* x;
+    struct Tap {
+        int ky;
+        int kx;
+        u32 c;
+    };
+    __device__ __forceinline__ Tap row(u32 q) const {
+        u32 kk = q / p.in_c;
+        return Tap{(int)(kk / p.kernel_w), (int)(kk % p.kernel_w), q % p.in_c};
+    }
+    __device__ __forceinline__ float at(const Tap& t, u32 r) const {
+        u32 ox = r % p.out_w, rest = r / p.out_w;
+        u32 oy = rest % p.out_h, n = rest / p.out_h;
+        int yy = (int)(oy * p.stride_h) - (int)p.pad_top + t.ky;
+        int xx = (int)(ox * p.stride_w) - (int)p.pad_left + t.kx;
+        if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
+        return x[(((u64)n * p.in_h + yy) * p.in_w + xx) * p.in_c + t.c];
+    }
+};
 
-// dx[(n, y, x), c] = sum over (ky, kx, o) of dy[n, oy, ox, o] * w[ky, kx, c, o], where
-// (oy, ox) is the output pixel whose window puts (ky, kx) on (y, x), if any.
-extern "C" __global__ void conv2d_input_bwd_f32(Conv2dParams p, const float* dy, const float* w,
-                                                float* dx) {
-    u32 rows = p.batch * p.in_h * p.in_w;
-    u32 inner = p.kernel_h * p.kernel_w * p.out_c;
-    u32 oc = p.out_c, ic = p.in_c;
-    auto load_a = [=](u32 i, u32 q) {
-        u32 o = q % oc;
-        u32 kk = q / oc;
-        u32 kx = kk % p.kernel_w, ky = kk / p.kernel_w;
-        u32 xx = i % p.in_w;
-        u32 rest = i / p.in_w;
+// The output gradient gathered over windows as A of the input gradient: row i an input
+// pixel (n, y, x), column q = (ky, kx, o) the value dy[n, oy, ox, o] of the output
+// pixel whose window puts tap (ky, kx) on (y, x), or 0 where there is none.
+struct GradientWindows {
+    Conv2dParams p;
+    const float* dy;
+    struct Pixel {
+        u64 image;  // offset of image n in dy
+        int y;      // the pixel, padding included
+        int x;
+    };
+    __device__ __forceinline__ Pixel row(u32 i) const {
+        u32 xx = i % p.in_w, rest = i / p.in_w;
         u32 yy = rest % p.in_h, n = rest / p.in_h;
-        int ty = (int)(yy + p.pad_top) - (int)ky;
-        int tx = (int)(xx + p.pad_left) - (int)kx;
+        return Pixel{(u64)n * p.out_h * p.out_w * p.out_c, (int)(yy + p.pad_top),
+                     (int)(xx + p.pad_left)};
+    }
+    __device__ __forceinline__ float at(const Pixel& px, u32 q) const {
+        u32 o = q % p.out_c, kk = q / p.out_c;
+        int ty = px.y - (int)(kk / p.kernel_w), tx = px.x - (int)(kk % p.kernel_w);
         if (ty < 0 || tx < 0 || ty % (int)p.stride_h != 0 || tx % (int)p.stride_w != 0) {
             return 0.0f;
         }
         u32 oy = (u32)ty / p.stride_h, ox = (u32)tx / p.stride_w;
         if (oy >= p.out_h || ox >= p.out_w) return 0.0f;
-        return dy[(((u64)n * p.out_h + oy) * p.out_w + ox) * oc + o];
-    };
-    auto load_b = [=](u32 q, u32 c) {
-        u32 o = q % oc;
-        u32 kk = q / oc;
-        return w[((u64)kk * ic + c) * oc + o];
-    };
-    auto store = [=](u32 i, u32 c, float v) { dx[(u64)i * ic + c] = v; };
-    gemm_block(rows, ic, 0, inner, true, true, load_a, load_b, store);
-}
+        return dy[px.image + ((u64)oy * p.out_w + ox) * p.out_c + o];
+    }
+};
+
+// The kernel as B of the input gradient: row q = (ky, kx, o), column c an input
+// channel, the value w[ky, kx, c, o]. A column's context is its channel.
+struct KernelTaps {
+    Conv2dParams p;
+    const float* w;
+    __device__ __forceinline__ u32 col(u32 c) const { return c; }
+    __device__ __forceinline__ float at(u32 c, u32 q) const {
+        u32 o = q % p.out_c, kk = q / p.out_c;
+        return w[((u64)kk * p.in_c + c) * p.out_c + o];
+    }
+};
+
+#define CONV2D_KERNELS(BM, BN, TM, TN, BLOCKS)                                                 \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
+        conv2d_fwd_f32_##BM##x##BN(Conv2dParams p, const float* x, const float* w,             \
+                                   const float* bias, float* y) {                              \
+        u32 rows = p.batch * p.out_h * p.out_w, patch = p.kernel_h * p.kernel_w * p.in_c;      \
+        u32 oc = p.out_c;                                                                      \
+        auto store = [=](u32 r, u32 j, float v) {                                              \
+            y[(u64)r * oc + j] = kiln_activate(p.activation, p.negative_slope, v + bias[j]);   \
+        };                                                                                     \
+        gemm_tile<BM, BN, TM, TN>(rows, oc, 0, patch, true, false, PatchRows{p, x},            \
+                                  GemmB{w, patch, oc, false}, store);                          \
+    }                                                                                          \
+    /* dw += patches^T * dy; block z sums pixels [z * chunk, (z + 1) * chunk). */              \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
+        conv2d_weight_bwd_f32_##BM##x##BN(Conv2dParams p, const float* x, const float* dy,     \
+                                          float* dw, u32 chunk) {                              \
+        u32 rows = p.batch * p.out_h * p.out_w, patch = p.kernel_h * p.kernel_w * p.in_c;      \
+        u32 oc = p.out_c;                                                                      \
+        u32 k_begin = blockIdx.z * chunk, k_end = min(k_begin + chunk, rows);                  \
+        auto store = [=](u32 q, u32 j, float v) { atomicAdd(&dw[(u64)q * oc + j], v); };      \
+        gemm_tile<BM, BN, TM, TN>(patch, oc, k_begin, k_end, false, false, PatchColumns{p, x}, \
+                                  GemmB{dy, rows, oc, false}, store);                          \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
+        conv2d_input_bwd_f32_##BM##x##BN(Conv2dParams p, const float* dy, const float* w,      \
+                                         float* dx) {                                          \
+        u32 rows = p.batch * p.in_h * p.in_w, inner = p.kernel_h * p.kernel_w * p.out_c;       \
+        u32 ic = p.in_c;                                                                       \
+        auto store = [=](u32 i, u32 c, float v) { dx[(u64)i * ic + c] = v; };                  \
+        gemm_tile<BM, BN, TM, TN>(rows, ic, 0, inner, true, true, GradientWindows{p, dy},      \
+                                  KernelTaps{p, w}, store);                                    \
+    }
+GEMM_TILES(CONV2D_KERNELS)

@@ -1,5 +1,5 @@
-//! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the tiled
-//! SGEMM of `matmul/gemm.cuh`. The patches are read from the image as the tiles load,
+//! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the SGEMM
+//! core of `matmul/gemm.cuh`, in the tile [`Tile::pick`](crate::ops::matmul::cuda::Tile::pick) chooses for each product. The patches are read from the image as the tiles load,
 //! so the GPU needs no workspace.
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
@@ -14,12 +14,27 @@ use crate::ops::matmul::cuda::gemm_grid;
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
-/// Forward with bias and epilogue activation.
-pub(crate) const FWD: &str = "conv2d_fwd_f32";
-/// Weight gradient.
-pub(crate) const WEIGHT_BWD: &str = "conv2d_weight_bwd_f32";
-/// Input gradient.
-pub(crate) const INPUT_BWD: &str = "conv2d_input_bwd_f32";
+/// Forward with bias and epilogue activation, one kernel a tile (in the order of `Tile`).
+pub(crate) const FWD: [&str; 4] = [
+    "conv2d_fwd_f32_128x128",
+    "conv2d_fwd_f32_128x64",
+    "conv2d_fwd_f32_64x64",
+    "conv2d_fwd_f32_128x32",
+];
+/// Weight gradient, one kernel a tile.
+pub(crate) const WEIGHT_BWD: [&str; 4] = [
+    "conv2d_weight_bwd_f32_128x128",
+    "conv2d_weight_bwd_f32_128x64",
+    "conv2d_weight_bwd_f32_64x64",
+    "conv2d_weight_bwd_f32_128x32",
+];
+/// Input gradient, one kernel a tile.
+pub(crate) const INPUT_BWD: [&str; 4] = [
+    "conv2d_input_bwd_f32_128x128",
+    "conv2d_input_bwd_f32_128x64",
+    "conv2d_input_bwd_f32_64x64",
+    "conv2d_input_bwd_f32_128x32",
+];
 
 /// The convolution kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
@@ -29,7 +44,20 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("../matmul/gemm.cuh"),
         include_str!("conv2d.cu")
     ),
-    kernels: &[FWD, WEIGHT_BWD, INPUT_BWD],
+    kernels: &[
+        FWD[0],
+        FWD[1],
+        FWD[2],
+        FWD[3],
+        WEIGHT_BWD[0],
+        WEIGHT_BWD[1],
+        WEIGHT_BWD[2],
+        WEIGHT_BWD[3],
+        INPUT_BWD[0],
+        INPUT_BWD[1],
+        INPUT_BWD[2],
+        INPUT_BWD[3],
+    ],
     fmad: true,
 };
 
@@ -77,8 +105,8 @@ impl Conv2dKernel for Cuda {
         if p.output_len() == 0 {
             return Ok(());
         }
-        let cfg = gemm_grid(OP, p.out_pixels(), us(p.out_c), 1)?;
-        let f = self.function(&MODULE, FWD)?;
+        let (tile, cfg) = gemm_grid(self, OP, p.out_pixels(), us(p.out_c), 1)?;
+        let f = self.function(&MODULE, tile.kernel(&FWD))?;
         let mut args = self.stream().launch_builder(&f);
         args.arg(p)
             .arg(&x.data)
@@ -116,8 +144,8 @@ impl Conv2dKernel for Cuda {
         if rows > 0 && p.weight_len() > 0 {
             let chunk = WEIGHT_CHUNK.min(rows);
             let splits = rows.div_ceil(chunk) as u32;
-            let cfg = gemm_grid(OP, p.patch_len(), us(p.out_c), splits)?;
-            let f = self.function(&MODULE, WEIGHT_BWD)?;
+            let (tile, cfg) = gemm_grid(self, OP, p.patch_len(), us(p.out_c), splits)?;
+            let f = self.function(&MODULE, tile.kernel(&WEIGHT_BWD))?;
             let chunk = chunk as u32;
             let mut args = self.stream().launch_builder(&f);
             args.arg(p)
@@ -133,8 +161,8 @@ impl Conv2dKernel for Cuda {
             && p.input_len() > 0
         {
             let image_pixels = p.input_len() / us(p.in_c).max(1);
-            let cfg = gemm_grid(OP, image_pixels, us(p.in_c), 1)?;
-            let f = self.function(&MODULE, INPUT_BWD)?;
+            let (tile, cfg) = gemm_grid(self, OP, image_pixels, us(p.in_c), 1)?;
+            let f = self.function(&MODULE, tile.kernel(&INPUT_BWD))?;
             let mut args = self.stream().launch_builder(&f);
             args.arg(p).arg(&dy.data).arg(&w.data).arg(&mut dx.data);
             // SAFETY: the kernel reads `dy` (`output_len`) and `w` (`weight_len`) and

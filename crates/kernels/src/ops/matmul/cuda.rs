@@ -1,5 +1,5 @@
-//! The matrix product on the GPU: launch code for `matmul.cu` (on the tiled SGEMM of
-//! `gemm.cuh`, which the convolution shares).
+//! The matrix product on the GPU: launch code for `matmul.cu` (on the SGEMM core of
+//! `gemm.cuh`, which the convolution shares), and the choice of tile both make.
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
@@ -10,8 +10,13 @@ use crate::error::check_len;
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
-/// The product.
-pub(crate) const FWD: &str = "matmul_fwd_f32";
+/// The product, one kernel a tile (in [`Tile`]'s order).
+pub(crate) const FWD: [&str; 4] = [
+    "matmul_fwd_f32_128x128",
+    "matmul_fwd_f32_128x64",
+    "matmul_fwd_f32_64x64",
+    "matmul_fwd_f32_128x32",
+];
 
 /// The matrix-product kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
@@ -21,39 +26,100 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("gemm.cuh"),
         include_str!("matmul.cu")
     ),
-    kernels: &[FWD],
+    kernels: &FWD,
     fmad: true,
 };
 
-/// Rows and columns of C a block computes (`GEMM_BM`, `GEMM_BN` in gemm.cuh).
-pub(crate) const TILE: u32 = 64;
-/// Threads a block (`GEMM_THREADS`).
-pub(crate) const THREADS: u32 = 256;
+/// Threads a block (`GEMM_THREADS` in gemm.cuh).
+const THREADS: u32 = 256;
+
+/// The tile of C a block computes: each GEMM kernel is compiled for every one
+/// (`GEMM_TILES` in gemm.cuh, same order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// 128 x 128, 8 x 8 values a thread: the fewest loads per multiply-add.
+    Large,
+    /// 128 x 64, 8 x 4 a thread.
+    Wide,
+    /// 64 x 64, 4 x 4 a thread.
+    Small,
+    /// 128 x 32, 4 x 4 a thread: products with few columns (a convolution's filters).
+    Narrow,
+}
+
+impl Tile {
+    /// Rows and columns of the tile.
+    pub(crate) fn size(self) -> (usize, usize) {
+        match self {
+            Self::Large => (128, 128),
+            Self::Wide => (128, 64),
+            Self::Small => (64, 64),
+            Self::Narrow => (128, 32),
+        }
+    }
+
+    /// The kernel of `names` (one a tile, in this enum's order) for this tile.
+    pub(crate) fn kernel(self, names: &[&'static str; 4]) -> &'static str {
+        names[self as usize]
+    }
+
+    fn blocks(self, rows: usize, cols: usize) -> usize {
+        let (r, c) = self.size();
+        rows.div_ceil(r) * cols.div_ceil(c)
+    }
+
+    /// The tile for a `rows x cols` product on a GPU of `sms` multiprocessors, with
+    /// `splits` slices of K: the largest that still gives every multiprocessor a
+    /// block, and no wider than C (a 32-column C in 128-column tiles would waste
+    /// three quarters of the arithmetic).
+    pub(crate) fn pick(rows: usize, cols: usize, splits: usize, sms: usize) -> Self {
+        let enough = |t: Self| t.blocks(rows, cols) * splits >= sms;
+        if cols <= 32 {
+            Self::Narrow
+        } else if cols <= 64 {
+            if enough(Self::Wide) {
+                Self::Wide
+            } else {
+                Self::Small
+            }
+        } else if enough(Self::Large) {
+            Self::Large
+        } else if enough(Self::Wide) {
+            Self::Wide
+        } else {
+            Self::Small
+        }
+    }
+}
 
 // SAFETY: `#[repr(C)]` of three `u32` and three `bool` (one byte each, 0 or 1),
 // padded to 16 bytes, matching `struct MatmulParams` in matmul.cu.
 unsafe impl DeviceRepr for MatmulParams {}
 
-/// The grid for a `rows x cols` result, with `splits` slices of K along z: row tiles
-/// along x, column tiles along y (at most 65,535 of them).
+/// The tile and the grid for a `rows x cols` result with `splits` slices of K along
+/// z: row tiles along x, column tiles along y (at most 65,535 of them).
 pub(crate) fn gemm_grid(
+    cuda: &Cuda,
     op: &'static str,
     rows: usize,
     cols: usize,
     splits: u32,
-) -> Result<LaunchConfig> {
-    let (row_tiles, col_tiles) = (rows.div_ceil(TILE as usize), cols.div_ceil(TILE as usize));
+) -> Result<(Tile, LaunchConfig)> {
+    let tile = Tile::pick(rows, cols, splits as usize, cuda.multiprocessors());
+    let (tile_rows, tile_cols) = tile.size();
+    let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
     if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
         return Err(Error::InvalidParams {
             op,
             detail: format!("a {rows} x {cols} product exceeds what one launch covers"),
         });
     }
-    Ok(LaunchConfig {
+    let cfg = LaunchConfig {
         grid_dim: (row_tiles as u32, col_tiles as u32, splits),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
-    })
+    };
+    Ok((tile, cfg))
 }
 
 impl MatmulKernel for Cuda {
@@ -72,13 +138,40 @@ impl MatmulKernel for Cuda {
         if m * n == 0 {
             return Ok(());
         }
-        let cfg = gemm_grid(OP, m, n, 1)?;
-        let f = self.function(&MODULE, FWD)?;
+        let (tile, cfg) = gemm_grid(self, OP, m, n, 1)?;
+        let f = self.function(&MODULE, tile.kernel(&FWD))?;
         let mut args = self.stream().launch_builder(&f);
         args.arg(p).arg(&a.data).arg(&b.data).arg(&mut c.data);
         // SAFETY: the kernel reads `a[0..m * k]` and `b[0..k * n]` and writes (or
         // updates) `c[0..m * n]`; all three lengths are checked above.
         unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tile;
+
+    #[test]
+    fn tiles_follow_the_shape_of_the_product() {
+        let sms = 132;
+        // 4096^2: 1,024 large tiles.
+        assert_eq!(Tile::pick(4096, 4096, 1, sms), Tile::Large);
+        // The seed's first convolution at batch 64: 57,600 pixels x 32 filters.
+        assert_eq!(Tile::pick(57_600, 32, 1, sms), Tile::Narrow);
+        // Its second (64 filters, 13 x 13 outputs): at batch 64, 85 wide tiles would
+        // leave SMs idle; at batch 1024 there are rows enough for them.
+        assert_eq!(Tile::pick(10_816, 64, 1, sms), Tile::Small);
+        assert_eq!(Tile::pick(173_056, 64, 1, sms), Tile::Wide);
+        // The dense layer at batch 64: one large tile would leave 131 SMs idle.
+        assert_eq!(Tile::pick(64, 128, 1, sms), Tile::Small);
+        // Slices of K count as blocks: a weight gradient's 288 rows split 29 ways fill
+        // the GPU in small tiles (145 blocks), not in wide ones (87).
+        assert_eq!(Tile::pick(288, 64, 29, sms), Tile::Small);
+        assert_eq!(Tile::pick(288, 64, 44, sms), Tile::Wide);
+        // 1024^2: 64 large or 128 wide tiles leave SMs idle; 256 small ones do not.
+        assert_eq!(Tile::pick(1024, 1024, 1, sms), Tile::Small);
+        assert_eq!(Tile::pick(2048, 2048, 1, sms), Tile::Large);
     }
 }

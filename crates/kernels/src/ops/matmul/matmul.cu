@@ -1,4 +1,5 @@
-// The matrix product c = op(a) * op(b) (or c += ...) on the tiled SGEMM core.
+// The matrix product c = op(a) * op(b) (or c += ...) on the SGEMM core, one kernel a
+// tile: matmul_fwd_f32_<BM>x<BN>.
 
 struct MatmulParams {
     u32 m;
@@ -9,15 +10,18 @@ struct MatmulParams {
     bool accumulate;
 };
 
-extern "C" __global__ void matmul_fwd_f32(MatmulParams p, const float* a, const float* b,
-                                          float* c) {
-    u32 m = p.m, n = p.n, k = p.k;
-    bool ta = p.trans_a, tb = p.trans_b, accumulate = p.accumulate;
-    auto load_a = [=](u32 i, u32 q) { return ta ? a[(u64)q * m + i] : a[(u64)i * k + q]; };
-    auto load_b = [=](u32 q, u32 j) { return tb ? b[(u64)j * k + q] : b[(u64)q * n + j]; };
-    auto store = [=](u32 i, u32 j, float v) {
-        u64 at = (u64)i * n + j;
-        c[at] = accumulate ? c[at] + v : v;
-    };
-    gemm_block(m, n, 0, k, !ta, tb, load_a, load_b, store);
-}
+#define MATMUL_KERNEL(BM, BN, TM, TN, BLOCKS)                                                      \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                          \
+        matmul_fwd_f32_##BM##x##BN(MatmulParams p, const float* a, const float* b,           \
+                                   float* c) {                                               \
+        u32 n = p.n;                                                                         \
+        bool accumulate = p.accumulate;                                                      \
+        auto store = [=](u32 i, u32 j, float v) {                                            \
+            u64 at = (u64)i * n + j;                                                         \
+            c[at] = accumulate ? c[at] + v : v;                                              \
+        };                                                                                   \
+        gemm_tile<BM, BN, TM, TN>(p.m, n, 0, p.k, !p.trans_a, p.trans_b,                     \
+                                  GemmA{a, p.m, p.k, p.trans_a}, GemmB{b, p.k, n, p.trans_b}, \
+                                  store);                                                    \
+    }
+GEMM_TILES(MATMUL_KERNEL)
