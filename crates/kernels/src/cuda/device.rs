@@ -29,6 +29,10 @@ pub(crate) struct CudaInner {
     pub(crate) functions: Mutex<HashMap<&'static str, CudaFunction>>,
     /// Per-block partial sums of the reductions, allocated at the first one.
     pub(crate) partials: Mutex<Option<CudaSlice<f64>>>,
+    /// The tile every GEMM uses instead of its own choice, for the tests that run
+    /// each kernel in each tile.
+    #[cfg(test)]
+    pub(crate) tile: Mutex<Option<crate::ops::matmul::cuda::Tile>>,
     /// Words that kernels report errors through, allocated at the first use (see
     /// [`Cuda::with_status`]).
     status: Mutex<Option<CudaSlice<u64>>>,
@@ -92,6 +96,8 @@ impl Cuda {
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
+                #[cfg(test)]
+                tile: Mutex::new(None),
                 status: Mutex::new(None),
             }),
         })

@@ -48,6 +48,10 @@ pub(crate) enum Tile {
 }
 
 impl Tile {
+    /// Every tile, in the kernels' order.
+    #[cfg(test)]
+    pub(crate) const ALL: [Self; 4] = [Self::Large, Self::Wide, Self::Small, Self::Narrow];
+
     /// Rows and columns of the tile.
     pub(crate) fn size(self) -> (usize, usize) {
         match self {
@@ -106,6 +110,13 @@ pub(crate) fn gemm_grid(
     splits: u32,
 ) -> Result<(Tile, LaunchConfig)> {
     let tile = Tile::pick(rows, cols, splits as usize, cuda.multiprocessors());
+    #[cfg(test)]
+    let tile = cuda
+        .inner()
+        .tile
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or(tile);
     let (tile_rows, tile_cols) = tile.size();
     let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
     if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
@@ -147,6 +158,22 @@ impl MatmulKernel for Cuda {
         unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
         Ok(())
     }
+}
+
+/// Runs `f` with every GEMM of `gpu` in each tile in turn, then gives the choice back.
+#[cfg(test)]
+pub(crate) fn in_every_tile(gpu: &Cuda, mut f: impl FnMut(Tile)) {
+    let set = |tile| {
+        *gpu.inner()
+            .tile
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tile;
+    };
+    for tile in Tile::ALL {
+        set(Some(tile));
+        f(tile);
+    }
+    set(None);
 }
 
 #[cfg(test)]

@@ -127,8 +127,8 @@ mod tests {
         }
     }
 
-    /// The GPU against the CPU on shapes around and across the 64 x 64 tile, in every
-    /// layout.
+    /// The GPU against the CPU on shapes around and across the tiles, in every layout
+    /// and every tile.
     #[cfg(feature = "cuda")]
     #[test]
     fn cuda_matches_cpu() {
@@ -141,6 +141,7 @@ mod tests {
             (1, 1, 1),
             (64, 64, 16),
             (65, 63, 17),
+            (129, 130, 9),
             (200, 10, 1000),
             (3, 300, 70),
         ] {
@@ -177,7 +178,10 @@ mod tests {
                         cpu.to_host(&c, m * n).unwrap()
                     }
                 };
-                assert_close(&format!("{p:?}"), &run(false), &run(true), 1e-4, 1e-4);
+                let want = run(false);
+                super::cuda::in_every_tile(&gpu, |tile| {
+                    assert_close(&format!("{p:?} {tile:?}"), &want, &run(true), 1e-4, 1e-4);
+                });
             }
         }
     }
