@@ -48,6 +48,18 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
     /// Copies the first `len` elements of `src` into `dst`.
     fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer, len: usize) -> Result<()>;
 
+    /// Waits for the ops launched so far and returns the first error they found since
+    /// the last call.
+    ///
+    /// Where ops run asynchronously (CUDA), a kernel that finds a non-finite loss
+    /// input, an invalid label or a non-finite value given to
+    /// [`check_finite`](crate::ops::reduce::ReduceKernel::check_finite) cannot fail its
+    /// launch: the finding waits on the device, every optimizer update skips
+    /// meanwhile (so the step that found it changes no weight), and this call returns
+    /// it as the error the launch returns on the CPU. The CPU returns every error from
+    /// the call that finds it, so there this returns `Ok`.
+    fn check_errors(&self) -> Result<()>;
+
     /// A new buffer holding `src`.
     fn alloc_from(&self, src: &[f32]) -> Result<Self::Buffer> {
         let mut buffer = self.alloc(src.len())?;

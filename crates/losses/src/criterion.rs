@@ -39,6 +39,8 @@ pub struct Criterion<S: StaticShape, B: Backend> {
     host_weights: Vec<f32>,
     host_per_sample: Vec<f32>,
     batch: usize,
+    /// The last launch whose value has not been read: the divisor of its sum.
+    pending: Option<f64>,
 }
 
 impl<S: StaticShape, B: Backend> Criterion<S, B> {
@@ -147,6 +149,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
             host_weights: vec![1.0; max_batch],
             host_per_sample: vec![0.0; max_batch],
             batch: 0,
+            pending: None,
             loss,
         })
     }
@@ -196,13 +199,30 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
 
     /// Computes the loss of `output` against `targets` (and optional per-sample
     /// weights), returns the reduced value, and leaves the gradient in
-    /// [`Criterion::gradient`].
+    /// [`Criterion::gradient`]: [`Criterion::launch`] then [`Criterion::value`].
     pub fn compute(
         &mut self,
         output: &TensorRef<'_, S, B>,
         targets: Targets<'_>,
         sample_weights: Option<&[f32]>,
     ) -> Result<f32> {
+        self.launch(output, targets, sample_weights)?;
+        self.value()
+    }
+
+    /// Starts computing the loss of `output` against `targets` (and optional
+    /// per-sample weights) and its gradient, without waiting for the backend: the
+    /// gradient in [`Criterion::gradient`] can go into the backward pass at once, and
+    /// [`Criterion::value`] gives the loss later. The targets are checked here; a
+    /// non-finite output fails this call on the CPU, and on a GPU (which finds it
+    /// while the step runs on) fails [`Criterion::value`], with every optimizer update
+    /// in between skipped, so the step changes no weight either way.
+    pub fn launch(
+        &mut self,
+        output: &TensorRef<'_, S, B>,
+        targets: Targets<'_>,
+        sample_weights: Option<&[f32]>,
+    ) -> Result<()> {
         let name = self.loss.name();
         let batch = output.batch();
         if batch > self.max_batch {
@@ -250,38 +270,67 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
             ..LossParams::new(kind, to_u32(name, batch)?, to_u32(name, features)?)
         };
         self.grad.set_batch(&self.backend, batch)?;
-        let result = self.backend.loss(
-            &params,
-            output.buffer(),
-            &self.target,
-            weighted.then_some(&self.weights),
-            &mut self.per_sample,
-            self.grad.buffer_mut(),
-        );
-        match result {
-            Err(kiln_kernels::Error::NonFinite { index, value, .. }) => {
-                return Err(Error::NonFiniteOutput {
-                    loss: name,
-                    index: index / features,
-                    position: index % features,
-                    value,
-                });
-            }
-            other => other?,
-        }
+        self.pending = None;
+        self.backend
+            .loss(
+                &params,
+                output.buffer(),
+                &self.target,
+                weighted.then_some(&self.weights),
+                &mut self.per_sample,
+                self.grad.buffer_mut(),
+            )
+            .map_err(|e| self.kernel_error(e))?;
+        self.batch = batch;
+        self.pending = Some(match self.loss.reduction {
+            Reduction::Sum => 1.0,
+            Reduction::Mean | Reduction::None => 1.0 / batch.max(1) as f64,
+            Reduction::WeightedMean => grad_scale,
+        });
+        Ok(())
+    }
+
+    /// The loss of the last [`Criterion::launch`]: waits for the backend, fails with
+    /// what its kernels found since (a non-finite output as
+    /// [`Error::NonFiniteOutput`], like [`Criterion::compute`]; any other kernel's
+    /// finding, such as a non-finite gradient, as [`Error::Backend`]), and reduces the
+    /// per-sample values. Each launch's value is read once.
+    pub fn value(&mut self) -> Result<f32> {
+        self.backend
+            .check_errors()
+            .map_err(|e| self.kernel_error(e))?;
+        let Some(scale) = self.pending.take() else {
+            return Err(Error::Config {
+                loss: self.loss.name(),
+                detail: "value() reads the loss of a launch(), and none is waiting".into(),
+            });
+        };
+        let batch = self.batch;
         self.backend
             .download(&self.per_sample, &mut self.host_per_sample[..batch])?;
-        self.batch = batch;
         let sum: f64 = self.host_per_sample[..batch]
             .iter()
             .map(|&v| f64::from(v))
             .sum();
-        let value = match self.loss.reduction {
-            Reduction::Sum => sum,
-            Reduction::Mean | Reduction::None => sum / batch.max(1) as f64,
-            Reduction::WeightedMean => sum * grad_scale,
-        };
-        Ok(value as f32)
+        Ok((sum * scale) as f32)
+    }
+
+    /// A backend error of the loss kernel in the loss's terms.
+    fn kernel_error(&self, e: kiln_kernels::Error) -> Error {
+        match e {
+            kiln_kernels::Error::NonFinite {
+                op: "loss",
+                index,
+                value,
+                ..
+            } => Error::NonFiniteOutput {
+                loss: self.loss.name(),
+                index: index / S::SIZE,
+                position: index % S::SIZE,
+                value,
+            },
+            other => Error::Backend(other),
+        }
     }
 
     /// Checks `targets` and copies them, as `f32`, into the host staging buffer;

@@ -182,3 +182,40 @@ fn a_batch_larger_than_the_criterion_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_launch_gives_its_value_once_and_the_same_as_compute() {
+    let (_, mut c, out) = setup(Loss::sparse_categorical_crossentropy());
+    let err = c.value().unwrap_err();
+    assert!(err.to_string().contains("none is waiting"), "{err}");
+    let whole = c
+        .compute(&out.view(), Targets::Classes(&[2, 0]), None)
+        .unwrap();
+    c.launch(&out.view(), Targets::Classes(&[2, 0]), None)
+        .unwrap();
+    assert_eq!(c.value().unwrap(), whole);
+    assert!((whole - (-(0.5f32.ln() + 0.6f32.ln()) / 2.0)).abs() < 1e-6);
+    assert!(c.value().is_err(), "a launch's value is read once");
+}
+
+#[test]
+fn a_non_finite_output_fails_the_launch_on_the_cpu() {
+    let (cpu, mut c, _) = setup(Loss::sparse_categorical_crossentropy());
+    let out =
+        Tensor::<Out, Cpu>::from_slice(&cpu, 2, &[0.2, 0.3, 0.5, 0.6, f32::NAN, 0.1]).unwrap();
+    let err = c
+        .launch(&out.view(), Targets::Classes(&[2, 0]), None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NonFiniteOutput {
+                index: 1,
+                position: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(c.value().is_err(), "a failed launch leaves no value");
+}

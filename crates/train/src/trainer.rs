@@ -261,6 +261,65 @@ fn non_finite_layers<B: Backend, M: Model<B>>(model: &M, grad: bool) -> Result<H
     Ok(Health { layers, largest })
 }
 
+/// The error of a training step that failed with `e`: with `terminate_on_nan`, a
+/// non-finite model output or gradient becomes [`Error::NonFinite`] with what the
+/// model's tensors show (the failed step changed no weight, and its gradients are
+/// still in place); anything else passes through.
+fn step_failure<B: Backend, M: Model<B>>(
+    model: &M,
+    e: Error,
+    epoch: usize,
+    step: usize,
+    terminate_on_nan: bool,
+) -> Error {
+    if !terminate_on_nan {
+        return e;
+    }
+    let detail = match &e {
+        Error::Loss(kiln_losses::Error::NonFiniteOutput { index, value, .. }) => {
+            let weights = match non_finite_layers::<B, M>(model, false) {
+                Err(e) => return e,
+                Ok(Health { layers, .. }) if !layers.is_empty() => {
+                    format!("the weights of {} are no longer finite", layers.join(", "))
+                }
+                Ok(Health {
+                    largest: Some((layer, tensor, norm)),
+                    ..
+                }) => format!(
+                    "every weight is finite, but `{layer}.{tensor}` has grown to a norm of \
+                     {norm:.3e}, so the activations overflowed: lower the learning rate"
+                ),
+                Ok(_) => "the model has no weights".to_string(),
+            };
+            format!("the model's output for sample {index} is {value}; {weights}")
+        }
+        // From the check on the CPU, or with the loss from a GPU.
+        Error::Backend(kiln_kernels::Error::NonFinite {
+            op: "check_finite", ..
+        })
+        | Error::Loss(kiln_losses::Error::Backend(kiln_kernels::Error::NonFinite {
+            op: "check_finite",
+            ..
+        })) => match non_finite_layers::<B, M>(model, true) {
+            Err(e) => return e,
+            Ok(Health { layers, .. }) => match layers.last() {
+                Some(origin) => format!(
+                    "the gradient went non-finite first in layer `{origin}` (backward runs \
+                     from the output); non-finite in: {}",
+                    layers.join(", ")
+                ),
+                None => "a gradient went non-finite".to_string(),
+            },
+        },
+        _ => return e,
+    };
+    Error::NonFinite {
+        epoch,
+        step,
+        detail,
+    }
+}
+
 impl<B: Backend, M: Model<B>> Trainer<B, M> {
     /// Binds `model` to `loss` and `optimizer` (Keras's `compile`).
     pub fn new(model: M, loss: Loss, optimizer: Optimizer<B>) -> Result<Self> {
@@ -536,6 +595,12 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
     }
 
     /// One batch: forward, loss, metrics, backward, update.
+    ///
+    /// Nothing waits for the backend until the loss is read at the end: on a GPU the
+    /// whole step is queued at once. A non-finite model output, and with
+    /// `terminate_on_nan` a non-finite gradient, fails the step without changing a
+    /// weight: the CPU finds them before the update, the GPU skips the update on the
+    /// device and reports them with the loss.
     fn train_step(
         &mut self,
         batch: &kiln_data::Batch,
@@ -552,28 +617,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             ..
         } = self;
         let output = model.forward_host(batch.inputs(), Mode::Train)?;
-        let loss = match criterion.compute(&output, targets(batch), None) {
-            Ok(loss) => loss,
-            Err(kiln_losses::Error::NonFiniteOutput { index, value, .. }) if terminate_on_nan => {
-                let Health { layers, largest } = non_finite_layers::<B, M>(model, false)?;
-                let weights = match (layers.is_empty(), largest) {
-                    (false, _) => {
-                        format!("the weights of {} are no longer finite", layers.join(", "))
-                    }
-                    (true, Some((layer, tensor, norm))) => format!(
-                        "every weight is finite, but `{layer}.{tensor}` has grown to a norm of \
-                         {norm:.3e}, so the activations overflowed: lower the learning rate"
-                    ),
-                    (true, None) => "the model has no weights".to_string(),
-                };
-                return Err(Error::NonFinite {
-                    epoch,
-                    step,
-                    detail: format!("the model's output for sample {index} is {value}; {weights}"),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        if let Err(e) = criterion.launch(&output, targets(batch), None) {
+            return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));
+        }
         metrics.update(
             backend,
             batch.len(),
@@ -583,27 +629,29 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         model.zero_grad()?;
         model.backward(criterion.gradient(), criterion.grad_at())?;
         if terminate_on_nan {
-            if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    epoch,
-                    step,
-                    detail: format!("the loss is {loss}"),
-                });
-            }
-            let layers = non_finite_layers::<B, M>(model, true)?.layers;
-            if let Some(origin) = layers.last() {
-                return Err(Error::NonFinite {
-                    epoch,
-                    step,
-                    detail: format!(
-                        "the gradient went non-finite first in layer `{origin}` (backward runs \
-                         from the output); non-finite in: {}; the loss was {loss}",
-                        layers.join(", ")
-                    ),
-                });
+            let mut checked = Ok(());
+            model.parameters(&mut |p: ParamRef<'_, B>| {
+                if checked.is_ok() {
+                    checked = backend.check_finite(p.grad, p.shape.size());
+                }
+                Ok(())
+            })?;
+            if let Err(e) = checked {
+                return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));
             }
         }
         optimizer.step(model)?;
+        let loss = match criterion.value() {
+            Ok(loss) => loss,
+            Err(e) => return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan)),
+        };
+        if terminate_on_nan && !loss.is_finite() {
+            return Err(Error::NonFinite {
+                epoch,
+                step,
+                detail: format!("the loss is {loss}"),
+            });
+        }
         Ok(loss)
     }
 }

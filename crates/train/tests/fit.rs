@@ -372,6 +372,54 @@ fn a_diverging_run_stops_with_the_epoch_step_and_layer() {
 }
 
 #[test]
+fn a_gradient_that_overflows_stops_the_run_before_the_update() {
+    // Targets near f32::MAX: the outputs stay finite, but the squared error's
+    // gradient, 2 (y - t), overflows.
+    let (train, _) = digits();
+    let (shape, inputs, _) = train.into_parts();
+    let n = shape.iter().product::<usize>();
+    let n = inputs.len() / n;
+    let train = InMemory::new(
+        shape,
+        inputs,
+        DataTargets::Real {
+            values: vec![3.0e38; n],
+            width: 1,
+        },
+    )
+    .unwrap();
+    let cpu = Cpu::with_threads(2).unwrap();
+    let model = SmallRegressor::new(&cpu, 32, 3).unwrap();
+    let mut t = Trainer::new(
+        model,
+        Loss::mean_squared_error(),
+        Optimizer::new(Sgd::default()),
+    )
+    .unwrap();
+    let before = kiln::train::Weights::of(t.model()).unwrap();
+    let err = t
+        .fit(
+            train,
+            FitOptions::new(1, 32)
+                .pipeline(scale())
+                .verbose(Verbosity::Silent),
+        )
+        .unwrap_err();
+    let Error::NonFinite { step, detail, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*step, 0);
+    assert!(
+        detail.contains("went non-finite first in layer `out`"),
+        "{err}"
+    );
+    let after = kiln::train::Weights::of(t.model()).unwrap();
+    for ((name, _, x), (_, _, y)) in before.iter().zip(after.iter()) {
+        assert_eq!(x, y, "{name} changed");
+    }
+}
+
+#[test]
 fn bad_options_and_mismatched_data_are_refused() {
     let (train, _) = digits();
     let mut t = trainer(1);

@@ -219,6 +219,11 @@ impl Storage for Cpu {
         Ok(())
     }
 
+    fn check_errors(&self) -> Result<()> {
+        // Every CPU op has returned its error already.
+        Ok(())
+    }
+
     fn copy(&self, src: &CpuBuffer, dst: &mut CpuBuffer, len: usize) -> Result<()> {
         check_len("copy", "src", len, src.data.len())?;
         check_len("copy", "dst", len, dst.data.len())?;

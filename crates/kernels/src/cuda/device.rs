@@ -8,6 +8,7 @@ use cudarc::driver::{
 };
 
 use super::launch::{driver_err, elementwise};
+use super::report::{Reports, STATUS_WORDS};
 use super::{Cuda, CudaBuffer, module};
 use crate::backend::Storage;
 use crate::error::check_len;
@@ -33,9 +34,9 @@ pub(crate) struct CudaInner {
     /// each kernel in each tile.
     #[cfg(test)]
     pub(crate) tile: Mutex<Option<crate::ops::matmul::cuda::Tile>>,
-    /// Words that kernels report errors through, allocated at the first use (see
-    /// [`Cuda::with_status`]).
-    status: Mutex<Option<CudaSlice<u64>>>,
+    /// The words kernels report errors through, and who launched them (see
+    /// `cuda::report`).
+    pub(crate) reports: Mutex<Reports>,
 }
 
 fn unavailable(reason: impl Into<String>) -> Error {
@@ -85,6 +86,9 @@ impl Cuda {
         // per-buffer events would only cost two event records a launch.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
+        let words = stream
+            .alloc_zeros::<u64>(STATUS_WORDS)
+            .map_err(|e| driver_err("Cuda::new", e))?;
         Ok(Self {
             ordinal,
             inner: Arc::new(CudaInner {
@@ -98,7 +102,7 @@ impl Cuda {
                 partials: Mutex::new(None),
                 #[cfg(test)]
                 tile: Mutex::new(None),
-                status: Mutex::new(None),
+                reports: Mutex::new(Reports::new(words)),
             }),
         })
     }
@@ -128,60 +132,6 @@ impl Cuda {
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.inner.stream
     }
-}
-
-/// Status words a kernel can report through.
-pub(crate) const STATUS_WORDS: usize = 2;
-
-impl Cuda {
-    /// Zeroes the status words, runs `launch` with them, and returns what the kernel
-    /// left there (waiting for it). Kernels report "the first bad index `i`" as
-    /// `atomicMax(&status[k], ~0 - i)`, so zero means nothing to report; see
-    /// [`first_index`].
-    pub(crate) fn with_status(
-        &self,
-        op: &'static str,
-        launch: impl FnOnce(&mut CudaSlice<u64>) -> Result<()>,
-    ) -> Result<[u64; STATUS_WORDS]> {
-        let mut status = self
-            .inner
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let status = match &mut *status {
-            Some(s) => s,
-            slot => slot.insert(
-                self.stream()
-                    .alloc_zeros::<u64>(STATUS_WORDS)
-                    .map_err(|e| driver_err(op, e))?,
-            ),
-        };
-        self.stream()
-            .memset_zeros(status)
-            .map_err(|e| driver_err(op, e))?;
-        launch(status)?;
-        let mut host = [0u64; STATUS_WORDS];
-        self.stream()
-            .memcpy_dtoh(&*status, &mut host)
-            .map_err(|e| driver_err(op, e))?;
-        self.synchronize()?;
-        Ok(host)
-    }
-
-    /// Element `index` of `buffer`, on the host (for error messages).
-    pub(crate) fn value_at(&self, buffer: &CudaBuffer, index: usize) -> Result<f32> {
-        let mut v = [0.0f32];
-        self.stream()
-            .memcpy_dtoh(&buffer.data.slice(index..=index), &mut v)
-            .map_err(|e| driver_err("download", e))?;
-        self.synchronize()?;
-        Ok(v[0])
-    }
-}
-
-/// The index a status word reports (see [`Cuda::with_status`]), if any.
-pub(crate) fn first_index(word: u64) -> Option<usize> {
-    (word != 0).then(|| (u64::MAX - word) as usize)
 }
 
 impl std::fmt::Debug for Cuda {
@@ -278,6 +228,10 @@ impl Storage for Cuda {
         // `y[0..n]`, and the buffer holds at least `len = n` values (checked above).
         unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err("fill", e))?;
         Ok(())
+    }
+
+    fn check_errors(&self) -> Result<()> {
+        self.take_reports()
     }
 
     fn copy(&self, src: &CudaBuffer, dst: &mut CudaBuffer, len: usize) -> Result<()> {

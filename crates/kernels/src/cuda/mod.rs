@@ -5,7 +5,9 @@
 //! panic), opens the device and its default stream, and compiles each op's kernels
 //! with NVRTC the first time the op runs (see `cuda::module`). Buffers are device
 //! memory (`CudaBuffer`). Each op's launch code sits in its folder
-//! (`ops/<op>/cuda.rs`) beside its kernel (`ops/<op>/<op>.cu`).
+//! (`ops/<op>/cuda.rs`) beside its kernel (`ops/<op>/<op>.cu`). Launches never wait for
+//! the GPU: errors that kernels find stay on the device until
+//! [`Storage::check_errors`](crate::Storage::check_errors) (see `cuda::report`).
 //!
 //! The kernels are tested three ways: NVRTC compiles every source (`tests/nvrtc.rs`,
 //! no GPU needed), a host emulation of CUDA runs them against direct loops
@@ -24,11 +26,11 @@ mod device;
 pub(crate) mod launch;
 #[cfg(feature = "cuda")]
 pub mod module;
+#[cfg(feature = "cuda")]
+pub(crate) mod report;
 
 #[cfg(feature = "cuda")]
 pub use buffer::CudaBuffer;
-#[cfg(feature = "cuda")]
-pub(crate) use device::first_index;
 
 #[cfg(not(feature = "cuda"))]
 use crate::{Error, Result};

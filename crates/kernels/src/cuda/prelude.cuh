@@ -78,7 +78,25 @@ __device__ float kiln_block_max(float v, float* scratch) {
     return scratch[0];
 }
 
-// Reports index `i` in status word `word`; the host reads the smallest one reported.
-__device__ __forceinline__ void kiln_report(u64* status, u32 word, u64 i) {
-    atomicMax(&status[word], ~0ull - i);
+// The status words kernels report errors through (see `cuda::report` on the host),
+// which stay on the device until the host asks (`Storage::check_errors`).
+enum StatusWord : u32 {
+    STATUS_NON_FINITE_OUTPUT = 0,  // a loss's input
+    STATUS_INVALID_TARGET = 1,     // a label of a loss or a metric
+    STATUS_NON_FINITE = 2,         // a checked buffer (`check_finite`)
+    STATUS_WORDS = 3,
+};
+
+// Reports element `i` (below 2^32 - 1) holding `value` in status word `word`. The
+// word keeps the complement of the smallest (i, value bits) reported, so zero means
+// nothing to report and the host reads the first bad element with its value.
+__device__ __forceinline__ void kiln_report(u64* status, u32 word, u64 i, float value) {
+    atomicMax(&status[word], ~((i << 32) | (u64)__float_as_uint(value)));
+}
+
+// Whether any error is waiting in the status words: the optimizer updates skip then,
+// so that a step that went wrong changes no weight.
+__device__ __forceinline__ bool kiln_error_pending(const u64* status) {
+    return (status[STATUS_NON_FINITE_OUTPUT] | status[STATUS_INVALID_TARGET] |
+            status[STATUS_NON_FINITE]) != 0;
 }

@@ -1,6 +1,7 @@
 // Inputs and comparisons for the emulated kernel checks; `main` returns `failures()`.
 #pragma once
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -42,3 +43,11 @@ inline void expect(const char* what, bool ok) {
 }
 
 inline unsigned blocks_for(size_t n) { return (unsigned)std::min<size_t>((n + 255) / 256, 4096); }
+
+// Whether status word `word` reports element `index` holding `value` (`kiln_report`).
+inline bool reported(unsigned long long word, unsigned long long index, float value) {
+    unsigned long long key = ~word;
+    unsigned bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return word != 0 && key >> 32 == index && (unsigned)key == bits;
+}

@@ -9,7 +9,7 @@ int main() {
     MetricParams p{0, 4, 3, 1, 2, 0.5f};
     std::vector<float> out{0.7f, 0.2f, 0.1f, 0.1f, 0.5f, 0.4f, 0.2f, 0.6f, 0.2f, 0.1f, 0.3f, 0.6f};
     std::vector<float> labels{0, 2, 1, 2}, acc(11, 0.0f), want(11, 0.0f);
-    std::vector<unsigned long long> status(2, 0);
+    std::vector<unsigned long long> status(STATUS_WORDS, 0);
     for (int k = 0; k < 2; ++k)
         launch(dim3{1, 1, 1}, dim3{256, 1, 1}, confusion_fwd_f32, p, (const float*)out.data(),
                (const float*)labels.data(), acc.data(), status.data());
@@ -20,7 +20,7 @@ int main() {
     std::vector<float> bad{0, 3, 1, 2.5f};
     launch(dim3{1, 1, 1}, dim3{256, 1, 1}, confusion_fwd_f32, p, (const float*)out.data(),
            (const float*)bad.data(), acc.data(), status.data());
-    expect("the first invalid label is reported", ~0ull - status[1] == 1);
+    expect("the first invalid label is reported", reported(status[STATUS_INVALID_TARGET], 1, 3.0f));
 
     std::vector<float> o{1, 2, 3, 4}, t{1.5f, 2, 1, 5}, sums(10, 0.0f);
     for (int k = 0; k < 2; ++k)

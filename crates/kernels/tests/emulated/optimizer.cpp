@@ -1,4 +1,5 @@
-// One Adam step against its formula in double precision.
+// One Adam step against its formula in double precision, and no step at all while an
+// error waits in the status words.
 #include "emu.h"
 #include "check.h"
 #include "cuda/prelude.cuh"
@@ -12,7 +13,14 @@ int main() {
     OptimizerParams p{ADAM, n, 0, 1.0f, INFINITY, 0.0f, 1.0f, float(lr), float(b1), float(b2),
                       float(1 - b1), float(1 - b2), float(eps), 0.0f, float(std::sqrt(1 - b2)),
                       float(-lr / (1 - b1)), 0.0f};
-    launch(dim3{4, 1, 1}, dim3{256, 1, 1}, optimizer_fwd_f32, p, w.data(), (const float*)g.data(), state.data());
+    std::vector<unsigned long long> status(STATUS_WORDS, 0);
+    status[STATUS_NON_FINITE] = 1;
+    launch(dim3{4, 1, 1}, dim3{256, 1, 1}, optimizer_fwd_f32, p, w.data(), (const float*)g.data(), state.data(),
+           (const unsigned long long*)status.data());
+    expect("no update while an error is pending", w == w0 && state == std::vector<float>(2 * n, 0.0f));
+    status[STATUS_NON_FINITE] = 0;
+    launch(dim3{4, 1, 1}, dim3{256, 1, 1}, optimizer_fwd_f32, p, w.data(), (const float*)g.data(), state.data(),
+           (const unsigned long long*)status.data());
     for (unsigned i = 0; i < n; ++i) {
         double m = (1 - b1) * g[i], v = (1 - b2) * g[i] * g[i];
         want[i] = float(w0[i] - lr / (1 - b1) * m / (std::sqrt(v) / std::sqrt(1 - b2) + eps));

@@ -1,5 +1,5 @@
 // The kernels built on block reductions and atomics: softmax forward and backward,
-// the bias gradient's column sums, and the sum of squares.
+// the bias gradient's column sums, the sum of squares and the non-finite check.
 #include "emu.h"
 #include "check.h"
 #include "cuda/prelude.cuh"
@@ -68,9 +68,26 @@ static void sum_squares() {
     }
 }
 
+static void check_finite() {
+    unsigned long long n = 3000;
+    auto x = random_values(n);
+    std::vector<unsigned long long> status(STATUS_WORDS, 0);
+    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_fwd_f32, (const float*)x.data(), n,
+           status.data());
+    expect("finite values report nothing", status[STATUS_NON_FINITE] == 0);
+    x[2999] = NAN;
+    x[1234] = -INFINITY;
+    x[2000] = INFINITY;
+    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_fwd_f32, (const float*)x.data(), n,
+           status.data());
+    expect("the first non-finite value is reported", reported(status[STATUS_NON_FINITE], 1234, -INFINITY));
+    expect("other words stay clear", status[STATUS_NON_FINITE_OUTPUT] == 0 && status[STATUS_INVALID_TARGET] == 0);
+}
+
 int main() {
     softmax();
     bias_grad();
     sum_squares();
+    check_finite();
     return failures();
 }

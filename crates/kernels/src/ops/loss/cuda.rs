@@ -9,6 +9,7 @@ use cudarc::driver::{DeviceRepr, PushKernelArg};
 use super::{LossKernel, LossParams};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
+use crate::cuda::report::{Origin, StatusWord};
 use crate::error::check_len;
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
@@ -71,8 +72,32 @@ impl LossKernel for Cuda {
         if batch == 0 {
             return Ok(());
         }
+        if n >= u32::MAX as usize {
+            return Err(Error::InvalidParams {
+                op: OP,
+                detail: format!("{n} output values exceed what the kernel's reports index"),
+            });
+        }
         let f = self.function(&MODULE, FWD)?;
-        let status = self.with_status(OP, |status| {
+        let origins = [
+            (
+                StatusWord::NonFiniteOutput,
+                Origin {
+                    op: OP,
+                    operand: "output",
+                    classes: features,
+                },
+            ),
+            (
+                StatusWord::InvalidTarget,
+                Origin {
+                    op: OP,
+                    operand: "target",
+                    classes: features,
+                },
+            ),
+        ];
+        self.with_reports(&origins, |status| {
             let mut args = self.stream().launch_builder(&f);
             args.arg(p)
                 .arg(&output.data)
@@ -83,27 +108,11 @@ impl LossKernel for Cuda {
                 .arg(status);
             // SAFETY: thread `i < batch` reads row `i` of `output` and `grad`
             // (`batch * features` values), its target (`target_len`), `weights[i]` when
-            // weighted, writes `per_sample[i]`, and reports through the two status
-            // words; every length is checked above.
+            // weighted, writes `per_sample[i]`, and reports through the status words;
+            // every length is checked above.
             unsafe { args.launch(elementwise(batch)) }.map_err(|e| driver_err(OP, e))?;
             Ok(())
         })?;
-        if let Some(index) = crate::cuda::first_index(status[0]) {
-            return Err(Error::NonFinite {
-                op: OP,
-                operand: "output",
-                index,
-                value: self.value_at(output, index)?,
-            });
-        }
-        if let Some(index) = crate::cuda::first_index(status[1]) {
-            return Err(Error::InvalidTarget {
-                op: OP,
-                index,
-                value: self.value_at(target, index)?,
-                classes: features,
-            });
-        }
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 // Losses: one thread a sample, the same arithmetic as the CPU backend's `sample`
-// (the loss in double, the gradient in float). Status word 0 reports the first
-// non-finite output value, word 1 the first sample with an invalid class label.
+// (the loss in double, the gradient in float). The status words take the first
+// non-finite output value and the first sample with an invalid class label.
 
 struct LossParams {
     u32 kind;
@@ -149,7 +149,7 @@ extern "C" __global__ void loss_fwd_f32(
         bool finite = true;
         for (u32 c = 0; c < p.features; ++c) {
             if (!isfinite(o[c])) {
-                kiln_report(status, 0, row + c);
+                kiln_report(status, STATUS_NON_FINITE_OUTPUT, row + c, o[c]);
                 finite = false;
                 break;
             }
@@ -160,7 +160,7 @@ extern "C" __global__ void loss_fwd_f32(
         if (p.kind == SPARSE_CCE) {
             float v = target[i];
             if (!(v >= 0.0f && v == truncf(v) && v < (float)p.features)) {
-                kiln_report(status, 1, i);
+                kiln_report(status, STATUS_INVALID_TARGET, i, v);
                 continue;
             }
             label = (u32)v;

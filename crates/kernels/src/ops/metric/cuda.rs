@@ -5,9 +5,10 @@ use cudarc::driver::{DeviceRepr, PushKernelArg};
 use super::{MetricKernel, MetricKind, MetricParams};
 use crate::cuda::launch::{BLOCK, driver_err, elementwise, per_row};
 use crate::cuda::module::KernelSource;
+use crate::cuda::report::{Origin, StatusWord};
 use crate::error::check_len;
 use crate::ops::us;
-use crate::{Cuda, CudaBuffer, Error, Result};
+use crate::{Cuda, CudaBuffer, Result};
 
 /// Confusion matrix, top-k hits and count.
 pub(crate) const CONFUSION: &str = "confusion_fwd_f32";
@@ -66,7 +67,12 @@ impl MetricKernel for Cuda {
                     return Ok(());
                 }
                 let f = self.function(&MODULE, CONFUSION)?;
-                let status = self.with_status(OP, |status| {
+                let origin = Origin {
+                    op: OP,
+                    operand: "target",
+                    classes: features,
+                };
+                self.with_reports(&[(StatusWord::InvalidTarget, origin)], |status| {
                     let mut args = self.stream().launch_builder(&f);
                     args.arg(p)
                         .arg(&output.data)
@@ -79,14 +85,6 @@ impl MetricKernel for Cuda {
                     unsafe { args.launch(elementwise(batch)) }.map_err(|e| driver_err(OP, e))?;
                     Ok(())
                 })?;
-                if let Some(index) = crate::cuda::first_index(status[1]) {
-                    return Err(Error::InvalidTarget {
-                        op: OP,
-                        index,
-                        value: self.value_at(target, index)?,
-                        classes: features,
-                    });
-                }
                 Ok(())
             }
         }

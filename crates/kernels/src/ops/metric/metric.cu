@@ -1,7 +1,7 @@
 // Metric accumulation: classification counts with one thread a sample and atomic
 // additions (of whole numbers, so their order does not matter); regression sums with
 // one block, reduced in double and added to the compensated sums by one thread.
-// Status word 1 reports the first sample with an invalid class label.
+// The invalid-target status word takes the first sample with an invalid class label.
 
 struct MetricParams {
     u32 kind;
@@ -38,7 +38,7 @@ extern "C" __global__ void confusion_fwd_f32(
             if (p.sparse != 0) {
                 float v = target[i];
                 if (!(v >= 0.0f && v == truncf(v) && v < (float)f)) {
-                    kiln_report(status, 1, i);
+                    kiln_report(status, STATUS_INVALID_TARGET, i, v);
                     continue;
                 }
                 truth = (u32)v;

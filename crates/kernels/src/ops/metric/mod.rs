@@ -198,6 +198,28 @@ mod tests {
         assert_eq!(acc[regression::TARGET], 2.0 * 9.5);
         assert_eq!(acc[regression::TARGET_SQUARED], 2.0 * 32.25);
         assert_eq!(acc[regression::COUNT], 8.0);
+        // A label outside the classes: an error from the call on the CPU, from the
+        // next check on the GPU, naming the first bad sample.
+        let o = backend.alloc_from(&out).unwrap();
+        let t = backend.alloc_from(&[0.0, 3.0, 1.0, -1.0]).unwrap();
+        let mut acc = backend.alloc(p.accumulator_len()).unwrap();
+        let err = backend
+            .metric_accumulate(&p, &o, &t, &mut acc)
+            .and(backend.check_errors())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::Error::InvalidTarget {
+                    index: 1,
+                    value: 3.0,
+                    classes: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        backend.check_errors().unwrap();
     }
 
     #[test]

@@ -44,15 +44,18 @@ impl OptimizerKernel for Cuda {
             return Ok(());
         }
         let f = self.function(&MODULE, FWD)?;
-        let mut args = self.stream().launch_builder(&f);
-        args.arg(p)
-            .arg(&mut param.data)
-            .arg(&grad.data)
-            .arg(&mut state.data);
-        // SAFETY: the kernel updates `param[0..len]`, reads `grad[0..len]`, and touches
-        // only the `slots()` state slots the rule uses, `state[0..slots * len]`; every
-        // length is checked above.
-        unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err(OP, e))?;
+        self.with_reports(&[], |status| {
+            let mut args = self.stream().launch_builder(&f);
+            args.arg(p)
+                .arg(&mut param.data)
+                .arg(&grad.data)
+                .arg(&mut state.data)
+                .arg(&*status);
+            // SAFETY: the kernel updates `param[0..len]`, reads `grad[0..len]`, touches
+            // only the `slots()` state slots the rule uses, `state[0..slots * len]`
+            // (every length is checked above), and reads the status words.
+            unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err(OP, e))
+        })?;
         Ok(())
     }
 }

@@ -232,6 +232,33 @@ mod tests {
         assert_eq!(all.slots(), 3);
     }
 
+    /// While a check's finding waits on the GPU, updates skip; once the host has taken
+    /// it, they run again.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn updates_skip_while_an_error_is_pending_on_cuda() {
+        use crate::ops::reduce::ReduceKernel;
+        let Some(gpu) = crate::cuda::test_device() else {
+            return;
+        };
+        let p = OptimizerParams {
+            lr: 0.5,
+            ..OptimizerParams::new(OptimizerKind::Sgd, 3)
+        };
+        let mut param = gpu.alloc_from(&[1.0, 2.0, 3.0]).unwrap();
+        let grad = gpu.alloc_from(&[1.0, 1.0, 1.0]).unwrap();
+        let mut state = gpu.alloc(1).unwrap();
+        let bad = gpu.alloc_from(&[0.0, f32::NAN]).unwrap();
+        gpu.check_finite(&bad, 2).unwrap();
+        gpu.optimizer_step(&p, &mut param, &grad, &mut state)
+            .unwrap();
+        assert_eq!(gpu.to_host(&param, 3).unwrap(), [1.0, 2.0, 3.0]);
+        assert!(gpu.check_errors().is_err());
+        gpu.optimizer_step(&p, &mut param, &grad, &mut state)
+            .unwrap();
+        assert_eq!(gpu.to_host(&param, 3).unwrap(), [0.5, 1.5, 2.5]);
+    }
+
     #[cfg(feature = "cuda")]
     #[test]
     fn adam_matches_the_formula_on_cuda() {

@@ -43,8 +43,11 @@ __device__ __forceinline__ float sign_of(float x) {
 }
 
 // `state` holds the rule's slots one after another, `len` values each.
+// Skips the whole update while a kernel's error waits in `status` (a non-finite loss
+// input or gradient, an invalid label): the step that found it changes nothing.
 extern "C" __global__ void optimizer_fwd_f32(
-    OptimizerParams p, float* param, const float* grad, float* state) {
+    OptimizerParams p, float* param, const float* grad, float* state, const u64* status) {
+    if (kiln_error_pending(status)) return;
     u64 len = p.len;
     float* s0 = state;
     float* s1 = state + len;

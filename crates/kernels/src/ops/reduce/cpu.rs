@@ -4,7 +4,7 @@
 use super::ReduceKernel;
 use crate::cpu::SendPtr;
 use crate::error::check_len;
-use crate::{Cpu, CpuBuffer, Result};
+use crate::{Cpu, CpuBuffer, Error, Result};
 
 /// Elements below which one thread sums everything.
 const SERIAL: usize = 1 << 15;
@@ -45,5 +45,23 @@ impl ReduceKernel for Cpu {
             unsafe { *out.get().add(t) = value };
         });
         Ok(sums.iter().sum())
+    }
+
+    fn check_finite(&self, x: &CpuBuffer, len: usize) -> Result<()> {
+        // The sum of squares is finite exactly when every value is (each square is at
+        // most f32::MAX^2, far inside f64); only a failure pays for the search.
+        if self.sum_squares(x, len)?.is_finite() {
+            return Ok(());
+        }
+        let x = &x.as_slice()[..len];
+        match x.iter().position(|v| !v.is_finite()) {
+            Some(index) => Err(Error::NonFinite {
+                op: "check_finite",
+                operand: "x",
+                index,
+                value: x[index],
+            }),
+            None => Ok(()),
+        }
     }
 }

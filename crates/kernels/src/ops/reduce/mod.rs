@@ -1,5 +1,6 @@
-//! Reductions of a whole buffer to one number on the host: what gradient clipping by
-//! norm and the non-finite checks of training need.
+//! Reductions of a whole buffer: to one number on the host (what gradient clipping by
+//! norm needs), and to a verdict on whether every value is finite (the non-finite
+//! checks of training).
 
 mod cpu;
 #[cfg(feature = "cuda")]
@@ -14,6 +15,13 @@ pub trait ReduceKernel: Storage {
     /// infinity anywhere makes the result non-finite, so one call also checks that a
     /// gradient is finite.
     fn sum_squares(&self, x: &Self::Buffer, len: usize) -> Result<f64>;
+
+    /// Fails with [`Error::NonFinite`](crate::Error::NonFinite) (op `check_finite`,
+    /// the first such element and its value) if one of the first `len` elements is NaN
+    /// or infinite. Where ops run asynchronously (CUDA) the failure is reported by
+    /// [`Storage::check_errors`] instead, and optimizer updates skip until then, so a
+    /// training step checks its gradients without waiting for the GPU.
+    fn check_finite(&self, x: &Self::Buffer, len: usize) -> Result<()>;
 }
 
 #[cfg(test)]
@@ -43,9 +51,38 @@ mod tests {
         assert!(backend.sum_squares(&buf, n + 1).is_err());
     }
 
+    /// `check_finite` on `x`, its error whenever the backend reports it.
+    fn finite_check<B: ReduceKernel>(backend: &B, x: &B::Buffer, len: usize) -> Result<()> {
+        backend.check_finite(x, len).and(backend.check_errors())
+    }
+
+    fn check_finite<B: ReduceKernel>(backend: &B) {
+        let n = 70_001;
+        let mut x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let mut buf = backend.alloc_from(&x).unwrap();
+        finite_check(backend, &buf, n).unwrap();
+        finite_check(backend, &buf, 0).unwrap();
+        x[69_999] = f32::INFINITY;
+        x[41] = f32::NEG_INFINITY;
+        x[50_000] = f32::NAN;
+        backend.upload(&x, &mut buf).unwrap();
+        match finite_check(backend, &buf, n).unwrap_err() {
+            crate::Error::NonFinite {
+                op, index, value, ..
+            } => {
+                assert_eq!((op, index, value), ("check_finite", 41, f32::NEG_INFINITY));
+            }
+            other => panic!("{other}"),
+        }
+        // Only the first `len` values count, and a report does not outlive its check.
+        finite_check(backend, &buf, 41).unwrap();
+        assert!(backend.check_finite(&buf, n + 1).is_err());
+    }
+
     #[test]
     fn sums_squares_and_sees_non_finite_values_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
+        check_finite(&Cpu::with_threads(2).unwrap());
     }
 
     #[cfg(feature = "cuda")]
@@ -53,6 +90,7 @@ mod tests {
     fn sums_squares_and_sees_non_finite_values_on_cuda() {
         if let Some(gpu) = crate::cuda::test_device() {
             check(&gpu);
+            check_finite(&gpu);
         }
     }
 

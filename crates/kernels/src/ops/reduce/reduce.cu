@@ -1,5 +1,6 @@
 // Sum of squares in double precision: each block reduces a grid-stride share of the
-// input to one partial, which the host adds up.
+// input to one partial, which the host adds up. And the check for non-finite values,
+// which reports the first one through the status words without the host waiting.
 
 // partials[block] = sum over the block's share of x[i]^2. NaN and infinities carry
 // through to the total.
@@ -12,4 +13,12 @@ extern "C" __global__ void sum_squares_fwd_f32(const float* x, u64 n, double* pa
     }
     s = kiln_block_sum(s, scratch);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+// Reports the first non-finite x[i] in the non-finite status word.
+extern "C" __global__ void check_finite_fwd_f32(const float* x, u64 n, u64* status) {
+    KILN_FOR(i, n) {
+        float v = x[i];
+        if (!isfinite(v)) kiln_report(status, STATUS_NON_FINITE, i, v);
+    }
 }
