@@ -1,6 +1,9 @@
 //! The GPU (the first CUDA device; needs a build with `--features cuda`): kiln's
-//! hand-written SGEMM on square products up to 4096^3, and the seed CNN's training
-//! step (forward, loss, backward, Adam) and inference at batch 64 and 1024.
+//! hand-written SGEMM on square products up to 4096^3, the seed CNN's training step
+//! (forward, loss, backward, Adam), its forward + backward alone and its inference at
+//! batch 64 and 1024, and the cost of one kernel launch (what a step of some sixty
+//! small kernels at batch 64 is bound by: the figure that says whether capturing the
+//! step in a CUDA graph or fusing kernels pays).
 //!
 //! Kernels run asynchronously, so each measurement launches its iterations and then
 //! waits for the GPU (`iter_custom`): the time is the GPU's, launch overhead included.
@@ -86,6 +89,19 @@ fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
                 })
             });
         });
+        let grad = Tensor::<Rank1<10>, Cuda>::from_slice(gpu, batch, &vec![0.01; batch * 10])
+            .expect("grad");
+        group.bench_function("forward_backward", |bench| {
+            bench.iter_custom(|iters| {
+                timed(gpu, iters, || {
+                    model.forward(&x, Mode::Train).expect("forward");
+                    model.zero_grad().expect("zero_grad");
+                    model
+                        .backward(&grad, GradAt::PreActivation)
+                        .expect("backward");
+                })
+            });
+        });
         group.bench_function("inference", |bench| {
             bench.iter_custom(|iters| {
                 timed(gpu, iters, || {
@@ -95,6 +111,17 @@ fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
         });
         group.finish();
     }
+}
+
+/// One launch of the smallest kernel (a fill of one value), back to back.
+fn launch(c: &mut Criterion, gpu: &Cuda) {
+    let mut one = gpu.alloc(1).expect("buffer");
+    let mut group = c.benchmark_group("gpu_launch");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("fill_one_value", |bench| {
+        bench.iter_custom(|iters| timed(gpu, iters, || gpu.fill(&mut one, 1, 1.0).expect("fill")));
+    });
+    group.finish();
 }
 
 fn main() {
@@ -107,6 +134,7 @@ fn main() {
     };
     println!("gpu: {}", gpu.name());
     let mut c = Criterion::default().configure_from_args();
+    launch(&mut c, &gpu);
     sgemm(&mut c, &gpu);
     seed_cnn(&mut c, &gpu);
     c.final_summary();

@@ -5,8 +5,8 @@ Measures on the first CUDA device, in fp32 (TF32 off for cuBLAS and cuDNN, so th
 both sides do the arithmetic kiln does; `--tf32` turns it on for reference):
   - cuBLAS SGEMM (torch.mm) on square products of side 1024, 2048 and 4096, in FLOP/s;
   - the seed CNN's training step (forward, cross-entropy, backward, Adam, and
-    loss.item() each step, as a training loop reads its loss) and inference, eager,
-    at batch 64 and 1024, in images/s.
+    loss.item() each step, as a training loop reads its loss), its forward + backward
+    alone, and inference, eager, at batch 64 and 1024, in images/s.
 Prints one JSON line per workload: the median, min and max over timed rounds.
 
     python3 benches/python/gpu_torch.py
@@ -72,6 +72,10 @@ def main():
         loss_fn = nn.CrossEntropyLoss()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 
+        def forward_backward():
+            model.zero_grad(set_to_none=False)
+            loss_fn(model(x), y).backward()
+
         def train_step():
             opt.zero_grad(set_to_none=False)
             loss = loss_fn(model(x), y)
@@ -84,7 +88,8 @@ def main():
                 model(x)
 
         iters = 50 if batch == 64 else 10
-        for name, fn in (("train_step", train_step), ("inference", inference)):
+        for name, fn in (("train_step", train_step), ("forward_backward", forward_backward),
+                         ("inference", inference)):
             seconds = timed(fn, iters, args.rounds)
             print(line(f"seed_cnn_{name}", "images/s", batch, seconds, batch=batch), flush=True)
 

@@ -35,6 +35,20 @@ const STEP_TARGETS: &[(&str, &str, &str, u64, f64)] = &[
         0.9,
     ),
     (
+        "forward + backward, batch 64",
+        "gpu_seed_cnn_batch64/forward_backward",
+        "seed_cnn_forward_backward",
+        64,
+        0.0,
+    ),
+    (
+        "forward + backward, batch 1024",
+        "gpu_seed_cnn_batch1024/forward_backward",
+        "seed_cnn_forward_backward",
+        1024,
+        0.0,
+    ),
+    (
         "inference, batch 64",
         "gpu_seed_cnn_batch64/inference",
         "seed_cnn_inference",
@@ -222,6 +236,15 @@ fn tables(rows: &[Row], torch: &[Value]) -> (String, Value) {
         );
         summary[kiln_id] =
             json!({ "kiln": kiln, "torch": theirs, "ratio": ratio, "target": least });
+    }
+    if let Some(launch) = rows.iter().find(|r| r.id == "gpu_launch/fill_one_value") {
+        let _ = writeln!(
+            md,
+            "\nOne kernel launch (a fill of one value, back to back, the GPU waited for \
+             after the run): {:.2} us.",
+            launch.median_ns / 1e3
+        );
+        summary["launch_us"] = json!(launch.median_ns / 1e3);
     }
     md.push_str(
         "\n## SGEMM, fp32, square\n\n| side | kiln GFLOP/s | cuBLAS (torch.mm) GFLOP/s | kiln / cuBLAS | target |\n|---|---|---|---|---|\n",
