@@ -24,8 +24,32 @@ struct Conv2dParams {
     float negative_slope;
 };
 
+// A patch index q = (ky, kx, c) (or, for the input gradient, (ky, kx, o)), split once
+// and then moved forward without dividing: `channels` is c's range.
+struct Tap {
+    u32 c;
+    u32 kx;
+    u32 ky;
+};
+
+__device__ __forceinline__ Tap tap_of(u32 q, u32 channels, u32 kernel_w) {
+    u32 kk = q / channels;
+    return Tap{q % channels, kk % kernel_w, kk / kernel_w};
+}
+
+__device__ __forceinline__ void tap_next(Tap& t, u32 step, u32 channels, u32 kernel_w) {
+    t.c += step;
+    while (t.c >= channels) {
+        t.c -= channels;
+        if (++t.kx == kernel_w) {
+            t.kx = 0;
+            ++t.ky;
+        }
+    }
+}
+
 // The patch matrix as A of the forward pass: row r an output pixel (n, oy, ox), column
-// q a patch index (ky, kx, c). A row's context is where its window starts.
+// q a patch index. A row's context is where its window starts.
 struct PatchRows {
     Conv2dParams p;
     const float* x;
@@ -40,35 +64,47 @@ struct PatchRows {
         return Window{(u64)n * p.in_h * p.in_w * p.in_c, (int)(oy * p.stride_h) - (int)p.pad_top,
                       (int)(ox * p.stride_w) - (int)p.pad_left};
     }
-    __device__ __forceinline__ float at(const Window& w, u32 q) const {
-        u32 c = q % p.in_c, kk = q / p.in_c;
-        int yy = w.y0 + (int)(kk / p.kernel_w), xx = w.x0 + (int)(kk % p.kernel_w);
+    __device__ __forceinline__ Tap k(u32 q) const { return tap_of(q, p.in_c, p.kernel_w); }
+    __device__ __forceinline__ void next(Tap& t, u32 step) const {
+        tap_next(t, step, p.in_c, p.kernel_w);
+    }
+    __device__ __forceinline__ float at(const Window& w, const Tap& t) const {
+        int yy = w.y0 + (int)t.ky, xx = w.x0 + (int)t.kx;
         if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
-        return x[w.image + ((u64)yy * p.in_w + xx) * p.in_c + c];
+        return x[w.image + ((u64)yy * p.in_w + xx) * p.in_c + t.c];
     }
 };
 
-// The transposed patch matrix as A of the weight gradient: row q a patch index
-// (ky, kx, c), column r an output pixel. A row's context is its tap and channel.
+// The transposed patch matrix as A of the weight gradient: row q a patch index, column
+// r an output pixel (n, oy, ox), which moves forward pixel by pixel along K.
 struct PatchColumns {
     Conv2dParams p;
     const float* x;
-    struct Tap {
-        int ky;
-        int kx;
-        u32 c;
+    struct Pixel {
+        u64 image;  // offset of image n
+        u32 oy;
+        u32 ox;
     };
-    __device__ __forceinline__ Tap row(u32 q) const {
-        u32 kk = q / p.in_c;
-        return Tap{(int)(kk / p.kernel_w), (int)(kk % p.kernel_w), q % p.in_c};
-    }
-    __device__ __forceinline__ float at(const Tap& t, u32 r) const {
+    __device__ __forceinline__ Tap row(u32 q) const { return tap_of(q, p.in_c, p.kernel_w); }
+    __device__ __forceinline__ Pixel k(u32 r) const {
         u32 ox = r % p.out_w, rest = r / p.out_w;
-        u32 oy = rest % p.out_h, n = rest / p.out_h;
-        int yy = (int)(oy * p.stride_h) - (int)p.pad_top + t.ky;
-        int xx = (int)(ox * p.stride_w) - (int)p.pad_left + t.kx;
+        return Pixel{(u64)(rest / p.out_h) * p.in_h * p.in_w * p.in_c, rest % p.out_h, ox};
+    }
+    __device__ __forceinline__ void next(Pixel& px, u32 step) const {
+        px.ox += step;
+        while (px.ox >= p.out_w) {
+            px.ox -= p.out_w;
+            if (++px.oy == p.out_h) {
+                px.oy = 0;
+                px.image += (u64)p.in_h * p.in_w * p.in_c;
+            }
+        }
+    }
+    __device__ __forceinline__ float at(const Tap& t, const Pixel& px) const {
+        int yy = (int)(px.oy * p.stride_h + t.ky) - (int)p.pad_top;
+        int xx = (int)(px.ox * p.stride_w + t.kx) - (int)p.pad_left;
         if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
-        return x[(((u64)n * p.in_h + yy) * p.in_w + xx) * p.in_c + t.c];
+        return x[px.image + ((u64)yy * p.in_w + xx) * p.in_c + t.c];
     }
 };
 
@@ -89,15 +125,21 @@ struct GradientWindows {
         return Pixel{(u64)n * p.out_h * p.out_w * p.out_c, (int)(yy + p.pad_top),
                      (int)(xx + p.pad_left)};
     }
-    __device__ __forceinline__ float at(const Pixel& px, u32 q) const {
-        u32 o = q % p.out_c, kk = q / p.out_c;
-        int ty = px.y - (int)(kk / p.kernel_w), tx = px.x - (int)(kk % p.kernel_w);
-        if (ty < 0 || tx < 0 || ty % (int)p.stride_h != 0 || tx % (int)p.stride_w != 0) {
-            return 0.0f;
+    __device__ __forceinline__ Tap k(u32 q) const { return tap_of(q, p.out_c, p.kernel_w); }
+    __device__ __forceinline__ void next(Tap& t, u32 step) const {
+        tap_next(t, step, p.out_c, p.kernel_w);
+    }
+    __device__ __forceinline__ float at(const Pixel& px, const Tap& t) const {
+        int ty = px.y - (int)t.ky, tx = px.x - (int)t.kx;
+        if (ty < 0 || tx < 0) return 0.0f;
+        u32 oy = (u32)ty, ox = (u32)tx;
+        if (p.stride_h != 1 || p.stride_w != 1) {
+            if (oy % p.stride_h != 0 || ox % p.stride_w != 0) return 0.0f;
+            oy /= p.stride_h;
+            ox /= p.stride_w;
         }
-        u32 oy = (u32)ty / p.stride_h, ox = (u32)tx / p.stride_w;
         if (oy >= p.out_h || ox >= p.out_w) return 0.0f;
-        return dy[px.image + ((u64)oy * p.out_w + ox) * p.out_c + o];
+        return dy[px.image + ((u64)oy * p.out_w + ox) * p.out_c + t.c];
     }
 };
 
@@ -107,9 +149,12 @@ struct KernelTaps {
     Conv2dParams p;
     const float* w;
     __device__ __forceinline__ u32 col(u32 c) const { return c; }
-    __device__ __forceinline__ float at(u32 c, u32 q) const {
-        u32 o = q % p.out_c, kk = q / p.out_c;
-        return w[((u64)kk * p.in_c + c) * p.out_c + o];
+    __device__ __forceinline__ Tap k(u32 q) const { return tap_of(q, p.out_c, p.kernel_w); }
+    __device__ __forceinline__ void next(Tap& t, u32 step) const {
+        tap_next(t, step, p.out_c, p.kernel_w);
+    }
+    __device__ __forceinline__ float at(u32 c, const Tap& t) const {
+        return w[(((u64)t.ky * p.kernel_w + t.kx) * p.in_c + c) * p.out_c + t.c];
     }
 };
 
@@ -117,32 +162,36 @@ struct KernelTaps {
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_fwd_f32_##BM##x##BN(Conv2dParams p, const float* x, const float* w,             \
                                    const float* bias, float* y) {                              \
+        __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.out_h * p.out_w, patch = p.kernel_h * p.kernel_w * p.in_c;      \
         u32 oc = p.out_c;                                                                      \
         auto store = [=](u32 r, u32 j, float v) {                                              \
             y[(u64)r * oc + j] = kiln_activate(p.activation, p.negative_slope, v + bias[j]);   \
         };                                                                                     \
-        gemm_tile<BM, BN, TM, TN>(rows, oc, 0, patch, true, false, PatchRows{p, x},            \
-                                  GemmB{w, patch, oc, false}, store);                          \
+        gemm_tile<BM, BN, TM, TN, true, false>(smem, rows, oc, 0, patch, PatchRows{p, x},      \
+                                               GemmB<false>{w, patch, oc}, store);             \
     }                                                                                          \
     /* dw += patches^T * dy; block z sums pixels [z * chunk, (z + 1) * chunk). */              \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_weight_bwd_f32_##BM##x##BN(Conv2dParams p, const float* x, const float* dy,     \
                                           float* dw, u32 chunk) {                              \
+        __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.out_h * p.out_w, patch = p.kernel_h * p.kernel_w * p.in_c;      \
         u32 oc = p.out_c;                                                                      \
         u32 k_begin = blockIdx.z * chunk, k_end = min(k_begin + chunk, rows);                  \
         auto store = [=](u32 q, u32 j, float v) { atomicAdd(&dw[(u64)q * oc + j], v); };      \
-        gemm_tile<BM, BN, TM, TN>(patch, oc, k_begin, k_end, false, false, PatchColumns{p, x}, \
-                                  GemmB{dy, rows, oc, false}, store);                          \
+        gemm_tile<BM, BN, TM, TN, false, false>(smem, patch, oc, k_begin, k_end,               \
+                                                PatchColumns{p, x}, GemmB<false>{dy, rows, oc}, \
+                                                store);                                        \
     }                                                                                          \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_input_bwd_f32_##BM##x##BN(Conv2dParams p, const float* dy, const float* w,      \
                                          float* dx) {                                          \
+        __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.in_h * p.in_w, inner = p.kernel_h * p.kernel_w * p.out_c;       \
         u32 ic = p.in_c;                                                                       \
         auto store = [=](u32 i, u32 c, float v) { dx[(u64)i * ic + c] = v; };                  \
-        gemm_tile<BM, BN, TM, TN>(rows, ic, 0, inner, true, true, GradientWindows{p, dy},      \
-                                  KernelTaps{p, w}, store);                                    \
+        gemm_tile<BM, BN, TM, TN, true, true>(smem, rows, ic, 0, inner, GradientWindows{p, dy}, \
+                                              KernelTaps{p, w}, store);                        \
     }
 GEMM_TILES(CONV2D_KERNELS)

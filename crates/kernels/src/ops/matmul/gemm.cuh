@@ -10,78 +10,113 @@
 //   B fall on distinct banks. Rows of the staged slices are padded by 4 floats, which
 //   keeps both store patterns below free of bank conflicts.
 // - A and B are loaders rather than matrices, so that a convolution reads its patches
-//   straight from the image (an implicit im2col): `a.row(i)` gives a context for row i
-//   of A, computed once per thread since a thread loads the same rows of A at every
-//   slice, and `a.at(ctx, q)` the value at (i, q); `b.col(j)` and `b.at(ctx, q)` the
-//   same for column j of B. They are called only inside the matrices.
-// - `a_k_fastest` says that A's consecutive q are consecutive in memory (else its
-//   consecutive i are), likewise `b_k_fastest` for B: a warp's loads walk memory in
-//   that order so that they coalesce.
+//   straight from the image (an implicit im2col). A thread loads the same rows of A
+//   (columns of B) and the same offsets into each slice every time, so each loader
+//   splits an index into a context worked out once, `row(i)` (`col(j)` for B), and a
+//   context along K, `k(q)`, that `next(ctx, step)` moves forward by whole slices
+//   without dividing; `at(row, k)` is the value.
+// - A_KF says that A's consecutive q are consecutive in memory (else its consecutive i
+//   are), likewise B_KF for B: a warp's loads walk memory in that order so that they
+//   coalesce. They are compile-time, so a thread keeps one context where its loads
+//   share it.
 //
 // Rows of C go along blockIdx.x, whose limit (2^31 - 1) is far above y's (65535): the
 // long side of a convolution's product is its rows, one a pixel of the batch. The
-// tiles compiled (GEMM_TILE below) match `Tile` in matmul/cuda.rs.
+// tiles compiled (GEMM_TILES below) match `Tile` in matmul/cuda.rs.
 
 #define GEMM_BK 8u
 #define GEMM_THREADS 256u
 
-template <u32 BM, u32 BN, u32 TM, u32 TN, class A, class B, class Store>
-__device__ __forceinline__ void gemm_tile(u32 M, u32 N, u32 k_begin, u32 k_end,
-                                          bool a_k_fastest, bool b_k_fastest, const A& a,
-                                          const B& b, const Store& store) {
+// The slices a block stages, double-buffered: the kernel declares them `__shared__`,
+// once, however many layouts of the core it compiles.
+template <u32 BM, u32 BN>
+struct GemmShared {
+    float a[2][GEMM_BK][BM + 4];
+    float b[2][GEMM_BK][BN + 4];
+};
+
+template <u32 BM, u32 BN, u32 TM, u32 TN, bool A_KF, bool B_KF, class A, class B, class Store>
+__device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N, u32 k_begin,
+                                          u32 k_end, const A& a, const B& b, const Store& store) {
     constexpr u32 TX = BN / TN, TY = BM / TM;
     static_assert(TX * TY == GEMM_THREADS, "a tile takes 256 threads");
     static_assert(TM % 4 == 0 && TN % 4 == 0, "threads hold runs of 4");
     constexpr u32 RM = TM / 4, RN = TN / 4;
     constexpr u32 A_LOADS = BM * GEMM_BK / GEMM_THREADS, B_LOADS = BN * GEMM_BK / GEMM_THREADS;
     static_assert(A_LOADS >= 1 && B_LOADS >= 1, "every thread loads");
-    __shared__ __align__(16) float as[2][GEMM_BK][BM + 4];
-    __shared__ __align__(16) float bs[2][GEMM_BK][BN + 4];
+    // Load l of A is (row r, K offset s): with A_KF every load has its own row and
+    // they share the offset, else they share the row.
+    constexpr u32 A_ROWS = A_KF ? A_LOADS : 1, A_KS = A_KF ? 1 : A_LOADS;
+    constexpr u32 B_COLS = B_KF ? B_LOADS : 1, B_KS = B_KF ? 1 : B_LOADS;
+    auto& as = smem.a;
+    auto& bs = smem.b;
 
     const u32 tid = threadIdx.x;
     const u32 tx = tid % TX, ty = tid / TX;
     const u32 row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
 
-    // Where each of this thread's loads goes in the slice, and its row's (column's)
-    // context. Rows past the matrix take the last one's context and are never read.
-    using ACtx = decltype(a.row(0u));
-    using BCtx = decltype(b.col(0u));
-    u32 ai[A_LOADS], aq[A_LOADS], bj[B_LOADS], bq[B_LOADS];
-    ACtx actx[A_LOADS];
-    BCtx bctx[B_LOADS];
+    // Where this thread's loads go in the slice, and their contexts. Rows past the
+    // matrix take the last one's context and are never read.
+    using ARow = decltype(a.row(0u));
+    using AK = decltype(a.k(0u));
+    using BCol = decltype(b.col(0u));
+    using BK = decltype(b.k(0u));
+    u32 ai[A_ROWS], aq[A_KS], bj[B_COLS], bq[B_KS];
+    ARow arow[A_ROWS];
+    AK ak[A_KS];
+    BCol bcol[B_COLS];
+    BK bk[B_KS];
 #pragma unroll
-    for (u32 l = 0; l < A_LOADS; ++l) {
-        u32 e = tid + l * GEMM_THREADS;
-        ai[l] = a_k_fastest ? e / GEMM_BK : e % BM;
-        aq[l] = a_k_fastest ? e % GEMM_BK : e / BM;
-        actx[l] = a.row(min(row0 + ai[l], M - 1u));
+    for (u32 r = 0; r < A_ROWS; ++r) {
+        ai[r] = A_KF ? tid / GEMM_BK + r * (GEMM_THREADS / GEMM_BK) : tid % BM;
+        arow[r] = a.row(min(row0 + ai[r], M - 1u));
     }
 #pragma unroll
-    for (u32 l = 0; l < B_LOADS; ++l) {
-        u32 e = tid + l * GEMM_THREADS;
-        bj[l] = b_k_fastest ? e / GEMM_BK : e % BN;
-        bq[l] = b_k_fastest ? e % GEMM_BK : e / BN;
-        bctx[l] = b.col(min(col0 + bj[l], N - 1u));
+    for (u32 s = 0; s < A_KS; ++s) {
+        aq[s] = A_KF ? tid % GEMM_BK : tid / BM + s * (GEMM_THREADS / BM);
+        ak[s] = a.k(k_begin + aq[s]);
+    }
+#pragma unroll
+    for (u32 c = 0; c < B_COLS; ++c) {
+        bj[c] = B_KF ? tid / GEMM_BK + c * (GEMM_THREADS / GEMM_BK) : tid % BN;
+        bcol[c] = b.col(min(col0 + bj[c], N - 1u));
+    }
+#pragma unroll
+    for (u32 s = 0; s < B_KS; ++s) {
+        bq[s] = B_KF ? tid % GEMM_BK : tid / BN + s * (GEMM_THREADS / BN);
+        bk[s] = b.k(k_begin + bq[s]);
     }
 
+    // Loads the slice at k0 into registers and moves the K contexts to the next one:
+    // called once for each slice, in order.
     float areg[A_LOADS], breg[B_LOADS];
     auto load = [&](u32 k0) {
 #pragma unroll
         for (u32 l = 0; l < A_LOADS; ++l) {
-            u32 q = k0 + aq[l];
-            areg[l] = (row0 + ai[l] < M && q < k_end) ? a.at(actx[l], q) : 0.0f;
+            u32 r = A_KF ? l : 0, s = A_KF ? 0 : l;
+            bool inside = row0 + ai[r] < M && k0 + aq[s] < k_end;
+            areg[l] = inside ? a.at(arow[r], ak[s]) : 0.0f;
         }
 #pragma unroll
         for (u32 l = 0; l < B_LOADS; ++l) {
-            u32 q = k0 + bq[l];
-            breg[l] = (col0 + bj[l] < N && q < k_end) ? b.at(bctx[l], q) : 0.0f;
+            u32 c = B_KF ? l : 0, s = B_KF ? 0 : l;
+            bool inside = col0 + bj[c] < N && k0 + bq[s] < k_end;
+            breg[l] = inside ? b.at(bcol[c], bk[s]) : 0.0f;
         }
+#pragma unroll
+        for (u32 s = 0; s < A_KS; ++s) a.next(ak[s], GEMM_BK);
+#pragma unroll
+        for (u32 s = 0; s < B_KS; ++s) b.next(bk[s], GEMM_BK);
     };
     auto stash = [&](u32 buf) {
 #pragma unroll
-        for (u32 l = 0; l < A_LOADS; ++l) as[buf][aq[l]][ai[l]] = areg[l];
+        for (u32 l = 0; l < A_LOADS; ++l) {
+            as[buf][aq[A_KF ? 0 : l]][ai[A_KF ? l : 0]] = areg[l];
+        }
 #pragma unroll
-        for (u32 l = 0; l < B_LOADS; ++l) bs[buf][bq[l]][bj[l]] = breg[l];
+        for (u32 l = 0; l < B_LOADS; ++l) {
+            bs[buf][bq[B_KF ? 0 : l]][bj[B_KF ? l : 0]] = breg[l];
+        }
     };
 
     float acc[TM][TN];
@@ -149,26 +184,32 @@ __device__ __forceinline__ void gemm_tile(u32 M, u32 N, u32 k_begin, u32 k_end,
     X(64, 64, 4, 4, 1)       \
     X(128, 32, 4, 4, 1)
 
-// A plain m x k matrix as A: (i, q) is `a[i * k + q]`, or `a[q * m + i]` transposed.
+// A plain m x k matrix as A: (i, q) is `a[i * k + q]`, or `a[q * m + i]` when
+// transposed (T). Both contexts are offsets, so a value is one addition away.
+template <bool T>
 struct GemmA {
     const float* a;
     u32 m;
-    u32 k;
-    bool transposed;
-    __device__ __forceinline__ u64 row(u32 i) const { return transposed ? (u64)i : (u64)i * k; }
-    __device__ __forceinline__ float at(u64 row, u32 q) const {
-        return a[row + (transposed ? (u64)q * m : (u64)q)];
+    u32 cols;
+    __device__ __forceinline__ u64 row(u32 i) const { return T ? (u64)i : (u64)i * cols; }
+    __device__ __forceinline__ u64 k(u32 q) const { return T ? (u64)q * m : (u64)q; }
+    __device__ __forceinline__ void next(u64& at, u32 step) const {
+        at += T ? (u64)step * m : (u64)step;
     }
+    __device__ __forceinline__ float at(u64 row, u64 k) const { return a[row + k]; }
 };
 
-// A plain k x n matrix as B: (q, j) is `b[q * n + j]`, or `b[j * k + q]` transposed.
+// A plain k x n matrix as B: (q, j) is `b[q * n + j]`, or `b[j * k + q]` when
+// transposed (T).
+template <bool T>
 struct GemmB {
     const float* b;
-    u32 k;
+    u32 rows;
     u32 n;
-    bool transposed;
-    __device__ __forceinline__ u64 col(u32 j) const { return transposed ? (u64)j * k : (u64)j; }
-    __device__ __forceinline__ float at(u64 col, u32 q) const {
-        return b[col + (transposed ? (u64)q : (u64)q * n)];
+    __device__ __forceinline__ u64 col(u32 j) const { return T ? (u64)j * rows : (u64)j; }
+    __device__ __forceinline__ u64 k(u32 q) const { return T ? (u64)q : (u64)q * n; }
+    __device__ __forceinline__ void next(u64& at, u32 step) const {
+        at += T ? (u64)step : (u64)step * n;
     }
+    __device__ __forceinline__ float at(u64 col, u64 k) const { return b[col + k]; }
 };
