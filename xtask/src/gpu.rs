@@ -5,8 +5,8 @@
 //!   then the report `target/kiln-bench/gpu.{md,json}`;
 //! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the same report from
 //!   results gathered elsewhere (criterion's folder and the peer's JSON lines);
-//! - `gpu-bundle DIR`: release builds of the CUDA tests, the GPU benchmark, the
-//!   quickstart and this tool, stripped, with `run.sh`, which runs them all on a GPU
+//! - `gpu-bundle DIR`: release builds of the CUDA tests (the kernels against the CPU,
+//!   and `fit` on the GPU), the GPU benchmark, the quickstart and this tool, stripped, with `run.sh`, which runs them all on a GPU
 //!   machine that has no Rust toolchain and writes the report.
 
 use std::fmt::Write as _;
@@ -301,6 +301,20 @@ pub fn bundle(args: Vec<String>) -> Result<(), String> {
                 "--features",
                 "cuda",
                 "--lib",
+                "--no-run",
+            ],
+        ),
+        (
+            "training-tests",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "kiln",
+                "--features",
+                "cuda",
+                "--test",
+                "gpu",
                 "--no-run",
             ],
         ),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kiln's GPU checks, from a bundle made by `cargo xtask gpu-bundle DIR` (no Rust needed
-# here): the CUDA tests, the quickstart trained one epoch on the GPU and on the CPU,
-# the GPU benchmark, PyTorch on the same GPU, and the report (gpu.md) in OUT_DIR.
+# here): the CUDA kernel tests, `fit` on the GPU against the CPU, the quickstart trained
+# one epoch on the GPU and on the CPU, the GPU benchmark, PyTorch on the same GPU, and
+# the report (gpu.md) in OUT_DIR.
 #
 #     ./run.sh OUT_DIR
 set -uo pipefail
@@ -24,6 +25,11 @@ log "CUDA tests (every test with cuda in its name)"
 timeout 240 bin/kernels-tests cuda --test-threads 4 > "$out/tests.txt" 2>&1
 echo "exit $?" >> "$out/tests.txt"
 grep -E '^test result|FAILED|panicked|skipped' "$out/tests.txt" | tee -a "$out/summary.txt"
+
+log "fit on the GPU against the CPU, and device allocations in a steady step"
+timeout 240 bin/training-tests --test-threads 1 --nocapture > "$out/training-tests.txt" 2>&1
+echo "exit $?" >> "$out/training-tests.txt"
+grep -E '^test |^test result|one epoch|panicked|skipped' "$out/training-tests.txt" | tee -a "$out/summary.txt"
 
 for device in cuda cpu; do
     log "quickstart, one epoch, --device $device"

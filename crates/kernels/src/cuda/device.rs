@@ -23,6 +23,8 @@ pub(crate) struct CudaInner {
     name: String,
     /// Streaming multiprocessors: what a launch's blocks are spread over.
     multiprocessors: usize,
+    /// Buffers allocated through [`Storage::alloc`] so far.
+    allocations: std::sync::atomic::AtomicUsize,
     /// Modules compiled and loaded so far, by module name; each compiles once per
     /// context, the first time one of its kernels runs.
     pub(crate) modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
@@ -97,6 +99,7 @@ impl Cuda {
                 arch: format!("sm_{major}{minor}"),
                 name,
                 multiprocessors: usize::try_from(multiprocessors).unwrap_or(1).max(1),
+                allocations: std::sync::atomic::AtomicUsize::new(0),
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
@@ -118,6 +121,15 @@ impl Cuda {
             .stream
             .synchronize()
             .map_err(|e| driver_err("synchronize", e))
+    }
+
+    /// How many buffers [`Storage::alloc`] has allocated on this device (by this
+    /// handle and its clones): what shows that a training step in its steady state
+    /// allocates no device memory.
+    pub fn allocations(&self) -> usize {
+        self.inner
+            .allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The device's streaming multiprocessors.
@@ -171,6 +183,9 @@ impl Storage for Cuda {
     }
 
     fn alloc(&self, len: usize) -> Result<CudaBuffer> {
+        self.inner
+            .allocations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data = self
             .stream()
             .alloc_zeros::<f32>(len.max(1))

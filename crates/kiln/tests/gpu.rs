@@ -1,0 +1,132 @@
+//! The same model and the same `fit` on the GPU (a build with `--features cuda`): one
+//! epoch on the digits that ship with kiln learns as it does on the CPU, and a
+//! steady-state training step allocates no device memory. Without a GPU each test
+//! says that it skipped.
+
+#![cfg(feature = "cuda")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use kiln::data::{Dataset, InMemory};
+use kiln::prelude::*;
+
+kiln::model! {
+    /// The quickstart's network: the seed's three Conv2D + MaxPool blocks on 28x28 digits.
+    pub struct DigitCnn {
+        input: [28, 28, 1],
+        conv1: Conv2d(32, 3, relu, padding = same),
+        pool1: MaxPool2d(2),
+        conv2: Conv2d(64, 3, relu, padding = same),
+        pool2: MaxPool2d(2),
+        conv3: Conv2d(128, 3, relu, padding = same),
+        pool3: MaxPool2d(2),
+        flat: Flatten,
+        drop: Dropout(0.25),
+        fc1: Dense(128, relu),
+        out: Dense(10, softmax),
+    }
+}
+
+fn gpu() -> Option<Cuda> {
+    match Cuda::new(0) {
+        Ok(gpu) => Some(gpu),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+/// Test accuracy and loss after one epoch of `fit` on `backend`, from seed 1.
+fn one_epoch<B: Backend>(backend: &B, train: &Arc<InMemory>, test: &Arc<InMemory>) -> (f64, f64) {
+    let model = DigitCnn::new(backend, 64, 1).unwrap();
+    let mut trainer = Trainer::new(
+        model,
+        Loss::sparse_categorical_crossentropy(),
+        Optimizer::new(Adam::default()),
+    )
+    .unwrap()
+    .metrics([Metric::Accuracy]);
+    let scale = Pipeline::new().scale(1.0 / 255.0);
+    let options = FitOptions::new(1, 64)
+        .seed(1)
+        .pipeline(scale.clone())
+        .verbose(Verbosity::Silent);
+    trainer.fit(Arc::clone(train), options).unwrap();
+    let eval = trainer.evaluate(Arc::clone(test), 256, &scale).unwrap();
+    (eval.get("accuracy").unwrap(), eval.get("loss").unwrap())
+}
+
+#[test]
+fn one_epoch_on_the_gpu_learns_as_on_the_cpu() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    let (train, test) = kiln::data::mnist::embedded().unwrap();
+    let (train, test) = (Arc::new(train), Arc::new(test));
+    let cpu = Cpu::new().unwrap();
+    let (cpu_accuracy, cpu_loss) = one_epoch(&cpu, &train, &test);
+    let (gpu_accuracy, gpu_loss) = one_epoch(&gpu, &train, &test);
+    let _ = writeln!(
+        std::io::stderr(),
+        "one epoch on {} digits: cpu accuracy {cpu_accuracy:.4} loss {cpu_loss:.4}, \
+         {} accuracy {gpu_accuracy:.4} loss {gpu_loss:.4}",
+        train.len(),
+        gpu.name()
+    );
+    // The same data, order, initial weights and dropout masks; only the summation
+    // order of the kernels differs, which moves the result by much less than a seed.
+    assert!(
+        gpu_accuracy > 0.9,
+        "the GPU run did not learn: {gpu_accuracy}"
+    );
+    assert!(
+        (gpu_accuracy - cpu_accuracy).abs() < 0.02,
+        "cpu {cpu_accuracy}, gpu {gpu_accuracy}"
+    );
+    assert!(
+        (gpu_loss - cpu_loss).abs() < 0.05,
+        "cpu {cpu_loss}, gpu {gpu_loss}"
+    );
+}
+
+#[test]
+fn a_steady_state_step_allocates_no_device_memory() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    let batch = 32;
+    let mut model = DigitCnn::new(&gpu, batch, 1).unwrap();
+    let images: Vec<f32> = (0..batch * 28 * 28)
+        .map(|i| (i as f32 * 0.01).sin())
+        .collect();
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let mut criterion =
+        Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model).unwrap();
+    let mut optimizer = Optimizer::new(Adam::default());
+    let mut step = |model: &mut DigitCnn<Cuda>| {
+        let output = model.forward_host(&images, Mode::Train).unwrap();
+        criterion
+            .launch(&output, Targets::Classes(&labels), None)
+            .unwrap();
+        model.zero_grad().unwrap();
+        model
+            .backward(criterion.gradient(), criterion.grad_at())
+            .unwrap();
+        optimizer.step(model).unwrap();
+        assert!(criterion.value().unwrap().is_finite());
+    };
+    // The first step compiles the kernels and allocates the optimizer's state.
+    step(&mut model);
+    let before = gpu.allocations();
+    for _ in 0..5 {
+        step(&mut model);
+    }
+    assert_eq!(
+        gpu.allocations(),
+        before,
+        "device allocations in 5 steady steps"
+    );
+}
