@@ -30,6 +30,9 @@ dim3 blockDim, gridDim;
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+struct alignas(8) float2 {
+    float x, y;
+};
 
 using std::isfinite;
 using std::max;

@@ -15,25 +15,28 @@ use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
 /// Forward with bias and epilogue activation, one kernel a tile (in the order of `Tile`).
-pub(crate) const FWD: [&str; 4] = [
+pub(crate) const FWD: [&str; 5] = [
     "conv2d_fwd_f32_128x128",
     "conv2d_fwd_f32_128x64",
     "conv2d_fwd_f32_64x64",
     "conv2d_fwd_f32_128x32",
+    "conv2d_fwd_f32_32x32",
 ];
 /// Weight gradient, one kernel a tile.
-pub(crate) const WEIGHT_BWD: [&str; 4] = [
+pub(crate) const WEIGHT_BWD: [&str; 5] = [
     "conv2d_weight_bwd_f32_128x128",
     "conv2d_weight_bwd_f32_128x64",
     "conv2d_weight_bwd_f32_64x64",
     "conv2d_weight_bwd_f32_128x32",
+    "conv2d_weight_bwd_f32_32x32",
 ];
 /// Input gradient, one kernel a tile.
-pub(crate) const INPUT_BWD: [&str; 4] = [
+pub(crate) const INPUT_BWD: [&str; 5] = [
     "conv2d_input_bwd_f32_128x128",
     "conv2d_input_bwd_f32_128x64",
     "conv2d_input_bwd_f32_64x64",
     "conv2d_input_bwd_f32_128x32",
+    "conv2d_input_bwd_f32_32x32",
 ];
 
 /// The convolution kernels.
@@ -49,14 +52,17 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         FWD[1],
         FWD[2],
         FWD[3],
+        FWD[4],
         WEIGHT_BWD[0],
         WEIGHT_BWD[1],
         WEIGHT_BWD[2],
         WEIGHT_BWD[3],
+        WEIGHT_BWD[4],
         INPUT_BWD[0],
         INPUT_BWD[1],
         INPUT_BWD[2],
         INPUT_BWD[3],
+        INPUT_BWD[4],
     ],
     fmad: true,
 };

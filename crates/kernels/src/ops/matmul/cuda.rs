@@ -11,11 +11,12 @@ use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
 /// The product, one kernel a tile (in [`Tile`]'s order).
-pub(crate) const FWD: [&str; 4] = [
+pub(crate) const FWD: [&str; 5] = [
     "matmul_fwd_f32_128x128",
     "matmul_fwd_f32_128x64",
     "matmul_fwd_f32_64x64",
     "matmul_fwd_f32_128x32",
+    "matmul_fwd_f32_32x32",
 ];
 
 /// The matrix-product kernels.
@@ -45,12 +46,21 @@ pub(crate) enum Tile {
     Small,
     /// 128 x 32, 4 x 4 a thread: products with few columns (a convolution's filters).
     Narrow,
+    /// 32 x 32, 2 x 2 a thread: products small both ways (the weight gradient of a
+    /// first convolution, 27 taps x 32 filters, summed over every pixel).
+    Tiny,
 }
 
 impl Tile {
     /// Every tile, in the kernels' order.
     #[cfg(test)]
-    pub(crate) const ALL: [Self; 4] = [Self::Large, Self::Wide, Self::Small, Self::Narrow];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Large,
+        Self::Wide,
+        Self::Small,
+        Self::Narrow,
+        Self::Tiny,
+    ];
 
     /// Rows and columns of the tile.
     pub(crate) fn size(self) -> (usize, usize) {
@@ -59,11 +69,12 @@ impl Tile {
             Self::Wide => (128, 64),
             Self::Small => (64, 64),
             Self::Narrow => (128, 32),
+            Self::Tiny => (32, 32),
         }
     }
 
     /// The kernel of `names` (one a tile, in this enum's order) for this tile.
-    pub(crate) fn kernel(self, names: &[&'static str; 4]) -> &'static str {
+    pub(crate) fn kernel(self, names: &[&'static str; 5]) -> &'static str {
         names[self as usize]
     }
 
@@ -74,11 +85,13 @@ impl Tile {
 
     /// The tile for a `rows x cols` product on a GPU of `sms` multiprocessors, with
     /// `splits` slices of K: the largest that still gives every multiprocessor a
-    /// block, and no wider than C (a 32-column C in 128-column tiles would waste
-    /// three quarters of the arithmetic).
+    /// block, and no wider (or taller) than C (a 32-column C in 128-column tiles
+    /// would waste three quarters of the arithmetic).
     pub(crate) fn pick(rows: usize, cols: usize, splits: usize, sms: usize) -> Self {
         let enough = |t: Self| t.blocks(rows, cols) * splits >= sms;
-        if cols <= 32 {
+        if rows <= 32 && cols <= 32 {
+            Self::Tiny
+        } else if cols <= 32 {
             Self::Narrow
         } else if cols <= 64 {
             if enough(Self::Wide) {
@@ -200,5 +213,8 @@ mod tests {
         // 1024^2: 64 large or 128 wide tiles leave SMs idle; 256 small ones do not.
         assert_eq!(Tile::pick(1024, 1024, 1, sms), Tile::Small);
         assert_eq!(Tile::pick(2048, 2048, 1, sms), Tile::Large);
+        // The first convolution's weight gradient: 27 taps x 32 filters.
+        assert_eq!(Tile::pick(27, 32, 450, sms), Tile::Tiny);
+        assert_eq!(Tile::pick(64, 10, 1, sms), Tile::Narrow);
     }
 }

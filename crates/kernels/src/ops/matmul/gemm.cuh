@@ -5,9 +5,9 @@
 // - Double buffering: while the block multiplies one slice out of shared memory, each
 //   thread's loads of the next slice are in flight into registers; they are stored
 //   into the other buffer afterwards, so one barrier a slice suffices.
-// - A thread's TM rows are TM / 4 runs of 4 spread BM / (TM / 4) apart (likewise its
-//   columns), so that it reads them from shared memory as float4 and a warp's reads of
-//   B fall on distinct banks. Rows of the staged slices are padded by 4 floats, which
+// - A thread's TM rows are runs of 4 (of TM, when smaller) spread evenly over the tile
+//   (likewise its columns), so that it reads them from shared memory as float4 (float2)
+//   and a warp's reads of B fall on distinct banks. Rows of the staged slices are padded by 4 floats, which
 //   keeps both store patterns below free of bank conflicts.
 // - A and B are loaders rather than matrices, so that a convolution reads its patches
 //   straight from the image (an implicit im2col). A thread loads the same rows of A
@@ -27,6 +27,22 @@
 #define GEMM_BK 8u
 #define GEMM_THREADS 256u
 
+// Reads W consecutive staged values (16- or 8-byte aligned) in one access.
+template <u32 W>
+__device__ __forceinline__ void gemm_run(const float* from, float* to) {
+    if constexpr (W == 4) {
+        float4 v = *reinterpret_cast<const float4*>(from);
+        to[0] = v.x;
+        to[1] = v.y;
+        to[2] = v.z;
+        to[3] = v.w;
+    } else {
+        float2 v = *reinterpret_cast<const float2*>(from);
+        to[0] = v.x;
+        to[1] = v.y;
+    }
+}
+
 // The slices a block stages, double-buffered: the kernel declares them `__shared__`,
 // once, however many layouts of the core it compiles.
 template <u32 BM, u32 BN>
@@ -40,8 +56,11 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
                                           u32 k_end, const A& a, const B& b, const Store& store) {
     constexpr u32 TX = BN / TN, TY = BM / TM;
     static_assert(TX * TY == GEMM_THREADS, "a tile takes 256 threads");
-    static_assert(TM % 4 == 0 && TN % 4 == 0, "threads hold runs of 4");
-    constexpr u32 RM = TM / 4, RN = TN / 4;
+    // Runs of WM rows (WN columns), RM (RN) of them a thread.
+    constexpr u32 WM = TM < 4 ? TM : 4, WN = TN < 4 ? TN : 4;
+    static_assert(TM % WM == 0 && TN % WN == 0 && (WM == 2 || WM == 4) && (WN == 2 || WN == 4),
+                  "threads hold runs of 2 or 4");
+    constexpr u32 RM = TM / WM, RN = TN / WN;
     constexpr u32 A_LOADS = BM * GEMM_BK / GEMM_THREADS, B_LOADS = BN * GEMM_BK / GEMM_THREADS;
     static_assert(A_LOADS >= 1 && B_LOADS >= 1, "every thread loads");
     // Load l of A is (row r, K offset s): with A_KF every load has its own row and
@@ -136,21 +155,9 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
         for (u32 q = 0; q < GEMM_BK; ++q) {
             float ra[TM], rb[TN];
 #pragma unroll
-            for (u32 r = 0; r < RM; ++r) {
-                float4 v = *reinterpret_cast<const float4*>(&as[buf][q][r * (BM / RM) + ty * 4u]);
-                ra[4 * r] = v.x;
-                ra[4 * r + 1] = v.y;
-                ra[4 * r + 2] = v.z;
-                ra[4 * r + 3] = v.w;
-            }
+            for (u32 r = 0; r < RM; ++r) gemm_run<WM>(&as[buf][q][r * (BM / RM) + ty * WM], &ra[WM * r]);
 #pragma unroll
-            for (u32 c = 0; c < RN; ++c) {
-                float4 v = *reinterpret_cast<const float4*>(&bs[buf][q][c * (BN / RN) + tx * 4u]);
-                rb[4 * c] = v.x;
-                rb[4 * c + 1] = v.y;
-                rb[4 * c + 2] = v.z;
-                rb[4 * c + 3] = v.w;
-            }
+            for (u32 c = 0; c < RN; ++c) gemm_run<WN>(&bs[buf][q][c * (BN / RN) + tx * WN], &rb[WN * c]);
 #pragma unroll
             for (u32 r = 0; r < TM; ++r)
 #pragma unroll
@@ -163,11 +170,11 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
 
 #pragma unroll
     for (u32 r = 0; r < TM; ++r) {
-        u32 i = row0 + (r / 4u) * (BM / RM) + ty * 4u + r % 4u;
+        u32 i = row0 + (r / WM) * (BM / RM) + ty * WM + r % WM;
         if (i >= M) continue;
 #pragma unroll
         for (u32 c = 0; c < TN; ++c) {
-            u32 j = col0 + (c / 4u) * (BN / RN) + tx * 4u + c % 4u;
+            u32 j = col0 + (c / WN) * (BN / RN) + tx * WN + c % WN;
             if (j < N) store(i, j, acc[r][c]);
         }
     }
@@ -182,7 +189,8 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
     X(128, 128, 8, 8, 2)     \
     X(128, 64, 8, 4, 2)      \
     X(64, 64, 4, 4, 1)       \
-    X(128, 32, 4, 4, 1)
+    X(128, 32, 4, 4, 1)      \
+    X(32, 32, 2, 2, 1)
 
 // A plain m x k matrix as A: (i, q) is `a[i * k + q]`, or `a[q * m + i]` when
 // transposed (T). Both contexts are offsets, so a value is one addition away.
