@@ -80,6 +80,14 @@ fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
             kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
                 .expect("loss");
         let mut adam = Optimizer::new(Adam::default());
+        // The first step compiles the kernels; the second counts what a step launches.
+        train_step(&mut model, &x, &labels, &mut loss, &mut adam).expect("step");
+        let before = gpu.launches();
+        train_step(&mut model, &x, &labels, &mut loss, &mut adam).expect("step");
+        println!(
+            "gpu: {} kernel launches a training step at batch {batch}",
+            gpu.launches() - before
+        );
         let mut group = c.benchmark_group(format!("gpu_seed_cnn_batch{batch}"));
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function("train_step", |bench| {

@@ -25,6 +25,8 @@ pub(crate) struct CudaInner {
     multiprocessors: usize,
     /// Buffers allocated through [`Storage::alloc`] so far.
     allocations: std::sync::atomic::AtomicUsize,
+    /// Kernels launched so far (each launch looks its kernel up first).
+    pub(crate) launches: std::sync::atomic::AtomicUsize,
     /// Modules compiled and loaded so far, by module name; each compiles once per
     /// context, the first time one of its kernels runs.
     pub(crate) modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
@@ -100,6 +102,7 @@ impl Cuda {
                 name,
                 multiprocessors: usize::try_from(multiprocessors).unwrap_or(1).max(1),
                 allocations: std::sync::atomic::AtomicUsize::new(0),
+                launches: std::sync::atomic::AtomicUsize::new(0),
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
@@ -129,6 +132,14 @@ impl Cuda {
     pub fn allocations(&self) -> usize {
         self.inner
             .allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many kernels have been launched on this device (by this handle and its
+    /// clones): what a step costs in launches, which bound small batches.
+    pub fn launches(&self) -> usize {
+        self.inner
+            .launches
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -89,13 +89,17 @@ fn compile(source: &KernelSource, arch: &str) -> Result<Ptx> {
 }
 
 impl Cuda {
-    /// Kernel `name` of `module`, compiling and loading the module on first use.
+    /// Kernel `name` of `module`, compiling and loading the module on first use; every
+    /// launch looks its kernel up here, which counts it.
     pub(crate) fn function(
         &self,
         module: &'static KernelSource,
         name: &'static str,
     ) -> Result<CudaFunction> {
         let inner = self.inner();
+        inner
+            .launches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut functions = inner
             .functions
             .lock()
