@@ -29,9 +29,9 @@ impl Trainable<Cpu> for Flat {
         &self.cpu
     }
 
-    fn parameters(
-        &self,
-        f: &mut dyn FnMut(ParamRef<'_, Cpu>) -> kiln::nn::Result<()>,
+    fn parameters<'a>(
+        &'a self,
+        f: &mut dyn FnMut(ParamRef<'a, Cpu>) -> kiln::nn::Result<()>,
     ) -> kiln::nn::Result<()> {
         f(ParamRef {
             layer: "flat",
@@ -42,9 +42,9 @@ impl Trainable<Cpu> for Flat {
         })
     }
 
-    fn visit_parameters(
-        &mut self,
-        f: &mut dyn FnMut(ParamMut<'_, Cpu>) -> kiln::nn::Result<()>,
+    fn visit_parameters<'a>(
+        &'a mut self,
+        f: &mut dyn FnMut(ParamMut<'a, Cpu>) -> kiln::nn::Result<()>,
     ) -> kiln::nn::Result<()> {
         f(ParamMut {
             layer: "flat",

@@ -118,6 +118,11 @@ fn losses() {
 }
 
 #[test]
+fn storage_fills() {
+    run("storage", &[]);
+}
+
+#[test]
 fn optimizer() {
     run("optimizer", &[]);
 }

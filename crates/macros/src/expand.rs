@@ -63,10 +63,6 @@ pub fn expand(model: &Model) -> TokenStream {
     let input_size = lit(model.input.size());
     let output_size = lit(output_shape.size());
     let per_layer = model.layers.iter().filter(|l| !is_flatten(l));
-    let zero_grad = per_layer.clone().map(|l| {
-        let (field, ty) = (&l.name, runtime_type(&l.spec));
-        quote! { <#ty as ::kiln::nn::Layer<B>>::zero_grad(&mut self.#field, &self.__backend)?; }
-    });
     let visit = per_layer.clone().map(|l| {
         let (field, ty, label) = (&l.name, runtime_type(&l.spec), &l.label);
         quote! { <#ty as ::kiln::nn::Layer<B>>::visit_parameters(&mut self.#field, #label, &mut *f)?; }
@@ -87,8 +83,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let tensor_in = quote!(::kiln::Tensor<#input_marker, B>);
     let tensor_out = quote!(::kiln::Tensor<#output_marker, B>);
     let view_out = quote!(::kiln::TensorRef<'_, #output_marker, B>);
-    let param_mut = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamMut<'_, B>) -> #result<()>);
-    let param_ref = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamRef<'_, B>) -> #result<()>);
+    let param_mut = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamMut<'a, B>) -> #result<()>);
+    let param_ref = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamRef<'a, B>) -> #result<()>);
 
     quote! {
         #(#docs)*
@@ -193,20 +189,21 @@ pub fn expand(model: &Model) -> TokenStream {
                 ::core::result::Result::Ok(())
             }
 
-            /// Sets every parameter gradient to zero.
+            /// Sets every parameter gradient to zero (a GPU zeroes up to sixteen
+            /// tensors in one launch).
             pub fn zero_grad(&mut self) -> #result<()> {
-                #(#zero_grad)*
-                ::core::result::Result::Ok(())
+                let backend = ::core::clone::Clone::clone(&self.__backend);
+                ::kiln::nn::zero_gradients(&backend, |f| self.visit_parameters(f))
             }
 
             /// Calls `f` on every trainable tensor, in layer order.
-            pub fn visit_parameters(&mut self, f: #param_mut) -> #result<()> {
+            pub fn visit_parameters<'a>(&'a mut self, f: #param_mut) -> #result<()> {
                 #(#visit)*
                 ::core::result::Result::Ok(())
             }
 
             /// Calls `f` on every trainable tensor, in layer order, read-only.
-            pub fn parameters(&self, f: #param_ref) -> #result<()> {
+            pub fn parameters<'a>(&'a self, f: #param_ref) -> #result<()> {
                 #(#params)*
                 ::core::result::Result::Ok(())
             }
@@ -271,10 +268,10 @@ pub fn expand(model: &Model) -> TokenStream {
             fn zero_grad(&mut self) -> #result<()> {
                 #name::<B>::zero_grad(self)
             }
-            fn visit_parameters(&mut self, f: #param_mut) -> #result<()> {
+            fn visit_parameters<'a>(&'a mut self, f: #param_mut) -> #result<()> {
                 #name::<B>::visit_parameters(self, f)
             }
-            fn parameters(&self, f: #param_ref) -> #result<()> {
+            fn parameters<'a>(&'a self, f: #param_ref) -> #result<()> {
                 #name::<B>::parameters(self, f)
             }
         }

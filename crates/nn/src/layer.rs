@@ -132,21 +132,24 @@ pub trait Layer<B: Backend>: Send + Sized {
         Ok(())
     }
 
-    /// Calls `f` on each trainable tensor, tagged with the layer name `layer`.
-    fn visit_parameters(
-        &mut self,
+    /// Calls `f` on each trainable tensor, tagged with the layer name `layer`. The
+    /// tensors stay borrowed for as long as the layer is, so `f` may keep them to
+    /// update several in one go.
+    fn visit_parameters<'a>(
+        &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
     ) -> Result<()> {
         let _ = (layer, f);
         Ok(())
     }
 
-    /// Calls `f` on each trainable tensor, read-only.
-    fn parameters(
-        &self,
+    /// Calls `f` on each trainable tensor, read-only (and as long-lived as the layer's
+    /// borrow).
+    fn parameters<'a>(
+        &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
     ) -> Result<()> {
         let _ = (layer, f);
         Ok(())

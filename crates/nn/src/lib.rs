@@ -36,5 +36,5 @@ pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;
 pub use layers::flatten::Flatten;
 pub use layers::pool2d::{GlobalAvgPool2d, Pool2d};
-pub use model::Model;
+pub use model::{Model, zero_gradients};
 pub use summary::summary;

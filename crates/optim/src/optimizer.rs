@@ -4,10 +4,15 @@
 use std::sync::Arc;
 
 use kiln_kernels::Backend;
+use kiln_kernels::ops::optimizer::OptimizerStep;
 use kiln_nn::{Model, ParamMut, ParamRef};
 
 use crate::algorithm::StepScalars;
 use crate::{Algorithm, Error, Result, Schedule};
+
+/// Tensors the optimizer hands the backend at once (a GPU updates up to eight in one
+/// launch).
+const GROUP: usize = 8;
 
 /// What an optimizer updates: a backend and trainable tensors with their gradients.
 ///
@@ -18,16 +23,17 @@ pub trait Trainable<B: Backend> {
     fn backend(&self) -> &B;
 
     /// Calls `f` on every trainable tensor, read-only, always in the same order.
-    fn parameters(
-        &self,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> kiln_nn::Result<()>,
+    fn parameters<'a>(
+        &'a self,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()>;
 
     /// Calls `f` on every trainable tensor, in the order of
-    /// [`Trainable::parameters`].
-    fn visit_parameters(
-        &mut self,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> kiln_nn::Result<()>,
+    /// [`Trainable::parameters`]. The tensors stay borrowed as long as the model is,
+    /// so that the optimizer can update several in one go.
+    fn visit_parameters<'a>(
+        &'a mut self,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()>;
 }
 
@@ -36,16 +42,16 @@ impl<B: Backend, M: Model<B>> Trainable<B> for M {
         Model::backend(self)
     }
 
-    fn parameters(
-        &self,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> kiln_nn::Result<()>,
+    fn parameters<'a>(
+        &'a self,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()> {
         Model::parameters(self, f)
     }
 
-    fn visit_parameters(
-        &mut self,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> kiln_nn::Result<()>,
+    fn visit_parameters<'a>(
+        &'a mut self,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()> {
         Model::visit_parameters(self, f)
     }
@@ -356,13 +362,15 @@ impl<B: Backend> Optimizer<B> {
         let backend = model.backend().clone();
         let clip_value = self.clipping.value.map_or(f32::INFINITY, |v| v as f32);
         let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
-        let slots = &mut self.slots;
-        let mut index = 0;
+        // The tensors go to the backend in groups, which a GPU updates in one launch
+        // each; a fixed array holds a group, so a step allocates nothing.
+        let mut slots = self.slots.iter_mut();
+        let mut group: [Option<OptimizerStep<'_, B>>; GROUP] = std::array::from_fn(|_| None);
+        let mut filled = 0;
         model.visit_parameters(&mut |p| {
-            let Some(slot) = slots.get_mut(index) else {
+            let Some(slot) = slots.next() else {
                 return Ok(());
             };
-            index += 1;
             let len = u32::try_from(slot.len).map_err(|_| kiln_kernels::Error::InvalidParams {
                 op: "optimizer_step",
                 detail: format!("{}.{} has more than 2^32 values", slot.layer, slot.name),
@@ -370,9 +378,20 @@ impl<B: Backend> Optimizer<B> {
             let mut params = algorithm.params(t, lr, weight_decay, scalars, len);
             params.grad_scale = slot.grad_scale as f32;
             params.clip_value = clip_value;
-            backend.optimizer_step(&params, p.value, p.grad, &mut slot.state)?;
+            group[filled] = Some(OptimizerStep {
+                params,
+                param: p.value,
+                grad: p.grad,
+                state: &mut slot.state,
+            });
+            filled += 1;
+            if filled == GROUP {
+                backend.optimizer_step_many(group.iter_mut().filter_map(Option::take))?;
+                filled = 0;
+            }
             Ok(())
         })?;
+        backend.optimizer_step_many(group.iter_mut().filter_map(Option::take))?;
         self.scalars = scalars;
         self.step = t;
         Ok(())

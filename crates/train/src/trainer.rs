@@ -261,6 +261,10 @@ fn non_finite_layers<B: Backend, M: Model<B>>(model: &M, grad: bool) -> Result<H
     Ok(Health { layers, largest })
 }
 
+/// Gradients checked for non-finite values in one call (a GPU checks up to sixteen in
+/// one launch).
+const GRADIENT_GROUP: usize = 16;
+
 /// The error of a training step that failed with `e`: with `terminate_on_nan`, a
 /// non-finite model output or gradient becomes [`Error::NonFinite`] with what the
 /// model's tensors show (the failed step changed no weight, and its gradients are
@@ -629,13 +633,25 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         model.zero_grad()?;
         model.backward(criterion.gradient(), criterion.grad_at())?;
         if terminate_on_nan {
+            // The gradients go to the backend in groups (a GPU checks a group in one
+            // launch); a fixed array holds one, so the step allocates nothing.
+            let mut group: [Option<(&B::Buffer, usize)>; GRADIENT_GROUP] = [None; GRADIENT_GROUP];
+            let mut filled = 0;
             let mut checked = Ok(());
-            model.parameters(&mut |p: ParamRef<'_, B>| {
-                if checked.is_ok() {
-                    checked = backend.check_finite(p.grad, p.shape.size());
+            model.parameters(&mut |p| {
+                group[filled] = Some((p.grad, p.shape.size()));
+                filled += 1;
+                if filled == GRADIENT_GROUP {
+                    if checked.is_ok() {
+                        checked = backend.check_finite_many(group.iter().flatten().copied());
+                    }
+                    filled = 0;
                 }
                 Ok(())
             })?;
+            if checked.is_ok() {
+                checked = backend.check_finite_many(group[..filled].iter().flatten().copied());
+            }
             if let Err(e) = checked {
                 return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));
             }

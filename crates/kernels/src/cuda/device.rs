@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, PushKernelArg, sys,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtrMut, DeviceRepr,
+    DriverError, PushKernelArg, sys,
 };
 
-use super::launch::{driver_err, elementwise};
+use super::launch::{driver_err, elementwise, in_groups};
 use super::report::{Reports, STATUS_WORDS};
 use super::{Cuda, CudaBuffer, module};
 use crate::backend::Storage;
@@ -177,12 +178,31 @@ fn alloc_err(len: usize, backend: String, e: DriverError) -> Error {
 
 /// The fill kernel's name.
 const FILL: &str = "fill_fwd_f32";
+/// The fill of up to [`FILL_GROUP`] buffers in one launch.
+const FILL_GROUP_FWD: &str = "fill_group_fwd_f32";
+
+/// Buffers one group fill sets (`FILL_GROUP` in storage.cu).
+const FILL_GROUP: usize = 16;
+
+/// `struct FillGroup` in storage.cu.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FillGroup {
+    count: u32,
+    value: f32,
+    len: [u64; FILL_GROUP],
+    y: [u64; FILL_GROUP],
+}
+
+// SAFETY: `#[repr(C)]` of a `u32`, an `f32` and two arrays of sixteen `u64` (lengths
+// and device addresses), laid out as `struct FillGroup` in storage.cu.
+unsafe impl DeviceRepr for FillGroup {}
 
 /// The storage kernels.
 pub(crate) const STORAGE_MODULE: module::KernelSource = module::KernelSource {
     name: "storage",
     code: concat!(include_str!("prelude.cuh"), include_str!("storage.cu")),
-    kernels: &[FILL],
+    kernels: &[FILL, FILL_GROUP_FWD],
     fmad: false,
 };
 
@@ -258,6 +278,41 @@ impl Storage for Cuda {
 
     fn check_errors(&self) -> Result<()> {
         self.take_reports()
+    }
+
+    fn fill_many<'a>(
+        &self,
+        buffers: impl IntoIterator<Item = (&'a mut CudaBuffer, usize)>,
+        value: f32,
+    ) -> Result<()>
+    where
+        Self: 'a,
+    {
+        let stream = self.stream();
+        let fresh = || FillGroup {
+            count: 0,
+            value,
+            len: [0; FILL_GROUP],
+            y: [0; FILL_GROUP],
+        };
+        let add = |group: &mut FillGroup, i: usize, (buffer, len): (&'a mut CudaBuffer, usize)| {
+            check_len("fill", "buffer", len, buffer.len())?;
+            if len > 0 {
+                group.len[i] = len as u64;
+                group.y[i] = buffer.data.device_ptr_mut(stream).0;
+            }
+            Ok(len)
+        };
+        in_groups(buffers, FILL_GROUP, fresh, add, |group, count, cfg| {
+            let group = FillGroup { count, ..*group };
+            let f = self.function(&STORAGE_MODULE, FILL_GROUP_FWD)?;
+            let mut args = stream.launch_builder(&f);
+            args.arg(&group);
+            // SAFETY: block row `t < count` writes `len[t]` values (each checked against
+            // its buffer above) at the address of a buffer borrowed for this call.
+            unsafe { args.launch(cfg) }.map_err(|e| driver_err("fill", e))?;
+            Ok(())
+        })
     }
 
     fn copy(&self, src: &CudaBuffer, dst: &mut CudaBuffer, len: usize) -> Result<()> {

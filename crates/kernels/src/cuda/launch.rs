@@ -37,3 +37,41 @@ pub(crate) fn driver_err(op: &'static str, e: DriverError) -> Error {
         detail: format!("{e:?}"),
     }
 }
+
+/// Launches a group kernel (one tensor a block row, `blockIdx.y`) for every run of up
+/// to `capacity` of `items`: `add(group, i, item)` puts `item` at place `i` of a fresh
+/// `group` and returns its length (zero to leave it out, keeping place `i` free), and
+/// `launch(group, config)` launches with a grid of `count` rows wide enough for the
+/// longest item.
+pub(crate) fn in_groups<I, G>(
+    items: impl IntoIterator<Item = I>,
+    capacity: usize,
+    mut fresh: impl FnMut() -> G,
+    mut add: impl FnMut(&mut G, usize, I) -> crate::Result<usize>,
+    mut launch: impl FnMut(&G, u32, LaunchConfig) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut items = items.into_iter();
+    loop {
+        let mut group = fresh();
+        let (mut taken, mut count, mut longest) = (0, 0, 0);
+        for item in items.by_ref().take(capacity) {
+            taken += 1;
+            let len = add(&mut group, count, item)?;
+            if len > 0 {
+                count += 1;
+                longest = longest.max(len);
+            }
+        }
+        if taken == 0 {
+            return Ok(());
+        }
+        if count > 0 {
+            let rows = elementwise(longest);
+            let cfg = LaunchConfig {
+                grid_dim: (rows.grid_dim.0, count as u32, 1),
+                ..rows
+            };
+            launch(&group, count as u32, cfg)?;
+        }
+    }
+}

@@ -1,5 +1,6 @@
-// One Adam step against its formula in double precision, and no step at all while an
-// error waits in the status words.
+// One Adam step against its formula in double precision, no step at all while an
+// error waits in the status words, and a group of tensors in one launch against each
+// alone.
 #include "emu.h"
 #include "check.h"
 #include "cuda/prelude.cuh"
@@ -26,5 +27,37 @@ int main() {
         want[i] = float(w0[i] - lr / (1 - b1) * m / (std::sqrt(v) / std::sqrt(1 - b2) + eps));
     }
     expect_close("adam step", want, w, 1e-6f);
+
+    // Three tensors of different lengths and rules: the group kernel (tensor t in block
+    // row t) against the single one.
+    unsigned lens[3] = {700, 3, 300};
+    OptimizerGroup group{};
+    std::vector<std::vector<float>> ws, gs, ss, alone_w, alone_s;
+    for (int t = 0; t < 3; ++t) {
+        ws.push_back(random_values(lens[t]));
+        gs.push_back(random_values(lens[t]));
+        ss.push_back(std::vector<float>(2 * lens[t], 0.5f));
+    }
+    alone_w = ws;
+    alone_s = ss;
+    for (int t = 0; t < 3; ++t) {
+        OptimizerParams q = p;
+        q.len = lens[t];
+        q.kind = t == 1 ? SGD : ADAM;
+        q.momentum = 0.5f;
+        q.lr = 0.01f * (t + 1);
+        launch(dim3{2, 1, 1}, dim3{256, 1, 1}, optimizer_fwd_f32, q, alone_w[t].data(), (const float*)gs[t].data(),
+               alone_s[t].data(), (const unsigned long long*)status.data());
+        group.p[t] = q;
+        group.param[t] = ws[t].data();
+        group.grad[t] = gs[t].data();
+        group.state[t] = ss[t].data();
+    }
+    group.count = 3;
+    launch(dim3{2, 4, 1}, dim3{256, 1, 1}, optimizer_group_fwd_f32, group, (const unsigned long long*)status.data());
+    for (int t = 0; t < 3; ++t) {
+        expect_close("group update, values", alone_w[t], ws[t], 0.0f);
+        expect_close("group update, state", alone_s[t], ss[t], 0.0f);
+    }
     return failures();
 }

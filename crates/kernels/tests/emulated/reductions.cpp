@@ -84,10 +84,33 @@ static void check_finite() {
     expect("other words stay clear", status[STATUS_NON_FINITE_OUTPUT] == 0 && status[STATUS_INVALID_TARGET] == 0);
 }
 
+static void check_finite_group() {
+    // Three buffers as if one after another: 500, 7 and 900 values.
+    std::vector<float> a = random_values(500), b = random_values(7), c = random_values(900);
+    FiniteGroup g{};
+    g.count = 3;
+    const float* xs[3] = {a.data(), b.data(), c.data()};
+    unsigned long long lens[3] = {500, 7, 900}, offset = 0;
+    for (int t = 0; t < 3; ++t) {
+        g.len[t] = lens[t];
+        g.offset[t] = offset;
+        g.x[t] = xs[t];
+        offset += lens[t];
+    }
+    std::vector<unsigned long long> status(STATUS_WORDS, 0);
+    launch(dim3{2, 4, 1}, dim3{256, 1, 1}, check_finite_group_fwd_f32, g, status.data());
+    expect("finite buffers report nothing", status[STATUS_NON_FINITE] == 0);
+    c[899] = NAN;
+    b[5] = -INFINITY;
+    launch(dim3{2, 4, 1}, dim3{256, 1, 1}, check_finite_group_fwd_f32, g, status.data());
+    expect("the first non-finite value across the buffers", reported(status[STATUS_NON_FINITE], 505, -INFINITY));
+}
+
 int main() {
     softmax();
     bias_grad();
     sum_squares();
     check_finite();
+    check_finite_group();
     return failures();
 }

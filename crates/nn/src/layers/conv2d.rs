@@ -106,18 +106,18 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         self.kernel.zero_grad(backend)
     }
 
-    fn visit_parameters(
-        &mut self,
+    fn visit_parameters<'a>(
+        &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
     ) -> Result<()> {
         self.kernel.visit(layer, f)
     }
 
-    fn parameters(
-        &self,
+    fn parameters<'a>(
+        &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
     ) -> Result<()> {
         self.kernel.view(layer, f)
     }

@@ -139,18 +139,18 @@ impl<B: Backend> Layer<B> for Dense<B> {
         self.params.zero_grad(backend)
     }
 
-    fn visit_parameters(
-        &mut self,
+    fn visit_parameters<'a>(
+        &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
     ) -> Result<()> {
         self.params.visit(layer, f)
     }
 
-    fn parameters(
-        &self,
+    fn parameters<'a>(
+        &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
     ) -> Result<()> {
         self.params.view(layer, f)
     }

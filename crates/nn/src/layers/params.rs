@@ -52,10 +52,10 @@ impl<B: Backend> KernelAndBias<B> {
         Ok(())
     }
 
-    pub(crate) fn visit(
-        &mut self,
+    pub(crate) fn visit<'a>(
+        &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
     ) -> Result<()> {
         let bias_shape = self.bias_shape();
         f(ParamMut {
@@ -74,10 +74,10 @@ impl<B: Backend> KernelAndBias<B> {
         })
     }
 
-    pub(crate) fn view(
-        &self,
+    pub(crate) fn view<'a>(
+        &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'_, B>) -> Result<()>,
+        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
     ) -> Result<()> {
         f(ParamRef {
             layer,

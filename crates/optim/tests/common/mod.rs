@@ -53,9 +53,9 @@ impl Trainable<Cpu> for Tensors {
         &self.cpu
     }
 
-    fn parameters(
-        &self,
-        f: &mut dyn FnMut(ParamRef<'_, Cpu>) -> kiln_nn::Result<()>,
+    fn parameters<'a>(
+        &'a self,
+        f: &mut dyn FnMut(ParamRef<'a, Cpu>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()> {
         for (layer, name, shape, value, grad) in &self.entries {
             f(ParamRef {
@@ -69,9 +69,9 @@ impl Trainable<Cpu> for Tensors {
         Ok(())
     }
 
-    fn visit_parameters(
-        &mut self,
-        f: &mut dyn FnMut(ParamMut<'_, Cpu>) -> kiln_nn::Result<()>,
+    fn visit_parameters<'a>(
+        &'a mut self,
+        f: &mut dyn FnMut(ParamMut<'a, Cpu>) -> kiln_nn::Result<()>,
     ) -> kiln_nn::Result<()> {
         for (layer, name, shape, value, grad) in &mut self.entries {
             f(ParamMut {

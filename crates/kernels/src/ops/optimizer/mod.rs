@@ -142,6 +142,35 @@ pub trait OptimizerKernel: Storage {
         grad: &Self::Buffer,
         state: &mut Self::Buffer,
     ) -> Result<()>;
+
+    /// The updates of several tensors, each as [`OptimizerKernel::optimizer_step`]
+    /// would make it. A GPU makes up to eight in one launch, so that a model's many
+    /// small tensors do not each pay for one; the CPU makes them one after another.
+    fn optimizer_step_many<'a>(
+        &self,
+        steps: impl IntoIterator<Item = OptimizerStep<'a, Self>>,
+    ) -> Result<()>
+    where
+        Self: 'a,
+    {
+        for s in steps {
+            self.optimizer_step(&s.params, s.param, s.grad, s.state)?;
+        }
+        Ok(())
+    }
+}
+
+/// One tensor's update for [`OptimizerKernel::optimizer_step_many`].
+#[derive(Debug)]
+pub struct OptimizerStep<'a, B: Storage> {
+    /// The rule and this step's scalars for the tensor.
+    pub params: OptimizerParams,
+    /// The tensor.
+    pub param: &'a mut B::Buffer,
+    /// Its gradient.
+    pub grad: &'a B::Buffer,
+    /// The rule's state for it.
+    pub state: &'a mut B::Buffer,
 }
 
 #[cfg(test)]
@@ -230,6 +259,97 @@ mod tests {
             ..rms
         };
         assert_eq!(all.slots(), 3);
+    }
+
+    /// Several tensors at once give what each gives alone, bit for bit: eleven
+    /// tensors (a group of eight and one of three on a GPU), one of them empty, with
+    /// different rules and lengths.
+    fn check_many<B: OptimizerKernel>(backend: &B) {
+        let lens = [1, 300, 0, 70_001, 5, 4096, 77, 1, 2, 1000, 33];
+        let params: Vec<OptimizerParams> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let kind = [
+                    OptimizerKind::Adam,
+                    OptimizerKind::Sgd,
+                    OptimizerKind::RmsProp,
+                ][i % 3];
+                OptimizerParams {
+                    lr: 0.01 * (i + 1) as f32,
+                    beta1: 0.9,
+                    beta2: 0.99,
+                    one_minus_beta1: 0.1,
+                    one_minus_beta2: 0.01,
+                    eps: 1e-7,
+                    momentum: 0.5,
+                    coef1: 0.1,
+                    coef2: -0.1,
+                    ..OptimizerParams::new(kind, len as u32)
+                }
+            })
+            .collect();
+        let make = |seed: u64| -> Vec<(B::Buffer, B::Buffer, B::Buffer)> {
+            lens.iter()
+                .zip(&params)
+                .enumerate()
+                .map(|(i, (&len, p))| {
+                    let mut rng = crate::rng::Rng::new(seed + i as u64);
+                    let mut values = |n: usize| -> Vec<f32> {
+                        (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+                    };
+                    let (w, g) = (values(len), values(len));
+                    let s: Vec<f32> = values(p.slots() * len).iter().map(|v| v.abs()).collect();
+                    (
+                        backend.alloc_from(&w).unwrap(),
+                        backend.alloc_from(&g).unwrap(),
+                        backend.alloc_from(&s).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let (mut one, mut many) = (make(7), make(7));
+        for ((w, g, s), p) in one.iter_mut().zip(&params) {
+            backend.optimizer_step(p, w, g, s).unwrap();
+        }
+        backend
+            .optimizer_step_many(
+                many.iter_mut()
+                    .zip(&params)
+                    .map(|((w, g, s), p)| OptimizerStep {
+                        params: *p,
+                        param: w,
+                        grad: g,
+                        state: s,
+                    }),
+            )
+            .unwrap();
+        for (i, ((a, _, sa), (b, _, sb))) in one.iter().zip(&many).enumerate() {
+            let (len, slots) = (lens[i], params[i].slots() * lens[i]);
+            assert_eq!(
+                backend.to_host(a, len).unwrap(),
+                backend.to_host(b, len).unwrap(),
+                "{i}"
+            );
+            assert_eq!(
+                backend.to_host(sa, slots).unwrap(),
+                backend.to_host(sb, slots).unwrap(),
+                "state {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_tensors_at_once_match_one_by_one_on_cpu() {
+        check_many(&Cpu::with_threads(2).unwrap());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn many_tensors_at_once_match_one_by_one_on_cuda() {
+        if let Some(gpu) = crate::cuda::test_device() {
+            check_many(&gpu);
+        }
     }
 
     /// While a check's finding waits on the GPU, updates skip; once the host has taken

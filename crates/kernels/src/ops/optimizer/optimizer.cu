@@ -42,12 +42,10 @@ __device__ __forceinline__ float sign_of(float x) {
     return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
 }
 
-// `state` holds the rule's slots one after another, `len` values each.
-// Skips the whole update while a kernel's error waits in `status` (a non-finite loss
-// input or gradient, an invalid label): the step that found it changes nothing.
-extern "C" __global__ void optimizer_fwd_f32(
-    OptimizerParams p, float* param, const float* grad, float* state, const u64* status) {
-    if (kiln_error_pending(status)) return;
+// One tensor's update, over the x dimension of the grid. `state` holds the rule's
+// slots one after another, `len` values each.
+__device__ __forceinline__ void optimizer_update(const OptimizerParams& p, float* param,
+                                                 const float* grad, float* state) {
     u64 len = p.len;
     float* s0 = state;
     float* s1 = state + len;
@@ -133,4 +131,30 @@ extern "C" __global__ void optimizer_fwd_f32(
         }
         param[i] = w;
     }
+}
+
+// Both kernels skip the whole update while a kernel's error waits in `status` (a
+// non-finite loss input or gradient, an invalid label): the step that found it
+// changes nothing.
+extern "C" __global__ void optimizer_fwd_f32(
+    OptimizerParams p, float* param, const float* grad, float* state, const u64* status) {
+    if (kiln_error_pending(status)) return;
+    optimizer_update(p, param, grad, state);
+}
+
+// Up to OPTIMIZER_GROUP tensors in one launch, tensor blockIdx.y: a model's small
+// tensors cost one launch instead of one each. Matches `OptimizerGroup` in cuda.rs.
+#define OPTIMIZER_GROUP 8
+struct OptimizerGroup {
+    u32 count;
+    OptimizerParams p[OPTIMIZER_GROUP];
+    float* param[OPTIMIZER_GROUP];
+    const float* grad[OPTIMIZER_GROUP];
+    float* state[OPTIMIZER_GROUP];
+};
+
+extern "C" __global__ void optimizer_group_fwd_f32(OptimizerGroup g, const u64* status) {
+    if (kiln_error_pending(status) || blockIdx.y >= g.count) return;
+    u32 t = blockIdx.y;
+    optimizer_update(g.p[t], g.param[t], g.grad[t], g.state[t]);
 }

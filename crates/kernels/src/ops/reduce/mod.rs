@@ -22,6 +22,38 @@ pub trait ReduceKernel: Storage {
     /// [`Storage::check_errors`] instead, and optimizer updates skip until then, so a
     /// training step checks its gradients without waiting for the GPU.
     fn check_finite(&self, x: &Self::Buffer, len: usize) -> Result<()>;
+
+    /// [`ReduceKernel::check_finite`] on the first `len` elements of each buffer, as
+    /// if they were one after another (the error's index counts from the first
+    /// buffer's start). A GPU checks up to sixteen buffers in one launch; the CPU one
+    /// after another.
+    fn check_finite_many<'a>(
+        &self,
+        xs: impl IntoIterator<Item = (&'a Self::Buffer, usize)>,
+    ) -> Result<()>
+    where
+        Self: 'a,
+    {
+        let mut offset = 0;
+        for (x, len) in xs {
+            self.check_finite(x, len).map_err(|e| match e {
+                crate::Error::NonFinite {
+                    op,
+                    operand,
+                    index,
+                    value,
+                } => crate::Error::NonFinite {
+                    op,
+                    operand,
+                    index: offset + index,
+                    value,
+                },
+                other => other,
+            })?;
+            offset += len;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -79,10 +111,45 @@ mod tests {
         assert!(backend.check_finite(&buf, n + 1).is_err());
     }
 
+    /// Many buffers at once: the first non-finite value, counted across them.
+    fn check_finite_many<B: ReduceKernel>(backend: &B) {
+        let lens = [
+            5, 0, 3000, 17, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        ];
+        let mut host: Vec<Vec<f32>> = lens.iter().map(|&n| vec![0.5; n]).collect();
+        let bufs = |host: &[Vec<f32>]| -> Vec<B::Buffer> {
+            host.iter()
+                .map(|v| backend.alloc_from(v).unwrap())
+                .collect()
+        };
+        let check = |bufs: &[B::Buffer]| {
+            backend
+                .check_finite_many(bufs.iter().zip(lens))
+                .and(backend.check_errors())
+        };
+        check(&bufs(&host)).unwrap();
+        // In the eighteenth buffer (past a GPU's first group of sixteen), then also
+        // in the third: the third's comes first.
+        host[17][3] = f32::NAN;
+        let late: usize = lens[..17].iter().sum::<usize>() + 3;
+        match check(&bufs(&host)).unwrap_err() {
+            crate::Error::NonFinite { index, .. } => assert_eq!(index, late),
+            other => panic!("{other}"),
+        }
+        host[2][2999] = f32::INFINITY;
+        match check(&bufs(&host)).unwrap_err() {
+            crate::Error::NonFinite { index, value, .. } => {
+                assert_eq!((index, value), (5 + 2999, f32::INFINITY));
+            }
+            other => panic!("{other}"),
+        }
+    }
+
     #[test]
     fn sums_squares_and_sees_non_finite_values_on_cpu() {
         check(&Cpu::with_threads(2).unwrap());
         check_finite(&Cpu::with_threads(2).unwrap());
+        check_finite_many(&Cpu::with_threads(2).unwrap());
     }
 
     #[cfg(feature = "cuda")]
@@ -91,6 +158,7 @@ mod tests {
         if let Some(gpu) = crate::cuda::test_device() {
             check(&gpu);
             check_finite(&gpu);
+            check_finite_many(&gpu);
         }
     }
 

@@ -22,3 +22,24 @@ extern "C" __global__ void check_finite_fwd_f32(const float* x, u64 n, u64* stat
         if (!isfinite(v)) kiln_report(status, STATUS_NON_FINITE, i, v);
     }
 }
+
+// Up to CHECK_GROUP buffers in one launch, buffer blockIdx.y, reported as if they
+// were one after another (`offset` is where each starts). Matches `FiniteGroup` in
+// cuda.rs.
+#define CHECK_GROUP 16
+struct FiniteGroup {
+    u32 count;
+    u64 len[CHECK_GROUP];
+    u64 offset[CHECK_GROUP];
+    const float* x[CHECK_GROUP];
+};
+
+extern "C" __global__ void check_finite_group_fwd_f32(FiniteGroup g, u64* status) {
+    if (blockIdx.y >= g.count) return;
+    u32 t = blockIdx.y;
+    const float* x = g.x[t];
+    KILN_FOR(i, g.len[t]) {
+        float v = x[i];
+        if (!isfinite(v)) kiln_report(status, STATUS_NON_FINITE, g.offset[t] + i, v);
+    }
+}
