@@ -4,9 +4,12 @@
 //! prelude (`prelude.cuh`: grid-stride loops, the activation functions). A module is
 //! compiled for the device's own architecture (`sm_XY`) the first time one of its
 //! kernels is launched, loaded into the device's context, and kept there with its
-//! functions for the life of the [`Cuda`]: one compile a module a context.
+//! functions for the life of the [`Cuda`]. The PTX is also kept for the life of the
+//! process, so that every [`Cuda`] it opens (the tests open many) compiles a module
+//! once; the driver caches the machine code built from it across processes.
 
-use std::sync::{Arc, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use cudarc::driver::CudaFunction;
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx_with_opts};
@@ -63,7 +66,13 @@ pub fn compile_ptx(source: &KernelSource, arch: &str) -> Result<String> {
     Ok(compile(source, arch)?.to_src())
 }
 
+/// NVRTC compiles run in this process, for the test of the cache.
+#[cfg(test)]
+static COMPILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn compile(source: &KernelSource, arch: &str) -> Result<Ptx> {
+    #[cfg(test)]
+    COMPILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if !nvrtc_available() {
         return Err(Error::CudaUnavailable {
             reason: "the NVRTC library (libnvrtc.so) was not found: install the CUDA toolkit \
@@ -86,6 +95,25 @@ fn compile(source: &KernelSource, arch: &str) -> Result<Ptx> {
             other => format!("{other:?}"),
         },
     })
+}
+
+/// The PTX of `source` for `arch`, compiled at most once a process (two threads asking
+/// at once may both compile; the first to finish is kept).
+fn cached_ptx(source: &KernelSource, arch: &str) -> Result<Ptx> {
+    type Cache = Mutex<HashMap<(&'static str, String), String>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = (source.name, arch.to_string());
+    if let Some(text) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(Ptx::from_src(text.clone()));
+    }
+    let text = compile(source, arch)?.to_src();
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(Ptx::from_src(cache.entry(key).or_insert(text).clone()))
 }
 
 impl Cuda {
@@ -112,7 +140,7 @@ impl Cuda {
             match modules.get(module.name) {
                 Some(m) => Arc::clone(m),
                 None => {
-                    let ptx = compile(module, &inner.arch)?;
+                    let ptx = cached_ptx(module, &inner.arch)?;
                     let m = inner
                         .ctx
                         .load_module(ptx)
@@ -127,5 +155,28 @@ impl Cuda {
             .map_err(|e| driver_err("load_function", e))?;
         functions.insert(name, f.clone());
         Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    #[test]
+    fn a_module_compiles_once_a_process() {
+        if !nvrtc_available() {
+            let _ = writeln!(std::io::stderr(), "skipped: no NVRTC library");
+            return;
+        }
+        let source = &super::super::device::STORAGE_MODULE;
+        let first = cached_ptx(source, "compute_75").unwrap().to_src();
+        let before = COMPILES.load(Ordering::SeqCst);
+        let again = cached_ptx(source, "compute_75").unwrap().to_src();
+        assert_eq!(COMPILES.load(Ordering::SeqCst), before, "compiled again");
+        assert_eq!(first, again);
+        assert!(first.contains("fill_group_fwd_f32"));
     }
 }
