@@ -18,12 +18,14 @@ struct Tiled {
     K kernel;
 };
 
-#define MATMUL_ENTRY(BM, BN, TM, TN, BLOCKS) Tiled<decltype(&matmul_fwd_f32_128x128)>{#BM "x" #BN, BM, BN, matmul_fwd_f32_##BM##x##BN},
-static const Tiled<decltype(&matmul_fwd_f32_128x128)> MATMUL[] = {GEMM_TILES(MATMUL_ENTRY)};
+using MatmulKernel = decltype(&matmul_fwd_f32_128x128);
+#define MATMUL_ENTRY(BM, BN, TM, TN, BLOCKS) \
+    Tiled<MatmulKernel>{#BM "x" #BN, BM, BN, matmul_fwd_f32_##BM##x##BN},
+static const Tiled<MatmulKernel> MATMUL[] = {GEMM_TILES(MATMUL_ENTRY)};
 
-#define CONV_ENTRY(BM, BN, TM, TN, BLOCKS) \
-    ConvTile{#BM "x" #BN, BM, BN, conv2d_fwd_f32_##BM##x##BN, conv2d_weight_bwd_f32_##BM##x##BN, \
-             conv2d_input_bwd_f32_##BM##x##BN},
+#define CONV_ENTRY(BM, BN, TM, TN, BLOCKS)                                         \
+    ConvTile{#BM "x" #BN, BM, BN, conv2d_fwd_f32_##BM##x##BN,                        \
+             conv2d_weight_bwd_f32_##BM##x##BN, conv2d_input_bwd_f32_##BM##x##BN},
 struct ConvTile {
     const char* tile;
     unsigned rows;
@@ -40,7 +42,8 @@ static void matmul() {
         for (int ta = 0; ta < 2; ++ta)
             for (int tb = 0; tb < 2; ++tb)
                 for (int acc = 0; acc < 2; ++acc) {
-                    auto a = random_values(m * k), b = random_values(k * n), c0 = random_values(m * n);
+                    auto a = random_values(m * k), b = random_values(k * n);
+                    auto c0 = random_values(m * n);
                     std::vector<float> want = c0;
                     for (unsigned i = 0; i < m; ++i)
                         for (unsigned j = 0; j < n; ++j) {
@@ -53,11 +56,13 @@ static void matmul() {
                     MatmulParams p{m, n, k, (bool)ta, (bool)tb, (bool)acc};
                     for (const auto& t : MATMUL) {
                         auto c = c0;
-                        launch(dim3{(m + t.rows - 1) / t.rows, (n + t.cols - 1) / t.cols, 1}, dim3{256, 1, 1},
-                               t.kernel, p, (const float*)a.data(), (const float*)b.data(), c.data());
+                        dim3 grid{(m + t.rows - 1) / t.rows, (n + t.cols - 1) / t.cols, 1};
+                        launch(grid, dim3{256, 1, 1}, t.kernel, p, (const float*)a.data(),
+                               (const float*)b.data(), c.data());
                         char what[120];
-                        std::snprintf(what, sizeof what, "matmul %s %ux%ux%u trans %d %d accumulate %d",
-                                      t.tile, m, n, k, ta, tb, acc);
+                        std::snprintf(what, sizeof what,
+                                      "matmul %s %ux%ux%u trans %d %d accumulate %d", t.tile, m,
+                                      n, k, ta, tb, acc);
                         expect_close(what, want, c, 1e-4f);
                     }
                 }

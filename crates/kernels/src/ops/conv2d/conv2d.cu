@@ -1,6 +1,7 @@
 // 2-D convolution on NHWC batches as implicit GEMMs on the SGEMM core, one kernel of
 // each a tile (`<name>_<BM>x<BN>`): the patch matrix (im2col) is never stored; the
-// loaders below read its values from the image while the slices load. With P = kh * kw * c_in and R = n * oh * ow output pixels:
+// loaders below read its values from the image while the slices load. With
+// P = kh * kw * c_in and R = n * oh * ow output pixels:
 //   forward:       y[R x c_out]  = act(patches[R x P] * w[P x c_out] + bias)
 //   weight grad:   dw[P x c_out] += patches^T * dy, K (= R) split over blockIdx.z
 //   input grad:    dx[(n, y, x) x c_in] = gather of dy over the windows covering

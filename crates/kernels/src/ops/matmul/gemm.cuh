@@ -6,9 +6,10 @@
 //   thread's loads of the next slice are in flight into registers; they are stored
 //   into the other buffer afterwards, so one barrier a slice suffices.
 // - A thread's TM rows are runs of 4 (of TM, when smaller) spread evenly over the tile
-//   (likewise its columns), so that it reads them from shared memory as float4 (float2)
-//   and a warp's reads of B fall on distinct banks. Rows of the staged slices are padded by 4 floats, which
-//   keeps both store patterns below free of bank conflicts.
+//   (likewise its columns), so that it reads them from shared memory as float4
+//   (float2) and a warp's reads of B fall on distinct banks. Rows of the staged slices
+//   are padded by 4 floats, which keeps both store patterns below free of bank
+//   conflicts.
 // - A and B are loaders rather than matrices, so that a convolution reads its patches
 //   straight from the image (an implicit im2col). A thread loads the same rows of A
 //   (columns of B) and the same offsets into each slice every time, so each loader
@@ -155,9 +156,13 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
         for (u32 q = 0; q < GEMM_BK; ++q) {
             float ra[TM], rb[TN];
 #pragma unroll
-            for (u32 r = 0; r < RM; ++r) gemm_run<WM>(&as[buf][q][r * (BM / RM) + ty * WM], &ra[WM * r]);
+            for (u32 r = 0; r < RM; ++r) {
+                gemm_run<WM>(&as[buf][q][r * (BM / RM) + ty * WM], &ra[WM * r]);
+            }
 #pragma unroll
-            for (u32 c = 0; c < RN; ++c) gemm_run<WN>(&bs[buf][q][c * (BN / RN) + tx * WN], &rb[WN * c]);
+            for (u32 c = 0; c < RN; ++c) {
+                gemm_run<WN>(&bs[buf][q][c * (BN / RN) + tx * WN], &rb[WN * c]);
+            }
 #pragma unroll
             for (u32 r = 0; r < TM; ++r)
 #pragma unroll
