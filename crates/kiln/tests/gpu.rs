@@ -1,7 +1,8 @@
 //! The same model and the same `fit` on the GPU (a build with `--features cuda`): one
-//! epoch on the digits that ship with kiln learns as it does on the CPU, and a
-//! steady-state training step allocates no device memory. Without a GPU each test
-//! says that it skipped.
+//! epoch on the digits that ship with kiln learns as it does on the CPU, a step that
+//! fails on the device (a non-finite output or gradient) stops the run without
+//! changing a weight, and a steady-state training step allocates no device memory.
+//! Without a GPU each test says that it skipped.
 
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -129,4 +130,70 @@ fn a_steady_state_step_allocates_no_device_memory() {
         before,
         "device allocations in 5 steady steps"
     );
+}
+
+kiln::model! {
+    /// A small regressor on the digits, for the failing runs below.
+    pub struct DigitRegressor {
+        input: [28, 28, 1],
+        conv: Conv2d(filters = 8, kernel = 3, stride = 2, activation = relu),
+        pool: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(1),
+    }
+}
+
+/// `fit` for one epoch on the digits with `targets` (one a digit) and `scale` applied
+/// to the pixels, on the GPU; returns the error and whether any weight changed.
+fn failing_fit(gpu: &Cuda, target: f32, scale: f32) -> (kiln::train::Error, bool) {
+    let (train, _) = kiln::data::mnist::embedded().unwrap();
+    let (shape, inputs, _) = train.into_parts();
+    let n = inputs.len() / shape.iter().product::<usize>();
+    let train = InMemory::new(
+        shape,
+        inputs,
+        kiln::data::Targets::Real {
+            values: vec![target; n],
+            width: 1,
+        },
+    )
+    .unwrap();
+    let model = DigitRegressor::new(gpu, 32, 3).unwrap();
+    let mut trainer = Trainer::new(
+        model,
+        Loss::mean_squared_error(),
+        Optimizer::new(Sgd::default()),
+    )
+    .unwrap();
+    let before = kiln::train::Weights::of(trainer.model()).unwrap();
+    let options = FitOptions::new(1, 32)
+        .pipeline(Pipeline::new().scale(scale))
+        .verbose(Verbosity::Silent);
+    let err = trainer.fit(train, options).unwrap_err();
+    let after = kiln::train::Weights::of(trainer.model()).unwrap();
+    let changed = before
+        .iter()
+        .zip(after.iter())
+        .any(|((_, _, x), (_, _, y))| x != y);
+    (err, changed)
+}
+
+#[test]
+fn a_failing_step_on_the_gpu_changes_no_weight() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    // The squared error's gradient overflows (targets near f32::MAX) while the
+    // outputs stay finite: found on the device, the update skipped there.
+    let (err, changed) = failing_fit(&gpu, 3.0e38, 1.0 / 255.0);
+    assert!(
+        err.to_string()
+            .contains("went non-finite first in layer `out`"),
+        "{err}"
+    );
+    assert!(!changed, "a weight changed");
+    // Pixels scaled past f32::MAX: the output is not finite.
+    let (err, changed) = failing_fit(&gpu, 1.0, 1.0e37);
+    assert!(err.to_string().contains("output for sample"), "{err}");
+    assert!(!changed, "a weight changed");
 }
