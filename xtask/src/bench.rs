@@ -69,7 +69,8 @@ pub(crate) fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// Runs one criterion benchmark binary, with `filter` when given.
+/// Runs one criterion benchmark binary (built with the `cuda` feature for `--gpu`),
+/// with `filter` when given.
 fn cargo_bench(
     root: &Path,
     bench: &str,
@@ -78,8 +79,11 @@ fn cargo_bench(
 ) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(root)
-        .args(["bench", "-p", "kiln-benches", "--bench", bench, "--"]);
+    cmd.current_dir(root).args(["bench", "-p", "kiln-benches"]);
+    if options.gpu {
+        cmd.args(["--features", "cuda"]);
+    }
+    cmd.args(["--bench", bench, "--"]);
     if options.quick {
         cmd.args([
             "--warm-up-time",
@@ -109,12 +113,13 @@ fn cargo_bench(
 
 pub fn run(args: Vec<String>) -> Result<(), String> {
     let options = parse(args)?;
-    if options.gpu {
-        return crate::gpu::bench(options.quick);
-    }
     let root = workspace_root();
     let criterion_dir = root.join("target/criterion");
     let started = std::time::SystemTime::now();
+    if options.gpu {
+        cargo_bench(&root, "gpu", &options, options.filter.as_deref())?;
+        return crate::gpu::report_run(&root, started, options.quick);
+    }
     for bench in BENCHES {
         cargo_bench(&root, bench, &options, options.filter.as_deref())?;
     }

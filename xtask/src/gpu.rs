@@ -6,8 +6,9 @@
 //! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the same report from
 //!   results gathered elsewhere (criterion's folder and the peer's JSON lines);
 //! - `gpu-bundle DIR`: release builds of the CUDA tests (the kernels against the CPU,
-//!   and `fit` on the GPU), the GPU benchmark, the quickstart and this tool, stripped, with `run.sh`, which runs them all on a GPU
-//!   machine that has no Rust toolchain and writes the report.
+//!   and `fit` on the GPU), the GPU benchmark, the quickstart and this tool, stripped,
+//!   with `run.sh`, which runs them all on a GPU machine that has no Rust toolchain and
+//!   writes the report.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,85 +16,32 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::bench::{Row, collect, workspace_root, write};
+use crate::bench::{Row, collect, write};
 use crate::peer;
 
-/// The targets: (what, kiln's workload, PyTorch's workload, batch, least ratio).
-const STEP_TARGETS: &[(&str, &str, &str, u64, f64)] = &[
-    (
-        "training step, batch 64",
-        "gpu_seed_cnn_batch64/train_step",
-        "seed_cnn_train_step",
-        64,
-        1.5,
-    ),
-    (
-        "training step, batch 1024",
-        "gpu_seed_cnn_batch1024/train_step",
-        "seed_cnn_train_step",
-        1024,
-        0.9,
-    ),
-    (
-        "forward + backward, batch 64",
-        "gpu_seed_cnn_batch64/forward_backward",
-        "seed_cnn_forward_backward",
-        64,
-        0.0,
-    ),
+/// The seed CNN's workloads in the report: (what, workload, batch, the least ratio to
+/// PyTorch that kiln aims at, 0 for none). kiln's criterion id is
+/// `gpu_seed_cnn_batch{batch}/{workload}`, PyTorch's workload `seed_cnn_{workload}`.
+const STEP_TARGETS: &[(&str, &str, u64, f64)] = &[
+    ("training step, batch 64", "train_step", 64, 1.5),
+    ("training step, batch 1024", "train_step", 1024, 0.9),
+    ("forward + backward, batch 64", "forward_backward", 64, 0.0),
     (
         "forward + backward, batch 1024",
-        "gpu_seed_cnn_batch1024/forward_backward",
-        "seed_cnn_forward_backward",
+        "forward_backward",
         1024,
         0.0,
     ),
-    (
-        "inference, batch 64",
-        "gpu_seed_cnn_batch64/inference",
-        "seed_cnn_inference",
-        64,
-        0.0,
-    ),
-    (
-        "inference, batch 1024",
-        "gpu_seed_cnn_batch1024/inference",
-        "seed_cnn_inference",
-        1024,
-        0.0,
-    ),
-];
-
-/// `cargo bench` of the GPU benchmark, before its own arguments.
-const CARGO_BENCH_GPU: [&str; 8] = [
-    "bench",
-    "-p",
-    "kiln-benches",
-    "--features",
-    "cuda",
-    "--bench",
-    "gpu",
-    "--",
+    ("inference, batch 64", "inference", 64, 0.0),
+    ("inference, batch 1024", "inference", 1024, 0.0),
 ];
 
 /// The hand-written SGEMM must reach this share of cuBLAS at 4096^3.
 const SGEMM_TARGET: f64 = 0.6;
 
-/// `bench --gpu`: measures kiln and PyTorch on the GPU and writes the report.
-pub fn bench(quick: bool) -> Result<(), String> {
-    let root = workspace_root();
-    let started = std::time::SystemTime::now();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&root).args(CARGO_BENCH_GPU);
-    if quick {
-        cmd.args(["--warm-up-time", "0.2", "--measurement-time", "0.5"]);
-    }
-    println!("xtask: running the GPU benchmarks");
-    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("the GPU benchmarks failed ({status})"));
-    }
+/// The rest of `bench --gpu`, after the GPU benchmark ran (since `started`): PyTorch
+/// on the same GPU, then the report.
+pub fn report_run(root: &Path, started: std::time::SystemTime, quick: bool) -> Result<(), String> {
     let rows = collect(&root.join("target/criterion"), started)?;
     if rows.is_empty() {
         println!("xtask: the GPU benchmark measured nothing (no CUDA device); no report");
@@ -105,7 +53,7 @@ pub fn bench(quick: bool) -> Result<(), String> {
         } else {
             Vec::new()
         };
-        peer::run(&root, "benches/python/gpu_torch.py", &args)?
+        peer::run(root, "benches/python/gpu_torch.py", &args)?
     } else {
         Vec::new()
     };
@@ -221,10 +169,11 @@ fn tables(rows: &[Row], torch: &[Value]) -> (String, Value) {
             },
         ),
     };
-    for &(what, kiln_id, torch_workload, batch, least) in STEP_TARGETS {
-        let kiln = rate(kiln_id);
-        let theirs =
-            torch_line(torch, torch_workload, Some(batch)).and_then(|l| l["median"].as_f64());
+    for &(what, workload, batch, least) in STEP_TARGETS {
+        let kiln_id = format!("gpu_seed_cnn_batch{batch}/{workload}");
+        let kiln = rate(&kiln_id);
+        let theirs = torch_line(torch, &format!("seed_cnn_{workload}"), Some(batch))
+            .and_then(|l| l["median"].as_f64());
         let ratio = kiln.zip(theirs).map(|(k, t)| k / t);
         let (r, target) = ratio_cell(ratio, least);
         let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
@@ -234,7 +183,7 @@ fn tables(rows: &[Row], torch: &[Value]) -> (String, Value) {
             show(kiln),
             show(theirs)
         );
-        summary[kiln_id] =
+        summary[&kiln_id] =
             json!({ "kiln": kiln, "torch": theirs, "ratio": ratio, "target": least });
     }
     if let Some(launch) = rows.iter().find(|r| r.id == "gpu_launch/fill_one_value") {
@@ -287,7 +236,7 @@ pub fn bundle(args: Vec<String>) -> Result<(), String> {
         return Err("usage: cargo xtask gpu-bundle DIR".into());
     };
     let dir = PathBuf::from(dir);
-    let root = workspace_root();
+    let root = crate::bench::workspace_root();
     std::fs::create_dir_all(dir.join("bin"))
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let builds: &[(&str, &[&str])] = &[
@@ -320,7 +269,16 @@ pub fn bundle(args: Vec<String>) -> Result<(), String> {
         ),
         (
             "gpu-bench",
-            &[&CARGO_BENCH_GPU[..7], &["--no-run"]].concat(),
+            &[
+                "bench",
+                "-p",
+                "kiln-benches",
+                "--features",
+                "cuda",
+                "--bench",
+                "gpu",
+                "--no-run",
+            ],
         ),
         (
             "quickstart",

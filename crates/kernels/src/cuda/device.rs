@@ -8,7 +8,7 @@ use cudarc::driver::{
     DriverError, PushKernelArg, sys,
 };
 
-use super::launch::{driver_err, elementwise, in_groups};
+use super::launch::{driver_err, in_groups};
 use super::report::{Reports, STATUS_WORDS};
 use super::{Cuda, CudaBuffer, module};
 use crate::backend::Storage;
@@ -176,9 +176,8 @@ fn alloc_err(len: usize, backend: String, e: DriverError) -> Error {
     }
 }
 
-/// The fill kernel's name.
-const FILL: &str = "fill_fwd_f32";
-/// The fill of up to [`FILL_GROUP`] buffers in one launch.
+/// The fill of up to [`FILL_GROUP`] buffers in one launch (one buffer is a group of
+/// one).
 const FILL_GROUP_FWD: &str = "fill_group_fwd_f32";
 
 /// Buffers one group fill sets (`FILL_GROUP` in storage.cu).
@@ -202,7 +201,7 @@ unsafe impl DeviceRepr for FillGroup {}
 pub(crate) const STORAGE_MODULE: module::KernelSource = module::KernelSource {
     name: "storage",
     code: concat!(include_str!("prelude.cuh"), include_str!("storage.cu")),
-    kernels: &[FILL, FILL_GROUP_FWD],
+    kernels: &[FILL_GROUP_FWD],
     fmad: false,
 };
 
@@ -262,18 +261,7 @@ impl Storage for Cuda {
     }
 
     fn fill(&self, buffer: &mut CudaBuffer, len: usize, value: f32) -> Result<()> {
-        check_len("fill", "buffer", len, buffer.len())?;
-        if len == 0 {
-            return Ok(());
-        }
-        let f = self.function(&STORAGE_MODULE, FILL)?;
-        let n = len as u64;
-        let mut args = self.stream().launch_builder(&f);
-        args.arg(&mut buffer.data).arg(&n).arg(&value);
-        // SAFETY: `fill_fwd_f32(float* y, unsigned long long n, float value)` writes
-        // `y[0..n]`, and the buffer holds at least `len = n` values (checked above).
-        unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err("fill", e))?;
-        Ok(())
+        self.fill_many([(buffer, len)], value)
     }
 
     fn check_errors(&self) -> Result<()> {

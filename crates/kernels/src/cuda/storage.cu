@@ -1,11 +1,7 @@
 // Storage kernels of the CUDA backend.
 
-extern "C" __global__ void fill_fwd_f32(float* y, u64 n, float value) {
-    KILN_FOR(i, n) { y[i] = value; }
-}
-
-// Up to FILL_GROUP buffers in one launch, buffer blockIdx.y. Matches `FillGroup` in
-// device.rs.
+// Fills up to FILL_GROUP buffers in one launch (one buffer is a group of one), buffer
+// blockIdx.y. Matches `FillGroup` in device.rs.
 #define FILL_GROUP 16
 struct FillGroup {
     u32 count;

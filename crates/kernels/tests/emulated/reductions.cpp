@@ -69,17 +69,20 @@ static void sum_squares() {
 }
 
 static void check_finite() {
+    // One buffer, a group of one.
     unsigned long long n = 3000;
     auto x = random_values(n);
+    FiniteGroup g{};
+    g.count = 1;
+    g.len[0] = n;
+    g.x[0] = x.data();
     std::vector<unsigned long long> status(STATUS_WORDS, 0);
-    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_fwd_f32, (const float*)x.data(), n,
-           status.data());
+    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_group_fwd_f32, g, status.data());
     expect("finite values report nothing", status[STATUS_NON_FINITE] == 0);
     x[2999] = NAN;
     x[1234] = -INFINITY;
     x[2000] = INFINITY;
-    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_fwd_f32, (const float*)x.data(), n,
-           status.data());
+    launch(dim3{blocks_for(n), 1, 1}, dim3{256, 1, 1}, check_finite_group_fwd_f32, g, status.data());
     expect("the first non-finite value is reported", reported(status[STATUS_NON_FINITE], 1234, -INFINITY));
     expect("other words stay clear", status[STATUS_NON_FINITE_OUTPUT] == 0 && status[STATUS_INVALID_TARGET] == 0);
 }

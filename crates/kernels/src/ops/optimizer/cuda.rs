@@ -3,15 +3,14 @@
 use cudarc::driver::{DevicePtr, DevicePtrMut, DeviceRepr, PushKernelArg};
 
 use super::{OptimizerKernel, OptimizerKind, OptimizerParams, OptimizerStep};
-use crate::cuda::launch::{driver_err, elementwise, in_groups};
+use crate::cuda::launch::{driver_err, in_groups};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Result};
 
-/// The fused update of one tensor.
-pub(crate) const FWD: &str = "optimizer_fwd_f32";
-/// The updates of up to [`GROUP`] tensors in one launch.
+/// The updates of up to [`GROUP`] tensors in one launch (one tensor is a group of
+/// one).
 pub(crate) const GROUP_FWD: &str = "optimizer_group_fwd_f32";
 
 /// Tensors one group launch updates (`OPTIMIZER_GROUP` in optimizer.cu).
@@ -41,28 +40,13 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("../../cuda/prelude.cuh"),
         include_str!("optimizer.cu")
     ),
-    kernels: &[FWD, GROUP_FWD],
+    kernels: &[GROUP_FWD],
     fmad: false,
 };
 
 // SAFETY: `#[repr(C)]` of three `u32` (the kind a `#[repr(u32)]` enum) and fourteen
 // `f32`, matching `struct OptimizerParams` in optimizer.cu.
 unsafe impl DeviceRepr for OptimizerParams {}
-
-/// Checks one tensor's buffers against its parameters; returns its length.
-fn checked(
-    p: &OptimizerParams,
-    param: &CudaBuffer,
-    grad: &CudaBuffer,
-    state: &CudaBuffer,
-) -> Result<usize> {
-    const OP: &str = "optimizer_step";
-    let len = us(p.len);
-    check_len(OP, "param", len, param.len())?;
-    check_len(OP, "grad", len, grad.len())?;
-    check_len(OP, "state", p.slots() * len, state.len())?;
-    Ok(len)
-}
 
 impl OptimizerKernel for Cuda {
     fn optimizer_step_many<'a>(
@@ -72,7 +56,7 @@ impl OptimizerKernel for Cuda {
     where
         Self: 'a,
     {
-        const OP: &str = "optimizer_step_many";
+        const OP: &str = "optimizer_step";
         let stream = self.stream();
         let fresh = || OptimizerGroup {
             count: 0,
@@ -82,7 +66,10 @@ impl OptimizerKernel for Cuda {
             state: [0; GROUP],
         };
         let add = |group: &mut OptimizerGroup, i: usize, s: OptimizerStep<'a, Self>| {
-            let len = checked(&s.params, s.param, s.grad, s.state)?;
+            let len = us(s.params.len);
+            check_len(OP, "param", len, s.param.len())?;
+            check_len(OP, "grad", len, s.grad.len())?;
+            check_len(OP, "state", s.params.slots() * len, s.state.len())?;
             if len > 0 {
                 group.params[i] = s.params;
                 group.param[i] = s.param.data.device_ptr_mut(stream).0;
@@ -115,24 +102,11 @@ impl OptimizerKernel for Cuda {
         grad: &CudaBuffer,
         state: &mut CudaBuffer,
     ) -> Result<()> {
-        const OP: &str = "optimizer_step";
-        let len = checked(p, param, grad, state)?;
-        if len == 0 {
-            return Ok(());
-        }
-        let f = self.function(&MODULE, FWD)?;
-        self.with_reports(&[], |status| {
-            let mut args = self.stream().launch_builder(&f);
-            args.arg(p)
-                .arg(&mut param.data)
-                .arg(&grad.data)
-                .arg(&mut state.data)
-                .arg(&*status);
-            // SAFETY: the kernel updates `param[0..len]`, reads `grad[0..len]`, touches
-            // only the `slots()` state slots the rule uses, `state[0..slots * len]`
-            // (every length is checked above), and reads the status words.
-            unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err(OP, e))
-        })?;
-        Ok(())
+        self.optimizer_step_many([OptimizerStep {
+            params: *p,
+            param,
+            grad,
+            state,
+        }])
     }
 }

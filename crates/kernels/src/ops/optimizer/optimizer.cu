@@ -133,17 +133,11 @@ __device__ __forceinline__ void optimizer_update(const OptimizerParams& p, float
     }
 }
 
-// Both kernels skip the whole update while a kernel's error waits in `status` (a
-// non-finite loss input or gradient, an invalid label): the step that found it
-// changes nothing.
-extern "C" __global__ void optimizer_fwd_f32(
-    OptimizerParams p, float* param, const float* grad, float* state, const u64* status) {
-    if (kiln_error_pending(status)) return;
-    optimizer_update(p, param, grad, state);
-}
-
 // Up to OPTIMIZER_GROUP tensors in one launch, tensor blockIdx.y: a model's small
-// tensors cost one launch instead of one each. Matches `OptimizerGroup` in cuda.rs.
+// tensors cost one launch instead of one each (one tensor is a group of one). Matches
+// `OptimizerGroup` in cuda.rs. The whole update skips while a kernel's error waits in
+// `status` (a non-finite loss input or gradient, an invalid label): the step that
+// found it changes nothing.
 #define OPTIMIZER_GROUP 8
 struct OptimizerGroup {
     u32 count;

@@ -5,7 +5,7 @@ use std::sync::PoisonError;
 use cudarc::driver::{DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::ReduceKernel;
-use crate::cuda::launch::{BLOCK, driver_err, elementwise, in_groups};
+use crate::cuda::launch::{BLOCK, driver_err, in_groups};
 use crate::cuda::module::KernelSource;
 use crate::cuda::report::{Origin, StatusWord};
 use crate::error::check_len;
@@ -13,9 +13,8 @@ use crate::{Cuda, CudaBuffer, Error, Result};
 
 /// Per-block sums of squares.
 pub(crate) const SUM_SQUARES: &str = "sum_squares_fwd_f32";
-/// The non-finite check.
-pub(crate) const CHECK_FINITE: &str = "check_finite_fwd_f32";
-/// The non-finite check of up to [`GROUP`] buffers in one launch.
+/// The non-finite check of up to [`GROUP`] buffers in one launch (one buffer is a
+/// group of one).
 pub(crate) const CHECK_FINITE_GROUP: &str = "check_finite_group_fwd_f32";
 
 /// Buffers one group check reads (`CHECK_GROUP` in reduce.cu).
@@ -42,7 +41,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("../../cuda/prelude.cuh"),
         include_str!("reduce.cu")
     ),
-    kernels: &[SUM_SQUARES, CHECK_FINITE, CHECK_FINITE_GROUP],
+    kernels: &[SUM_SQUARES, CHECK_FINITE_GROUP],
     fmad: false,
 };
 
@@ -146,31 +145,6 @@ impl ReduceKernel for Cuda {
     }
 
     fn check_finite(&self, x: &CudaBuffer, len: usize) -> Result<()> {
-        const OP: &str = "check_finite";
-        check_len(OP, "x", len, x.len())?;
-        if len == 0 {
-            return Ok(());
-        }
-        if len >= u32::MAX as usize {
-            return Err(Error::InvalidParams {
-                op: OP,
-                detail: format!("{len} values exceed what the kernel's reports index"),
-            });
-        }
-        let f = self.function(&MODULE, CHECK_FINITE)?;
-        let n = len as u64;
-        let origin = Origin {
-            op: OP,
-            operand: "x",
-            classes: 0,
-        };
-        self.with_reports(&[(StatusWord::NonFinite, origin)], |status| {
-            let mut args = self.stream().launch_builder(&f);
-            args.arg(&x.data).arg(&n).arg(status);
-            // SAFETY: the kernel reads `x[0..len]` (length checked above) and reports
-            // through the status words.
-            unsafe { args.launch(elementwise(len)) }.map_err(|e| driver_err(OP, e))
-        })?;
-        Ok(())
+        self.check_finite_many([(x, len)])
     }
 }

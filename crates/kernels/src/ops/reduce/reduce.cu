@@ -15,16 +15,9 @@ extern "C" __global__ void sum_squares_fwd_f32(const float* x, u64 n, double* pa
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-// Reports the first non-finite x[i] in the non-finite status word.
-extern "C" __global__ void check_finite_fwd_f32(const float* x, u64 n, u64* status) {
-    KILN_FOR(i, n) {
-        float v = x[i];
-        if (!isfinite(v)) kiln_report(status, STATUS_NON_FINITE, i, v);
-    }
-}
-
-// Up to CHECK_GROUP buffers in one launch, buffer blockIdx.y, reported as if they
-// were one after another (`offset` is where each starts). Matches `FiniteGroup` in
+// The first non-finite value of up to CHECK_GROUP buffers (one buffer is a group of
+// one), into the non-finite status word: buffer blockIdx.y, reported as if they were
+// one after another (`offset` is where each starts). Matches `FiniteGroup` in
 // cuda.rs.
 #define CHECK_GROUP 16
 struct FiniteGroup {
