@@ -25,6 +25,7 @@ pub mod backend;
 pub mod cpu;
 pub mod cuda;
 mod error;
+pub mod group;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
@@ -35,4 +36,5 @@ pub use cuda::Cuda;
 #[cfg(feature = "cuda")]
 pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
+pub use group::Group;
 pub use tensor::{Tensor, TensorRef};

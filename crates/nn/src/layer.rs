@@ -126,10 +126,10 @@ pub trait Layer<B: Backend>: Send + Sized {
         at: GradAt,
     ) -> Result<()>;
 
-    /// Sets the accumulated parameter gradients to zero.
+    /// Sets the accumulated parameter gradients (those
+    /// [`Layer::visit_parameters`] shows) to zero.
     fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        let _ = backend;
-        Ok(())
+        crate::zero_gradients(backend, |f| self.visit_parameters("", f))
     }
 
     /// Calls `f` on each trainable tensor, tagged with the layer name `layer`. The

@@ -1,6 +1,6 @@
 //! The [`Model`] trait that `model!` implements for every generated network.
 
-use kiln_kernels::{Backend, Tensor, TensorRef};
+use kiln_kernels::{Backend, Group, Tensor, TensorRef};
 use kiln_shape::{Activation, Shape, StaticShape};
 
 use crate::{GradAt, LayerInfo, Mode, ParamMut, ParamRef, Result};
@@ -75,25 +75,15 @@ pub trait Model<B: Backend>: Sized {
 /// Gradients zeroed in one call (a GPU zeroes up to sixteen in one launch).
 const ZERO_GROUP: usize = 16;
 
-/// Sets to zero every gradient that `visit` shows (a model's `visit_parameters`), in
-/// groups: on a GPU, one launch for up to sixteen tensors instead of one each. A
-/// fixed array holds a group, so this allocates nothing. The `zero_grad` of models
+/// Sets to zero every gradient that `visit` shows (a model's or a layer's
+/// `visit_parameters`), in groups: on a GPU, one launch for up to sixteen tensors
+/// instead of one each, and no allocation. The `zero_grad` of layers and of the models
 /// that `model!` generates is this.
 pub fn zero_gradients<'a, B: Backend>(
     backend: &B,
     visit: impl FnOnce(&mut dyn FnMut(ParamMut<'a, B>) -> Result<()>) -> Result<()>,
 ) -> Result<()> {
-    let mut group: [Option<(&'a mut B::Buffer, usize)>; ZERO_GROUP] = std::array::from_fn(|_| None);
-    let mut filled = 0;
-    visit(&mut |p| {
-        group[filled] = Some((p.grad, p.shape.size()));
-        filled += 1;
-        if filled == ZERO_GROUP {
-            backend.fill_many(group.iter_mut().filter_map(Option::take), 0.0)?;
-            filled = 0;
-        }
-        Ok(())
-    })?;
-    backend.fill_many(group.iter_mut().filter_map(Option::take), 0.0)?;
-    Ok(())
+    let mut group = Group::<(&'a mut B::Buffer, usize), ZERO_GROUP>::default();
+    visit(&mut |p| Ok(group.push((p.grad, p.shape.size()), |g| backend.fill_many(g, 0.0))?))?;
+    Ok(group.flush(|g| backend.fill_many(g, 0.0))?)
 }

@@ -80,6 +80,13 @@ impl<L: Layer<Cpu>> Case<L> {
         let cpu = self.cpu.clone();
         let xb: CpuBuffer = cpu.alloc_from(&self.x).unwrap();
         let mut y = cpu.alloc(self.out_len).unwrap();
+        // Stale gradients, which `zero_grad` must clear before the pass accumulates.
+        self.layer
+            .visit_parameters("layer", &mut |p: ParamMut<'_, Cpu>| {
+                cpu.fill(p.grad, p.shape.size(), 7.0)?;
+                Ok(())
+            })
+            .unwrap();
         self.layer.zero_grad(&cpu).unwrap();
         self.layer
             .forward(&cpu, &xb, &mut y, self.batch, Mode::Train)

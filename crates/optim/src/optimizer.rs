@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use kiln_kernels::Backend;
 use kiln_kernels::ops::optimizer::OptimizerStep;
+use kiln_kernels::{Backend, Group};
 use kiln_nn::{Model, ParamMut, ParamRef};
 
 use crate::algorithm::StepScalars;
@@ -363,10 +363,9 @@ impl<B: Backend> Optimizer<B> {
         let clip_value = self.clipping.value.map_or(f32::INFINITY, |v| v as f32);
         let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
         // The tensors go to the backend in groups, which a GPU updates in one launch
-        // each; a fixed array holds a group, so a step allocates nothing.
+        // each.
         let mut slots = self.slots.iter_mut();
-        let mut group: [Option<OptimizerStep<'_, B>>; GROUP] = std::array::from_fn(|_| None);
-        let mut filled = 0;
+        let mut group = Group::<OptimizerStep<'_, B>, GROUP>::default();
         model.visit_parameters(&mut |p| {
             let Some(slot) = slots.next() else {
                 return Ok(());
@@ -378,20 +377,15 @@ impl<B: Backend> Optimizer<B> {
             let mut params = algorithm.params(t, lr, weight_decay, scalars, len);
             params.grad_scale = slot.grad_scale as f32;
             params.clip_value = clip_value;
-            group[filled] = Some(OptimizerStep {
+            let step = OptimizerStep {
                 params,
                 param: p.value,
                 grad: p.grad,
                 state: &mut slot.state,
-            });
-            filled += 1;
-            if filled == GROUP {
-                backend.optimizer_step_many(group.iter_mut().filter_map(Option::take))?;
-                filled = 0;
-            }
-            Ok(())
+            };
+            Ok(group.push(step, |g| backend.optimizer_step_many(g))?)
         })?;
-        backend.optimizer_step_many(group.iter_mut().filter_map(Option::take))?;
+        group.flush(|g| backend.optimizer_step_many(g))?;
         self.scalars = scalars;
         self.step = t;
         Ok(())

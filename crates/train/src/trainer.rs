@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_data::{Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset};
-use kiln_kernels::Backend;
+use kiln_kernels::{Backend, Group};
 use kiln_losses::{Criterion, Loss, Targets};
 use kiln_nn::{Mode, Model, ParamRef};
 use kiln_optim::Optimizer;
@@ -634,23 +634,18 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         model.backward(criterion.gradient(), criterion.grad_at())?;
         if terminate_on_nan {
             // The gradients go to the backend in groups (a GPU checks a group in one
-            // launch); a fixed array holds one, so the step allocates nothing.
-            let mut group: [Option<(&B::Buffer, usize)>; GRADIENT_GROUP] = [None; GRADIENT_GROUP];
-            let mut filled = 0;
+            // launch); a check's error stops the visit from checking more.
+            let mut group = Group::<(&B::Buffer, usize), GRADIENT_GROUP>::default();
             let mut checked = Ok(());
             model.parameters(&mut |p| {
-                group[filled] = Some((p.grad, p.shape.size()));
-                filled += 1;
-                if filled == GRADIENT_GROUP {
-                    if checked.is_ok() {
-                        checked = backend.check_finite_many(group.iter().flatten().copied());
-                    }
-                    filled = 0;
+                if checked.is_ok() {
+                    let grad = (p.grad, p.shape.size());
+                    checked = group.push(grad, |g| backend.check_finite_many(g));
                 }
                 Ok(())
             })?;
             if checked.is_ok() {
-                checked = backend.check_finite_many(group[..filled].iter().flatten().copied());
+                checked = group.flush(|g| backend.check_finite_many(g));
             }
             if let Err(e) = checked {
                 return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));

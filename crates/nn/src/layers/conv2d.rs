@@ -102,10 +102,6 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         Ok(())
     }
 
-    fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        self.kernel.zero_grad(backend)
-    }
-
     fn visit_parameters<'a>(
         &'a mut self,
         layer: &'static str,

@@ -135,10 +135,6 @@ impl<B: Backend> Layer<B> for Dense<B> {
         Ok(())
     }
 
-    fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        self.params.zero_grad(backend)
-    }
-
     fn visit_parameters<'a>(
         &'a mut self,
         layer: &'static str,

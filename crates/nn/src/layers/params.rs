@@ -46,12 +46,6 @@ impl<B: Backend> KernelAndBias<B> {
         Shape::new(&[Self::units_of(&self.kernel_shape)])
     }
 
-    pub(crate) fn zero_grad(&mut self, backend: &B) -> Result<()> {
-        backend.fill(&mut self.dweight, self.kernel_shape.size(), 0.0)?;
-        backend.fill(&mut self.dbias, Self::units_of(&self.kernel_shape), 0.0)?;
-        Ok(())
-    }
-
     pub(crate) fn visit<'a>(
         &'a mut self,
         layer: &'static str,
