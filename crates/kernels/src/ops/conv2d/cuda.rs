@@ -10,34 +10,29 @@ use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::BiasParams;
 use crate::ops::bias::cpu::check_epilogue;
-use crate::ops::matmul::cuda::gemm_grid;
+use crate::ops::matmul::cuda::{TILES, gemm_grid, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
-/// Forward with bias and epilogue activation, one kernel a tile (in the order of `Tile`).
-pub(crate) const FWD: [&str; 5] = [
-    "conv2d_fwd_f32_128x128",
-    "conv2d_fwd_f32_128x64",
-    "conv2d_fwd_f32_64x64",
-    "conv2d_fwd_f32_128x32",
-    "conv2d_fwd_f32_32x32",
-];
+/// Forward with bias and epilogue activation, one kernel a tile.
+pub(crate) const FWD: [&str; TILES] = tile_kernels!("conv2d_fwd_f32");
 /// Weight gradient, one kernel a tile.
-pub(crate) const WEIGHT_BWD: [&str; 5] = [
-    "conv2d_weight_bwd_f32_128x128",
-    "conv2d_weight_bwd_f32_128x64",
-    "conv2d_weight_bwd_f32_64x64",
-    "conv2d_weight_bwd_f32_128x32",
-    "conv2d_weight_bwd_f32_32x32",
-];
+pub(crate) const WEIGHT_BWD: [&str; TILES] = tile_kernels!("conv2d_weight_bwd_f32");
 /// Input gradient, one kernel a tile.
-pub(crate) const INPUT_BWD: [&str; 5] = [
-    "conv2d_input_bwd_f32_128x128",
-    "conv2d_input_bwd_f32_128x64",
-    "conv2d_input_bwd_f32_64x64",
-    "conv2d_input_bwd_f32_128x32",
-    "conv2d_input_bwd_f32_32x32",
-];
+pub(crate) const INPUT_BWD: [&str; TILES] = tile_kernels!("conv2d_input_bwd_f32");
+
+/// Every kernel of the module.
+const KERNELS: [&str; 3 * TILES] = {
+    let mut all = [""; 3 * TILES];
+    let mut i = 0;
+    while i < TILES {
+        all[i] = FWD[i];
+        all[TILES + i] = WEIGHT_BWD[i];
+        all[2 * TILES + i] = INPUT_BWD[i];
+        i += 1;
+    }
+    all
+};
 
 /// The convolution kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
@@ -47,23 +42,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("../matmul/gemm.cuh"),
         include_str!("conv2d.cu")
     ),
-    kernels: &[
-        FWD[0],
-        FWD[1],
-        FWD[2],
-        FWD[3],
-        FWD[4],
-        WEIGHT_BWD[0],
-        WEIGHT_BWD[1],
-        WEIGHT_BWD[2],
-        WEIGHT_BWD[3],
-        WEIGHT_BWD[4],
-        INPUT_BWD[0],
-        INPUT_BWD[1],
-        INPUT_BWD[2],
-        INPUT_BWD[3],
-        INPUT_BWD[4],
-    ],
+    kernels: &KERNELS,
     fmad: true,
 };
 

@@ -10,14 +10,23 @@ use crate::error::check_len;
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
-/// The product, one kernel a tile (in [`Tile`]'s order).
-pub(crate) const FWD: [&str; 5] = [
-    "matmul_fwd_f32_128x128",
-    "matmul_fwd_f32_128x64",
-    "matmul_fwd_f32_64x64",
-    "matmul_fwd_f32_128x32",
-    "matmul_fwd_f32_32x32",
-];
+/// The names of a GEMM kernel compiled once for each tile, in [`Tile`]'s order
+/// (`GEMM_TILES` in gemm.cuh): `tile_kernels!("matmul_fwd_f32")`.
+macro_rules! tile_kernels {
+    ($name:literal) => {
+        [
+            concat!($name, "_128x128"),
+            concat!($name, "_128x64"),
+            concat!($name, "_64x64"),
+            concat!($name, "_128x32"),
+            concat!($name, "_32x32"),
+        ]
+    };
+}
+pub(crate) use tile_kernels;
+
+/// The product, one kernel a tile.
+pub(crate) const FWD: [&str; TILES] = tile_kernels!("matmul_fwd_f32");
 
 /// The matrix-product kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
@@ -30,6 +39,9 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     kernels: &FWD,
     fmad: true,
 };
+
+/// Tiles each GEMM kernel is compiled for.
+pub(crate) const TILES: usize = 5;
 
 /// Threads a block (`GEMM_THREADS` in gemm.cuh).
 const THREADS: u32 = 256;
@@ -54,7 +66,7 @@ pub(crate) enum Tile {
 impl Tile {
     /// Every tile, in the kernels' order.
     #[cfg(test)]
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; TILES] = [
         Self::Large,
         Self::Wide,
         Self::Small,
@@ -74,7 +86,7 @@ impl Tile {
     }
 
     /// The kernel of `names` (one a tile, in this enum's order) for this tile.
-    pub(crate) fn kernel(self, names: &[&'static str; 5]) -> &'static str {
+    pub(crate) fn kernel(self, names: &[&'static str; TILES]) -> &'static str {
         names[self as usize]
     }
 
@@ -191,7 +203,24 @@ pub(crate) fn in_every_tile(gpu: &Cuda, mut f: impl FnMut(Tile)) {
 
 #[cfg(test)]
 mod tests {
-    use super::Tile;
+    use super::{FWD, Tile};
+
+    #[test]
+    fn each_tile_names_its_own_kernel() {
+        for tile in Tile::ALL {
+            let (rows, cols) = tile.size();
+            let name = tile.kernel(&FWD);
+            assert!(
+                name.ends_with(&format!("_{rows}x{cols}")),
+                "{tile:?}: {name}"
+            );
+            let conv = tile.kernel(&crate::ops::conv2d::cuda::WEIGHT_BWD);
+            assert!(
+                conv.ends_with(&format!("_{rows}x{cols}")),
+                "{tile:?}: {conv}"
+            );
+        }
+    }
 
     #[test]
     fn tiles_follow_the_shape_of_the_product() {
