@@ -1,7 +1,7 @@
 //! The GPU (the first CUDA device; needs a build with `--features cuda`): kiln's
 //! hand-written SGEMM on square products up to 4096^3, the seed CNN's training step
 //! (forward, loss, backward, Adam), its forward + backward alone and its inference at
-//! batch 64 and 1024, and the cost of one kernel launch (what a step of some sixty
+//! batch 64 and 1024, and the cost of one kernel launch (what a step of a few dozen
 //! small kernels at batch 64 is bound by: the figure that says whether capturing the
 //! step in a CUDA graph or fusing kernels pays).
 //!

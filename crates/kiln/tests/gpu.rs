@@ -143,8 +143,9 @@ kiln::model! {
     }
 }
 
-/// `fit` for one epoch on the digits with `targets` (one a digit) and `scale` applied
-/// to the pixels, on the GPU; returns the error and whether any weight changed.
+/// `fit` for one epoch on the digits, every target `target` and the pixels scaled by
+/// `scale`, on the GPU, which must fail: returns the error and whether any weight
+/// changed.
 fn failing_fit(gpu: &Cuda, target: f32, scale: f32) -> (kiln::train::Error, bool) {
     let (train, _) = kiln::data::mnist::embedded().unwrap();
     let (shape, inputs, _) = train.into_parts();
