@@ -90,6 +90,8 @@ fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
         );
         let mut group = c.benchmark_group(format!("gpu_seed_cnn_batch{batch}"));
         group.throughput(Throughput::Elements(batch as u64));
+        // 30 samples: criterion's 100 would take a minute at batch 1024.
+        group.sample_size(30);
         group.bench_function("train_step", |bench| {
             bench.iter_custom(|iters| {
                 timed(gpu, iters, || {
