@@ -11,6 +11,17 @@ typedef unsigned long long u64;
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (u64)(n);          \
          i += (u64)blockDim.x * gridDim.x)
 
+// The same loop with a 32-bit index, for tensors small enough that `i` and each step
+// past the end stay under 2^32: a 64-bit division costs several 32-bit ones, and the
+// index kernels divide for every element. Use behind `kiln_fits_u32(n)`.
+#define KILN_FOR_U32(i, n)                                                          \
+    for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < (u32)(n);               \
+         i += blockDim.x * gridDim.x)
+
+__device__ __forceinline__ bool kiln_fits_u32(u64 n) {
+    return n + (u64)blockDim.x * gridDim.x <= 0xffffffffull;
+}
+
 enum ActivationKind : u32 {
     ACT_LINEAR = 0,
     ACT_RELU = 1,

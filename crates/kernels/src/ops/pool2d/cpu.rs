@@ -88,7 +88,7 @@ fn forward_image_with(
 ) {
     let (iw, c) = (us(p.in_w), us(p.channels));
     if let (PoolKind::Max, Some(arg), Some(vectors)) = (p.kind, arg.as_deref_mut(), vectors)
-        && windows_tile(p)
+        && p.windows_tile()
         && c.is_multiple_of(LANES)
     {
         // Windows that tile the input (the usual `MaxPool(2)`): all of them whole,
@@ -206,13 +206,6 @@ fn forward_image_with(
     }
 }
 
-/// Whether the windows tile the input without overlap or padding (the usual
-/// `MaxPool(2)`): then every input cell belongs to at most one window, and the
-/// backward pass writes each cell once instead of zeroing the image and adding.
-fn windows_tile(p: &Pool2dParams) -> bool {
-    p.stride_h == p.size_h && p.stride_w == p.size_w && p.pad_top == 0 && p.pad_left == 0
-}
-
 /// Zeros the cells of one image's input gradient that max pooling's backward pass
 /// does not write: those past the last window where the windows `tiled` the input
 /// (each other cell is written once), else all of them (the pass adds).
@@ -280,7 +273,7 @@ fn backward_image_from_places_with(
     relu: bool,
 ) {
     let (iw, c) = (us(p.in_w), us(p.channels));
-    let tiled = windows_tile(p);
+    let tiled = p.windows_tile();
     zero_unwritten(p, tiled, dx);
     for oy in 0..us(p.out_h) {
         for ox in 0..us(p.out_w) {
@@ -335,7 +328,7 @@ fn route((arg, best, g): (&[f32], &[f32], &[f32]), q: f32, d: &mut [f32], how: (
 /// positive, the ReLU's derivative there.
 fn backward_image(p: &Pool2dParams, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32], relu: bool) {
     let (iw, c) = (us(p.in_w), us(p.channels));
-    let tiled = windows_tile(p) && p.kind == PoolKind::Max;
+    let tiled = p.windows_tile() && p.kind == PoolKind::Max;
     zero_unwritten(p, tiled, dx);
     for oy in 0..us(p.out_h) {
         for ox in 0..us(p.out_w) {

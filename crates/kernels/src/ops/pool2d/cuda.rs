@@ -2,17 +2,18 @@
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::{Pool2dKernel, Pool2dParams, PoolForward};
+use super::{Pool2dKernel, Pool2dParams, PoolForward, PoolKind};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
-use crate::ops::activation::{ActivationKernel, ActivationParams};
 use crate::{Cuda, CudaBuffer, Result};
 
 /// Forward, one thread an output value.
 pub(crate) const FWD: &str = "pool2d_fwd_f32";
 /// Backward, one thread an input value.
 pub(crate) const BWD: &str = "pool2d_bwd_f32";
+/// Max pooling's backward where the windows tile the input, one thread an output value.
+pub(crate) const BWD_TILED: &str = "pool2d_tiled_bwd_f32";
 
 /// The pooling kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
@@ -21,7 +22,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         include_str!("../../cuda/prelude.cuh"),
         include_str!("pool2d.cu")
     ),
-    kernels: &[FWD, BWD],
+    kernels: &[FWD, BWD, BWD_TILED],
     fmad: false,
 };
 
@@ -65,26 +66,7 @@ impl Pool2dKernel for Cuda {
         dy: &CudaBuffer,
         dx: &mut CudaBuffer,
     ) -> Result<()> {
-        const OP: &str = "pool2d_bwd";
-        let (x, y) = (fwd.x, fwd.y);
-        check_len(OP, "x", p.input_len(), x.len())?;
-        check_len(OP, "y", p.output_len(), y.len())?;
-        check_len(OP, "dy", p.output_len(), dy.len())?;
-        check_len(OP, "dx", p.input_len(), dx.len())?;
-        if p.input_len() == 0 {
-            return Ok(());
-        }
-        let f = self.function(&MODULE, BWD)?;
-        let mut args = self.stream().launch_builder(&f);
-        args.arg(p)
-            .arg(&x.data)
-            .arg(&y.data)
-            .arg(&dy.data)
-            .arg(&mut dx.data);
-        // SAFETY: the kernel reads `x` and writes `dx` over `input_len` values, and
-        // reads `y` and `dy` over `output_len`; all four lengths are checked above.
-        unsafe { args.launch(elementwise(p.input_len())) }.map_err(|e| driver_err(OP, e))?;
-        Ok(())
+        self.pool_backward(p, fwd, dy, dx, false)
     }
 
     fn pool2d_bwd_through_relu(
@@ -95,10 +77,48 @@ impl Pool2dKernel for Cuda {
         dx: &mut CudaBuffer,
     ) -> Result<()> {
         p.check_through_relu()?;
-        self.pool2d_bwd(p, fwd, dy, dx)?;
-        let x = fwd.x;
-        // The ReLU's derivative from its output, the pooling's input.
-        let relu = ActivationParams::new(kiln_shape::Activation::Relu, p.input_len(), 1)?;
-        self.activation_bwd(&relu, x, x, dx)
+        self.pool_backward(p, fwd, dy, dx, true)
+    }
+}
+
+impl Cuda {
+    /// The backward pass, through the ReLU below when `relu`: one thread an output
+    /// value where max pooling's windows tile the input, else one an input value.
+    fn pool_backward(
+        &self,
+        p: &Pool2dParams,
+        fwd: PoolForward<'_, CudaBuffer>,
+        dy: &CudaBuffer,
+        dx: &mut CudaBuffer,
+        relu: bool,
+    ) -> Result<()> {
+        const OP: &str = "pool2d_bwd";
+        let (x, y) = (fwd.x, fwd.y);
+        check_len(OP, "x", p.input_len(), x.len())?;
+        check_len(OP, "y", p.output_len(), y.len())?;
+        check_len(OP, "dy", p.output_len(), dy.len())?;
+        check_len(OP, "dx", p.input_len(), dx.len())?;
+        if p.input_len() == 0 {
+            return Ok(());
+        }
+        let tiled = p.kind == PoolKind::Max && p.windows_tile() && p.output_len() > 0;
+        let (kernel, threads) = if tiled {
+            (BWD_TILED, p.output_len())
+        } else {
+            (BWD, p.input_len())
+        };
+        let f = self.function(&MODULE, kernel)?;
+        let relu = u32::from(relu);
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(p)
+            .arg(&x.data)
+            .arg(&y.data)
+            .arg(&dy.data)
+            .arg(&mut dx.data)
+            .arg(&relu);
+        // SAFETY: the kernel reads `x` and writes `dx` over `input_len` values, and
+        // reads `y` and `dy` over `output_len`; all four lengths are checked above.
+        unsafe { args.launch(elementwise(threads)) }.map_err(|e| driver_err(OP, e))?;
+        Ok(())
     }
 }

@@ -117,6 +117,16 @@ impl Pool2dParams {
         }
     }
 
+    /// Whether the windows tile the input without overlap or padding (the usual
+    /// `MaxPool(2)`): then every input cell belongs to at most one window, and max
+    /// pooling's backward pass can write each cell once instead of gathering or adding.
+    pub fn windows_tile(&self) -> bool {
+        self.stride_h == self.size_h
+            && self.stride_w == self.size_w
+            && self.pad_top == 0
+            && self.pad_left == 0
+    }
+
     /// The same geometry for another batch size.
     pub fn with_batch(mut self, batch: usize) -> Result<Self> {
         self.batch = u32_of("pool2d", "batch", batch)?;
@@ -185,7 +195,7 @@ pub trait Pool2dKernel: Storage {
 
     /// Max pooling's backward pass through the ReLU that produced its input `fwd.x`:
     /// `dx` is the gradient at the ReLU's input, `pool2d_bwd` followed by the ReLU's
-    /// backward pass, in one pass over the image on the CPU. The layer before then
+    /// backward pass, in one pass over the image. The layer before then
     /// skips its activation's backward pass.
     fn pool2d_bwd_through_relu(
         &self,
