@@ -54,17 +54,22 @@ static void matmul() {
                             want[i * n + j] = float((acc ? c0[i * n + j] : 0.0) + s);
                         }
                     MatmulParams p{m, n, k, (bool)ta, (bool)tb, (bool)acc};
-                    for (const auto& t : MATMUL) {
-                        auto c = c0;
-                        dim3 grid{(m + t.rows - 1) / t.rows, (n + t.cols - 1) / t.cols, 1};
-                        launch(grid, dim3{256, 1, 1}, t.kernel, p, (const float*)a.data(),
-                               (const float*)b.data(), c.data());
-                        char what[120];
-                        std::snprintf(what, sizeof what,
-                                      "matmul %s %ux%ux%u trans %d %d accumulate %d", t.tile, m,
-                                      n, k, ta, tb, acc);
-                        expect_close(what, want, c, 1e-4f);
-                    }
+                    // K whole, then split in slices of 8 (as the launch code splits: C
+                    // zeroed first unless the product adds to it).
+                    for (const auto& t : MATMUL)
+                        for (unsigned chunk : {k, 8u}) {
+                            unsigned splits = (k + chunk - 1) / chunk;
+                            auto c = c0;
+                            if (splits > 1 && !acc) std::fill(c.begin(), c.end(), 0.0f);
+                            dim3 grid{(m + t.rows - 1) / t.rows, (n + t.cols - 1) / t.cols, splits};
+                            launch(grid, dim3{256, 1, 1}, t.kernel, p, (const float*)a.data(),
+                                   (const float*)b.data(), c.data(), chunk);
+                            char what[120];
+                            std::snprintf(what, sizeof what,
+                                          "matmul %s %ux%ux%u trans %d %d accumulate %d, %u slices",
+                                          t.tile, m, n, k, ta, tb, acc, splits);
+                            expect_close(what, want, c, 1e-4f);
+                        }
                 }
 }
 

@@ -10,7 +10,7 @@ use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::BiasParams;
 use crate::ops::bias::cpu::check_epilogue;
-use crate::ops::matmul::cuda::{TILES, gemm_grid, tile_kernels};
+use crate::ops::matmul::cuda::{TILES, Tile, gemm_grid, split_k, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
@@ -46,9 +46,9 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     fmad: true,
 };
 
-/// Output pixels each z-slice of the weight gradient sums: long enough to amortise
-/// its tile loads, short enough to give the GPU blocks to spread.
-const WEIGHT_CHUNK: usize = 2048;
+/// Output pixels a z-slice of the weight gradient sums at most: a longer slice would
+/// leave the GPU's blocks few at large batches.
+const WEIGHT_CHUNK_MAX: usize = 2048;
 
 // SAFETY: `#[repr(C)]` of fourteen `u32` (the activation a `#[repr(u32)]` enum) and an
 // `f32`, matching `struct Conv2dParams` in conv2d.cu.
@@ -127,9 +127,11 @@ impl Conv2dKernel for Cuda {
         check_extent(OP, p)?;
         let rows = p.out_pixels();
         if rows > 0 && p.weight_len() > 0 {
-            let chunk = WEIGHT_CHUNK.min(rows);
-            let splits = rows.div_ceil(chunk) as u32;
-            let (tile, cfg) = gemm_grid(self, OP, p.patch_len(), us(p.out_c), splits)?;
+            let (patch, out_c) = (p.patch_len(), us(p.out_c));
+            let sms = self.multiprocessors();
+            let tiles = Tile::pick(patch, out_c, 1, sms).blocks(patch, out_c);
+            let (splits, chunk) = split_k(rows, tiles, sms, WEIGHT_CHUNK_MAX);
+            let (tile, cfg) = gemm_grid(self, OP, patch, out_c, splits)?;
             let f = self.function(&MODULE, tile.kernel(&WEIGHT_BWD))?;
             let chunk = chunk as u32;
             let mut args = self.stream().launch_builder(&f);

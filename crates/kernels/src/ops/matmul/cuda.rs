@@ -4,6 +4,7 @@
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::{MatmulKernel, MatmulParams};
+use crate::backend::Storage;
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
@@ -90,7 +91,8 @@ impl Tile {
         names[self as usize]
     }
 
-    fn blocks(self, rows: usize, cols: usize) -> usize {
+    /// Blocks a `rows x cols` result takes in this tile, for each slice of K.
+    pub(crate) fn blocks(self, rows: usize, cols: usize) -> usize {
         let (r, c) = self.size();
         rows.div_ceil(r) * cols.div_ceil(c)
     }
@@ -124,6 +126,28 @@ impl Tile {
 // SAFETY: `#[repr(C)]` of three `u32` and three `bool` (one byte each, 0 or 1),
 // padded to 16 bytes, matching `struct MatmulParams` in matmul.cu.
 unsafe impl DeviceRepr for MatmulParams {}
+
+/// Slices of K shorter than this spend more on adding their tile to C than on their
+/// sum.
+const SPLIT_CHUNK_MIN: usize = 128;
+/// Blocks a split product aims for on each multiprocessor: several, to hide each
+/// other's loads.
+const SPLIT_BLOCKS_PER_SM: usize = 4;
+
+/// How to split a sum over `k` for a product of `tiles` tiles on `sms`
+/// multiprocessors, in slices of at most `max_chunk`: `(splits, chunk)`, each slice
+/// `chunk` long (a multiple of the core's 8) but the last, none empty. A product of
+/// few tiles (a weight gradient, a dense layer at a small batch) is otherwise a
+/// handful of blocks, each a long serial walk over K.
+pub(crate) fn split_k(k: usize, tiles: usize, sms: usize, max_chunk: usize) -> (u32, usize) {
+    let want = (SPLIT_BLOCKS_PER_SM * sms).div_ceil(tiles.max(1));
+    let fewest = k.div_ceil(max_chunk.max(SPLIT_CHUNK_MIN));
+    let most = k.div_ceil(SPLIT_CHUNK_MIN).max(fewest);
+    // The grid's z holds at most 65,535 slices.
+    let splits = want.clamp(fewest, most).clamp(1, 65_535);
+    let chunk = k.div_ceil(splits).next_multiple_of(8).max(8);
+    (k.div_ceil(chunk).max(1) as u32, chunk)
+}
 
 /// The tile and the grid for a `rows x cols` result with `splits` slices of K along
 /// z: row tiles along x, column tiles along y (at most 65,535 of them).
@@ -174,12 +198,30 @@ impl MatmulKernel for Cuda {
         if m * n == 0 {
             return Ok(());
         }
-        let (tile, cfg) = gemm_grid(self, OP, m, n, 1)?;
+        // Fewer tiles than multiprocessors: split K, the slices adding into C (zeroed
+        // first unless the product adds to it anyway).
+        let sms = self.multiprocessors();
+        let tiles = Tile::pick(m, n, 1, sms).blocks(m, n);
+        let (splits, chunk) = if tiles < sms && k > 0 {
+            split_k(k, tiles, sms, usize::MAX)
+        } else {
+            (1, k)
+        };
+        if splits > 1 && !p.accumulate {
+            self.fill(c, m * n, 0.0)?;
+        }
+        let (tile, cfg) = gemm_grid(self, OP, m, n, splits)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
+        // `k` fits in 32 bits (`MatmulParams` holds it), so `chunk <= k` does too.
+        let chunk = chunk as u32;
         let mut args = self.stream().launch_builder(&f);
-        args.arg(p).arg(&a.data).arg(&b.data).arg(&mut c.data);
+        args.arg(p)
+            .arg(&a.data)
+            .arg(&b.data)
+            .arg(&mut c.data)
+            .arg(&chunk);
         // SAFETY: the kernel reads `a[0..m * k]` and `b[0..k * n]` and writes (or
-        // updates) `c[0..m * n]`; all three lengths are checked above.
+        // adds to) `c[0..m * n]`; all three lengths are checked above.
         unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
         Ok(())
     }
@@ -203,7 +245,7 @@ pub(crate) fn in_every_tile(gpu: &Cuda, mut f: impl FnMut(Tile)) {
 
 #[cfg(test)]
 mod tests {
-    use super::{FWD, Tile};
+    use super::{FWD, Tile, split_k};
 
     #[test]
     fn each_tile_names_its_own_kernel() {
@@ -220,6 +262,54 @@ mod tests {
                 "{tile:?}: {conv}"
             );
         }
+    }
+
+    #[test]
+    fn sums_split_to_fill_the_gpu() {
+        let sms = 132;
+        let max = 2048;
+        // (k, tiles): the seed CNN's weight gradients at batch 64 and 1024 (k the
+        // output pixels), a sum shorter than a slice, one too long for the grid's z,
+        // and no sum at all.
+        for (k, tiles) in [
+            (57_600, 1),
+            (10_816, 5),
+            (1_024, 18),
+            (921_600, 1),
+            (173_056, 5),
+            (16_384, 18),
+            (1, 1),
+            (100, 3),
+            (200_000_000, 1),
+            (0, 1),
+        ] {
+            let (splits, chunk) = split_k(k, tiles, sms, max);
+            let splits = splits as usize;
+            assert!(
+                chunk % 8 == 0 && (1..=65_535).contains(&splits),
+                "{k}: {splits} x {chunk}"
+            );
+            assert!(
+                splits * chunk >= k,
+                "{k}: {splits} x {chunk} misses some of K"
+            );
+            assert!(
+                k == 0 || (splits - 1) * chunk < k,
+                "{k}: {splits} x {chunk}: an empty slice"
+            );
+            if k <= 65_535 * max {
+                assert!(chunk <= max, "{k}: {chunk}");
+            }
+        }
+        // Batch 64: the first convolution's 57,600 pixels in one tile were 29 slices of
+        // 2,048 (29 blocks); now every multiprocessor gets blocks.
+        assert!(split_k(57_600, 1, sms, max).0 >= 2 * 132);
+        // The third's 1,024 pixels in 18 tiles: 8 slices of 128.
+        assert_eq!(split_k(1_024, 18, sms, max), (8, 128));
+        // Batch 1024: about four blocks a multiprocessor, slices 1,752 pixels long.
+        assert_eq!(split_k(921_600, 1, sms, max), (527, 1752));
+        // A dense layer at batch 64 (512 inputs, 2 tiles): 4 slices of 128.
+        assert_eq!(split_k(512, 2, sms, usize::MAX), (4, 128));
     }
 
     #[test]
