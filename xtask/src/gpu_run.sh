@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kiln's GPU checks, from a bundle made by `cargo xtask gpu-bundle DIR` (no Rust needed
 # here): the CUDA kernel tests, `fit` on the GPU against the CPU, the GPU benchmark,
-# PyTorch on the same GPU, the report (gpu.md), and the quickstart trained one epoch
-# on the GPU and on the CPU, all written to OUT_DIR. The whole run keeps within
+# PyTorch on the same GPU, the report (gpu.md), the quickstart trained one epoch on
+# the GPU and on the CPU, and each kernel's time in a training step (where Nsight
+# Compute is installed), all written to OUT_DIR. The whole run keeps within
 # KILN_GPU_SECONDS (540 by default): each step gets what is left, most important
 # first.
 #
@@ -63,5 +64,28 @@ done
 
 log "PyTorch with TF32, for reference"
 timeout "$(budget 60)" python3 gpu_torch.py --tf32 --rounds 3 > "$out/torch-tf32.jsonl" 2>> "$out/torch.err"
+log "kernel times of two steady training steps (Nsight Compute)"
+ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -n 1)
+if [ -z "$ncu" ]; then
+    echo "skipped: no ncu on this machine" | tee -a "$out/summary.txt"
+else
+    for b in 64 1024; do
+        # Two steps' launches in a row hold each kernel of the step twice, wherever
+        # they start in the steady state.
+        n=$(sed -n "s/^gpu: \([0-9]*\) kernel launches a training step at batch $b\$/\1/p" \
+            "$out/gpu-bench.txt")
+        if [ -z "$n" ]; then
+            echo "skipped: the benchmark did not say how many launches a step makes" \
+                | tee -a "$out/summary.txt"
+            continue
+        fi
+        timeout "$(budget 60)" "$ncu" --clock-control none --metrics gpu__time_duration.sum \
+            --csv --page raw --launch-skip 300 --launch-count $(( 2 * n )) bin/gpu-bench \
+            --bench --warm-up-time 1 --measurement-time 1 "gpu_seed_cnn_batch$b/train_step" \
+            > "$out/ncu-batch$b.csv" 2> "$out/ncu-batch$b.err"
+        python3 kernel_times.py "$out/ncu-batch$b.csv" --steps 2 > "$out/kernels-batch$b.txt" 2>&1
+        echo "batch $b: $(tail -n 1 "$out/kernels-batch$b.txt")" | tee -a "$out/summary.txt"
+    done
+fi
 log "done, $(( deadline - $(date +%s) )) s to spare"
 cat "$out/summary.txt"

@@ -122,10 +122,18 @@ static void conv2d() {
                    (const float*)x.data(), (const float*)dy.data(), dw.data(), chunk);
             std::snprintf(what, sizeof what, "conv2d %s weight gradient %ux%ux%u", t.tile, IH, IW, IC);
             expect_close(what, want_dw, dw, 1e-4f);
-            launch(dim3{blocks(pixels, t.rows), blocks(IC, t.cols), 1}, dim3{256, 1, 1}, t.input, p,
-                   (const float*)dy.data(), (const float*)w.data(), dx.data());
-            std::snprintf(what, sizeof what, "conv2d %s input gradient %ux%ux%u", t.tile, IH, IW, IC);
-            expect_close(what, want_dx, dx, 1e-4f);
+            // The input gradient with K (taps x filters) whole, then in slices of 8 that
+            // add into a zeroed gradient, as the launch code splits it.
+            unsigned inner = KH * KW * OC;
+            for (unsigned chunk : {inner, 8u}) {
+                unsigned splits = blocks(inner, chunk);
+                std::fill(dx.begin(), dx.end(), splits > 1 ? 0.0f : 5.0f);
+                launch(dim3{blocks(pixels, t.rows), blocks(IC, t.cols), splits}, dim3{256, 1, 1}, t.input,
+                       p, (const float*)dy.data(), (const float*)w.data(), dx.data(), chunk);
+                std::snprintf(what, sizeof what, "conv2d %s input gradient %ux%ux%u, %u slices", t.tile,
+                              IH, IW, IC, splits);
+                expect_close(what, want_dx, dx, 1e-4f);
+            }
         }
     }
 }

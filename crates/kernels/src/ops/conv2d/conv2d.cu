@@ -185,14 +185,23 @@ struct KernelTaps {
                                                 PatchColumns{p, x}, GemmB<false>{dy, rows, oc}, \
                                                 store);                                        \
     }                                                                                          \
+    /* dx = dy * w^T over taps x filters; split along z as the weight gradient is, each */     \
+    /* block adding its part of K into dx (zeroed first) when z has more than one slice. */    \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_input_bwd_f32_##BM##x##BN(Conv2dParams p, const float* dy, const float* w,      \
-                                         float* dx) {                                          \
+                                         float* dx, u32 chunk) {                               \
         __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.in_h * p.in_w, inner = p.kernel_h * p.kernel_w * p.out_c;       \
         u32 ic = p.in_c;                                                                       \
-        auto store = [=](u32 i, u32 c, float v) { dx[(u64)i * ic + c] = v; };                  \
-        gemm_tile<BM, BN, TM, TN, true, true>(smem, rows, ic, 0, inner, GradientWindows{p, dy}, \
-                                              KernelTaps{p, w}, store);                        \
+        u32 k_begin = blockIdx.z * chunk, k_end = min(k_begin + chunk, inner);                 \
+        bool split = gridDim.z > 1;                                                            \
+        auto store = [=](u32 i, u32 c, float v) {                                              \
+            u64 at = (u64)i * ic + c;                                                          \
+            if (split) atomicAdd(&dx[at], v);                                                  \
+            else dx[at] = v;                                                                   \
+        };                                                                                     \
+        GradientWindows a{p, dy};                                                              \
+        KernelTaps b{p, w};                                                                    \
+        gemm_tile<BM, BN, TM, TN, true, true>(smem, rows, ic, k_begin, k_end, a, b, store);    \
     }
 GEMM_TILES(CONV2D_KERNELS)

@@ -5,12 +5,13 @@
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::{Conv2dKernel, Conv2dParams};
+use crate::backend::Storage;
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::BiasParams;
 use crate::ops::bias::cpu::check_epilogue;
-use crate::ops::matmul::cuda::{TILES, Tile, gemm_grid, split_k, tile_kernels};
+use crate::ops::matmul::cuda::{TILES, Tile, gemm_grid, split_k, split_under_a_wave, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
@@ -147,13 +148,26 @@ impl Conv2dKernel for Cuda {
         if let Some(dx) = dx
             && p.input_len() > 0
         {
-            let image_pixels = p.input_len() / us(p.in_c).max(1);
-            let (tile, cfg) = gemm_grid(self, OP, image_pixels, us(p.in_c), 1)?;
+            let (image_pixels, in_c) = (p.input_len() / us(p.in_c).max(1), us(p.in_c));
+            // Fewer tiles than multiprocessors (small batches): split the sum over taps
+            // x filters, the slices adding into a zeroed gradient.
+            let inner = us(p.kernel_h) * us(p.kernel_w) * us(p.out_c);
+            let (splits, chunk) = split_under_a_wave(self, image_pixels, in_c, inner);
+            if splits > 1 {
+                self.fill(dx, p.input_len(), 0.0)?;
+            }
+            let (tile, cfg) = gemm_grid(self, OP, image_pixels, in_c, splits)?;
             let f = self.function(&MODULE, tile.kernel(&INPUT_BWD))?;
+            // `inner` is at most the weight's length, which `check_extent` bounds.
+            let chunk = chunk as u32;
             let mut args = self.stream().launch_builder(&f);
-            args.arg(p).arg(&dy.data).arg(&w.data).arg(&mut dx.data);
+            args.arg(p)
+                .arg(&dy.data)
+                .arg(&w.data)
+                .arg(&mut dx.data)
+                .arg(&chunk);
             // SAFETY: the kernel reads `dy` (`output_len`) and `w` (`weight_len`) and
-            // writes `dx[0..input_len]`; every length is checked above.
+            // writes (or adds to) `dx[0..input_len]`; every length is checked above.
             unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
         }
         // `rows` fits in 32 bits: `check_extent` bounds the output, which is longer.

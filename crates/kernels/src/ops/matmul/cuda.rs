@@ -149,6 +149,19 @@ pub(crate) fn split_k(k: usize, tiles: usize, sms: usize, max_chunk: usize) -> (
     (k.div_ceil(chunk).max(1) as u32, chunk)
 }
 
+/// The slices of K for a `rows x cols` product whose result overwrites its output:
+/// split only where its tiles would leave multiprocessors idle (small batches), since
+/// the slices then need the output zeroed first.
+pub(crate) fn split_under_a_wave(cuda: &Cuda, rows: usize, cols: usize, k: usize) -> (u32, usize) {
+    let sms = cuda.multiprocessors();
+    let tiles = Tile::pick(rows, cols, 1, sms).blocks(rows, cols);
+    if tiles < sms && k > 0 {
+        split_k(k, tiles, sms, usize::MAX)
+    } else {
+        (1, k)
+    }
+}
+
 /// The tile and the grid for a `rows x cols` result with `splits` slices of K along
 /// z: row tiles along x, column tiles along y (at most 65,535 of them).
 pub(crate) fn gemm_grid(
@@ -198,15 +211,9 @@ impl MatmulKernel for Cuda {
         if m * n == 0 {
             return Ok(());
         }
-        // Fewer tiles than multiprocessors: split K, the slices adding into C (zeroed
-        // first unless the product adds to it anyway).
-        let sms = self.multiprocessors();
-        let tiles = Tile::pick(m, n, 1, sms).blocks(m, n);
-        let (splits, chunk) = if tiles < sms && k > 0 {
-            split_k(k, tiles, sms, usize::MAX)
-        } else {
-            (1, k)
-        };
+        // The slices of a split K add into C: zero it first unless the product adds
+        // to it anyway.
+        let (splits, chunk) = split_under_a_wave(self, m, n, k);
         if splits > 1 && !p.accumulate {
             self.fill(c, m * n, 0.0)?;
         }
