@@ -11,7 +11,7 @@ use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::BiasParams;
 use crate::ops::bias::cpu::check_epilogue;
-use crate::ops::matmul::cuda::{TILES, Tile, gemm_grid, split_k, split_under_a_wave, tile_kernels};
+use crate::ops::matmul::cuda::{Plan, TILES, gemm_grid, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
@@ -46,10 +46,6 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     kernels: &KERNELS,
     fmad: true,
 };
-
-/// Output pixels a z-slice of the weight gradient sums at most: a longer slice would
-/// leave the GPU's blocks few at large batches.
-const WEIGHT_CHUNK_MAX: usize = 2048;
 
 // SAFETY: `#[repr(C)]` of fourteen `u32` (the activation a `#[repr(u32)]` enum) and an
 // `f32`, matching `struct Conv2dParams` in conv2d.cu.
@@ -91,7 +87,10 @@ impl Conv2dKernel for Cuda {
         if p.output_len() == 0 {
             return Ok(());
         }
-        let (tile, cfg) = gemm_grid(self, OP, p.out_pixels(), us(p.out_c), 1)?;
+        // One walk over K: the bias and activation in the store need the whole sum.
+        let (rows, cols) = (p.out_pixels(), us(p.out_c));
+        let plan = Plan::whole(rows, cols, p.patch_len(), self.multiprocessors());
+        let (tile, cfg) = gemm_grid(self, OP, rows, cols, plan)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
         let mut args = self.stream().launch_builder(&f);
         args.arg(p)
@@ -129,12 +128,10 @@ impl Conv2dKernel for Cuda {
         let rows = p.out_pixels();
         if rows > 0 && p.weight_len() > 0 {
             let (patch, out_c) = (p.patch_len(), us(p.out_c));
-            let sms = self.multiprocessors();
-            let tiles = Tile::pick(patch, out_c, 1, sms).blocks(patch, out_c);
-            let (splits, chunk) = split_k(rows, tiles, sms, WEIGHT_CHUNK_MAX);
-            let (tile, cfg) = gemm_grid(self, OP, patch, out_c, splits)?;
+            let plan = Plan::split(patch, out_c, rows, self.multiprocessors());
+            let (tile, cfg) = gemm_grid(self, OP, patch, out_c, plan)?;
             let f = self.function(&MODULE, tile.kernel(&WEIGHT_BWD))?;
-            let chunk = chunk as u32;
+            let chunk = plan.chunk as u32;
             let mut args = self.stream().launch_builder(&f);
             args.arg(p)
                 .arg(&x.data)
@@ -149,17 +146,17 @@ impl Conv2dKernel for Cuda {
             && p.input_len() > 0
         {
             let (image_pixels, in_c) = (p.input_len() / us(p.in_c).max(1), us(p.in_c));
-            // Fewer tiles than multiprocessors (small batches): split the sum over taps
-            // x filters, the slices adding into a zeroed gradient.
+            // Under a wave of tiles (small batches): split the sum over taps x filters,
+            // the slices adding into a zeroed gradient.
             let inner = us(p.kernel_h) * us(p.kernel_w) * us(p.out_c);
-            let (splits, chunk) = split_under_a_wave(self, image_pixels, in_c, inner);
-            if splits > 1 {
+            let plan = Plan::split_if_short(image_pixels, in_c, inner, self.multiprocessors());
+            if plan.splits > 1 {
                 self.fill(dx, p.input_len(), 0.0)?;
             }
-            let (tile, cfg) = gemm_grid(self, OP, image_pixels, in_c, splits)?;
+            let (tile, cfg) = gemm_grid(self, OP, image_pixels, in_c, plan)?;
             let f = self.function(&MODULE, tile.kernel(&INPUT_BWD))?;
             // `inner` is at most the weight's length, which `check_extent` bounds.
-            let chunk = chunk as u32;
+            let chunk = plan.chunk as u32;
             let mut args = self.stream().launch_builder(&f);
             args.arg(p)
                 .arg(&dy.data)

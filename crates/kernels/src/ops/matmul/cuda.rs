@@ -91,6 +91,16 @@ impl Tile {
         names[self as usize]
     }
 
+    /// Blocks of this tile a multiprocessor runs at once: 256 threads a block against
+    /// the 64K registers a multiprocessor has, at what ptxas gives each thread for
+    /// sm_90 (64 in the tiny tile, 85 to 128 in the others).
+    pub(crate) fn resident(self) -> usize {
+        match self {
+            Self::Tiny => 4,
+            _ => 2,
+        }
+    }
+
     /// Blocks a `rows x cols` result takes in this tile, for each slice of K.
     pub(crate) fn blocks(self, rows: usize, cols: usize) -> usize {
         let (r, c) = self.size();
@@ -127,59 +137,89 @@ impl Tile {
 // padded to 16 bytes, matching `struct MatmulParams` in matmul.cu.
 unsafe impl DeviceRepr for MatmulParams {}
 
-/// Slices of K shorter than this spend more on adding their tile to C than on their
-/// sum.
+/// Slices of K shorter than this spend more on adding their tile to the result than
+/// on their sum.
 const SPLIT_CHUNK_MIN: usize = 128;
-/// Blocks a split product aims for on each multiprocessor: several, to hide each
-/// other's loads.
-const SPLIT_BLOCKS_PER_SM: usize = 4;
 
-/// How to split a sum over `k` for a product of `tiles` tiles on `sms`
-/// multiprocessors, in slices of at most `max_chunk`: `(splits, chunk)`, each slice
-/// `chunk` long (a multiple of the core's 8) but the last, none empty. A product of
-/// few tiles (a weight gradient, a dense layer at a small batch) is otherwise a
-/// handful of blocks, each a long serial walk over K.
-pub(crate) fn split_k(k: usize, tiles: usize, sms: usize, max_chunk: usize) -> (u32, usize) {
-    let want = (SPLIT_BLOCKS_PER_SM * sms).div_ceil(tiles.max(1));
-    let fewest = k.div_ceil(max_chunk.max(SPLIT_CHUNK_MIN));
-    let most = k.div_ceil(SPLIT_CHUNK_MIN).max(fewest);
-    // The grid's z holds at most 65,535 slices.
-    let splits = want.clamp(fewest, most).clamp(1, 65_535);
-    let chunk = k.div_ceil(splits).next_multiple_of(8).max(8);
-    (k.div_ceil(chunk).max(1) as u32, chunk)
+/// How a GEMM sums over K: its tile, and `splits` slices of `chunk` along K (a
+/// multiple of the core's 8; the last may be shorter, none is empty). Slices add
+/// their parts into the result atomically when there is more than one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) tile: Tile,
+    pub(crate) splits: u32,
+    pub(crate) chunk: usize,
 }
 
-/// The slices of K for a `rows x cols` product whose result overwrites its output:
-/// split only where its tiles would leave multiprocessors idle (small batches), since
-/// the slices then need the output zeroed first.
-pub(crate) fn split_under_a_wave(cuda: &Cuda, rows: usize, cols: usize, k: usize) -> (u32, usize) {
-    let sms = cuda.multiprocessors();
-    let tiles = Tile::pick(rows, cols, 1, sms).blocks(rows, cols);
-    if tiles < sms && k > 0 {
-        split_k(k, tiles, sms, usize::MAX)
-    } else {
-        (1, k)
+impl Plan {
+    /// One walk over K, in the tile [`Tile::pick`] gives the shape.
+    pub(crate) fn whole(rows: usize, cols: usize, k: usize, sms: usize) -> Self {
+        Self {
+            tile: Tile::pick(rows, cols, 1, sms),
+            splits: 1,
+            chunk: k,
+        }
+    }
+
+    /// For a result the product adds to: K in as many slices as make one full wave
+    /// of blocks ([`Tile::resident`] on each of `sms` multiprocessors), each at least
+    /// `SPLIT_CHUNK_MIN` long. A product of few tiles (a weight gradient, summed over
+    /// every pixel of the batch) would otherwise be a handful of blocks, each a long
+    /// serial walk over K, and more than a wave would leave a part-empty last one.
+    pub(crate) fn split(rows: usize, cols: usize, k: usize, sms: usize) -> Self {
+        let whole = Self::whole(rows, cols, k, sms);
+        if k == 0 {
+            return whole;
+        }
+        let slices = |tile: Tile| {
+            let wave = tile.resident() * sms;
+            (wave / tile.blocks(rows, cols)).clamp(1, k.div_ceil(SPLIT_CHUNK_MIN).min(65_535))
+        };
+        // The slices can make a larger tile worth its fewer blocks: size them for it.
+        let tile = Tile::pick(rows, cols, slices(whole.tile), sms);
+        let chunk = k.div_ceil(slices(tile)).next_multiple_of(8);
+        Self {
+            tile,
+            splits: k.div_ceil(chunk) as u32,
+            chunk,
+        }
+    }
+
+    /// For a result the product overwrites: split as [`Plan::split`] only where the
+    /// tiles leave the wave short (small batches), since the slices then need the
+    /// result zeroed first.
+    pub(crate) fn split_if_short(rows: usize, cols: usize, k: usize, sms: usize) -> Self {
+        let whole = Self::whole(rows, cols, k, sms);
+        if whole.tile.blocks(rows, cols) >= whole.tile.resident() * sms {
+            whole
+        } else {
+            Self::split(rows, cols, k, sms)
+        }
     }
 }
 
-/// The tile and the grid for a `rows x cols` result with `splits` slices of K along
+/// The grid for a `rows x cols` result in `plan`'s tile, with its slices of K along
 /// z: row tiles along x, column tiles along y (at most 65,535 of them).
 pub(crate) fn gemm_grid(
     cuda: &Cuda,
     op: &'static str,
     rows: usize,
     cols: usize,
-    splits: u32,
+    plan: Plan,
 ) -> Result<(Tile, LaunchConfig)> {
-    let tile = Tile::pick(rows, cols, splits as usize, cuda.multiprocessors());
     #[cfg(test)]
-    let tile = cuda
-        .inner()
-        .tile
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .unwrap_or(tile);
-    let (tile_rows, tile_cols) = tile.size();
+    let plan = Plan {
+        tile: cuda
+            .inner()
+            .tile
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or(plan.tile),
+        ..plan
+    };
+    #[cfg(not(test))]
+    let _ = cuda;
+    let (tile_rows, tile_cols) = plan.tile.size();
     let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
     if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
         return Err(Error::InvalidParams {
@@ -188,11 +228,11 @@ pub(crate) fn gemm_grid(
         });
     }
     let cfg = LaunchConfig {
-        grid_dim: (row_tiles as u32, col_tiles as u32, splits),
+        grid_dim: (row_tiles as u32, col_tiles as u32, plan.splits),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
-    Ok((tile, cfg))
+    Ok((plan.tile, cfg))
 }
 
 impl MatmulKernel for Cuda {
@@ -211,16 +251,21 @@ impl MatmulKernel for Cuda {
         if m * n == 0 {
             return Ok(());
         }
+        let sms = self.multiprocessors();
+        let plan = if p.accumulate {
+            Plan::split(m, n, k, sms)
+        } else {
+            Plan::split_if_short(m, n, k, sms)
+        };
         // The slices of a split K add into C: zero it first unless the product adds
         // to it anyway.
-        let (splits, chunk) = split_under_a_wave(self, m, n, k);
-        if splits > 1 && !p.accumulate {
+        if plan.splits > 1 && !p.accumulate {
             self.fill(c, m * n, 0.0)?;
         }
-        let (tile, cfg) = gemm_grid(self, OP, m, n, splits)?;
+        let (tile, cfg) = gemm_grid(self, OP, m, n, plan)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
         // `k` fits in 32 bits (`MatmulParams` holds it), so `chunk <= k` does too.
-        let chunk = chunk as u32;
+        let chunk = plan.chunk as u32;
         let mut args = self.stream().launch_builder(&f);
         args.arg(p)
             .arg(&a.data)
@@ -252,7 +297,7 @@ pub(crate) fn in_every_tile(gpu: &Cuda, mut f: impl FnMut(Tile)) {
 
 #[cfg(test)]
 mod tests {
-    use super::{FWD, Tile, split_k};
+    use super::{FWD, Plan, SPLIT_CHUNK_MIN, Tile};
 
     #[test]
     fn each_tile_names_its_own_kernel() {
@@ -272,51 +317,65 @@ mod tests {
     }
 
     #[test]
-    fn sums_split_to_fill_the_gpu() {
+    fn sums_split_into_one_wave() {
         let sms = 132;
-        let max = 2048;
-        // (k, tiles): the seed CNN's weight gradients at batch 64 and 1024 (k the
-        // output pixels), a sum shorter than a slice, one too long for the grid's z,
-        // and no sum at all.
-        for (k, tiles) in [
-            (57_600, 1),
-            (10_816, 5),
-            (1_024, 18),
-            (921_600, 1),
-            (173_056, 5),
-            (16_384, 18),
-            (1, 1),
-            (100, 3),
-            (200_000_000, 1),
-            (0, 1),
+        // (rows, cols, k): the seed CNN's weight gradients at batch 64 and 1024 (k the
+        // output pixels), its dense layers' at 1024 and 64, a long sum over one tile,
+        // sums shorter than a slice, none at all.
+        for (rows, cols, k) in [
+            (27, 32, 57_600),
+            (288, 64, 10_816),
+            (576, 128, 1_024),
+            (27, 32, 921_600),
+            (288, 64, 173_056),
+            (576, 128, 16_384),
+            (512, 128, 1_024),
+            (128, 10, 64),
+            (32, 32, 200_000_000),
+            (64, 64, 100),
+            (64, 64, 1),
+            (64, 64, 0),
         ] {
-            let (splits, chunk) = split_k(k, tiles, sms, max);
-            let splits = splits as usize;
+            let plan = Plan::split(rows, cols, k, sms);
+            let (splits, chunk) = (plan.splits as usize, plan.chunk);
+            let blocks = plan.tile.blocks(rows, cols) * splits;
+            let what = format!("{rows} x {cols} x {k}: {plan:?}");
+            assert!(chunk % 8 == 0 || splits == 1, "{what}");
             assert!(
-                chunk % 8 == 0 && (1..=65_535).contains(&splits),
-                "{k}: {splits} x {chunk}"
+                splits * chunk >= k && (1..=65_535).contains(&splits),
+                "{what}"
+            );
+            assert!(k == 0 || (splits - 1) * chunk < k, "{what}: an empty slice");
+            assert!(
+                splits == 1 || chunk >= SPLIT_CHUNK_MIN,
+                "{what}: slices too short"
             );
             assert!(
-                splits * chunk >= k,
-                "{k}: {splits} x {chunk} misses some of K"
+                splits == 1 || blocks <= plan.tile.resident() * sms,
+                "{what}: past one wave"
             );
-            assert!(
-                k == 0 || (splits - 1) * chunk < k,
-                "{k}: {splits} x {chunk}: an empty slice"
-            );
-            if k <= 65_535 * max {
-                assert!(chunk <= max, "{k}: {chunk}");
-            }
         }
-        // Batch 64: the first convolution's 57,600 pixels in one tile were 29 slices of
-        // 2,048 (29 blocks); now every multiprocessor gets blocks.
-        assert!(split_k(57_600, 1, sms, max).0 >= 2 * 132);
-        // The third's 1,024 pixels in 18 tiles: 8 slices of 128.
-        assert_eq!(split_k(1_024, 18, sms, max), (8, 128));
-        // Batch 1024: about four blocks a multiprocessor, slices 1,752 pixels long.
-        assert_eq!(split_k(921_600, 1, sms, max), (527, 1752));
-        // A dense layer at batch 64 (512 inputs, 2 tiles): 4 slices of 128.
-        assert_eq!(split_k(512, 2, sms, usize::MAX), (4, 128));
+        // Batch 1024: one full wave. The first convolution (27 x 32, one tiny tile,
+        // four a multiprocessor) in 527 slices; the second in wide tiles, which its
+        // 88 slices make worth their fewer blocks (264 of them, two a multiprocessor).
+        let first = Plan::split(27, 32, 921_600, sms);
+        assert_eq!(
+            (first.tile, first.splits, first.chunk),
+            (Tile::Tiny, 527, 1752)
+        );
+        let second = Plan::split(288, 64, 173_056, sms);
+        assert_eq!((second.tile, second.splits), (Tile::Wide, 88));
+        // Batch 64: the third's 1,024 pixels cannot fill the wave: 8 slices of 128.
+        let third = Plan::split(576, 128, 1_024, sms);
+        assert_eq!(
+            (third.tile, third.splits, third.chunk),
+            (Tile::Small, 8, 128)
+        );
+        // A result to overwrite splits only when its tiles leave the wave short: the
+        // dense layer at batch 64 (2 tiles) does, 4096^2 (1,024 tiles) does not.
+        assert_eq!(Plan::split_if_short(64, 128, 512, sms).splits, 4);
+        assert_eq!(Plan::split_if_short(4096, 4096, 4096, sms).splits, 1);
+        assert_eq!(Plan::split_if_short(1024, 1024, 1024, sms).splits, 1);
     }
 
     #[test]
