@@ -111,10 +111,20 @@ static void conv2d() {
         for (const auto& t : CONV) {
             std::vector<float> y(want_y.size()), dw(w.size(), 1.0f), dx(x.size(), 5.0f);
             char what[120];
-            launch(dim3{blocks(rows, t.rows), blocks(OC, t.cols), 1}, dim3{256, 1, 1}, t.fwd, p,
-                   (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data());
-            std::snprintf(what, sizeof what, "conv2d %s forward %ux%ux%u", t.tile, IH, IW, IC);
-            expect_close(what, want_y, y, 1e-4f);
+            // The forward with K (the patch) whole, then in slices of 8 that add into a
+            // zeroed output, the bias and ReLU after, as the launch code splits it.
+            for (unsigned chunk : {patch, 8u}) {
+                unsigned splits = blocks(patch, chunk);
+                std::fill(y.begin(), y.end(), splits > 1 ? 0.0f : 9.0f);
+                launch(dim3{blocks(rows, t.rows), blocks(OC, t.cols), splits}, dim3{256, 1, 1}, t.fwd, p,
+                       (const float*)x.data(), (const float*)w.data(), (const float*)bias.data(), y.data(),
+                       chunk);
+                if (splits > 1)
+                    for (size_t i = 0; i < y.size(); ++i) y[i] = std::max(0.0f, y[i] + bias[i % OC]);
+                std::snprintf(what, sizeof what, "conv2d %s forward %ux%ux%u, %u slices", t.tile, IH, IW, IC,
+                              splits);
+                expect_close(what, want_y, y, 1e-4f);
+            }
             // Short K slices, one not a multiple of the slice depth, so that several blocks
             // add into each weight gradient value and slices end inside a block's K range.
             unsigned chunk = min(11u, rows), splits = blocks(rows, chunk);

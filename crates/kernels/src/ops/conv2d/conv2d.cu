@@ -160,16 +160,22 @@ struct KernelTaps {
 };
 
 #define CONV2D_KERNELS(BM, BN, TM, TN, BLOCKS)                                                 \
+    /* y = act(patches * w + bias); split along z (small batches), each block adds its */      \
+    /* part of K into y (zeroed first), and the bias and activation come after. */             \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_fwd_f32_##BM##x##BN(Conv2dParams p, const float* x, const float* w,             \
-                                   const float* bias, float* y) {                              \
+                                   const float* bias, float* y, u32 chunk) {                   \
         __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.out_h * p.out_w, patch = p.kernel_h * p.kernel_w * p.in_c;      \
         u32 oc = p.out_c;                                                                      \
+        u32 k_begin = blockIdx.z * chunk, k_end = min(k_begin + chunk, patch);                 \
+        bool split = gridDim.z > 1;                                                            \
         auto store = [=](u32 r, u32 j, float v) {                                              \
-            y[(u64)r * oc + j] = kiln_activate(p.activation, p.negative_slope, v + bias[j]);   \
+            u64 at = (u64)r * oc + j;                                                          \
+            if (split) atomicAdd(&y[at], v);                                                   \
+            else y[at] = kiln_activate(p.activation, p.negative_slope, v + bias[j]);           \
         };                                                                                     \
-        gemm_tile<BM, BN, TM, TN, true, false>(smem, rows, oc, 0, patch, PatchRows{p, x},      \
+        gemm_tile<BM, BN, TM, TN, true, false>(smem, rows, oc, k_begin, k_end, PatchRows{p, x},\
                                                GemmB<false>{w, patch, oc}, store);             \
     }                                                                                          \
     /* dw += patches^T * dy; block z sums pixels [z * chunk, (z + 1) * chunk). */              \

@@ -1,6 +1,7 @@
 //! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the SGEMM
-//! core of `matmul/gemm.cuh`, in the tile [`Tile::pick`](crate::ops::matmul::cuda::Tile::pick) chooses for each product. The patches are read from the image as the tiles load,
-//! so the GPU needs no workspace.
+//! core of `matmul/gemm.cuh`, in the tile and slices of K that a
+//! [`Plan`](crate::ops::matmul::cuda::Plan) chooses for each product. The patches are
+//! read from the image as the tiles load, so the GPU needs no workspace.
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
@@ -9,8 +10,8 @@ use crate::backend::Storage;
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
-use crate::ops::bias::BiasParams;
 use crate::ops::bias::cpu::check_epilogue;
+use crate::ops::bias::{BiasKernel, BiasParams};
 use crate::ops::matmul::cuda::{Plan, TILES, gemm_grid, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
@@ -87,20 +88,37 @@ impl Conv2dKernel for Cuda {
         if p.output_len() == 0 {
             return Ok(());
         }
-        // One walk over K: the bias and activation in the store need the whole sum.
+        // Under a wave of tiles (small batches), the patch in slices that add into a
+        // zeroed output, the bias and activation after; else in the store.
         let (rows, cols) = (p.out_pixels(), us(p.out_c));
-        let plan = Plan::whole(rows, cols, p.patch_len(), self.multiprocessors());
+        let plan = Plan::split_if_short(rows, cols, p.patch_len(), self.multiprocessors());
+        if plan.splits > 1 {
+            self.fill(y, p.output_len(), 0.0)?;
+        }
         let (tile, cfg) = gemm_grid(self, OP, rows, cols, plan)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
+        // The patch's length is at most the weight's, which `check_extent` bounds.
+        let chunk = plan.chunk as u32;
         let mut args = self.stream().launch_builder(&f);
         args.arg(p)
             .arg(&x.data)
             .arg(&w.data)
             .arg(&bias.data)
-            .arg(&mut y.data);
+            .arg(&mut y.data)
+            .arg(&chunk);
         // SAFETY: the kernel reads `x` (`input_len`), `w` (`weight_len`) and `bias`
-        // (`out_c`) and writes `y[0..output_len]`; every length is checked above.
+        // (`out_c`) and writes (or adds to) `y[0..output_len]`; every length is checked
+        // above.
         unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
+        if plan.splits > 1 {
+            // `rows` fits in 32 bits: `check_extent` bounds the output, which is longer.
+            let epilogue = BiasParams {
+                activation: p.activation,
+                negative_slope: p.negative_slope,
+                ..BiasParams::new(rows as u32, p.out_c)
+            };
+            self.bias_activation(&epilogue, bias, y)?;
+        }
         Ok(())
     }
 

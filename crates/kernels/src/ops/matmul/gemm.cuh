@@ -188,14 +188,14 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
 // Expands `X(BM, BN, TM, TN, BLOCKS)` for every tile compiled, in the order of `Tile`
 // in matmul/cuda.rs; each kernel file defines its `<name>_<BM>x<BN>` kernels with it,
 // asking (`__launch_bounds__`) that BLOCKS blocks fit on a multiprocessor: two for the
-// large tiles (128 registers a thread, without spills); the small ones fit three or
-// more unasked.
+// large tiles (128 registers a thread, without spills), four for the tiny one (64);
+// the others fit two unasked. `Tile::resident` in matmul/cuda.rs counts on these.
 #define GEMM_TILES(X)        \
     X(128, 128, 8, 8, 2)     \
     X(128, 64, 8, 4, 2)      \
     X(64, 64, 4, 4, 1)       \
     X(128, 32, 4, 4, 1)      \
-    X(32, 32, 2, 2, 1)
+    X(32, 32, 2, 2, 4)
 
 // A plain m x k matrix as A: (i, q) is `a[i * k + q]`, or `a[q * m + i]` when
 // transposed (T). Both contexts are offsets, so a value is one addition away.
