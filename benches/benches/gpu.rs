@@ -23,7 +23,7 @@ use kiln::kernels::ops::matmul::{MatmulKernel, MatmulParams};
 use kiln::prelude::*;
 use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
 
-/// Batch sizes of the seed CNN: launch-bound and compute-bound.
+/// Batch sizes of the seed CNN: one that leaves most of the GPU idle, and one that fills it.
 const BATCHES: [usize; 2] = [64, 1024];
 /// Sides of the square products.
 const SIDES: [u32; 3] = [1024, 2048, 4096];

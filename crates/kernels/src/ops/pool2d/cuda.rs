@@ -31,8 +31,8 @@ pub(crate) const MODULE: KernelSource = KernelSource {
 unsafe impl DeviceRepr for Pool2dParams {}
 
 impl Pool2dKernel for Cuda {
-    /// None: the backward kernel finds each window's maximum again from the input,
-    /// one thread per input cell.
+    /// None: the backward kernels find each window's maximum again from the input,
+    /// one thread an output value where the windows tile the input, else an input cell.
     fn pool2d_reserve_len(&self, _p: &Pool2dParams) -> usize {
         0
     }
