@@ -142,7 +142,7 @@ unsafe impl DeviceRepr for MatmulParams {}
 const SPLIT_CHUNK_MIN: usize = 128;
 
 /// How a GEMM sums over K: its tile, and `splits` slices of `chunk` along K (a
-/// multiple of the core's 8; the last may be shorter, none is empty). Slices add
+/// multiple of the core's 16-deep staging; the last may be shorter, none is empty). Slices add
 /// their parts into the result atomically when there is more than one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -177,7 +177,7 @@ impl Plan {
         };
         // The slices can make a larger tile worth its fewer blocks: size them for it.
         let tile = Tile::pick(rows, cols, slices(whole.tile), sms);
-        let chunk = k.div_ceil(slices(tile)).next_multiple_of(8);
+        let chunk = k.div_ceil(slices(tile)).next_multiple_of(16);
         Self {
             tile,
             splits: k.div_ceil(chunk) as u32,
@@ -340,7 +340,7 @@ mod tests {
             let (splits, chunk) = (plan.splits as usize, plan.chunk);
             let blocks = plan.tile.blocks(rows, cols) * splits;
             let what = format!("{rows} x {cols} x {k}: {plan:?}");
-            assert!(chunk % 8 == 0 || splits == 1, "{what}");
+            assert!(chunk % 16 == 0 || splits == 1, "{what}");
             assert!(
                 splits * chunk >= k && (1..=65_535).contains(&splits),
                 "{what}"
@@ -356,12 +356,12 @@ mod tests {
             );
         }
         // Batch 1024: one full wave. The first convolution (27 x 32, one tiny tile,
-        // four a multiprocessor) in 527 slices; the second in wide tiles, which its
+        // four a multiprocessor) in 524 slices; the second in wide tiles, which its
         // 88 slices make worth their fewer blocks (264 of them, two a multiprocessor).
         let first = Plan::split(27, 32, 921_600, sms);
         assert_eq!(
             (first.tile, first.splits, first.chunk),
-            (Tile::Tiny, 527, 1752)
+            (Tile::Tiny, 524, 1760)
         );
         let second = Plan::split(288, 64, 173_056, sms);
         assert_eq!((second.tile, second.splits), (Tile::Wide, 88));

@@ -1,6 +1,7 @@
 // The SGEMM core shared by the matrix product and the convolutions. A block of 256
 // threads computes a BM x BN tile of C = A * B, each thread TM x TN values of it held
-// in registers, stepping through K in slices of 8 that are staged in shared memory.
+// in registers, stepping through K in slices 16 deep (8 in the 128 x 128 tile) that
+// are staged in shared memory.
 //
 // - Double buffering: while the block multiplies one slice out of shared memory, each
 //   thread's loads of the next slice are in flight into registers; they are stored
@@ -25,8 +26,16 @@
 // long side of a convolution's product is its rows, one a pixel of the batch. The
 // tiles compiled (GEMM_TILES below) match `Tile` in matmul/cuda.rs.
 
-#define GEMM_BK 8u
 #define GEMM_THREADS 256u
+
+// The depth of a staged slice of K. Deeper slices spread a slice's fixed costs (the
+// barrier, the loop, moving the loaders' contexts) over more multiply-adds; the
+// 128 x 128 tile stays at 8, since at 16 its 64 accumulators and twice the loads
+// spill past the 128 registers that two blocks a multiprocessor allow.
+template <u32 BM, u32 BN>
+__host__ __device__ constexpr u32 gemm_depth() {
+    return BM * BN >= 128u * 128u ? 8u : 16u;
+}
 
 // Reads W consecutive staged values (16- or 8-byte aligned) in one access.
 template <u32 W>
@@ -48,21 +57,21 @@ __device__ __forceinline__ void gemm_run(const float* from, float* to) {
 // once, however many layouts of the core it compiles.
 template <u32 BM, u32 BN>
 struct GemmShared {
-    float a[2][GEMM_BK][BM + 4];
-    float b[2][GEMM_BK][BN + 4];
+    float a[2][gemm_depth<BM, BN>()][BM + 4];
+    float b[2][gemm_depth<BM, BN>()][BN + 4];
 };
 
 template <u32 BM, u32 BN, u32 TM, u32 TN, bool A_KF, bool B_KF, class A, class B, class Store>
 __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N, u32 k_begin,
                                           u32 k_end, const A& a, const B& b, const Store& store) {
-    constexpr u32 TX = BN / TN, TY = BM / TM;
+    constexpr u32 TX = BN / TN, TY = BM / TM, DEPTH = gemm_depth<BM, BN>();
     static_assert(TX * TY == GEMM_THREADS, "a tile takes 256 threads");
     // Runs of WM rows (WN columns), RM (RN) of them a thread.
     constexpr u32 WM = TM < 4 ? TM : 4, WN = TN < 4 ? TN : 4;
     static_assert(TM % WM == 0 && TN % WN == 0 && (WM == 2 || WM == 4) && (WN == 2 || WN == 4),
                   "threads hold runs of 2 or 4");
     constexpr u32 RM = TM / WM, RN = TN / WN;
-    constexpr u32 A_LOADS = BM * GEMM_BK / GEMM_THREADS, B_LOADS = BN * GEMM_BK / GEMM_THREADS;
+    constexpr u32 A_LOADS = BM * DEPTH / GEMM_THREADS, B_LOADS = BN * DEPTH / GEMM_THREADS;
     static_assert(A_LOADS >= 1 && B_LOADS >= 1, "every thread loads");
     // Load l of A is (row r, K offset s): with A_KF every load has its own row and
     // they share the offset, else they share the row.
@@ -88,22 +97,22 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
     BK bk[B_KS];
 #pragma unroll
     for (u32 r = 0; r < A_ROWS; ++r) {
-        ai[r] = A_KF ? tid / GEMM_BK + r * (GEMM_THREADS / GEMM_BK) : tid % BM;
+        ai[r] = A_KF ? tid / DEPTH + r * (GEMM_THREADS / DEPTH) : tid % BM;
         arow[r] = a.row(min(row0 + ai[r], M - 1u));
     }
 #pragma unroll
     for (u32 s = 0; s < A_KS; ++s) {
-        aq[s] = A_KF ? tid % GEMM_BK : tid / BM + s * (GEMM_THREADS / BM);
+        aq[s] = A_KF ? tid % DEPTH : tid / BM + s * (GEMM_THREADS / BM);
         ak[s] = a.k(k_begin + aq[s]);
     }
 #pragma unroll
     for (u32 c = 0; c < B_COLS; ++c) {
-        bj[c] = B_KF ? tid / GEMM_BK + c * (GEMM_THREADS / GEMM_BK) : tid % BN;
+        bj[c] = B_KF ? tid / DEPTH + c * (GEMM_THREADS / DEPTH) : tid % BN;
         bcol[c] = b.col(min(col0 + bj[c], N - 1u));
     }
 #pragma unroll
     for (u32 s = 0; s < B_KS; ++s) {
-        bq[s] = B_KF ? tid % GEMM_BK : tid / BN + s * (GEMM_THREADS / BN);
+        bq[s] = B_KF ? tid % DEPTH : tid / BN + s * (GEMM_THREADS / BN);
         bk[s] = b.k(k_begin + bq[s]);
     }
 
@@ -124,9 +133,9 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
             breg[l] = inside ? b.at(bcol[c], bk[s]) : 0.0f;
         }
 #pragma unroll
-        for (u32 s = 0; s < A_KS; ++s) a.next(ak[s], GEMM_BK);
+        for (u32 s = 0; s < A_KS; ++s) a.next(ak[s], DEPTH);
 #pragma unroll
-        for (u32 s = 0; s < B_KS; ++s) b.next(bk[s], GEMM_BK);
+        for (u32 s = 0; s < B_KS; ++s) b.next(bk[s], DEPTH);
     };
     auto stash = [&](u32 buf) {
 #pragma unroll
@@ -149,11 +158,11 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
     load(k_begin);
     stash(0);
     __syncthreads();
-    for (u32 k0 = k_begin; k0 < k_end; k0 += GEMM_BK) {
-        const bool more = k0 + GEMM_BK < k_end;
-        if (more) load(k0 + GEMM_BK);
+    for (u32 k0 = k_begin; k0 < k_end; k0 += DEPTH) {
+        const bool more = k0 + DEPTH < k_end;
+        if (more) load(k0 + DEPTH);
 #pragma unroll
-        for (u32 q = 0; q < GEMM_BK; ++q) {
+        for (u32 q = 0; q < DEPTH; ++q) {
             float ra[TM], rb[TN];
 #pragma unroll
             for (u32 r = 0; r < RM; ++r) {
