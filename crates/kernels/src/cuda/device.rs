@@ -38,7 +38,7 @@ pub(crate) struct CudaInner {
     /// The tile every GEMM uses instead of its own choice, for the tests that run
     /// each kernel in each tile.
     #[cfg(test)]
-    pub(crate) tile: Mutex<Option<crate::ops::matmul::cuda::Tile>>,
+    pub(crate) tile: Mutex<Option<crate::ops::matmul::gemm::Tile>>,
     /// The words kernels report errors through, and who launched them (see
     /// `cuda::report`).
     pub(crate) reports: Mutex<Reports>,

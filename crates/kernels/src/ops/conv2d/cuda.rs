@@ -1,6 +1,6 @@
 //! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the SGEMM
 //! core of `matmul/gemm.cuh`, in the tile and slices of K that a
-//! [`Plan`](crate::ops::matmul::cuda::Plan) chooses for each product. The patches are
+//! [`Plan`](crate::ops::matmul::gemm::Plan) chooses for each product. The patches are
 //! read from the image as the tiles load, so the GPU needs no workspace.
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
@@ -12,7 +12,7 @@ use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::cpu::check_epilogue;
 use crate::ops::bias::{BiasKernel, BiasParams};
-use crate::ops::matmul::cuda::{Plan, TILES, gemm_grid, tile_kernels};
+use crate::ops::matmul::gemm::{Plan, TILES, gemm_grid, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 

@@ -3,6 +3,8 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "cuda")]
+pub(crate) mod gemm;
 
 use crate::Result;
 use crate::backend::Storage;
@@ -179,7 +181,7 @@ mod tests {
                     }
                 };
                 let want = run(false);
-                super::cuda::in_every_tile(&gpu, |tile| {
+                super::gemm::in_every_tile(&gpu, |tile| {
                     assert_close(&format!("{p:?} {tile:?}"), &want, &run(true), 1e-4, 1e-4);
                 });
             }
