@@ -35,10 +35,6 @@ pub(crate) struct CudaInner {
     pub(crate) functions: Mutex<HashMap<&'static str, CudaFunction>>,
     /// Per-block partial sums of the reductions, allocated at the first one.
     pub(crate) partials: Mutex<Option<CudaSlice<f64>>>,
-    /// The tile every GEMM uses instead of its own choice, for the tests that run
-    /// each kernel in each tile.
-    #[cfg(test)]
-    pub(crate) tile: Mutex<Option<crate::ops::matmul::gemm::Tile>>,
     /// The words kernels report errors through, and who launched them (see
     /// `cuda::report`).
     pub(crate) reports: Mutex<Reports>,
@@ -107,8 +103,6 @@ impl Cuda {
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 partials: Mutex::new(None),
-                #[cfg(test)]
-                tile: Mutex::new(None),
                 reports: Mutex::new(Reports::new(words)),
             }),
         })

@@ -22,6 +22,16 @@ __device__ __forceinline__ bool kiln_fits_u32(u64 n) {
     return n + (u64)blockDim.x * gridDim.x <= 0xffffffffull;
 }
 
+// `body` for each `i` below `n` in a grid-stride loop: `i` is 32-bit where every
+// index up to `extent` fits (`KILN_FOR_U32`), else 64-bit, so a template called with
+// `i` is compiled for both.
+#define KILN_FOR_EACH(i, n, extent, body)                                           \
+    if (kiln_fits_u32(extent)) {                                                    \
+        KILN_FOR_U32(i, n) { body; }                                                \
+    } else {                                                                        \
+        KILN_FOR(i, n) { body; }                                                    \
+    }
+
 enum ActivationKind : u32 {
     ACT_LINEAR = 0,
     ACT_RELU = 1,

@@ -6,13 +6,12 @@
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::{Conv2dKernel, Conv2dParams};
-use crate::backend::Storage;
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::cpu::check_epilogue;
 use crate::ops::bias::{BiasKernel, BiasParams};
-use crate::ops::matmul::gemm::{Plan, TILES, gemm_grid, tile_kernels};
+use crate::ops::matmul::gemm::{Plan, TILES, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
@@ -92,10 +91,8 @@ impl Conv2dKernel for Cuda {
         // zeroed output, the bias and activation after; else in the store.
         let (rows, cols) = (p.out_pixels(), us(p.out_c));
         let plan = Plan::split_if_short(rows, cols, p.patch_len(), self.multiprocessors());
-        if plan.splits > 1 {
-            self.fill(y, p.output_len(), 0.0)?;
-        }
-        let (tile, cfg) = gemm_grid(self, OP, rows, cols, plan)?;
+        plan.zero_if_split(self, y, p.output_len())?;
+        let (tile, cfg) = plan.grid(OP, rows, cols)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
         // The patch's length is at most the weight's, which `check_extent` bounds.
         let chunk = plan.chunk as u32;
@@ -147,7 +144,7 @@ impl Conv2dKernel for Cuda {
         if rows > 0 && p.weight_len() > 0 {
             let (patch, out_c) = (p.patch_len(), us(p.out_c));
             let plan = Plan::split(patch, out_c, rows, self.multiprocessors());
-            let (tile, cfg) = gemm_grid(self, OP, patch, out_c, plan)?;
+            let (tile, cfg) = plan.grid(OP, patch, out_c)?;
             let f = self.function(&MODULE, tile.kernel(&WEIGHT_BWD))?;
             let chunk = plan.chunk as u32;
             let mut args = self.stream().launch_builder(&f);
@@ -168,10 +165,8 @@ impl Conv2dKernel for Cuda {
             // the slices adding into a zeroed gradient.
             let inner = us(p.kernel_h) * us(p.kernel_w) * us(p.out_c);
             let plan = Plan::split_if_short(image_pixels, in_c, inner, self.multiprocessors());
-            if plan.splits > 1 {
-                self.fill(dx, p.input_len(), 0.0)?;
-            }
-            let (tile, cfg) = gemm_grid(self, OP, image_pixels, in_c, plan)?;
+            plan.zero_if_split(self, dx, p.input_len())?;
+            let (tile, cfg) = plan.grid(OP, image_pixels, in_c)?;
             let f = self.function(&MODULE, tile.kernel(&INPUT_BWD))?;
             // `inner` is at most the weight's length, which `check_extent` bounds.
             let chunk = plan.chunk as u32;

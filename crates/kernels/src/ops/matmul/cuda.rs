@@ -3,9 +3,8 @@
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::gemm::{Plan, TILES, gemm_grid, tile_kernels};
+use super::gemm::{Plan, TILES, tile_kernels};
 use super::{MatmulKernel, MatmulParams};
-use crate::backend::Storage;
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
@@ -53,12 +52,10 @@ impl MatmulKernel for Cuda {
         } else {
             Plan::split_if_short(m, n, k, sms)
         };
-        // The slices of a split K add into C: zero it first unless the product adds
-        // to it anyway.
-        if plan.splits > 1 && !p.accumulate {
-            self.fill(c, m * n, 0.0)?;
+        if !p.accumulate {
+            plan.zero_if_split(self, c, m * n)?;
         }
-        let (tile, cfg) = gemm_grid(self, OP, m, n, plan)?;
+        let (tile, cfg) = plan.grid(OP, m, n)?;
         let f = self.function(&MODULE, tile.kernel(&FWD))?;
         // `k` fits in 32 bits (`MatmulParams` holds it), so `chunk <= k` does too.
         let chunk = plan.chunk as u32;

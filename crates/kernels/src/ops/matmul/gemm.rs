@@ -4,7 +4,8 @@
 
 use cudarc::driver::LaunchConfig;
 
-use crate::{Cuda, Error, Result};
+use crate::backend::Storage;
+use crate::{Cuda, CudaBuffer, Error, Result};
 
 /// The names of a GEMM kernel compiled once for each tile, in [`Tile`]'s order
 /// (`GEMM_TILES` in gemm.cuh): `tile_kernels!("matmul_fwd_f32")`.
@@ -172,59 +173,68 @@ impl Plan {
             Self::split(rows, cols, k, sms)
         }
     }
-}
 
-/// The grid for a `rows x cols` result in `plan`'s tile, with its slices of K along
-/// z: row tiles along x, column tiles along y (at most 65,535 of them).
-pub(crate) fn gemm_grid(
-    cuda: &Cuda,
-    op: &'static str,
-    rows: usize,
-    cols: usize,
-    plan: Plan,
-) -> Result<(Tile, LaunchConfig)> {
-    #[cfg(test)]
-    let plan = Plan {
-        tile: cuda
-            .inner()
-            .tile
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .unwrap_or(plan.tile),
-        ..plan
-    };
-    #[cfg(not(test))]
-    let _ = cuda;
-    let (tile_rows, tile_cols) = plan.tile.size();
-    let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
-    if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
-        return Err(Error::InvalidParams {
-            op,
-            detail: format!("a {rows} x {cols} product exceeds what one launch covers"),
-        });
+    /// Zeroes the first `len` values of `out` where this plan's slices will add into
+    /// it: a result the product overwrites must start from zero once K is split.
+    pub(crate) fn zero_if_split(
+        &self,
+        cuda: &Cuda,
+        out: &mut CudaBuffer,
+        len: usize,
+    ) -> Result<()> {
+        if self.splits > 1 {
+            cuda.fill(out, len, 0.0)?;
+        }
+        Ok(())
     }
-    let cfg = LaunchConfig {
-        grid_dim: (row_tiles as u32, col_tiles as u32, plan.splits),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    Ok((plan.tile, cfg))
+
+    /// The tile and the grid for a `rows x cols` result: row tiles along x, column
+    /// tiles along y (at most 65,535 of them), the slices of K along z.
+    pub(crate) fn grid(
+        self,
+        op: &'static str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Tile, LaunchConfig)> {
+        #[cfg(test)]
+        let tile = TILE_FOR_TESTS
+            .with(std::cell::Cell::get)
+            .unwrap_or(self.tile);
+        #[cfg(not(test))]
+        let tile = self.tile;
+        let (tile_rows, tile_cols) = tile.size();
+        let (row_tiles, col_tiles) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
+        if col_tiles > 65_535 || row_tiles > i32::MAX as usize {
+            return Err(Error::InvalidParams {
+                op,
+                detail: format!("a {rows} x {cols} product exceeds what one launch covers"),
+            });
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (row_tiles as u32, col_tiles as u32, self.splits),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        Ok((tile, cfg))
+    }
 }
 
-/// Runs `f` with every GEMM of `gpu` in each tile in turn, then gives the choice back.
 #[cfg(test)]
-pub(crate) fn in_every_tile(gpu: &Cuda, mut f: impl FnMut(Tile)) {
-    let set = |tile| {
-        *gpu.inner()
-            .tile
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = tile;
-    };
+thread_local! {
+    /// The tile every GEMM this thread launches uses instead of its plan's, for the
+    /// tests that run each kernel in each tile.
+    static TILE_FOR_TESTS: std::cell::Cell<Option<Tile>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every GEMM this thread launches in each tile in turn, then gives the
+/// choice back.
+#[cfg(test)]
+pub(crate) fn in_every_tile(mut f: impl FnMut(Tile)) {
     for tile in Tile::ALL {
-        set(Some(tile));
+        TILE_FOR_TESTS.with(|t| t.set(Some(tile)));
         f(tile);
     }
-    set(None);
+    TILE_FOR_TESTS.with(|t| t.set(None));
 }
 
 #[cfg(test)]

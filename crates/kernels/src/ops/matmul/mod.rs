@@ -181,7 +181,7 @@ mod tests {
                     }
                 };
                 let want = run(false);
-                super::gemm::in_every_tile(&gpu, |tile| {
+                super::gemm::in_every_tile(|tile| {
                     assert_close(&format!("{p:?} {tile:?}"), &want, &run(true), 1e-4, 1e-4);
                 });
             }

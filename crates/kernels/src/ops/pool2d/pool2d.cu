@@ -98,11 +98,7 @@ __device__ __forceinline__ u64 pool_extent(const Pool2dParams& p) {
 
 extern "C" __global__ void pool2d_fwd_f32(Pool2dParams p, const float* x, float* y) {
     u64 total = (u64)p.batch * p.out_h * p.out_w * p.channels;
-    if (kiln_fits_u32(pool_extent(p))) {
-        KILN_FOR_U32(i, total) forward_at<u32>(p, x, y, i);
-    } else {
-        KILN_FOR(i, total) forward_at<u64>(p, x, y, i);
-    }
+    KILN_FOR_EACH(i, total, pool_extent(p), forward_at(p, x, y, i));
 }
 
 // Max pooling with tiling windows, from output value `i`: the window's first cell
@@ -138,11 +134,7 @@ __device__ __forceinline__ void tiled_backward_at(const Pool2dParams& p, const f
 extern "C" __global__ void pool2d_tiled_bwd_f32(Pool2dParams p, const float* x, const float* y,
                                                 const float* dy, float* dx, u32 relu) {
     u64 total = (u64)p.batch * p.out_h * p.out_w * p.channels;
-    if (kiln_fits_u32(pool_extent(p))) {
-        KILN_FOR_U32(i, total) tiled_backward_at<u32>(p, x, y, dy, dx, relu, i);
-    } else {
-        KILN_FOR(i, total) tiled_backward_at<u64>(p, x, y, dy, dx, relu, i);
-    }
+    KILN_FOR_EACH(i, total, pool_extent(p), tiled_backward_at(p, x, y, dy, dx, relu, i));
 }
 
 // The output rows (or columns) whose windows cover input row `v`: [lo, hi].
@@ -203,9 +195,5 @@ __device__ __forceinline__ void backward_at(const Pool2dParams& p, const float* 
 extern "C" __global__ void pool2d_bwd_f32(Pool2dParams p, const float* x, const float* y,
                                           const float* dy, float* dx, u32 relu) {
     u64 total = (u64)p.batch * p.in_h * p.in_w * p.channels;
-    if (kiln_fits_u32(pool_extent(p))) {
-        KILN_FOR_U32(i, total) backward_at<u32>(p, x, y, dy, dx, relu, i);
-    } else {
-        KILN_FOR(i, total) backward_at<u64>(p, x, y, dy, dx, relu, i);
-    }
+    KILN_FOR_EACH(i, total, pool_extent(p), backward_at(p, x, y, dy, dx, relu, i));
 }
