@@ -18,9 +18,8 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
-from seed_model import seed_cnn
+from seed_model import seed_cnn, workloads
 
 
 def timed(fn, iters, rounds):
@@ -69,27 +68,8 @@ def main():
         model = seed_cnn().to(dev)
         x = torch.rand(batch, 3, 32, 32, device=dev)
         y = torch.randint(0, 10, (batch,), device=dev)
-        loss_fn = nn.CrossEntropyLoss()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-
-        def forward_backward():
-            model.zero_grad(set_to_none=False)
-            loss_fn(model(x), y).backward()
-
-        def train_step():
-            opt.zero_grad(set_to_none=False)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            loss.item()
-
-        def inference():
-            with torch.no_grad():
-                model(x)
-
         iters = 50 if batch == 64 else 10
-        for name, fn in (("train_step", train_step), ("forward_backward", forward_backward),
-                         ("inference", inference)):
+        for name, fn in workloads(model, x, y, read_loss=True):
             seconds = timed(fn, iters, args.rounds)
             print(line(f"seed_cnn_{name}", "images/s", batch, seconds, batch=batch), flush=True)
 

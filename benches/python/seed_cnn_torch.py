@@ -18,9 +18,8 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
-from seed_model import seed_cnn
+from seed_model import seed_cnn, workloads
 
 
 def timed(fn, iters, rounds):
@@ -47,23 +46,7 @@ def main():
     model = seed_cnn().to(memory_format=torch.channels_last)
     x = torch.rand(args.batch, 3, 32, 32).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (args.batch,))
-    loss_fn = nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-
-    def forward_backward():
-        model.zero_grad(set_to_none=False)
-        loss_fn(model(x), y).backward()
-
-    def train_step():
-        opt.zero_grad(set_to_none=False)
-        loss_fn(model(x), y).backward()
-        opt.step()
-
-    def inference():
-        with torch.no_grad():
-            model(x)
-
-    for name, fn in [("forward_backward", forward_backward), ("train_step", train_step), ("inference", inference)]:
+    for name, fn in workloads(model, x, y, read_loss=False):
         seconds = timed(fn, args.iters, args.rounds)
         rates = sorted(args.batch / s for s in seconds)
         print(json.dumps({

@@ -1,5 +1,7 @@
-"""The seed CNN in PyTorch, shared by the CPU and GPU peers of kiln's benchmarks."""
+"""The seed CNN in PyTorch and its timed workloads, shared by the CPU and GPU peers of
+kiln's benchmarks."""
 
+import torch
 from torch import nn
 
 
@@ -12,3 +14,31 @@ def seed_cnn():
         nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
     )
+
+
+def workloads(model, x, y, read_loss):
+    """The workloads both peers time on `model` with inputs `x` and labels `y`, by name:
+    the training step (cross-entropy, backward, Adam with Keras's defaults; with
+    `read_loss`, the loss read back every step, as a training loop does on a GPU), the
+    forward and backward pass alone, and inference."""
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+    def train_step():
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        if read_loss:
+            loss.item()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=False)
+        loss_fn(model(x), y).backward()
+
+    def inference():
+        with torch.no_grad():
+            model(x)
+
+    return [("train_step", train_step), ("forward_backward", forward_backward),
+            ("inference", inference)]
