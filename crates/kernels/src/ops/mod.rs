@@ -16,6 +16,46 @@ pub mod optimizer;
 pub mod pool2d;
 pub mod reduce;
 
+/// Where a backward pass puts the gradient of one of its inputs.
+///
+/// A value that feeds several consumers (a residual block's input feeds its branch and
+/// its shortcut) gets the sum of their gradients: the first consumer to run backward
+/// writes the buffer, the others add to it, so that no pass over a scratch copy is
+/// needed.
+#[derive(Debug)]
+pub struct InputGrad<'a, T> {
+    /// The gradient's buffer.
+    pub buffer: &'a mut T,
+    /// Add to what `buffer` holds instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl<'a, T> InputGrad<'a, T> {
+    /// Overwrites `buffer` with the gradient.
+    pub fn write(buffer: &'a mut T) -> Self {
+        Self {
+            buffer,
+            accumulate: false,
+        }
+    }
+
+    /// Adds the gradient to what `buffer` holds.
+    pub fn add_to(buffer: &'a mut T) -> Self {
+        Self {
+            buffer,
+            accumulate: true,
+        }
+    }
+
+    /// The same destination, reborrowed for a shorter call.
+    pub fn reborrow(&mut self) -> InputGrad<'_, T> {
+        InputGrad {
+            buffer: self.buffer,
+            accumulate: self.accumulate,
+        }
+    }
+}
+
 /// `usize` from a `u32` parameter field.
 #[inline]
 pub(crate) fn us(v: u32) -> usize {
