@@ -28,13 +28,15 @@ mod error;
 pub mod group;
 pub mod ops;
 pub mod rng;
+pub mod storage;
 pub mod tensor;
 
-pub use backend::{Backend, Storage};
+pub use backend::Backend;
 pub use cpu::{Cpu, CpuBuffer};
 pub use cuda::Cuda;
 #[cfg(feature = "cuda")]
 pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use group::Group;
+pub use storage::Storage;
 pub use tensor::{Tensor, TensorRef};

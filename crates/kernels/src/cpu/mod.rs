@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ndarray::Array1;
 
-use crate::backend::Storage;
 use crate::error::check_len;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 pub use pool::ThreadPool;

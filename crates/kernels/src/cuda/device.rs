@@ -11,8 +11,8 @@ use cudarc::driver::{
 use super::launch::{driver_err, in_groups};
 use super::report::{Reports, STATUS_WORDS};
 use super::{Cuda, CudaBuffer, module};
-use crate::backend::Storage;
 use crate::error::check_len;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// What a [`Cuda`] shares among its clones.

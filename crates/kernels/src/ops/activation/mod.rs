@@ -8,7 +8,7 @@ use kiln_shape::Activation;
 
 use super::u32_of;
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// Which function; the numbering is shared with the GPU kernels.
 #[repr(u32)]

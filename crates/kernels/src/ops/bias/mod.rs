@@ -7,7 +7,7 @@ pub(crate) mod cuda;
 
 use super::activation::ActivationKind;
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// A `rows x cols` row-major matrix, a bias of `cols` values, and the activation
 /// applied after the bias.

@@ -19,7 +19,7 @@ use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
 
 use super::activation::ActivationKind;
 use super::{u32_of, us};
-use crate::backend::Storage;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// A convolution's geometry for one call, and the activation its forward store

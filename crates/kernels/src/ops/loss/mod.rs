@@ -14,7 +14,7 @@ pub(crate) mod cuda;
 mod tests;
 
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// Which loss; the numbering is shared with the GPU kernels.
 #[repr(u32)]

@@ -4,7 +4,7 @@
 
 use cudarc::driver::LaunchConfig;
 
-use crate::backend::Storage;
+use crate::storage::Storage;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
 /// The names of a GEMM kernel compiled once for each tile, in [`Tile`]'s order

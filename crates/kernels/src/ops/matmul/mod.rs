@@ -7,7 +7,7 @@ pub(crate) mod cuda;
 pub(crate) mod gemm;
 
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// `c = op(a) * op(b)` (or `c += ...`), row-major, where `op` optionally transposes.
 ///

@@ -16,7 +16,7 @@ mod cpu;
 pub(crate) mod cuda;
 
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// Which family of metrics; the numbering is shared with the GPU kernels.
 #[repr(u32)]

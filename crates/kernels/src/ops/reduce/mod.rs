@@ -7,7 +7,7 @@ mod cpu;
 pub(crate) mod cuda;
 
 use crate::Result;
-use crate::backend::Storage;
+use crate::storage::Storage;
 
 /// The reduction op.
 pub trait ReduceKernel: Storage {
