@@ -8,7 +8,7 @@ pub(crate) mod cuda;
 use kiln_shape::{Pool2dSpec, Shape, conv_output_len, same_padding_before};
 
 use super::{u32_of, us};
-use crate::backend::Storage;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// Max or average.
