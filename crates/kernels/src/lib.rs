@@ -27,6 +27,7 @@ pub mod cuda;
 mod error;
 pub mod group;
 pub mod ops;
+pub mod param;
 pub mod rng;
 pub mod storage;
 pub mod tensor;
@@ -38,5 +39,9 @@ pub use cuda::Cuda;
 pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use group::Group;
+pub use param::{
+    GradAt, ParamMut, ParamRef, StateMut, StateRef, Trainable, VisitParams, VisitState, ViewParams,
+    ViewState, zero_gradients,
+};
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorRef};
