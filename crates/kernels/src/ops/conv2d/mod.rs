@@ -6,7 +6,7 @@
 //! runs of `kw * c_in` values, and the kernel is already the `[kh * kw * c_in, c_out]`
 //! matrix. The product gathers the patches block by block rather than building them
 //! (`cpu/gemm/patches.rs`); 3x3 stride-1 layers with enough channels use Winograd's
-//! transform instead (`winograd.rs`).
+//! transform instead (`winograd/`).
 
 mod cpu;
 #[cfg(feature = "cuda")]
