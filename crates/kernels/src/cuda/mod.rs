@@ -7,7 +7,10 @@
 //! memory (`CudaBuffer`). Each op's launch code sits in its folder
 //! (`ops/<op>/cuda.rs`) beside its kernel (`ops/<op>/<op>.cu`). Launches never wait for
 //! the GPU: errors that kernels find stay on the device until
-//! [`Storage::check_errors`](crate::Storage::check_errors) (see `cuda::report`).
+//! [`Storage::check_errors`](crate::Storage::check_errors) (see `cuda::report`). The
+//! matrix product and the convolutions share one SGEMM core, kept here beside the
+//! backend as the CPU's is in `cpu::gemm`: its device code (`gemm.cuh`) and its tiles,
+//! plans and launch grids (`cuda::gemm`).
 //!
 //! The kernels are tested three ways: NVRTC compiles every source (`tests/nvrtc.rs`,
 //! no GPU needed), a host emulation of CUDA runs them against direct loops
@@ -22,6 +25,8 @@
 mod buffer;
 #[cfg(feature = "cuda")]
 mod device;
+#[cfg(feature = "cuda")]
+pub(crate) mod gemm;
 #[cfg(feature = "cuda")]
 pub(crate) mod launch;
 #[cfg(feature = "cuda")]

@@ -3,7 +3,7 @@
 #include "emu.h"
 #include "check.h"
 #include "cuda/prelude.cuh"
-#include "ops/matmul/gemm.cuh"
+#include "cuda/gemm.cuh"
 #include "ops/matmul/matmul.cu"
 #include "ops/conv2d/conv2d.cu"
 

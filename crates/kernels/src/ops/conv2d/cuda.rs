@@ -1,17 +1,17 @@
 //! Convolution on the GPU: launch code for `conv2d.cu`, implicit GEMMs on the SGEMM
-//! core of `matmul/gemm.cuh`, in the tile and slices of K that a
-//! [`Plan`](crate::ops::matmul::gemm::Plan) chooses for each product. The patches are
-//! read from the image as the tiles load, so the GPU needs no workspace.
+//! core of `cuda/gemm.cuh`, in the tile and slices of K that a [`Plan`] chooses for
+//! each product. The patches are read from the image as the tiles load, so the GPU
+//! needs no workspace.
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::{Conv2dKernel, Conv2dParams};
+use crate::cuda::gemm::{Plan, TILES, tile_kernels};
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
 use crate::ops::bias::cpu::check_epilogue;
 use crate::ops::bias::{BiasKernel, BiasParams};
-use crate::ops::matmul::gemm::{Plan, TILES, tile_kernels};
 use crate::ops::us;
 use crate::{Cuda, CudaBuffer, Error, Result};
 
@@ -40,7 +40,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     name: "conv2d",
     code: concat!(
         include_str!("../../cuda/prelude.cuh"),
-        include_str!("../matmul/gemm.cuh"),
+        include_str!("../../cuda/gemm.cuh"),
         include_str!("conv2d.cu")
     ),
     kernels: &KERNELS,

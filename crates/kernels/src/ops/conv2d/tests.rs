@@ -326,7 +326,7 @@ fn cuda_matches_cpu() {
         let b = random(&mut rng, filters);
         let dy = random(&mut rng, p.output_len());
         let c = forward_backward(&cpu, &p, &x, &w, &b, &dy);
-        crate::ops::matmul::gemm::in_every_tile(|tile| {
+        crate::cuda::gemm::in_every_tile(|tile| {
             let g = forward_backward(&gpu, &p, &x, &w, &b, &dy);
             for (name, (c, g)) in ["y", "dw", "dbias", "dx"].iter().zip(c.iter().zip(&g)) {
                 let what = format!("{input:?} {kernel:?} {name} {tile:?}");

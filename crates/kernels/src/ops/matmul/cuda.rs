@@ -1,10 +1,10 @@
 //! The matrix product on the GPU: launch code for `matmul.cu`, on the SGEMM core of
-//! `gemm.cuh` in the tile and slices of K that a [`Plan`] chooses.
+//! `cuda/gemm.cuh` in the tile and slices of K that a [`Plan`] chooses.
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::gemm::{Plan, TILES, tile_kernels};
 use super::{MatmulKernel, MatmulParams};
+use crate::cuda::gemm::{Plan, TILES, tile_kernels};
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
@@ -19,7 +19,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     name: "matmul",
     code: concat!(
         include_str!("../../cuda/prelude.cuh"),
-        include_str!("gemm.cuh"),
+        include_str!("../../cuda/gemm.cuh"),
         include_str!("matmul.cu")
     ),
     kernels: &FWD,

@@ -3,8 +3,6 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
-#[cfg(feature = "cuda")]
-pub(crate) mod gemm;
 
 use crate::Result;
 use crate::storage::Storage;
@@ -181,7 +179,7 @@ mod tests {
                     }
                 };
                 let want = run(false);
-                super::gemm::in_every_tile(|tile| {
+                crate::cuda::gemm::in_every_tile(|tile| {
                     assert_close(&format!("{p:?} {tile:?}"), &want, &run(true), 1e-4, 1e-4);
                 });
             }

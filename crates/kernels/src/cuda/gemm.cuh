@@ -24,7 +24,7 @@
 //
 // Rows of C go along blockIdx.x, whose limit (2^31 - 1) is far above y's (65535): the
 // long side of a convolution's product is its rows, one a pixel of the batch. The
-// tiles compiled (GEMM_TILES below) match `Tile` in matmul/gemm.rs.
+// tiles compiled (GEMM_TILES below) match `Tile` in gemm.rs.
 
 #define GEMM_THREADS 256u
 
@@ -195,10 +195,10 @@ __device__ __forceinline__ void gemm_tile(GemmShared<BM, BN>& smem, u32 M, u32 N
 }
 
 // Expands `X(BM, BN, TM, TN, BLOCKS)` for every tile compiled, in the order of `Tile`
-// in matmul/gemm.rs; each kernel file defines its `<name>_<BM>x<BN>` kernels with it,
+// in gemm.rs; each kernel file defines its `<name>_<BM>x<BN>` kernels with it,
 // asking (`__launch_bounds__`) that BLOCKS blocks fit on a multiprocessor: two for the
 // large tiles (128 registers a thread, without spills), four for the tiny one (64);
-// the others fit two unasked. `Tile::resident` in matmul/gemm.rs counts on these.
+// the others fit two unasked. `Tile::resident` in gemm.rs counts on these.
 #define GEMM_TILES(X)        \
     X(128, 128, 8, 8, 2)     \
     X(128, 64, 8, 4, 2)      \
