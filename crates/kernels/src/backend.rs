@@ -7,6 +7,7 @@
 //! batch, which is how a model's workspace is reused without reallocation.
 
 use crate::ops::activation::ActivationKernel;
+use crate::ops::add::AddKernel;
 use crate::ops::bias::BiasKernel;
 use crate::ops::conv2d::Conv2dKernel;
 use crate::ops::dropout::DropoutKernel;
@@ -29,6 +30,7 @@ pub trait Backend:
     + Pool2dKernel
     + ActivationKernel
     + BiasKernel
+    + AddKernel
     + DropoutKernel
     + LossKernel
     + MetricKernel
@@ -44,6 +46,7 @@ impl<T> Backend for T where
         + Pool2dKernel
         + ActivationKernel
         + BiasKernel
+        + AddKernel
         + DropoutKernel
         + LossKernel
         + MetricKernel

@@ -128,6 +128,11 @@ fn optimizer() {
 }
 
 #[test]
+fn residual_sum() {
+    run("add", &[]);
+}
+
+#[test]
 fn dropout_mask_is_the_cpu_mask() {
     let (seed, rate) = (u64::MAX - 5, 0.3f32);
     let mut args = vec![seed.to_string(), rate.to_string()];

@@ -41,6 +41,7 @@ pub fn sources() -> &'static [KernelSource] {
     const SOURCES: &[KernelSource] = &[
         super::device::STORAGE_MODULE,
         crate::ops::activation::cuda::MODULE,
+        crate::ops::add::cuda::MODULE,
         crate::ops::bias::cuda::MODULE,
         crate::ops::dropout::cuda::MODULE,
         crate::ops::reduce::cuda::MODULE,

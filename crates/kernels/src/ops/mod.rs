@@ -6,6 +6,7 @@
 //! kernel as they are.
 
 pub mod activation;
+pub mod add;
 pub mod bias;
 pub mod conv2d;
 pub mod dropout;
