@@ -9,6 +9,7 @@
 use crate::ops::activation::ActivationKernel;
 use crate::ops::add::AddKernel;
 use crate::ops::bias::BiasKernel;
+use crate::ops::concat::ConcatKernel;
 use crate::ops::conv2d::Conv2dKernel;
 use crate::ops::dropout::DropoutKernel;
 use crate::ops::loss::LossKernel;
@@ -31,6 +32,7 @@ pub trait Backend:
     + ActivationKernel
     + BiasKernel
     + AddKernel
+    + ConcatKernel
     + DropoutKernel
     + LossKernel
     + MetricKernel
@@ -47,6 +49,7 @@ impl<T> Backend for T where
         + ActivationKernel
         + BiasKernel
         + AddKernel
+        + ConcatKernel
         + DropoutKernel
         + LossKernel
         + MetricKernel

@@ -133,6 +133,11 @@ fn residual_sum() {
 }
 
 #[test]
+fn concatenation() {
+    run("concat", &[]);
+}
+
+#[test]
 fn dropout_mask_is_the_cpu_mask() {
     let (seed, rate) = (u64::MAX - 5, 0.3f32);
     let mut args = vec![seed.to_string(), rate.to_string()];

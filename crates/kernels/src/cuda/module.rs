@@ -43,6 +43,7 @@ pub fn sources() -> &'static [KernelSource] {
         crate::ops::activation::cuda::MODULE,
         crate::ops::add::cuda::MODULE,
         crate::ops::bias::cuda::MODULE,
+        crate::ops::concat::cuda::MODULE,
         crate::ops::dropout::cuda::MODULE,
         crate::ops::reduce::cuda::MODULE,
         crate::ops::loss::cuda::MODULE,

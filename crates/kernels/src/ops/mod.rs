@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod add;
 pub mod bias;
+pub mod concat;
 pub mod conv2d;
 pub mod dropout;
 pub mod loss;
