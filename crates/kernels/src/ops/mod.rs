@@ -25,14 +25,14 @@ pub mod reduce;
 /// writes the buffer, the others add to it, so that no pass over a scratch copy is
 /// needed.
 #[derive(Debug)]
-pub struct InputGrad<'a, T> {
+pub struct InputGrad<'a, T: ?Sized> {
     /// The gradient's buffer.
     pub buffer: &'a mut T,
     /// Add to what `buffer` holds instead of overwriting it.
     pub accumulate: bool,
 }
 
-impl<'a, T> InputGrad<'a, T> {
+impl<'a, T: ?Sized> InputGrad<'a, T> {
     /// Overwrites `buffer` with the gradient.
     pub fn write(buffer: &'a mut T) -> Self {
         Self {

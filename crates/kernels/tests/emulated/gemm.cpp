@@ -85,6 +85,7 @@ static void conv2d() {
         Conv2dParams p{B, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, PT, PL, ACT_RELU, 0.0f};
         auto x = random_values(B * IH * IW * IC), w = random_values(KH * KW * IC * OC);
         auto bias = random_values(OC), dy = random_values(B * OH * OW * OC);
+        auto dx0 = random_values(x.size());
         std::vector<float> want_y(dy.size()), want_dw(w.size(), 1.0f), want_dx(x.size(), 0.0f);
         for (unsigned n = 0; n < B; ++n)
             for (unsigned oy = 0; oy < OH; ++oy)
@@ -133,17 +134,28 @@ static void conv2d() {
             std::snprintf(what, sizeof what, "conv2d %s weight gradient %ux%ux%u", t.tile, IH, IW, IC);
             expect_close(what, want_dw, dw, 1e-4f);
             // The input gradient with K (taps x filters) whole, then in slices of 8 that
-            // add into a zeroed gradient, as the launch code splits it.
+            // add into a zeroed gradient, as the launch code splits it; then both added
+            // to what the gradient holds (a residual block's shortcut's gradient), which
+            // the launch code never zeroes.
             unsigned inner = KH * KW * OC;
-            for (unsigned chunk : {inner, 8u}) {
-                unsigned splits = blocks(inner, chunk);
-                std::fill(dx.begin(), dx.end(), splits > 1 ? 0.0f : 5.0f);
-                launch(dim3{blocks(pixels, t.rows), blocks(IC, t.cols), splits}, dim3{256, 1, 1}, t.input,
-                       p, (const float*)dy.data(), (const float*)w.data(), dx.data(), chunk);
-                std::snprintf(what, sizeof what, "conv2d %s input gradient %ux%ux%u, %u slices", t.tile,
-                              IH, IW, IC, splits);
-                expect_close(what, want_dx, dx, 1e-4f);
-            }
+            for (int acc = 0; acc < 2; ++acc)
+                for (unsigned chunk : {inner, 8u}) {
+                    unsigned splits = blocks(inner, chunk);
+                    std::vector<float> want = want_dx;
+                    if (acc) {
+                        dx = dx0;
+                        for (size_t i = 0; i < want.size(); ++i) want[i] += dx0[i];
+                    } else {
+                        std::fill(dx.begin(), dx.end(), splits > 1 ? 0.0f : 5.0f);
+                    }
+                    launch(dim3{blocks(pixels, t.rows), blocks(IC, t.cols), splits}, dim3{256, 1, 1},
+                           t.input, p, (const float*)dy.data(), (const float*)w.data(), dx.data(), (bool)acc,
+                           chunk);
+                    std::snprintf(what, sizeof what,
+                                  "conv2d %s input gradient %ux%ux%u, %u slices, accumulate %d", t.tile, IH,
+                                  IW, IC, splits, acc);
+                    expect_close(what, want, dx, 1e-4f);
+                }
         }
     }
 }

@@ -96,7 +96,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             dy,
             &mut k.dweight,
             &mut k.dbias,
-            dx,
+            dx.map(kiln_kernels::ops::InputGrad::write),
             &mut self.workspace,
         )?;
         Ok(())

@@ -4,8 +4,8 @@
 // P = kh * kw * c_in and R = n * oh * ow output pixels:
 //   forward:       y[R x c_out]  = act(patches[R x P] * w[P x c_out] + bias)
 //   weight grad:   dw[P x c_out] += patches^T * dy, K (= R) split over blockIdx.z
-//   input grad:    dx[(n, y, x) x c_in] = gather of dy over the windows covering
-//                  (y, x) times w, K = kh * kw * c_out
+//   input grad:    dx[(n, y, x) x c_in] = (or +=) gather of dy over the windows
+//                  covering (y, x) times w, K = kh * kw * c_out
 
 struct Conv2dParams {
     u32 batch;
@@ -191,11 +191,12 @@ struct KernelTaps {
                                                 PatchColumns{p, x}, GemmB<false>{dy, rows, oc}, \
                                                 store);                                        \
     }                                                                                          \
-    /* dx = dy * w^T over taps x filters; split along z as the weight gradient is, each */     \
-    /* block adding its part of K into dx (zeroed first) when z has more than one slice. */    \
+    /* dx = dy * w^T (dx += with accumulate) over taps x filters; split along z as the */     \
+    /* weight gradient is, each block adding its part of K into dx (zeroed first unless */     \
+    /* it accumulates) when z has more than one slice. */                                      \
     extern "C" __global__ void __launch_bounds__(GEMM_THREADS, BLOCKS)                         \
         conv2d_input_bwd_f32_##BM##x##BN(Conv2dParams p, const float* dy, const float* w,      \
-                                         float* dx, u32 chunk) {                               \
+                                         float* dx, bool accumulate, u32 chunk) {              \
         __shared__ __align__(16) GemmShared<BM, BN> smem;                                      \
         u32 rows = p.batch * p.in_h * p.in_w, inner = p.kernel_h * p.kernel_w * p.out_c;       \
         u32 ic = p.in_c;                                                                       \
@@ -204,7 +205,7 @@ struct KernelTaps {
         auto store = [=](u32 i, u32 c, float v) {                                              \
             u64 at = (u64)i * ic + c;                                                          \
             if (split) atomicAdd(&dx[at], v);                                                  \
-            else dx[at] = v;                                                                   \
+            else dx[at] = accumulate ? dx[at] + v : v;                                         \
         };                                                                                     \
         GradientWindows a{p, dy};                                                              \
         KernelTaps b{p, w};                                                                    \

@@ -6,6 +6,7 @@
 use super::{Conv2dKernel, Conv2dParams, winograd};
 use crate::cpu::gemm::{Epilogue, Lhs, MatMut, MatRef, PatchGeometry, Patches, sgemm, sgemm_lhs};
 use crate::error::check_len;
+use crate::ops::InputGrad;
 use crate::ops::bias::cpu::{check_epilogue, column_sums_into};
 use crate::ops::us;
 use crate::{Cpu, CpuBuffer, Result};
@@ -31,14 +32,17 @@ fn patches<'a>(p: &Conv2dParams, x: &'a [f32]) -> Patches<'a> {
     }
 }
 
-/// Adds one image's patch rows `col` back into its input gradient (`image` zeroed).
-fn col2im_image(p: &Conv2dParams, col: &[f32], image: &mut [f32]) {
+/// Adds one image's patch rows `col` back into its input gradient `image`, zeroed first
+/// unless the gradient `accumulate`s onto what it holds.
+fn col2im_image(p: &Conv2dParams, col: &[f32], image: &mut [f32], accumulate: bool) {
     let (ih, iw, ic) = (us(p.in_h), us(p.in_w), us(p.in_c));
     let (kh, kw) = (us(p.kernel_h), us(p.kernel_w));
     let (oh, ow) = (us(p.out_h), us(p.out_w));
     let run = kw * ic;
     let patch = kh * run;
-    image.fill(0.0);
+    if !accumulate {
+        image.fill(0.0);
+    }
     for oy in 0..oh {
         for ox in 0..ow {
             let src = &col[(oy * ow + ox) * patch..][..patch];
@@ -163,7 +167,7 @@ impl Conv2dKernel for Cpu {
         dy: &CpuBuffer,
         dw: &mut CpuBuffer,
         dbias: &mut CpuBuffer,
-        dx: Option<&mut CpuBuffer>,
+        dx: Option<InputGrad<'_, CpuBuffer>>,
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_bwd";
@@ -178,7 +182,7 @@ impl Conv2dKernel for Cpu {
         check_len(OP, "dbias", us(p.out_c), dbias.as_slice().len())?;
         check_len(OP, "ws", self.conv2d_workspace_len(p), ws.as_slice().len())?;
         if let Some(dx) = &dx {
-            check_len(OP, "dx", p.input_len(), dx.as_slice().len())?;
+            check_len(OP, "dx", p.input_len(), dx.buffer.as_slice().len())?;
         }
         let (patch, oc) = (p.patch_len(), us(p.out_c));
         let pixels = us(p.out_h) * us(p.out_w);
@@ -195,7 +199,10 @@ impl Conv2dKernel for Cpu {
                 w.as_slice(),
                 dy,
                 &mut dw.as_mut_slice()[..patch * oc],
-                dx.map(|dx| &mut dx.as_mut_slice()[..p.input_len()]),
+                dx.map(|dx| InputGrad {
+                    buffer: &mut dx.buffer.as_mut_slice()[..p.input_len()],
+                    accumulate: dx.accumulate,
+                }),
                 ws.as_mut_slice(),
             );
         } else {
@@ -208,7 +215,11 @@ impl Conv2dKernel for Cpu {
                 MatMut::row_major(&mut dw.as_mut_slice()[..patch * oc], patch, oc),
                 &Epilogue::NONE,
             );
-            if let Some(dx) = dx {
+            if let Some(InputGrad {
+                buffer: dx,
+                accumulate,
+            }) = dx
+            {
                 let block = images_per_block(p);
                 for first in (0..us(p.batch)).step_by(block) {
                     let images = block.min(us(p.batch) - first);
@@ -226,7 +237,8 @@ impl Conv2dKernel for Cpu {
                     let dcol = &ws.as_slice()[..rows * patch];
                     let dxs = &mut dx.as_mut_slice()[first * image_len..][..images * image_len];
                     self.par_chunks_mut(dxs, image_len, |n, image| {
-                        col2im_image(p, &dcol[n * pixels * patch..][..pixels * patch], image);
+                        let col = &dcol[n * pixels * patch..][..pixels * patch];
+                        col2im_image(p, col, image, accumulate);
                     });
                 }
             }

@@ -10,6 +10,7 @@ use crate::cuda::gemm::{Plan, TILES, tile_kernels};
 use crate::cuda::launch::driver_err;
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
+use crate::ops::InputGrad;
 use crate::ops::bias::cpu::check_epilogue;
 use crate::ops::bias::{BiasKernel, BiasParams};
 use crate::ops::us;
@@ -127,7 +128,7 @@ impl Conv2dKernel for Cuda {
         dy: &CudaBuffer,
         dw: &mut CudaBuffer,
         dbias: &mut CudaBuffer,
-        dx: Option<&mut CudaBuffer>,
+        dx: Option<InputGrad<'_, CudaBuffer>>,
         _ws: &mut CudaBuffer,
     ) -> Result<()> {
         const OP: &str = "conv2d_bwd";
@@ -137,7 +138,7 @@ impl Conv2dKernel for Cuda {
         check_len(OP, "dw", p.weight_len(), dw.len())?;
         check_len(OP, "dbias", us(p.out_c), dbias.len())?;
         if let Some(dx) = &dx {
-            check_len(OP, "dx", p.input_len(), dx.len())?;
+            check_len(OP, "dx", p.input_len(), dx.buffer.len())?;
         }
         check_extent(OP, p)?;
         let rows = p.out_pixels();
@@ -157,15 +158,20 @@ impl Conv2dKernel for Cuda {
             // adds to `dw[0..weight_len]`; every length is checked above.
             unsafe { args.launch(cfg) }.map_err(|e| driver_err(OP, e))?;
         }
-        if let Some(dx) = dx
+        if let Some(InputGrad {
+            buffer: dx,
+            accumulate,
+        }) = dx
             && p.input_len() > 0
         {
             let (image_pixels, in_c) = (p.input_len() / us(p.in_c).max(1), us(p.in_c));
             // Under a wave of tiles (small batches): split the sum over taps x filters,
-            // the slices adding into a zeroed gradient.
+            // the slices adding into the gradient, zeroed first unless it accumulates.
             let inner = us(p.kernel_h) * us(p.kernel_w) * us(p.out_c);
             let plan = Plan::split_if_short(image_pixels, in_c, inner, self.multiprocessors());
-            plan.zero_if_split(self, dx, p.input_len())?;
+            if !accumulate {
+                plan.zero_if_split(self, dx, p.input_len())?;
+            }
             let (tile, cfg) = plan.grid(OP, image_pixels, in_c)?;
             let f = self.function(&MODULE, tile.kernel(&INPUT_BWD))?;
             // `inner` is at most the weight's length, which `check_extent` bounds.
@@ -175,6 +181,7 @@ impl Conv2dKernel for Cuda {
                 .arg(&dy.data)
                 .arg(&w.data)
                 .arg(&mut dx.data)
+                .arg(&accumulate)
                 .arg(&chunk);
             // SAFETY: the kernel reads `dy` (`output_len`) and `w` (`weight_len`) and
             // writes (or adds to) `dx[0..input_len]`; every length is checked above.

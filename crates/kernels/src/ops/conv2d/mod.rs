@@ -18,7 +18,7 @@ mod winograd;
 use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
 
 use super::activation::ActivationKind;
-use super::{u32_of, us};
+use super::{InputGrad, u32_of, us};
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -152,9 +152,10 @@ pub trait Conv2dKernel: Storage {
     ) -> Result<()>;
 
     /// The backward pass: `dw += dL/dw`, `dbias += dL/dbias` and, unless `dx` is
-    /// `None` (a first layer needs no input gradient), `dx = dL/dx` (overwritten), from
-    /// the forward's input `x` and the output gradient `dy` (at the pre-activation:
-    /// the layer has applied the activation's backward). `ws` is scratch.
+    /// `None` (a first layer needs no input gradient), `dx = dL/dx`, or `dx += dL/dx`
+    /// where it [accumulates](InputGrad::accumulate), from the forward's input `x` and
+    /// the output gradient `dy` (at the pre-activation: the layer has applied the
+    /// activation's backward). `ws` is scratch.
     #[allow(clippy::too_many_arguments)]
     fn conv2d_bwd(
         &self,
@@ -164,7 +165,7 @@ pub trait Conv2dKernel: Storage {
         dy: &Self::Buffer,
         dw: &mut Self::Buffer,
         dbias: &mut Self::Buffer,
-        dx: Option<&mut Self::Buffer>,
+        dx: Option<InputGrad<'_, Self::Buffer>>,
         ws: &mut Self::Buffer,
     ) -> Result<()>;
 }

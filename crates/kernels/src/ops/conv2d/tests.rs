@@ -120,8 +120,9 @@ fn check<B: Conv2dKernel>(backend: &B) {
         let mut db = backend.alloc_from(&vec![BEFORE; filters]).unwrap();
         // The input gradient is overwritten: NaN wherever the pass fails to write.
         let mut dx = backend.alloc_from(&vec![f32::NAN; p.input_len()]).unwrap();
+        let dx_write = Some(InputGrad::write(&mut dx));
         backend
-            .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw, &mut db, Some(&mut dx), &mut ws)
+            .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw, &mut db, dx_write, &mut ws)
             .unwrap();
         // Without an input gradient, the same parameter gradients.
         let (mut dw2, mut db2) = (
@@ -185,6 +186,24 @@ fn check<B: Conv2dKernel>(backend: &B) {
                 dx[i]
             );
         }
+
+        // An input gradient that accumulates is added to what the buffer holds (a
+        // residual block's input already holds its shortcut's gradient): the same
+        // gradient on top of random values, to rounding.
+        let before = random(&mut rng, p.input_len());
+        let mut dx_acc = backend.alloc_from(&before).unwrap();
+        let dx_add = Some(InputGrad::add_to(&mut dx_acc));
+        backend
+            .conv2d_bwd(&p, &xb, &wb, &gb, &mut dw2, &mut db2, dx_add, &mut ws)
+            .unwrap();
+        let dx_acc = backend.to_host(&dx_acc, p.input_len()).unwrap();
+        for (i, ((got, before), dx)) in dx_acc.iter().zip(&before).zip(&dx).enumerate() {
+            let want = before + dx;
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{p:?}: accumulated dx[{i}] {got} vs {before} + {dx}"
+            );
+        }
     }
 }
 
@@ -243,8 +262,9 @@ fn forward_backward<B: Conv2dKernel>(
     let mut dw = backend.alloc_from(&vec![1.0; w.len()]).unwrap();
     let mut db = backend.alloc_from(&vec![1.0; b.len()]).unwrap();
     let mut dx = backend.alloc_from(&vec![5.0; x.len()]).unwrap();
+    let dx_write = Some(InputGrad::write(&mut dx));
     backend
-        .conv2d_bwd(p, &xb, &wb, &dyb, &mut dw, &mut db, Some(&mut dx), &mut ws)
+        .conv2d_bwd(p, &xb, &wb, &dyb, &mut dw, &mut db, dx_write, &mut ws)
         .unwrap();
     [
         backend.to_host(&yb, p.output_len()).unwrap(),

@@ -13,6 +13,7 @@ use super::transforms::{
 use crate::Cpu;
 use crate::cpu::SendPtr;
 use crate::cpu::gemm::{Epilogue, Isa, MatMut, MatRef, PACKED_STRIP, packed_len, sgemm_prepacked};
+use crate::ops::InputGrad;
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::us;
 
@@ -33,10 +34,10 @@ pub(in crate::ops::conv2d) fn forward(
     convolve(cpu, p, x, tap, epilogue, y, ws);
 }
 
-/// `dw += dL/dw` and, where `dx` is given, `dx = dL/dx`, from the forward's input
-/// `x`, the kernel `w` and the output gradient `dy` (at the pre-activation), for a
-/// geometry that [`applies`](super::applies); `ws` holds
-/// [`gradients_workspace_len`](super::gradients_workspace_len) values.
+/// `dw += dL/dw` and, where `dx` is given, `dx = dL/dx` (or `dx += dL/dx` where it
+/// accumulates), from the forward's input `x`, the kernel `w` and the output gradient
+/// `dy` (at the pre-activation), for a geometry that [`applies`](super::applies); `ws`
+/// holds [`gradients_workspace_len`](super::gradients_workspace_len) values.
 ///
 /// Per block of tiles: `Z = A dY Aᵀ`; `dU[ξ] += V[ξ]ᵀ Z[ξ]`, each task summing its
 /// blocks into a buffer of its own, added up and turned into the kernel's gradient by
@@ -51,7 +52,7 @@ pub(in crate::ops::conv2d) fn gradients(
     w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<InputGrad<'_, [f32]>>,
     ws: &mut [f32],
 ) {
     let plan = gradient_plan(p);
@@ -68,7 +69,10 @@ pub(in crate::ops::conv2d) fn gradients(
     );
     let (ut, ws) = ws.split_at_mut(plan.u_len);
     let dx = match dx {
-        Some(dx) => {
+        Some(InputGrad {
+            buffer: dx,
+            accumulate,
+        }) => {
             assert!(dx.len() >= p.input_len(), "winograd: short input gradient");
             // `Uᵀ`: the kernel's transform with the channel axes swapped.
             let q = Conv2dParams {
@@ -78,7 +82,7 @@ pub(in crate::ops::conv2d) fn gradients(
             };
             let tap = |ky: usize, kx: usize, o: usize, i: usize| w[((ky * 3 + kx) * c + i) * k + o];
             transform_kernel(cpu, &q, tap, ut);
-            Some(SendPtr(dx.as_mut_ptr()))
+            Some((SendPtr(dx.as_mut_ptr()), accumulate))
         }
         None => None,
     };
@@ -107,7 +111,7 @@ pub(in crate::ops::conv2d) fn gradients(
             let first = b * plan.tiles.block;
             let count = plan.tiles.block.min(plan.tiles.tiles - first);
             gradient_block(isa, p, &plan.tiles, (x, dy), first, count, (v, z), sum);
-            if let Some(dx) = dx {
+            if let Some((dx, accumulate)) = dx {
                 // SAFETY: blocks hold whole images (`gradient_plan`), so these images'
                 // input gradients, inside `dx` (checked above), belong to this task.
                 let images = unsafe {
@@ -115,6 +119,10 @@ pub(in crate::ops::conv2d) fn gradients(
                         dx.get().add(first / per_image * image_len),
                         count / per_image * image_len,
                     )
+                };
+                let images = InputGrad {
+                    buffer: images,
+                    accumulate,
                 };
                 input_gradient_block(isa, p, &plan.tiles, (z, ut), first, count, v, images);
             }
@@ -196,8 +204,8 @@ fn gradient_block(
 }
 
 /// The input gradient of tiles `first..first + count` (whole images) into `images`,
-/// their input gradients (overwritten): `dV[ξ] = Z[ξ] U[ξ]ᵀ` into `dv`, then
-/// `B dV Bᵀ` added over each tile's input block.
+/// their input gradients (zeroed first unless they accumulate): `dV[ξ] = Z[ξ] U[ξ]ᵀ`
+/// into `dv`, then `B dV Bᵀ` added over each tile's input block.
 #[allow(clippy::too_many_arguments)]
 fn input_gradient_block(
     isa: Isa,
@@ -207,7 +215,7 @@ fn input_gradient_block(
     first: usize,
     count: usize,
     dv: &mut [f32],
-    images: &mut [f32],
+    images: InputGrad<'_, [f32]>,
 ) {
     let (c, k) = (us(p.in_c), us(p.out_c));
     let packed = packed_len(k, c);
@@ -222,8 +230,11 @@ fn input_gradient_block(
             MatMut::row_major(&mut dv[xi * plane..][..plane], count, c),
         );
     }
-    images.fill(0.0);
-    scatter_input_gradient(isa, p, plan, &dv[..POSITIONS * plane], first, count, images);
+    if !images.accumulate {
+        images.buffer.fill(0.0);
+    }
+    let dv = &dv[..POSITIONS * plane];
+    scatter_input_gradient(isa, p, plan, dv, first, count, images.buffer);
 }
 
 /// `y = act(conv(x, g) + bias)` with the kernel given tap by tap:
