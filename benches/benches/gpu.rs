@@ -76,9 +76,9 @@ fn seed_cnn(c: &mut Criterion, gpu: &Cuda) {
         let x = Tensor::<Rank3<32, 32, 3>, Cuda>::from_slice(gpu, batch, &seed_images(batch))
             .expect("x");
         let labels = seed_labels(batch);
-        let mut loss =
-            kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
-                .expect("loss");
+        let mut loss = model
+            .criterion(Loss::sparse_categorical_crossentropy())
+            .expect("loss");
         let mut adam = Optimizer::new(Adam::default());
         // The first step compiles the kernels; the second counts what a step launches.
         train_step(&mut model, &x, &labels, &mut loss, &mut adam).expect("step");

@@ -11,9 +11,11 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kiln::kernels::GradAt;
+use kiln::kernels::ops::InputGrad;
 use kiln::kernels::rng::Rng;
-use kiln::nn::{Conv2d, Dense, GradAt, Layer, Mode, Pool2d};
-use kiln::shape::{Activation, Conv2dSpec, DenseSpec, LayerSpec, Padding, Pool2dSpec, Shape};
+use kiln::nn::{Backward, Conv2d, Dense, Layer, Mode, Pool2d};
+use kiln::shape::{Activation, Conv2dSpec, DenseSpec, Padding, Pool2dSpec, PoolMode, Shape, Spec};
 use kiln::{Cpu, Storage};
 
 const BATCH: usize = 64;
@@ -25,12 +27,15 @@ fn threads() -> usize {
         .unwrap_or(2)
 }
 
+/// Benchmarks layer `L` built from `spec` on `input`; `flops` is one sample's
+/// forward multiply-adds times two (zero for layers without products).
 fn bench_layer<L: Layer<Cpu>>(
     c: &mut Criterion,
     name: &str,
-    spec: LayerSpec,
+    spec: L::Spec,
     input: &[usize],
     needs_dx: bool,
+    flops: f64,
 ) {
     let cpu = Cpu::with_threads(threads()).expect("threads");
     let input = Shape::new(input);
@@ -47,13 +52,7 @@ fn bench_layer<L: Layer<Cpu>>(
         .collect();
     let mut dy = cpu.alloc_from(&dy_host).expect("dy");
     let mut dx = cpu.alloc(BATCH * input.size()).expect("dx");
-    let forward_flops = match spec {
-        LayerSpec::Conv2d(conv) => {
-            2.0 * output.size() as f64 * (conv.kernel.0 * conv.kernel.1 * input.dims()[2]) as f64
-        }
-        LayerSpec::Dense(d) => 2.0 * (input.size() * d.units) as f64,
-        _ => 0.0,
-    } * BATCH as f64;
+    let forward_flops = flops * BATCH as f64;
 
     let mut group = c.benchmark_group(name);
     if forward_flops > 0.0 {
@@ -73,50 +72,61 @@ fn bench_layer<L: Layer<Cpu>>(
     }
     group.bench_function("backward", |b| {
         b.iter(|| {
-            layer
-                .backward(
-                    &cpu,
-                    &x,
-                    &y,
-                    &mut dy,
-                    needs_dx.then_some(&mut dx),
-                    BATCH,
-                    GradAt::PreActivation,
-                )
-                .expect("backward")
+            let pass = Backward {
+                x: Some(&x),
+                y: Some(&y),
+                dy: &mut dy,
+                dx: needs_dx.then(|| InputGrad::write(&mut dx)),
+                batch: BATCH,
+                at: GradAt::PreActivation,
+                through_relu_below: false,
+            };
+            layer.backward(&cpu, pass).expect("backward")
         });
     });
     group.finish();
 }
 
-fn conv(filters: usize) -> LayerSpec {
-    LayerSpec::Conv2d(Conv2dSpec {
+/// A 3x3 `valid` ReLU convolution with `filters` outputs on `input`, and its FLOPs.
+fn conv(filters: usize, input: &[usize]) -> (Conv2dSpec, f64) {
+    let spec = Conv2dSpec {
         filters,
         kernel: (3, 3),
         stride: (1, 1),
         padding: Padding::Valid,
         activation: Activation::Relu,
-    })
+    };
+    let output = spec.output_shape(&Shape::new(input)).expect("shape");
+    (spec, 2.0 * output.size() as f64 * (9 * input[2]) as f64)
 }
 
-fn pool() -> LayerSpec {
-    LayerSpec::MaxPool2d(Pool2dSpec {
+fn pool() -> Pool2dSpec {
+    Pool2dSpec {
+        mode: PoolMode::Max,
         size: (2, 2),
         stride: (2, 2),
         padding: Padding::Valid,
-    })
+    }
 }
 
 fn layers(c: &mut Criterion) {
-    bench_layer::<Conv2d<Cpu>>(c, "conv1", conv(32), &[32, 32, 3], false);
-    bench_layer::<Pool2d<Cpu>>(c, "pool1", pool(), &[30, 30, 32], true);
-    bench_layer::<Conv2d<Cpu>>(c, "conv2", conv(64), &[15, 15, 32], true);
-    bench_layer::<Pool2d<Cpu>>(c, "pool2", pool(), &[13, 13, 64], true);
-    bench_layer::<Conv2d<Cpu>>(c, "conv3", conv(128), &[6, 6, 64], true);
-    bench_layer::<Pool2d<Cpu>>(c, "pool3", pool(), &[4, 4, 128], true);
-    let dense = |units, activation| LayerSpec::Dense(DenseSpec { units, activation });
-    bench_layer::<Dense<Cpu>>(c, "fc1", dense(128, Activation::Relu), &[512], true);
-    bench_layer::<Dense<Cpu>>(c, "out", dense(10, Activation::Softmax), &[128], true);
+    for (name, filters, input, needs_dx) in [
+        ("conv1", 32, [32, 32, 3], false),
+        ("conv2", 64, [15, 15, 32], true),
+        ("conv3", 128, [6, 6, 64], true),
+    ] {
+        let (spec, flops) = conv(filters, &input);
+        bench_layer::<Conv2d<Cpu>>(c, name, spec, &input, needs_dx, flops);
+    }
+    bench_layer::<Pool2d<Cpu>>(c, "pool1", pool(), &[30, 30, 32], true, 0.0);
+    bench_layer::<Pool2d<Cpu>>(c, "pool2", pool(), &[13, 13, 64], true, 0.0);
+    bench_layer::<Pool2d<Cpu>>(c, "pool3", pool(), &[4, 4, 128], true, 0.0);
+    let dense = |units, activation| DenseSpec { units, activation };
+    let flops = |inputs: usize, units: usize| 2.0 * (inputs * units) as f64;
+    let fc1 = dense(128, Activation::Relu);
+    bench_layer::<Dense<Cpu>>(c, "fc1", fc1, &[512], true, flops(512, 128));
+    let out = dense(10, Activation::Softmax);
+    bench_layer::<Dense<Cpu>>(c, "out", out, &[128], true, flops(128, 10));
 }
 
 criterion_group! {

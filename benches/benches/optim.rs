@@ -8,8 +8,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::kernels::CpuBuffer;
-use kiln::nn::{ParamMut, ParamRef};
-use kiln::optim::Trainable;
+use kiln::kernels::{ParamMut, ParamRef, Trainable, ViewParams, VisitParams};
 use kiln::prelude::*;
 use kiln::shape::{Activation, Shape};
 
@@ -29,10 +28,7 @@ impl Trainable<Cpu> for Flat {
         &self.cpu
     }
 
-    fn parameters<'a>(
-        &'a self,
-        f: &mut dyn FnMut(ParamRef<'a, Cpu>) -> kiln::nn::Result<()>,
-    ) -> kiln::nn::Result<()> {
+    fn parameters<'a>(&'a self, f: ViewParams<'_, 'a, Cpu>) -> kiln::kernels::Result<()> {
         f(ParamRef {
             layer: "flat",
             name: "weight",
@@ -44,8 +40,8 @@ impl Trainable<Cpu> for Flat {
 
     fn visit_parameters<'a>(
         &'a mut self,
-        f: &mut dyn FnMut(ParamMut<'a, Cpu>) -> kiln::nn::Result<()>,
-    ) -> kiln::nn::Result<()> {
+        f: VisitParams<'_, 'a, Cpu>,
+    ) -> kiln::kernels::Result<()> {
         f(ParamMut {
             layer: "flat",
             name: "weight",

@@ -32,9 +32,9 @@ fn seed_cnn(c: &mut Criterion) {
             let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).expect("x");
             let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10])
                 .expect("grad");
-            let mut loss =
-                kiln::losses::Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)
-                    .expect("loss");
+            let mut loss = model
+                .criterion(Loss::sparse_categorical_crossentropy())
+                .expect("loss");
             let mut adam = Optimizer::new(Adam::default());
 
             let mut group = c.benchmark_group(format!("seed_cnn_batch{batch}_threads{threads}"));

@@ -40,8 +40,8 @@ pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use group::Group;
 pub use param::{
-    GradAt, ParamMut, ParamRef, StateMut, StateRef, Trainable, VisitParams, VisitState, ViewParams,
-    ViewState, zero_gradients,
+    GradAt, ParamMut, ParamRef, StateMut, StateRef, Trainable, ViewParams, ViewState, VisitParams,
+    VisitState, zero_gradients,
 };
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorRef};

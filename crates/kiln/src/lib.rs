@@ -28,7 +28,7 @@
 //! assert!((probabilities[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
 //!
 //! // One training step: forward, loss and its gradient, backward, update.
-//! let mut criterion = Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model)?;
+//! let mut criterion = model.criterion(Loss::sparse_categorical_crossentropy())?;
 //! let mut optimizer = Optimizer::new(Adam::default());
 //! let output = model.forward(&x, Mode::Train)?;
 //! let loss = criterion.compute(&output, Targets::Classes(&[3, 7]), None)?;
@@ -56,9 +56,9 @@ pub type Result<T, E = kiln_nn::Error> = std::result::Result<T, E>;
 /// The names a program that trains a model needs.
 pub mod prelude {
     pub use kiln_data::{Augment, Dataset, Pipeline};
-    pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
+    pub use kiln_kernels::{Backend, Cpu, Cuda, GradAt, Storage, Tensor, TensorRef, Trainable};
     pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
-    pub use kiln_nn::{GradAt, Mode, Model};
+    pub use kiln_nn::{Mode, Model};
     pub use kiln_optim::{
         Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
         PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,

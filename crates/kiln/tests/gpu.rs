@@ -104,8 +104,9 @@ fn a_steady_state_step_allocates_no_device_memory() {
         .map(|i| (i as f32 * 0.01).sin())
         .collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let mut criterion =
-        Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model).unwrap();
+    let mut criterion = model
+        .criterion(Loss::sparse_categorical_crossentropy())
+        .unwrap();
     let mut optimizer = Optimizer::new(Adam::default());
     let mut step = |model: &mut DigitCnn<Cuda>| {
         let output = model.forward_host(&images, Mode::Train).unwrap();

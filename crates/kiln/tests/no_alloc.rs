@@ -67,11 +67,9 @@ fn a_training_step_allocates_nothing() {
         .collect();
     let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).unwrap();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let mut criterion = Criterion::for_model(
-        Loss::sparse_categorical_crossentropy().label_smoothing(0.1),
-        &model,
-    )
-    .unwrap();
+    let mut criterion = model
+        .criterion(Loss::sparse_categorical_crossentropy().label_smoothing(0.1))
+        .unwrap();
     let mut optimizer = Optimizer::new(Adam::default()).clip_global_norm(5.0);
     let mut step = |model: &mut SeedCnn, typed: bool| {
         let output = if typed {

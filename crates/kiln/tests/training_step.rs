@@ -42,7 +42,13 @@ fn step<M: Model<Cpu, Input = Rank1<6>, Output = Rank1<4>>>(
     x: &[f32],
     labels: &[u32],
 ) -> (f32, Vec<f32>) {
-    let mut criterion = Criterion::for_model(loss, model).unwrap();
+    let mut criterion = Criterion::new(
+        loss,
+        model.backend(),
+        model.max_batch(),
+        M::OUTPUT_ACTIVATION,
+    )
+    .unwrap();
     let output = model.forward_host(x, Mode::Train).unwrap();
     let value = criterion
         .compute(&output, Targets::Classes(labels), None)
@@ -85,8 +91,9 @@ fn the_fused_gradient_equals_the_from_logits_gradient() {
 fn adam_and_the_loss_fit_a_small_problem() {
     let cpu = Cpu::with_threads(1).unwrap();
     let mut model = WithSoftmax::new(&cpu, 64, 5).unwrap();
-    let mut criterion =
-        Criterion::for_model(Loss::sparse_categorical_crossentropy(), &model).unwrap();
+    let mut criterion = model
+        .criterion(Loss::sparse_categorical_crossentropy())
+        .unwrap();
     let mut optimizer = Optimizer::new(Adam {
         learning_rate: 1e-2,
         ..Adam::default()

@@ -3,8 +3,7 @@
 
 use kiln_kernels::ops::loss::{LossInput, LossKind, LossParams};
 use kiln_kernels::ops::metric::argmax;
-use kiln_kernels::{Backend, Tensor, TensorRef};
-use kiln_nn::{GradAt, Model};
+use kiln_kernels::{Backend, GradAt, Tensor, TensorRef};
 use kiln_shape::{Activation, StaticShape};
 
 use crate::{Error, Loss, Reduction, Result};
@@ -152,17 +151,6 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
             pending: None,
             loss,
         })
-    }
-
-    /// Binds `loss` to `model`'s output shape, last activation, backend and largest
-    /// batch.
-    pub fn for_model<M: Model<B, Output = S>>(loss: Loss, model: &M) -> Result<Self> {
-        Self::new(
-            loss,
-            model.backend(),
-            model.max_batch(),
-            M::OUTPUT_ACTIVATION,
-        )
     }
 
     /// The loss.

@@ -1,18 +1,22 @@
-//! Stage 2: the AST to a checked model, or every error of the model at once.
+//! Stage 2: the AST to a checked model (a tree of layers and blocks), or every error
+//! of the model at once.
 //!
-//! Each layer's spec is built (`layers.rs`), validated and given its input shape by
-//! the rules of `kiln-shape`; nothing here knows a shape rule. Errors are collected,
-//! never thrown, each spanned on the user's token. A layer whose output shape is
-//! unknown (it failed, or one before it did) ends the shape checks silently, so each
-//! real mistake gives one error, not a cascade.
+//! Each layer's arguments are bound to its kind's description (`args.rs`), its spec
+//! built, validated and given its input shape by the rules of `kiln-shape`; nothing
+//! here knows a shape rule. Blocks (`blocks.rs`) check that their branches fit
+//! together. Errors are collected, never thrown, each spanned on the user's token. A
+//! layer whose output shape is unknown (it failed, or one before it did) ends the
+//! shape checks of its chain silently, so each real mistake gives one error, not a
+//! cascade.
 
 use std::collections::HashSet;
 
-use kiln_shape::{LayerSpec, Shape, ShapeError};
+use kiln_shape::{Activation, LayerKind, Shape, ShapeError, Spec, kind};
 use proc_macro2::Span;
 use syn::{Attribute, Ident, Visibility};
 
-use crate::layers::{self, Kind};
+use crate::args::{self, Bound};
+use crate::blocks::{BlockKind, residual_activation_fuses};
 use crate::parse::{Field, LayerField, ModelDef, ShapeField};
 use crate::suggest::{self, did_you_mean};
 
@@ -35,26 +39,111 @@ pub struct Model {
     pub input: Shape,
     /// Where the input shape is written, for the methods that take an input batch.
     pub input_span: Span,
-    /// The layers, in order.
-    pub layers: Vec<Layer>,
+    /// The layers and blocks, in order.
+    pub nodes: Vec<Node>,
+}
+
+/// A layer or a block.
+pub enum Node {
+    /// A layer.
+    Layer(Layer),
+    /// A block of layers.
+    Block(Block),
 }
 
 /// A checked layer.
 pub struct Layer {
     /// The field name.
     pub name: Ident,
-    /// The name as a string (raw identifiers unrawed).
-    pub label: String,
+    /// The fields from the model down to it: `[res2, shortcut]`.
+    pub access: Vec<Ident>,
+    /// The name qualified by its blocks' (`res2.shortcut`), raw identifiers unrawed:
+    /// its label in the layer table and checkpoints.
+    pub path: String,
     /// The kind and arguments as written: `Conv2d(32, 3, relu)`.
     pub source: String,
+    /// The kind's description.
+    pub kind: &'static LayerKind,
     /// The arguments.
-    pub spec: LayerSpec,
+    pub spec: Box<dyn Spec>,
     /// One sample's input shape.
     pub input: Shape,
     /// One sample's output shape.
     pub output: Shape,
     /// Trainable parameters.
     pub parameters: usize,
+}
+
+/// A checked block.
+pub struct Block {
+    /// The field name.
+    pub name: Ident,
+    /// The name qualified by its blocks'.
+    pub path: String,
+    /// Residual, concatenation or chain.
+    pub kind: BlockKind,
+    /// A residual block's activation after the sum (`Linear` for none, and for the
+    /// other kinds).
+    pub activation: Activation,
+    /// A chain's layers (the branch of a residual block), or a concatenation's
+    /// branches.
+    pub body: Vec<Node>,
+    /// A residual block's shortcut, when given (the identity otherwise).
+    pub shortcut: Option<Box<Node>>,
+    /// Whether the shortcut was written before the branch (it then comes first in
+    /// the struct and the parameter order).
+    pub shortcut_first: bool,
+    /// One sample's output shape.
+    pub output: Shape,
+    /// Trainable parameters of the layers inside.
+    pub parameters: usize,
+}
+
+impl Node {
+    /// The field name.
+    pub fn name(&self) -> &Ident {
+        match self {
+            Self::Layer(l) => &l.name,
+            Self::Block(b) => &b.name,
+        }
+    }
+
+    /// The qualified name.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Layer(l) => &l.path,
+            Self::Block(b) => &b.path,
+        }
+    }
+
+    /// One sample's output shape.
+    pub fn output(&self) -> Shape {
+        match self {
+            Self::Layer(l) => l.output,
+            Self::Block(b) => b.output,
+        }
+    }
+
+    /// Trainable parameters.
+    pub fn parameters(&self) -> usize {
+        match self {
+            Self::Layer(l) => l.parameters,
+            Self::Block(b) => b.parameters,
+        }
+    }
+}
+
+impl Block {
+    /// The block's children in the order they were written (a residual block's
+    /// shortcut before or after its branch).
+    pub fn children(&self) -> Vec<&Node> {
+        let shortcut = self.shortcut.as_deref();
+        if self.shortcut_first {
+            shortcut.into_iter().chain(&self.body).collect()
+        } else {
+            self.body.iter().chain(shortcut).collect()
+        }
+    }
 }
 
 /// Checks the model; on failure returns its header (for the stub) and every error
@@ -100,28 +189,34 @@ pub fn check(def: ModelDef) -> Result<Model, (Header, syn::Error)> {
         }
     };
 
-    let mut checker = Checker {
-        errors,
-        names: HashSet::new(),
-        layers: Vec::new(),
-        current: input.map(|shape| (shape, None)),
-        fields: 0,
+    let fields: Vec<Field> = fields.collect();
+    let mut checker = Checker { errors };
+    let none_after_input = fields.is_empty();
+    let scope = Scope {
+        prefix: String::new(),
+        fields: Vec::new(),
+        block: None,
     };
-    for field in fields {
-        checker.field(field);
-    }
-    let Checker {
-        mut errors,
-        layers,
-        fields,
-        ..
-    } = checker;
+    let (nodes, _) = checker.chain(fields, &scope, input.map(|s| (s, Source::Input)));
+    let mut errors = checker.errors;
 
-    if fields == 0 && input.is_some() {
+    if none_after_input && input.is_some() {
         errors.push(syn::Error::new_spanned(
             &header.name,
             format!(
                 "`{}` has no layers: add at least one after its input",
+                header.name
+            ),
+        ));
+    }
+    let total = nodes
+        .iter()
+        .try_fold(0usize, |sum, n| sum.checked_add(n.parameters()));
+    if total.is_none() {
+        errors.push(syn::Error::new_spanned(
+            &header.name,
+            format!(
+                "`{}` has more parameters than `usize` can count: make its layers smaller",
                 header.name
             ),
         ));
@@ -132,7 +227,7 @@ pub fn check(def: ModelDef) -> Result<Model, (Header, syn::Error)> {
             header,
             input,
             input_span,
-            layers,
+            nodes,
         }),
         (first, _) => {
             // A missing input is always reported, so `first` is never `None` here.
@@ -202,103 +297,211 @@ fn input_shape(field: &ShapeField, errors: &mut Vec<syn::Error>) -> Option<Shape
         ));
         return None;
     }
-    Shape::try_new(&dims)
+    let shape = Shape::try_new(&dims)?;
+    if shape.checked_size().is_none() {
+        errors.push(syn::Error::new_spanned(
+            field,
+            format!("an input of shape {shape} has more values than `usize` can count"),
+        ));
+        return None;
+    }
+    Some(shape)
 }
+
+/// Where a shape came from, for messages: "`pool3` produces [2, 2, 128]".
+#[derive(Clone)]
+enum Source {
+    /// The model's input.
+    Input,
+    /// The input of the block with this path.
+    BlockInput(String),
+    /// The layer or block with this path.
+    Node(String),
+}
+
+impl Source {
+    fn produces(&self, shape: &Shape) -> String {
+        match self {
+            Self::Input => format!("the input is {shape}"),
+            Self::BlockInput(block) => format!("the input of `{block}` is {shape}"),
+            Self::Node(path) => format!("`{path}` produces {shape}"),
+        }
+    }
+}
+
+/// Where a chain of layers is: its names' prefix, and its block.
+struct Scope {
+    /// `res2.`, or empty at the top.
+    prefix: String,
+    /// The fields from the model down to the block.
+    fields: Vec<Ident>,
+    /// The block's path and kind, or `None` at the top.
+    block: Option<(String, BlockKind)>,
+}
+
+impl Scope {
+    fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn access(&self, name: &Ident) -> Vec<Ident> {
+        self.fields.iter().chain([name]).cloned().collect()
+    }
+
+    fn inside(&self, name: &Ident, path: &str, kind: BlockKind) -> Scope {
+        Scope {
+            prefix: format!("{path}."),
+            fields: self.access(name),
+            block: Some((path.to_string(), kind)),
+        }
+    }
+}
+
+/// A shape, and where it came from; `None` once unknown.
+type Current = Option<(Shape, Source)>;
 
 struct Checker {
     errors: Vec<syn::Error>,
-    /// Layer names seen so far.
-    names: HashSet<String>,
-    layers: Vec<Layer>,
-    /// The shape the next layer gets, and the layer that produced it (`None`: the
-    /// input). `None` once a shape is unknown: later layers get no shape checks.
-    current: Option<(Shape, Option<String>)>,
-    /// Fields after the input.
-    fields: usize,
 }
 
 impl Checker {
-    fn field(&mut self, field: Field) {
-        self.fields += 1;
-        match field {
-            Field::Broken(err) => {
-                self.errors.push(err);
-                self.current = None;
+    /// Checks `fields` as a chain starting from `current`, in `scope`; the nodes that
+    /// checked and the shape at the end of the chain.
+    fn chain(
+        &mut self,
+        fields: Vec<Field>,
+        scope: &Scope,
+        mut current: Current,
+    ) -> (Vec<Node>, Current) {
+        let mut names = HashSet::new();
+        let mut nodes = Vec::new();
+        for field in fields {
+            match field {
+                Field::Broken(err) => {
+                    self.errors.push(err);
+                    current = None;
+                }
+                Field::Shape(shape) => {
+                    let message = if shape.name == "input" && scope.block.is_none() {
+                        "the input shape must come first, before the layers"
+                    } else {
+                        "only `input` takes a shape; a layer is written `name: Kind(args)`, like `fc1: Dense(128, relu)`"
+                    };
+                    self.errors.push(syn::Error::new_spanned(&shape, message));
+                    current = None;
+                }
+                Field::Layer(layer) => {
+                    self.name(&layer.name, scope, &mut names);
+                    match self.node(layer, scope, current.clone()) {
+                        Some(node) => {
+                            current = Some((node.output(), Source::Node(node.path().to_string())));
+                            nodes.push(node);
+                        }
+                        None => current = None,
+                    }
+                }
             }
-            Field::Shape(shape) => {
-                let message = if shape.name == "input" {
-                    "the input shape must come first, before the layers"
-                } else {
-                    "only `input` takes a shape; a layer is written `name: Kind(args)`, like `fc1: Dense(128, relu)`"
-                };
-                self.errors.push(syn::Error::new_spanned(&shape, message));
-                self.current = None;
-            }
-            Field::Layer(layer) => self.layer(layer),
         }
+        (nodes, current)
     }
 
-    fn layer(&mut self, layer: LayerField) {
-        self.name(&layer.name);
-        let output = self.shape(&layer);
-        self.current = output.map(|(shape, label)| (shape, Some(label)));
-    }
-
-    /// Checks the layer's name: unique, not reserved.
-    fn name(&mut self, name: &Ident) {
+    /// Checks the field's name: unique in its block, not reserved.
+    fn name(&mut self, name: &Ident, scope: &Scope, names: &mut HashSet<String>) {
         let label = label(name);
-        if label == "input" {
+        if label == "input" && scope.block.is_none() {
             self.errors.push(syn::Error::new_spanned(
                 name,
                 "`input` names the model's input shape: give this layer another name",
             ));
-        } else if label.starts_with("__") {
+        } else if label.contains("__") {
             self.errors.push(syn::Error::new_spanned(
                 name,
-                "layer names starting with `__` are reserved for the fields kiln generates",
+                "layer names with `__` are reserved for the fields kiln generates",
             ));
-        } else if !self.names.insert(label.clone()) {
+        } else if !names.insert(label.clone()) {
+            let place = match &scope.block {
+                Some((block, _)) => format!(" in `{block}`"),
+                None => String::new(),
+            };
             self.errors.push(syn::Error::new_spanned(
                 name,
                 format!(
-                    "there is already a layer named `{label}`: layer names become the struct's fields and must be unique"
+                    "there is already a layer named `{label}`{place}: layer names become the struct's fields and must be unique"
                 ),
             ));
         }
     }
 
-    /// Builds, validates and shape-checks the layer; its output shape and label when
-    /// all is well.
-    fn shape(&mut self, layer: &LayerField) -> Option<(Shape, String)> {
-        let call = &layer.call;
-        let kind_name = call.kind.to_string();
-        let Some(kind) = Kind::from_name(&kind_name) else {
-            let names = Kind::names();
-            let tail = did_you_mean(&kind_name, &names, suggest::LAYER_ALIASES, || {
-                format!("the layers are {}", suggest::list(&names))
-            });
-            self.errors.push(syn::Error::new_spanned(
-                &call.kind,
-                format!("unknown layer `{kind_name}`{tail}"),
-            ));
+    /// Checks one layer or block fed `current`.
+    fn node(&mut self, field: LayerField, scope: &Scope, current: Current) -> Option<Node> {
+        let kind_name = field.call.kind.to_string();
+        if let Some(block) = BlockKind::from_name(&kind_name) {
+            return self.block(field, block, scope, current).map(Node::Block);
+        }
+        let Some(kind) = kind(&kind_name) else {
+            self.unknown_kind(&field.call.kind);
             return None;
         };
-        let bound = layers::bind(kind, call, &mut self.errors);
-        let spec = bound.spec?;
-        let label = label(&layer.name);
+        if let Some((brace, _)) = &field.call.body {
+            self.errors.push(syn::Error::new(
+                brace.span.join(),
+                format!(
+                    "`{kind_name}` is a layer and takes no `{{ .. }}`; the blocks are `Residual`, `Concat` and `Sequential`"
+                ),
+            ));
+        }
+        self.layer(&field, kind, scope, current).map(Node::Layer)
+    }
+
+    fn unknown_kind(&mut self, kind: &Ident) {
+        let kind_name = kind.to_string();
+        let mut names: Vec<&str> = kiln_shape::KINDS.iter().map(|k| k.name).collect();
+        let layers = suggest::list(&names);
+        let blocks: Vec<&str> = BlockKind::ALL.iter().map(|b| b.name()).collect();
+        names.extend(&blocks);
+        let aliases: Vec<(&str, &str)> = kiln_shape::KINDS
+            .iter()
+            .flat_map(|k| k.aliases.iter().map(|a| (*a, k.name)))
+            .chain(
+                BlockKind::ALL
+                    .iter()
+                    .flat_map(|b| b.aliases().iter().map(|a| (*a, b.name()))),
+            )
+            .collect();
+        let tail = did_you_mean(&kind_name, &names, &aliases, || {
+            format!(
+                "the layers are {layers}, and the blocks {}",
+                suggest::list(&blocks)
+            )
+        });
+        self.errors.push(syn::Error::new_spanned(
+            kind,
+            format!("unknown layer `{kind_name}`{tail}"),
+        ));
+    }
+
+    /// Builds, validates and shape-checks a layer.
+    fn layer(
+        &mut self,
+        field: &LayerField,
+        kind: &'static LayerKind,
+        scope: &Scope,
+        current: Current,
+    ) -> Option<Layer> {
+        let call = &field.call;
+        let Bound { args, written } = args::bind(kind.name, kind.args, call, &mut self.errors);
+        let spec = (kind.spec)(&args?);
+        let path = scope.path(&label(&field.name));
         let source = call.to_string();
 
         let mut problems = spec.validate();
-        if problems
-            .iter()
-            .any(|p| bound.written.contains_key(p.argument))
-        {
+        if problems.iter().any(|p| written.contains_key(p.argument)) {
             // `MaxPool2d(0)` also has a zero stride, by default: one mistake.
-            problems.retain(|p| bound.written.contains_key(p.argument));
+            problems.retain(|p| written.contains_key(p.argument));
         }
         for problem in &problems {
-            let message = format!("`{label}: {source}`: {problem}");
-            self.errors.push(match bound.written.get(problem.argument) {
+            let message = format!("`{path}: {source}`: {problem}");
+            self.errors.push(match written.get(problem.argument) {
                 Some(tokens) => syn::Error::new_spanned(tokens, message),
                 None => syn::Error::new_spanned(call, message),
             });
@@ -307,36 +510,294 @@ impl Checker {
             return None;
         }
 
-        let (input, from) = self.current.clone()?;
-        match spec.output_shape(&input) {
-            Ok(output) => {
-                self.layers.push(Layer {
-                    name: layer.name.clone(),
-                    label: label.clone(),
-                    source,
-                    spec,
-                    input,
-                    output,
-                    parameters: spec.parameter_count(&input),
-                });
-                Some((output, label))
-            }
+        let (input, from) = current?;
+        let output = match spec.output_shape(&input) {
+            Ok(output) => output,
             Err(err) => {
-                let message = shape_message(&label, &source, from.as_deref(), &err);
+                let message = shape_message(&path, &source, &from, &err);
                 self.errors.push(syn::Error::new_spanned(call, message));
-                None
+                return None;
+            }
+        };
+        let Some(parameters) = spec.parameter_count(&input) else {
+            self.errors.push(syn::Error::new_spanned(
+                call,
+                format!(
+                    "`{path}: {source}` has more parameters than `usize` can count on an input of {input}"
+                ),
+            ));
+            return None;
+        };
+        Some(Layer {
+            name: field.name.clone(),
+            access: scope.access(&field.name),
+            path,
+            source,
+            kind,
+            spec,
+            input,
+            output,
+            parameters,
+        })
+    }
+
+    /// Checks a block: its arguments, its body, and that its branches fit together.
+    fn block(
+        &mut self,
+        field: LayerField,
+        kind: BlockKind,
+        scope: &Scope,
+        current: Current,
+    ) -> Option<Block> {
+        let path = scope.path(&label(&field.name));
+        let head = format!("`{path}: {}`", kind.name());
+        let Bound { args, written } =
+            args::bind(kind.name(), kind.args(), &field.call, &mut self.errors);
+        let activation = args
+            .as_ref()
+            .map_or(Activation::Linear, |a| a.activation("activation"));
+        if !residual_activation_fuses(activation) {
+            let message = format!(
+                "{head}: the sum can apply `linear`, `relu`, `leaky_relu`, `sigmoid` or `tanh`, not `{}`; put a `{}` layer after the block instead",
+                activation.name(),
+                Spec::kind_name(&activation)
+            );
+            let at = written.get("activation");
+            self.errors.push(match at {
+                Some(tokens) => syn::Error::new_spanned(tokens, message),
+                None => syn::Error::new_spanned(&field.call, message),
+            });
+        }
+        let Some((_, fields)) = field.call.body else {
+            self.errors.push(syn::Error::new_spanned(
+                &field.call,
+                format!(
+                    "`{}` is a block: write its layers between braces, `{}: {} {{ a: .., b: .. }}`",
+                    kind.name(),
+                    label(&field.name),
+                    kind.name()
+                ),
+            ));
+            return None;
+        };
+        let inner = scope.inside(&field.name, &path, kind);
+        let input = current.as_ref().map(|(shape, _)| *shape);
+        let entry = current.map(|(shape, _)| (shape, Source::BlockInput(path.clone())));
+
+        // A residual block's `shortcut` is apart from its branch.
+        let mut shortcut_field = None;
+        let mut shortcut_first = false;
+        let mut body_fields = Vec::new();
+        for f in fields {
+            match f {
+                Field::Layer(layer) if layer.name == "shortcut" => {
+                    if kind != BlockKind::Residual {
+                        self.errors.push(syn::Error::new_spanned(
+                            &layer.name,
+                            format!(
+                                "`shortcut` is the projection of a `Residual` block; in a `{}` give this layer another name",
+                                kind.name()
+                            ),
+                        ));
+                    } else if shortcut_field.is_some() {
+                        self.errors.push(syn::Error::new_spanned(
+                            &layer.name,
+                            format!("{head} has two shortcuts: write several layers as `shortcut: Sequential {{ .. }}`"),
+                        ));
+                    } else {
+                        shortcut_first = body_fields.is_empty();
+                        shortcut_field = Some(layer);
+                    }
+                }
+                other => body_fields.push(other),
             }
         }
+        if body_fields.is_empty() {
+            let needs = match kind {
+                BlockKind::Residual => "its branch needs at least one layer",
+                BlockKind::Concat => "it needs at least two branches",
+                BlockKind::Sequential => "it needs at least one layer",
+            };
+            self.errors.push(syn::Error::new_spanned(
+                &field.name,
+                format!("{head} is empty: {needs}"),
+            ));
+            return None;
+        }
+
+        let (body, end) = match kind {
+            BlockKind::Residual | BlockKind::Sequential => {
+                let (nodes, end) = self.chain(body_fields, &inner, entry.clone());
+                (nodes, end.map(|(shape, _)| shape))
+            }
+            BlockKind::Concat => self.concat(body_fields, &inner, &head, entry.clone()),
+        };
+        let shortcut = shortcut_field.and_then(|f| self.shortcut(f, &inner, &head, entry.clone()));
+        let output = end?;
+        let input = input?;
+        if kind == BlockKind::Residual {
+            let carried = shortcut.as_ref().map_or(input, |s| s.output());
+            if carried != output {
+                let message = match &shortcut {
+                    Some(s) => format!(
+                        "{head}: its branch produces {output} but its shortcut `{}` produces {carried}: the two are added, so they must have the same shape",
+                        s.path()
+                    ),
+                    None => format!(
+                        "{head}: its branch produces {output} but its input is {input}, which the shortcut carries unchanged: {}",
+                        projection_hint(&input, &output)
+                    ),
+                };
+                self.errors
+                    .push(syn::Error::new_spanned(&field.call.kind, message));
+                return None;
+            }
+        }
+        let parameters = body
+            .iter()
+            .chain(shortcut.as_ref())
+            .try_fold(0usize, |sum, n| sum.checked_add(n.parameters()))?;
+        Some(Block {
+            name: field.name,
+            path,
+            kind,
+            activation,
+            body,
+            shortcut: shortcut.map(Box::new),
+            shortcut_first,
+            output,
+            parameters,
+        })
+    }
+
+    /// A residual block's shortcut: a layer or block applied to the block's input.
+    fn shortcut(
+        &mut self,
+        field: LayerField,
+        scope: &Scope,
+        head: &str,
+        entry: Current,
+    ) -> Option<Node> {
+        if field.call.kind == "Identity" && field.call.body.is_none() {
+            self.errors.push(syn::Error::new_spanned(
+                &field.call,
+                format!(
+                    "{head}: the shortcut is the identity unless given: remove `shortcut: Identity`"
+                ),
+            ));
+            return None;
+        }
+        let (mut nodes, _) = self.chain(vec![Field::Layer(field)], scope, entry);
+        nodes.pop()
+    }
+
+    /// A concatenation's branches, each applied to the block's input; the shape of
+    /// the concatenation.
+    fn concat(
+        &mut self,
+        fields: Vec<Field>,
+        scope: &Scope,
+        head: &str,
+        entry: Current,
+    ) -> (Vec<Node>, Option<Shape>) {
+        let mut names = HashSet::new();
+        let mut branches = Vec::new();
+        let mut known = true;
+        let count = fields.len();
+        for field in fields {
+            match field {
+                Field::Layer(layer) => {
+                    self.name(&layer.name, scope, &mut names);
+                    match self.node(layer, scope, entry.clone()) {
+                        Some(node) => branches.push(node),
+                        None => known = false,
+                    }
+                }
+                Field::Broken(err) => {
+                    self.errors.push(err);
+                    known = false;
+                }
+                Field::Shape(shape) => {
+                    self.errors.push(syn::Error::new_spanned(
+                        &shape,
+                        "only `input` takes a shape; a branch is written `name: Kind(args)`",
+                    ));
+                    known = false;
+                }
+            }
+        }
+        if count == 1 {
+            if let Some(only) = branches.first() {
+                self.errors.push(syn::Error::new_spanned(
+                    only.name(),
+                    format!("{head} has one branch: a concatenation needs two or more (write the layer without the block)"),
+                ));
+            }
+            return (branches, None);
+        }
+        if !known || entry.is_none() {
+            return (branches, None);
+        }
+        let first = branches[0].output();
+        let mut last = 0usize;
+        for branch in &branches {
+            let shape = branch.output();
+            let dims = shape.dims();
+            let agree = shape.rank() == first.rank()
+                && dims[..dims.len() - 1] == first.dims()[..first.rank() - 1];
+            if !agree {
+                let axes = if first.rank() > 1 {
+                    "every axis but the last"
+                } else {
+                    "their rank"
+                };
+                self.errors.push(syn::Error::new_spanned(
+                    branch.name(),
+                    format!(
+                        "{head}: its branches must agree on {axes}, but `{}` produces {first} and `{}` produces {shape}",
+                        branches[0].path(),
+                        branch.path()
+                    ),
+                ));
+                return (branches, None);
+            }
+            last += dims[dims.len() - 1];
+        }
+        let mut dims = first.dims().to_vec();
+        if let Some(d) = dims.last_mut() {
+            *d = last;
+        }
+        (branches, Shape::try_new(&dims))
+    }
+}
+
+/// What to add to a residual block whose branch changes the shape from `input` to
+/// `output`: a 1x1 convolution with the stride that gives the branch's size, or a
+/// dense layer on vectors.
+fn projection_hint(input: &Shape, output: &Shape) -> String {
+    match (input.as_image(), output.as_image()) {
+        (Some((h, w, _)), Some((oh, ow, c))) => {
+            let stride = (1..=h.max(w)).find(|s| h.div_ceil(*s) == oh && w.div_ceil(*s) == ow);
+            match stride {
+                Some(1) => format!("add `shortcut: Conv2d({c}, 1)` to project it"),
+                Some(s) => format!("add `shortcut: Conv2d({c}, 1, stride = {s})` to project it"),
+                None => "add a `shortcut:` that maps the input to the branch's shape".into(),
+            }
+        }
+        _ if input.rank() == 1 && output.rank() == 1 => {
+            format!("add `shortcut: Dense({})` to project it", output.size())
+        }
+        _ => "add a `shortcut:` that maps the input to the branch's shape".into(),
     }
 }
 
 /// `` `fc1: Dense(128)` expects a rank-1 input but `pool3` produces [2, 2, 128]: insert `Flatten` ``
-fn shape_message(label: &str, source: &str, from: Option<&str>, err: &ShapeError) -> String {
-    let got = match from {
-        Some(from) => format!("`{from}` produces {}", err.got),
-        None => format!("the input is {}", err.got),
-    };
-    let mut message = format!("`{label}: {source}` expects {} but {got}", err.expected);
+fn shape_message(path: &str, source: &str, from: &Source, err: &ShapeError) -> String {
+    let mut message = format!(
+        "`{path}: {source}` expects {} but {}",
+        err.expected,
+        from.produces(&err.got)
+    );
     if let Some(hint) = &err.hint {
         message.push_str(": ");
         message.push_str(hint);
@@ -349,161 +810,4 @@ fn label(ident: &Ident) -> String {
     let s = ident.to_string();
     s.strip_prefix("r#")
         .map_or_else(|| s.clone(), str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse::parse;
-    use proc_macro2::TokenStream;
-    use quote::quote;
-
-    fn check_tokens(tokens: TokenStream) -> Result<Model, Vec<String>> {
-        check(parse(tokens).unwrap())
-            .map_err(|(_, err)| err.into_iter().map(|e| e.to_string()).collect())
-    }
-
-    fn errors(tokens: TokenStream) -> Vec<String> {
-        match check_tokens(tokens) {
-            Ok(_) => panic!("the model checked"),
-            Err(errors) => errors,
-        }
-    }
-
-    #[test]
-    fn seed_cnn_checks() {
-        let model = check_tokens(quote! {
-            /// Docs.
-            pub struct SeedCnn {
-                input: [32, 32, 3],
-                conv1: Conv2d(32, 3, relu),
-                pool1: MaxPool2d(2),
-                conv2: Conv2d(64, 3, relu),
-                pool2: MaxPool2d(2),
-                conv3: Conv2d(128, 3, relu),
-                pool3: MaxPool2d(2),
-                flat: Flatten,
-                fc1: Dense(128, relu),
-                out: Dense(10, softmax),
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(model.header.docs.len(), 1);
-        assert_eq!(model.input, Shape::new(&[32, 32, 3]));
-        assert_eq!(model.layers.len(), 9);
-        let total: usize = model.layers.iter().map(|l| l.parameters).sum();
-        assert_eq!(total, 160_202);
-        assert_eq!(model.layers[5].output, Shape::new(&[2, 2, 128]));
-        assert_eq!(model.layers[8].source, "Dense(10, softmax)");
-    }
-
-    #[test]
-    fn dense_without_flatten_names_both_layers() {
-        assert_eq!(
-            errors(quote! {
-                struct M { input: [8, 8, 3], pool: MaxPool2d(2), fc1: Dense(128) }
-            }),
-            [
-                "`fc1: Dense(128)` expects a rank-1 input but `pool` produces [4, 4, 3]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
-            ]
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [8, 8, 3], fc1: Dense(128) } }),
-            [
-                "`fc1: Dense(128)` expects a rank-1 input but the input is [8, 8, 3]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
-            ]
-        );
-    }
-
-    #[test]
-    fn after_a_shape_error_later_shapes_are_not_checked() {
-        let errs = errors(quote! {
-            struct M {
-                input: [4, 4, 3],
-                conv: Conv2d(8, 5),
-                fc: Dense(10),
-                drop: Dropout(2.0),
-            }
-        });
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].contains("at least 5x5"), "{errs:?}");
-        assert_eq!(
-            errs[1],
-            "`drop: Dropout(2.0)`: `rate` must be in [0, 1), got 2.0"
-        );
-    }
-
-    #[test]
-    fn spec_errors_count_once() {
-        assert_eq!(
-            errors(quote! { struct M { input: [4, 4, 3], p: MaxPool2d(0) } }),
-            ["`p: MaxPool2d(0)`: `size` must be at least 1, got 0"]
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [4], fc: Dense(units = 0) } }),
-            ["`fc: Dense(units = 0)`: `units` must be at least 1, got 0"]
-        );
-    }
-
-    #[test]
-    fn names_and_input_errors() {
-        assert_eq!(
-            errors(quote! { struct M { conv: Conv2d(3, 3) } }),
-            [
-                "`M` has no input shape: begin with `input: [height, width, channels]` or `input: [features]`"
-            ]
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [4], a: Relu, a: Relu, __b: Relu } }),
-            [
-                "there is already a layer named `a`: layer names become the struct's fields and must be unique",
-                "layer names starting with `__` are reserved for the fields kiln generates",
-            ]
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [4, 0] , a: Relu } }),
-            ["an input dimension must be at least 1, got 0"]
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [1, 2, 3, 4], a: Relu } }).len(),
-            1
-        );
-        assert_eq!(
-            errors(quote! { struct M { input: [4] } }),
-            ["`M` has no layers: add at least one after its input"]
-        );
-        assert_eq!(
-            errors(quote! { #[derive(Clone)] struct M { input: [4], a: Relu } }).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn unknown_layers_are_suggested() {
-        assert_eq!(
-            errors(
-                quote! { struct M { input: [8, 8, 3], c: Conv2D(3, 3), p: MaxPooling2D(2), b: BatchNorm } }
-            ),
-            [
-                "unknown layer `Conv2D`: did you mean `Conv2d`?",
-                "unknown layer `MaxPooling2D`: did you mean `MaxPool2d`?",
-                "unknown layer `BatchNorm`; the layers are `Dense`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool2d`, `Flatten`, `Dropout`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu` and `Softmax`",
-            ]
-        );
-    }
-
-    #[test]
-    fn rank_two_inputs_reach_the_shape_rules() {
-        let model = check_tokens(quote! {
-            struct Seq { input: [16, 8], act: Tanh, flat: Flatten, out: Dense(4) }
-        })
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(model.layers[1].output, Shape::new(&[128]));
-        assert_eq!(model.layers[2].parameters, 128 * 4 + 4);
-        let errs = errors(quote! { struct Seq { input: [16, 8], c: Conv2d(4, 3) } });
-        assert!(
-            errs[0].starts_with("`c: Conv2d(4, 3)` expects a rank-3 input"),
-            "{errs:?}"
-        );
-    }
 }

@@ -1,21 +1,21 @@
-//! Stage 3: a checked model to tokens.
+//! Stage 3: a checked model and its plan to tokens.
 //!
-//! The generated struct owns its layers (public fields named after them) and a
-//! workspace sized once for `max_batch`: the input, one activation buffer per layer
-//! and two gradient buffers used in turn. `forward` and `backward` are straight-line
-//! calls to each layer, with no loop, tape or allocation. `Flatten` has no buffer and
-//! is never run: NHWC memory is already in flattened order, so the next layer reads
-//! the buffer before it and the gradient passes through unchanged.
+//! The generated struct owns its layers (a public field per layer or block; a block's
+//! layers are the fields of a struct of its own, in a hidden module) and a workspace
+//! of buffers sized once for `max_batch`, which the plan (`plan.rs`) shares between
+//! values whose lives do not overlap. `forward` and `backward` are the plan's
+//! statements as straight-line calls, with no loop, tape or allocation.
 //!
 //! Every path is absolute (`::kiln::...`), so the code does not depend on the user's
 //! imports.
 
-use kiln_shape::{Activation, LayerSpec, Shape};
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use kiln_shape::Shape;
+use proc_macro2::{Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
-use crate::check::{Header, Layer, Model};
-use crate::literals::{activation_tokens, lit, marker, runtime_type, shape_tokens, spec_tokens};
+use crate::check::{Block, Header, Layer, Model, Node};
+use crate::literals::{activation_tokens, lit, marker, rust, shape_tokens};
+use crate::plan::{At, Backward, BufferId, Dx, Forward, OpKind, Plan};
 
 /// A model with errors: every error, and a placeholder struct of the model's name, so
 /// that the user's mentions of the type do not add "cannot find type" errors.
@@ -30,46 +30,68 @@ pub fn stub(header: &Header, errors: syn::Error) -> TokenStream {
     }
 }
 
-/// The model's struct, its inherent impl and its `Model` impl.
+/// The model's struct, its block structs, its inherent impl and its `Trainable` and
+/// `Model` impls.
 pub fn expand(model: &Model) -> TokenStream {
     let Some(input_marker) = marker(&model.input) else {
         return unsupported(model, &model.input);
     };
-    let output_shape = model.layers.last().map_or(model.input, |l| l.output);
+    let plan = Plan::new(model);
+    let output_shape = plan.graph.values[plan.graph.output];
     let Some(output_marker) = marker(&output_shape) else {
         return unsupported(model, &output_shape);
     };
     let Header { docs, vis, name } = &model.header;
     let label = name.to_string();
     let label = label.strip_prefix("r#").unwrap_or(&label);
+    let blocks = BlockTypes::new(model);
 
-    let plan = Plan::new(model);
-    let consts = Consts::new(model, &output_shape);
-    let Consts {
-        parameters,
-        input_shape,
-        output_shape: output_shape_tokens,
-        layers: layer_table,
-        output_activation,
-        activation_floats,
-    } = &consts;
+    let parameters = lit(model.nodes.iter().map(Node::parameters).sum());
+    let input_shape = shape_tokens(&model.input);
+    let output_shape_tokens = shape_tokens(&output_shape);
+    let layer_table = layer_table(model);
+    let output_activation = match plan.output_activation {
+        Some(a) => {
+            let a = activation_tokens(&a);
+            quote!(::core::option::Option::Some(#a))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let workspace_floats = lit(plan.floats_per_sample());
 
     let struct_docs = struct_docs(model, docs.is_empty());
-    let fields = plan.fields(model);
-    let build = plan.build(model);
-    let forward = plan.forward(model);
-    let backward = plan.backward(model);
-    let output_buffer = &plan.output;
+    let module = blocks.module(model, vis);
+    let layer_fields = model.nodes.iter().map(|n| blocks.field(n, false));
+    let buffer_fields = (0..plan.buffers.len()).map(|b| {
+        let f = buffer(b);
+        quote! { #f: <B as ::kiln::Storage>::Buffer, }
+    });
+    let build = build(model, &blocks);
+    let alloc = plan.buffers.iter().enumerate().map(|(b, size)| {
+        let (f, size) = (buffer(b), lit(*size));
+        quote! { #f: ::kiln::Storage::alloc(backend, max_batch * #size)?, }
+    });
+    let forward = forward(&plan);
+    let backward = backward(&plan);
+    let input_buffer = buffer(plan.value_buffer[plan.graph.input]);
+    let output_buffer = buffer(plan.value_buffer[plan.graph.output]);
     let input_size = lit(model.input.size());
-    let output_size = lit(output_shape.size());
-    let per_layer = model.layers.iter().filter(|l| !is_flatten(l));
-    let visit = per_layer.clone().map(|l| {
-        let (field, ty, label) = (&l.name, runtime_type(&l.spec), &l.label);
+    let layers = all_layers(model);
+    let visit = layers.iter().map(|l| {
+        let (field, ty, label) = (access(l), rust(l.kind.runtime), &l.path);
         quote! { <#ty as ::kiln::nn::Layer<B>>::visit_parameters(&mut self.#field, #label, &mut *f)?; }
     });
-    let params = per_layer.map(|l| {
-        let (field, ty, label) = (&l.name, runtime_type(&l.spec), &l.label);
+    let params = layers.iter().map(|l| {
+        let (field, ty, label) = (access(l), rust(l.kind.runtime), &l.path);
         quote! { <#ty as ::kiln::nn::Layer<B>>::parameters(&self.#field, #label, &mut *f)?; }
+    });
+    let visit_state = layers.iter().map(|l| {
+        let (field, ty, label) = (access(l), rust(l.kind.runtime), &l.path);
+        quote! { <#ty as ::kiln::nn::Layer<B>>::visit_state(&mut self.#field, #label, &mut *f)?; }
+    });
+    let state = layers.iter().map(|l| {
+        let (field, ty, label) = (access(l), rust(l.kind.runtime), &l.path);
+        quote! { <#ty as ::kiln::nn::Layer<B>>::state(&self.#field, #label, &mut *f)?; }
     });
 
     // A batch of the wrong shape is a type error whose "defined here" note points at
@@ -80,17 +102,26 @@ pub fn expand(model: &Model) -> TokenStream {
         at_input,
     );
     let result = quote!(::kiln::nn::Result);
+    let kresult = quote!(::kiln::kernels::Result);
     let tensor_in = quote!(::kiln::Tensor<#input_marker, B>);
     let tensor_out = quote!(::kiln::Tensor<#output_marker, B>);
     let view_out = quote!(::kiln::TensorRef<'_, #output_marker, B>);
-    let param_mut = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamMut<'a, B>) -> #result<()>);
-    let param_ref = quote!(&mut dyn ::core::ops::FnMut(::kiln::nn::ParamRef<'a, B>) -> #result<()>);
+    let visit_params = quote!(::kiln::kernels::VisitParams<'_, 'a, B>);
+    let view_params = quote!(::kiln::kernels::ViewParams<'_, 'a, B>);
+    let visit_states = quote!(::kiln::kernels::VisitState<'_, 'a, B>);
+    let view_states = quote!(::kiln::kernels::ViewState<'_, 'a, B>);
 
     quote! {
+        #module
+
         #(#docs)*
         #struct_docs
         #vis struct #name<B: ::kiln::Backend = ::kiln::Cpu> {
-            #fields
+            #(#layer_fields)*
+            __backend: B,
+            __max_batch: usize,
+            __batch: usize,
+            #(#buffer_fields)*
         }
 
         impl<B: ::kiln::Backend> #name<B> {
@@ -102,12 +133,13 @@ pub fn expand(model: &Model) -> TokenStream {
             pub const INPUT_SHAPE: ::kiln::shape::Shape = #input_shape;
             /// The per-sample output shape.
             pub const OUTPUT_SHAPE: ::kiln::shape::Shape = #output_shape_tokens;
-            /// Every layer: name, kind, per-sample output shape, parameters.
+            /// Every layer and block: name, kind, per-sample output shape,
+            /// parameters, depth.
             pub const LAYERS: &'static [::kiln::nn::LayerInfo] = #layer_table;
-            /// The activation of the layer that `backward`'s `GradAt` refers to, if any.
+            /// The activation of the op that `backward`'s `GradAt` refers to, if any.
             pub const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::shape::Activation> = #output_activation;
-            /// Activation values one sample keeps in the workspace, input included.
-            pub const ACTIVATION_FLOATS_PER_SAMPLE: usize = #activation_floats;
+            /// Values one sample takes in the workspace planned from the graph.
+            pub const WORKSPACE_FLOATS_PER_SAMPLE: usize = #workspace_floats;
 
             /// A Keras-like table of the layers, their output shapes and parameters.
             pub fn summary() -> ::std::string::String {
@@ -120,11 +152,17 @@ pub fn expand(model: &Model) -> TokenStream {
                 if max_batch == 0 {
                     return ::core::result::Result::Err(::kiln::nn::Error::ZeroMaxBatch { model: Self::NAME });
                 }
-                if max_batch.checked_mul(Self::ACTIVATION_FLOATS_PER_SAMPLE).is_none() {
+                if max_batch.checked_mul(Self::WORKSPACE_FLOATS_PER_SAMPLE).is_none() {
                     return ::core::result::Result::Err(::kiln::nn::Error::MaxBatchTooLarge { model: Self::NAME, max_batch });
                 }
                 let mut __rng = ::kiln::kernels::rng::Rng::new(seed);
-                ::core::result::Result::Ok(Self { #build })
+                ::core::result::Result::Ok(Self {
+                    #build
+                    #(#alloc)*
+                    __backend: ::core::clone::Clone::clone(backend),
+                    __max_batch: max_batch,
+                    __batch: 0,
+                })
             }
 
             /// The backend the model lives on.
@@ -137,12 +175,22 @@ pub fn expand(model: &Model) -> TokenStream {
                 self.__max_batch
             }
 
+            /// Binds `loss` to the model's output: its shape, its last activation
+            /// (cross-entropy after softmax takes the fused gradient) and its largest
+            /// batch.
+            pub fn criterion(
+                &self,
+                loss: ::kiln::losses::Loss,
+            ) -> ::kiln::losses::Result<::kiln::losses::Criterion<#output_marker, B>> {
+                ::kiln::losses::Criterion::new(loss, &self.__backend, self.__max_batch, Self::OUTPUT_ACTIVATION)
+            }
+
             /// Runs the network on the batch `x`; the output lives in the workspace
             /// until the next forward.
             pub fn #forward_sig -> #result<#view_out> {
                 let batch = x.batch();
                 self.__check_batch(batch)?;
-                ::kiln::Storage::copy(&self.__backend, x.buffer(), &mut self.__input, batch * #input_size)?;
+                ::kiln::Storage::copy(&self.__backend, x.buffer(), &mut self.#input_buffer, batch * #input_size)?;
                 self.__forward(batch, mode)?;
                 ::core::result::Result::Ok(self.output())
             }
@@ -159,7 +207,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 }
                 let batch = x.len() / #input_size;
                 self.__check_batch(batch)?;
-                ::kiln::Storage::upload(&self.__backend, x, &mut self.__input)?;
+                ::kiln::Storage::upload(&self.__backend, x, &mut self.#input_buffer)?;
                 self.__forward(batch, mode)?;
                 ::core::result::Result::Ok(self.output())
             }
@@ -169,10 +217,10 @@ pub fn expand(model: &Model) -> TokenStream {
                 ::kiln::TensorRef::new(&self.#output_buffer, self.__batch)
             }
 
-            /// Back-propagates `grad` (at the output, or at the last layer's
+            /// Back-propagates `grad` (at the output, or at the last op's
             /// pre-activation) through the last forward, accumulating every
             /// parameter's gradient.
-            pub fn backward(&mut self, grad: &#tensor_out, at: ::kiln::nn::GradAt) -> #result<()> {
+            pub fn backward(&mut self, grad: &#tensor_out, at: ::kiln::kernels::GradAt) -> #result<()> {
                 let batch = self.__batch;
                 if batch == 0 {
                     return ::core::result::Result::Err(::kiln::nn::Error::BackwardBeforeForward { model: Self::NAME });
@@ -184,7 +232,6 @@ pub fn expand(model: &Model) -> TokenStream {
                         backward: grad.batch(),
                     });
                 }
-                ::kiln::Storage::copy(&self.__backend, grad.buffer(), &mut self.__grad_a, batch * #output_size)?;
                 #backward
                 ::core::result::Result::Ok(())
             }
@@ -192,20 +239,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Sets every parameter gradient to zero (a GPU zeroes up to sixteen
             /// tensors in one launch).
             pub fn zero_grad(&mut self) -> #result<()> {
-                let backend = ::core::clone::Clone::clone(&self.__backend);
-                ::kiln::nn::zero_gradients(&backend, |f| self.visit_parameters(f))
-            }
-
-            /// Calls `f` on every trainable tensor, in layer order.
-            pub fn visit_parameters<'a>(&'a mut self, f: #param_mut) -> #result<()> {
-                #(#visit)*
-                ::core::result::Result::Ok(())
-            }
-
-            /// Calls `f` on every trainable tensor, in layer order, read-only.
-            pub fn parameters<'a>(&'a self, f: #param_ref) -> #result<()> {
-                #(#params)*
-                ::core::result::Result::Ok(())
+                ::core::result::Result::Ok(::kiln::kernels::Trainable::zero_grad(self)?)
             }
 
             fn __check_batch(&self, batch: usize) -> #result<()> {
@@ -231,6 +265,32 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        impl<B: ::kiln::Backend> ::kiln::kernels::Trainable<B> for #name<B> {
+            fn backend(&self) -> &B {
+                &self.__backend
+            }
+
+            fn parameters<'a>(&'a self, f: #view_params) -> #kresult<()> {
+                #(#params)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn visit_parameters<'a>(&'a mut self, f: #visit_params) -> #kresult<()> {
+                #(#visit)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn state<'a>(&'a self, f: #view_states) -> #kresult<()> {
+                #(#state)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn visit_state<'a>(&'a mut self, f: #visit_states) -> #kresult<()> {
+                #(#visit_state)*
+                ::core::result::Result::Ok(())
+            }
+        }
+
         impl<B: ::kiln::Backend> ::kiln::nn::Model<B> for #name<B> {
             type Input = #input_marker;
             type Output = #output_marker;
@@ -242,13 +302,10 @@ pub fn expand(model: &Model) -> TokenStream {
             const LAYERS: &'static [::kiln::nn::LayerInfo] = #name::<B>::LAYERS;
             const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::shape::Activation> =
                 #name::<B>::OUTPUT_ACTIVATION;
-            const ACTIVATION_FLOATS_PER_SAMPLE: usize = #name::<B>::ACTIVATION_FLOATS_PER_SAMPLE;
+            const WORKSPACE_FLOATS_PER_SAMPLE: usize = #name::<B>::WORKSPACE_FLOATS_PER_SAMPLE;
 
             fn new(backend: &B, max_batch: usize, seed: u64) -> #result<Self> {
                 #name::<B>::new(backend, max_batch, seed)
-            }
-            fn backend(&self) -> &B {
-                #name::<B>::backend(self)
             }
             fn max_batch(&self) -> usize {
                 #name::<B>::max_batch(self)
@@ -262,302 +319,446 @@ pub fn expand(model: &Model) -> TokenStream {
             fn output(&self) -> #view_out {
                 #name::<B>::output(self)
             }
-            fn backward(&mut self, grad: &#tensor_out, at: ::kiln::nn::GradAt) -> #result<()> {
+            fn backward(&mut self, grad: &#tensor_out, at: ::kiln::kernels::GradAt) -> #result<()> {
                 #name::<B>::backward(self, grad, at)
             }
-            fn zero_grad(&mut self) -> #result<()> {
-                #name::<B>::zero_grad(self)
-            }
-            fn visit_parameters<'a>(&'a mut self, f: #param_mut) -> #result<()> {
-                #name::<B>::visit_parameters(self, f)
-            }
-            fn parameters<'a>(&'a self, f: #param_ref) -> #result<()> {
-                #name::<B>::parameters(self, f)
-            }
         }
     }
 }
 
-/// Which buffer each layer reads and writes.
-struct Plan {
-    /// Per layer: the buffer field it reads.
-    inputs: Vec<proc_macro2::Ident>,
-    /// Per layer: the buffer field holding its output (for `Flatten`, its input's).
-    outputs: Vec<proc_macro2::Ident>,
-    /// The buffer holding the model's output.
-    output: proc_macro2::Ident,
-    /// Floats per sample of the largest buffer a gradient passes through.
-    grad_size: usize,
-    /// Whether `backward` needs the second gradient buffer.
-    needs_grad_b: bool,
+/// The field of workspace buffer `b`.
+fn buffer(b: BufferId) -> Ident {
+    format_ident!("__w{}", b)
 }
 
-impl Plan {
-    fn new(model: &Model) -> Plan {
-        let input = format_ident!("__input");
-        let mut inputs = Vec::new();
-        let mut outputs: Vec<proc_macro2::Ident> = Vec::new();
-        for layer in &model.layers {
-            let reads = outputs.last().cloned().unwrap_or_else(|| input.clone());
-            let writes = if is_flatten(layer) {
-                reads.clone()
-            } else {
-                format_ident!("__act_{}", layer.label)
-            };
-            inputs.push(reads);
-            outputs.push(writes);
+/// `res2.shortcut` as the field path `res2 . shortcut`.
+fn access(layer: &Layer) -> TokenStream {
+    let fields = &layer.access;
+    quote!(#(#fields).*)
+}
+
+/// Every layer, depth first, in the order written: the order of `new`'s generator
+/// streams and of the parameter visits.
+fn all_layers(model: &Model) -> Vec<&Layer> {
+    fn walk<'m>(node: &'m Node, out: &mut Vec<&'m Layer>) {
+        match node {
+            Node::Layer(l) => out.push(l),
+            Node::Block(b) => {
+                for child in b.children() {
+                    walk(child, out);
+                }
+            }
         }
-        let output = outputs.last().cloned().unwrap_or(input);
-        let grad_size = model
-            .layers
-            .iter()
-            .map(|l| l.output.size())
-            .chain([model.input.size()])
-            .max()
-            .unwrap_or(0);
-        let running = model.layers.iter().filter(|l| !is_flatten(l)).count();
-        Plan {
-            inputs,
-            outputs,
-            output,
-            grad_size,
-            needs_grad_b: running > 1,
+    }
+    let mut out = Vec::new();
+    for node in &model.nodes {
+        walk(node, &mut out);
+    }
+    out
+}
+
+/// The structs that hold the layers of each block, in a hidden module of their own.
+struct BlockTypes {
+    /// `__kiln_SmallResNet`.
+    module: Ident,
+}
+
+impl BlockTypes {
+    fn new(model: &Model) -> BlockTypes {
+        let name = model.header.name.to_string();
+        BlockTypes {
+            module: format_ident!("__kiln_{}", name.strip_prefix("r#").unwrap_or(&name)),
         }
     }
 
-    /// The struct's fields: layers, then the workspace.
-    fn fields(&self, model: &Model) -> TokenStream {
-        let layers = model.layers.iter().map(|l| {
-            let (name, ty) = (&l.name, runtime_type(&l.spec));
-            let doc = format!(
-                " `{}`: output `{}`, {} parameters.",
-                l.source, l.output, l.parameters
-            );
+    /// A block's struct name: its path, `res2.shortcut` as `Res2_Shortcut`.
+    fn type_name(block: &Block) -> Ident {
+        let parts: Vec<String> = block
+            .path
+            .split('.')
+            .map(|p| {
+                let mut c = p.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format_ident!("{}", parts.join("_"))
+    }
+
+    /// A block's type, as the model names it, or (`inside`) another block.
+    fn block_type(&self, block: &Block, inside: bool) -> TokenStream {
+        let (module, ty) = (&self.module, Self::type_name(block));
+        if inside {
+            quote!(#ty<B>)
+        } else {
+            quote!(#module::#ty<B>)
+        }
+    }
+
+    /// The field holding `node`, with its docs, in the model's struct or (`inside`) a
+    /// block's.
+    fn field(&self, node: &Node, inside: bool) -> TokenStream {
+        let (name, ty, doc) = match node {
+            Node::Layer(l) => (
+                &l.name,
+                rust(l.kind.runtime),
+                format!(
+                    " `{}: {}`: output `{}`, {} parameters.",
+                    l.path, l.source, l.output, l.parameters
+                ),
+            ),
+            Node::Block(b) => (
+                &b.name,
+                self.block_type(b, inside),
+                format!(
+                    " `{}: {}`: output `{}`, {} parameters.",
+                    b.path,
+                    b.kind.name(),
+                    b.output,
+                    b.parameters
+                ),
+            ),
+        };
+        quote! {
+            #[doc = #doc]
+            pub #name: #ty,
+        }
+    }
+
+    /// The module of block structs, or nothing when the model has no block.
+    fn module(&self, model: &Model, vis: &syn::Visibility) -> TokenStream {
+        let mut blocks = Vec::new();
+        fn collect<'m>(node: &'m Node, out: &mut Vec<&'m Block>) {
+            if let Node::Block(b) = node {
+                out.push(b);
+                for child in b.children() {
+                    collect(child, out);
+                }
+            }
+        }
+        for node in &model.nodes {
+            collect(node, &mut blocks);
+        }
+        if blocks.is_empty() {
+            return TokenStream::new();
+        }
+        let structs = blocks.iter().map(|b| {
+            let ty = Self::type_name(b);
+            let doc = format!(" The layers of `{}` ({}).", b.path, b.kind.name());
+            let fields = b.children().into_iter().map(|n| self.field(n, true));
             quote! {
                 #[doc = #doc]
-                pub #name: #ty,
+                pub struct #ty<B: ::kiln::Backend> {
+                    #(#fields)*
+                }
             }
         });
-        let activations = model.layers.iter().filter(|l| !is_flatten(l)).map(|l| {
-            let field = format_ident!("__act_{}", l.label);
-            quote! { #field: <B as ::kiln::Storage>::Buffer, }
-        });
-        let grad_b = self
-            .needs_grad_b
-            .then(|| quote! { __grad_b: <B as ::kiln::Storage>::Buffer, });
+        let module = &self.module;
+        let doc = format!(" The blocks of `{}`.", model.header.name);
+        // Every path inside is absolute, or a sibling's name: the module may sit in a
+        // function's body, whose items `super` does not see.
         quote! {
-            #(#layers)*
-            __backend: B,
-            __max_batch: usize,
-            __batch: usize,
-            __input: <B as ::kiln::Storage>::Buffer,
-            #(#activations)*
-            __grad_a: <B as ::kiln::Storage>::Buffer,
-            #grad_b
-        }
-    }
-
-    /// The field initialisers of `new`. Struct fields are evaluated in the order
-    /// written, so layer `i` gets the `i`-th fork of the seed's generator.
-    fn build(&self, model: &Model) -> TokenStream {
-        let layers = model.layers.iter().enumerate().map(|(i, l)| {
-            let (name, ty) = (&l.name, runtime_type(&l.spec));
-            let spec = spec_tokens(&l.spec);
-            let input = shape_tokens(&l.input);
-            let stream = Literal::u64_suffixed(i as u64);
-            quote! {
-                #name: <#ty as ::kiln::nn::Layer<B>>::build(
-                    backend, &#spec, #input, max_batch, &mut __rng.fork(#stream),
-                )?,
+            #[doc = #doc]
+            #[doc(hidden)]
+            #[allow(non_snake_case, non_camel_case_types)]
+            #vis mod #module {
+                #(#structs)*
             }
-        });
-        let alloc = |field: &proc_macro2::Ident, size: usize| {
-            let size = lit(size);
-            quote! { #field: ::kiln::Storage::alloc(backend, max_batch * #size)?, }
-        };
-        let input = alloc(&format_ident!("__input"), model.input.size());
-        let activations = model
-            .layers
-            .iter()
-            .filter(|l| !is_flatten(l))
-            .map(|l| alloc(&format_ident!("__act_{}", l.label), l.output.size()));
-        let grad_a = alloc(&format_ident!("__grad_a"), self.grad_size);
-        let grad_b = self
-            .needs_grad_b
-            .then(|| alloc(&format_ident!("__grad_b"), self.grad_size));
-        quote! {
-            #(#layers)*
-            #input
-            #(#activations)*
-            #grad_a
-            #grad_b
-            __backend: ::core::clone::Clone::clone(backend),
-            __max_batch: max_batch,
-            __batch: 0,
         }
     }
+}
 
-    /// Each layer's forward, in order; `Flatten` runs nothing.
-    fn forward(&self, model: &Model) -> TokenStream {
-        let calls = model
-            .layers
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| !is_flatten(l))
-            .map(|(i, l)| {
-                let (field, ty) = (&l.name, runtime_type(&l.spec));
-                let (x, y) = (&self.inputs[i], &self.outputs[i]);
+/// The layer and block field initialisers of `new`. Struct fields are evaluated in
+/// the order written, so layer `i` (depth first) gets the `i`-th fork of the seed's
+/// generator.
+fn build(model: &Model, blocks: &BlockTypes) -> TokenStream {
+    fn node(n: &Node, blocks: &BlockTypes, stream: &mut u64) -> TokenStream {
+        match n {
+            Node::Layer(l) => {
+                let (name, ty) = (&l.name, rust(l.kind.runtime));
+                let spec = rust(&l.spec.rust());
+                let input = shape_tokens(&l.input);
+                let s = Literal::u64_suffixed(*stream);
+                *stream += 1;
                 quote! {
-                    <#ty as ::kiln::nn::Layer<B>>::forward(
-                        &mut self.#field, &self.__backend, &self.#x, &mut self.#y, batch, mode,
-                    )?;
+                    #name: <#ty as ::kiln::nn::Layer<B>>::build(
+                        backend, &#spec, #input, max_batch, &mut __rng.fork(#s),
+                    )?,
                 }
-            });
-        quote! { #(#calls)* }
-    }
-
-    /// Each layer's backward, in reverse, the gradient going from `__grad_a` to
-    /// `__grad_b` and back. Only the last layer that runs gets the caller's `GradAt`;
-    /// the first one computes no input gradient. A `MaxPool2d` right after a ReLU
-    /// passes its gradient through that ReLU too (one pass over the large input
-    /// gradient instead of two), and the layer before skips its activation's backward.
-    fn backward(&self, model: &Model) -> TokenStream {
-        let running: Vec<usize> = (0..model.layers.len())
-            .filter(|&i| !is_flatten(&model.layers[i]))
-            .collect();
-        let (grad_a, grad_b) = (format_ident!("__grad_a"), format_ident!("__grad_b"));
-        let through_relu =
-            |i: usize| i > 0 && max_pool_after_relu(&model.layers[i - 1], &model.layers[i]);
-        let mut calls = Vec::new();
-        for (step, &i) in running.iter().rev().enumerate() {
-            let layer = &model.layers[i];
-            let (field, ty) = (&layer.name, runtime_type(&layer.spec));
-            let (x, y) = (&self.inputs[i], &self.outputs[i]);
-            let (dy, dx) = if step % 2 == 0 {
-                (&grad_a, &grad_b)
-            } else {
-                (&grad_b, &grad_a)
-            };
-            let dx = if step + 1 == running.len() {
-                quote!(::core::option::Option::None)
-            } else {
-                quote!(::core::option::Option::Some(&mut self.#dx))
-            };
-            let at = if step == 0 {
-                quote!(at)
-            } else if i + 1 < model.layers.len() && through_relu(i + 1) {
-                quote!(::kiln::nn::GradAt::PreActivation)
-            } else {
-                quote!(::kiln::nn::GradAt::Output)
-            };
-            if through_relu(i) {
-                if step == 0 {
-                    // Pooling has no activation for `at` to refer to.
-                    calls.push(quote! { let _ = at; });
-                }
-                calls.push(quote! {
-                    ::kiln::nn::Pool2d::<B>::backward_through_relu(
-                        &mut self.#field, &self.__backend, &self.#x, &self.#y,
-                        &mut self.#dy, #dx, batch,
-                    )?;
-                });
-                continue;
             }
-            calls.push(quote! {
-                <#ty as ::kiln::nn::Layer<B>>::backward(
-                    &mut self.#field, &self.__backend, &self.#x, &self.#y,
-                    &mut self.#dy, #dx, batch, #at,
-                )?;
-            });
+            Node::Block(b) => {
+                let name = &b.name;
+                let (module, ty) = (&blocks.module, BlockTypes::type_name(b));
+                let fields: Vec<TokenStream> = b
+                    .children()
+                    .into_iter()
+                    .map(|c| node(c, blocks, stream))
+                    .collect();
+                quote! { #name: #module::#ty { #(#fields)* }, }
+            }
         }
-        if running.is_empty() {
-            // Nothing runs, so `at` has no layer to go to.
-            calls.push(quote! { let _ = at; });
-        }
-        quote! { #(#calls)* }
+    }
+    let mut stream = 0;
+    let fields = model.nodes.iter().map(|n| node(n, blocks, &mut stream));
+    quote! { #(#fields)* }
+}
+
+/// `self.__wN` as a shared or mutable borrow.
+fn read(b: BufferId) -> TokenStream {
+    let f = buffer(b);
+    quote!(&self.#f)
+}
+
+fn write(b: BufferId) -> TokenStream {
+    let f = buffer(b);
+    quote!(&mut self.#f)
+}
+
+/// The layer of op `op`.
+fn op_layer<'m>(plan: &Plan<'m>, op: usize) -> Option<&'m Layer> {
+    match plan.graph.ops[op].kind {
+        OpKind::Layer(l) => Some(l),
+        _ => None,
     }
 }
 
-/// Whether `layer` is a `MaxPool2d` whose input is the output of a ReLU: a layer with
-/// `activation = relu`, or a `Relu` layer.
-fn max_pool_after_relu(before: &Layer, layer: &Layer) -> bool {
-    let relu = match before.spec {
-        LayerSpec::Conv2d(c) => c.activation == Activation::Relu,
-        LayerSpec::Dense(d) => d.activation == Activation::Relu,
-        LayerSpec::Activation(a) => a == Activation::Relu,
-        _ => false,
-    };
-    relu && matches!(layer.spec, LayerSpec::MaxPool2d(_))
+/// `(rows, cols)` of a value: cols its last axis, rows the rest (per sample).
+fn rows_cols(shape: &Shape) -> (usize, usize) {
+    let cols = shape.dims().last().copied().unwrap_or(1).max(1);
+    (shape.size() / cols, cols)
 }
 
-/// The constants, as tokens shared by the inherent impl and the `Model` impl.
-struct Consts {
-    parameters: Literal,
-    input_shape: TokenStream,
-    output_shape: TokenStream,
-    layers: TokenStream,
-    output_activation: TokenStream,
-    activation_floats: Literal,
-}
-
-impl Consts {
-    fn new(model: &Model, output: &Shape) -> Consts {
-        let rows = model.layers.iter().map(|l| {
-            let (name, kind) = (&l.label, l.spec.kind());
-            let shape = shape_tokens(&l.output);
-            let parameters = lit(l.parameters);
+fn forward(plan: &Plan) -> TokenStream {
+    let backend = quote!(&self.__backend);
+    let calls = plan.forward.iter().map(|stmt| match *stmt {
+        Forward::Layer { op, x, y } => {
+            let Some(l) = op_layer(plan, op) else {
+                return TokenStream::new();
+            };
+            let (field, ty) = (access(l), rust(l.kind.runtime));
+            let (x, y) = (read(x), write(y));
             quote! {
-                ::kiln::nn::LayerInfo {
-                    name: #name,
-                    kind: #kind,
-                    output_shape: #shape,
-                    parameters: #parameters,
+                <#ty as ::kiln::nn::Layer<B>>::forward(&mut self.#field, #backend, #x, #y, batch, mode)?;
+            }
+        }
+        Forward::Add { op, a, b, y } => {
+            let o = &plan.graph.ops[op];
+            let OpKind::Add { activation } = o.kind else {
+                return TokenStream::new();
+            };
+            let act = activation_tokens(&activation);
+            let len = lit(plan.graph.values[o.output].size());
+            if b == y {
+                let (a, y) = (read(a), write(y));
+                quote! { ::kiln::nn::graph::add_inplace(#backend, #act, batch * #len, #a, #y)?; }
+            } else {
+                let (a, b, y) = (read(a), read(b), write(y));
+                quote! { ::kiln::nn::graph::add(#backend, #act, batch * #len, #a, #b, #y)?; }
+            }
+        }
+        Forward::Concat { op, input, x, y } => {
+            let geometry = concat_geometry(plan, op, input);
+            let (x, y) = (read(x), write(y));
+            quote! { ::kiln::nn::graph::concat(#backend, #geometry, #x, #y)?; }
+        }
+    });
+    quote! { #(#calls)* }
+}
+
+/// `(batch * rows, width, total, offset)` of input `input` of concatenation `op`.
+fn concat_geometry(plan: &Plan, op: usize, input: usize) -> TokenStream {
+    let o = &plan.graph.ops[op];
+    let (rows, total) = rows_cols(&plan.graph.values[o.output]);
+    let widths: Vec<usize> = o
+        .inputs
+        .iter()
+        .map(|&v| rows_cols(&plan.graph.values[v]).1)
+        .collect();
+    let offset: usize = widths[..input].iter().sum();
+    let (rows, width, total, offset) = (lit(rows), lit(widths[input]), lit(total), lit(offset));
+    quote!((batch * #rows, #width, #total, #offset))
+}
+
+fn at_tokens(at: At) -> TokenStream {
+    match at {
+        At::Caller => quote!(at),
+        At::Output => quote!(::kiln::kernels::GradAt::Output),
+        At::PreActivation => quote!(::kiln::kernels::GradAt::PreActivation),
+    }
+}
+
+/// `Option<InputGrad>` for a layer's backward pass.
+fn dx_tokens(dx: Dx) -> TokenStream {
+    match input_grad(dx) {
+        Some(g) => quote!(::core::option::Option::Some(#g)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The `InputGrad` of `dx`, unless there is none.
+fn input_grad(dx: Dx) -> Option<TokenStream> {
+    let grad = quote!(::kiln::kernels::ops::InputGrad);
+    match dx {
+        Dx::None => None,
+        Dx::Write(b) => {
+            let b = write(b);
+            Some(quote!(#grad::write(#b)))
+        }
+        Dx::Add(b) => {
+            let b = write(b);
+            Some(quote!(#grad::add_to(#b)))
+        }
+    }
+}
+
+fn backward(plan: &Plan) -> TokenStream {
+    let backend = quote!(&self.__backend);
+    let output_size = lit(plan.graph.values[plan.graph.output].size());
+    let optional = |b: Option<BufferId>| match b {
+        Some(b) => {
+            let b = read(b);
+            quote!(::core::option::Option::Some(#b))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let mut uses_at = false;
+    let calls: Vec<TokenStream> = plan
+        .backward
+        .iter()
+        .map(|stmt| match *stmt {
+            Backward::Seed { dy } => {
+                let dy = write(dy);
+                quote! { ::kiln::Storage::copy(#backend, grad.buffer(), #dy, batch * #output_size)?; }
+            }
+            Backward::Layer {
+                op,
+                x,
+                y,
+                dy,
+                dx,
+                at,
+                through_relu,
+            } => {
+                let Some(l) = op_layer(plan, op) else {
+                    return TokenStream::new();
+                };
+                uses_at |= at == At::Caller;
+                let (field, ty) = (access(l), rust(l.kind.runtime));
+                let (x, y, dy, dx, at) = (optional(x), optional(y), write(dy), dx_tokens(dx), at_tokens(at));
+                quote! {
+                    <#ty as ::kiln::nn::Layer<B>>::backward(&mut self.#field, #backend, ::kiln::nn::Backward {
+                        x: #x,
+                        y: #y,
+                        dy: #dy,
+                        dx: #dx,
+                        batch,
+                        at: #at,
+                        through_relu_below: #through_relu,
+                    })?;
                 }
+            }
+            Backward::AddActivation { op, y, dy, at } => {
+                let o = &plan.graph.ops[op];
+                let OpKind::Add { activation } = o.kind else {
+                    return TokenStream::new();
+                };
+                uses_at |= at == At::Caller;
+                let act = activation_tokens(&activation);
+                let (rows, cols) = rows_cols(&plan.graph.values[o.output]);
+                let (rows, cols) = (lit(rows), lit(cols));
+                let (y, dy, at) = (read(y), write(dy), at_tokens(at));
+                quote! {
+                    ::kiln::nn::graph::add_backward(#backend, #act, batch * #rows, #cols, #y, #dy, #at)?;
+                }
+            }
+            Backward::Concat { op, input, dy, dx } => {
+                let Some(dx) = input_grad(dx) else {
+                    return TokenStream::new();
+                };
+                let geometry = concat_geometry(plan, op, input);
+                let dy = read(dy);
+                quote! { ::kiln::nn::graph::concat_backward(#backend, #geometry, #dy, #dx)?; }
+            }
+            Backward::AddGradient { len, src, dst } => {
+                let (len, src, dst) = (lit(len), read(src), write(dst));
+                quote! { ::kiln::nn::graph::add_gradient(#backend, batch * #len, #src, #dst)?; }
+            }
+            Backward::Copy { len, src, dst } => {
+                let (len, src, dst) = (lit(len), read(src), write(dst));
+                quote! { ::kiln::nn::graph::copy(#backend, batch * #len, #src, #dst)?; }
+            }
+        })
+        .collect();
+    // The op that would take it has no activation to skip, or nothing runs.
+    let unused = (!uses_at).then(|| quote! { let _ = at; });
+    quote! { #unused #(#calls)* }
+}
+
+/// The `LAYERS` table: every layer and block, depth first.
+fn layer_table(model: &Model) -> TokenStream {
+    fn rows(node: &Node, depth: usize, out: &mut Vec<TokenStream>) {
+        let (name, kind, shape, parameters) = match node {
+            Node::Layer(l) => (&l.path, l.kind.name, l.output, l.parameters),
+            Node::Block(b) => (&b.path, b.kind.name(), b.output, b.parameters),
+        };
+        let (shape, parameters, d) = (shape_tokens(&shape), lit(parameters), lit(depth));
+        out.push(quote! {
+            ::kiln::nn::LayerInfo {
+                name: #name,
+                kind: #kind,
+                output_shape: #shape,
+                parameters: #parameters,
+                depth: #d,
             }
         });
-        // The activation that `GradAt::PreActivation` skips: the last layer that runs.
-        let last = model.layers.iter().rev().find(|l| !is_flatten(l));
-        let output_activation = match last.and_then(|l| l.spec.activation()) {
-            Some(a) => {
-                let a = activation_tokens(&a);
-                quote!(::core::option::Option::Some(#a))
+        if let Node::Block(b) = node {
+            for child in b.children() {
+                rows(child, depth + 1, out);
             }
-            None => quote!(::core::option::Option::None),
-        };
-        let activation_floats = model.input.size()
-            + model
-                .layers
-                .iter()
-                .filter(|l| !is_flatten(l))
-                .map(|l| l.output.size())
-                .sum::<usize>();
-        Consts {
-            parameters: lit(model.layers.iter().map(|l| l.parameters).sum()),
-            input_shape: shape_tokens(&model.input),
-            output_shape: shape_tokens(output),
-            layers: quote!(&[#(#rows),*]),
-            output_activation,
-            activation_floats: lit(activation_floats),
         }
     }
+    let mut out = Vec::new();
+    for node in &model.nodes {
+        rows(node, 0, &mut out);
+    }
+    quote!(&[#(#out),*])
 }
 
 /// The user's docs are kept; a line on the model follows them (or stands alone).
 fn struct_docs(model: &Model, alone: bool) -> TokenStream {
-    let parameters: usize = model.layers.iter().map(|l| l.parameters).sum();
+    let parameters: usize = model.nodes.iter().map(Node::parameters).sum();
     let mut text = format!(
-        " A network declared with `kiln::model!`: input `{}`, {} layers, {parameters} parameters.",
+        " A network declared with `kiln::model!`: input `{}`, {parameters} parameters.",
         model.input,
-        model.layers.len()
     );
     if !alone {
         text.insert(0, '\n');
     }
-    let layers: Vec<String> = model
-        .layers
-        .iter()
-        .map(|l| format!(" - `{}: {}` -> `{}`", l.label, l.source, l.output))
-        .collect();
+    fn lines(node: &Node, depth: usize, out: &mut Vec<String>) {
+        let indent = "  ".repeat(depth);
+        match node {
+            Node::Layer(l) => out.push(format!(
+                " {indent}- `{}: {}` -> `{}`",
+                l.path, l.source, l.output
+            )),
+            Node::Block(b) => {
+                out.push(format!(
+                    " {indent}- `{}: {}` -> `{}`",
+                    b.path,
+                    b.kind.name(),
+                    b.output
+                ));
+                for child in b.children() {
+                    lines(child, depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut layers = Vec::new();
+    for node in &model.nodes {
+        lines(node, 0, &mut layers);
+    }
     quote! {
         #[doc = #text]
         #[doc = ""]
@@ -565,9 +766,6 @@ fn struct_docs(model: &Model, alone: bool) -> TokenStream {
     }
 }
 
-fn is_flatten(layer: &Layer) -> bool {
-    layer.spec == LayerSpec::Flatten
-}
 fn unsupported(model: &Model, shape: &Shape) -> TokenStream {
     let message = format!(
         "kiln has no compile-time marker for the rank-{} shape {shape} yet",
@@ -594,148 +792,4 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             token
         })
         .collect()
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::check::check;
-    use crate::parse::parse;
-    use quote::ToTokens;
-
-    fn expanded(tokens: TokenStream) -> syn::File {
-        let model = check(parse(tokens).unwrap()).unwrap_or_else(|(_, e)| panic!("{e}"));
-        syn::parse2(expand(&model)).unwrap()
-    }
-
-    /// The tokens of the body of the inherent method `name`, space-separated.
-    fn method(file: &syn::File, name: &str) -> String {
-        file.items
-            .iter()
-            .filter_map(|item| match item {
-                syn::Item::Impl(i) if i.trait_.is_none() => Some(i),
-                _ => None,
-            })
-            .flat_map(|i| &i.items)
-            .find_map(|item| match item {
-                syn::ImplItem::Fn(f) if f.sig.ident == name => {
-                    Some(f.block.to_token_stream().to_string())
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no method {name}"))
-    }
-
-    fn seed() -> syn::File {
-        expanded(quote! {
-            pub struct SeedCnn {
-                input: [32, 32, 3],
-                conv1: Conv2d(32, 3, relu),
-                pool1: MaxPool2d(2),
-                flat: Flatten,
-                fc1: Dense(128, relu),
-                drop: Dropout(0.5),
-                out: Dense(10, softmax),
-            }
-        })
-    }
-
-    #[test]
-    fn struct_and_two_impls() {
-        let file = seed();
-        assert_eq!(file.items.len(), 3);
-        let syn::Item::Struct(s) = &file.items[0] else {
-            panic!("no struct first")
-        };
-        let fields: Vec<String> = s
-            .fields
-            .iter()
-            .filter_map(|f| f.ident.as_ref().map(ToString::to_string))
-            .collect();
-        assert_eq!(
-            &fields[..6],
-            ["conv1", "pool1", "flat", "fc1", "drop", "out"]
-        );
-        // Flatten has no activation buffer: the next layer reads the one before it.
-        assert!(!fields.contains(&"__act_flat".to_string()));
-        assert!(fields.contains(&"__grad_b".to_string()));
-    }
-
-    #[test]
-    fn forward_and_backward_are_straight_line() {
-        let file = seed();
-        for name in ["__forward", "backward", "zero_grad", "visit_parameters"] {
-            let body = method(&file, name);
-            for keyword in ["for", "while", "loop", "vec", "Vec", "Box"] {
-                assert!(
-                    !body.split_whitespace().any(|t| t == keyword),
-                    "`{keyword}` in {name}"
-                );
-            }
-        }
-        let forward = method(&file, "__forward");
-        let fc1 = forward.find("& mut self . fc1").unwrap();
-        assert!(
-            forward[fc1..]
-                .starts_with("& mut self . fc1 , & self . __backend , & self . __act_pool1")
-        );
-    }
-
-    #[test]
-    fn backward_runs_in_reverse_and_passes_at_to_the_last_layer_only() {
-        let backward = method(&seed(), "backward");
-        let order: Vec<usize> = [
-            "self . out",
-            "self . drop",
-            "self . fc1",
-            "self . pool1",
-            "self . conv1",
-        ]
-        .iter()
-        .map(|l| backward.find(&format!("& mut {l} ,")).unwrap())
-        .collect();
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
-        assert_eq!(backward.matches("batch , at ,").count(), 1);
-        assert_eq!(backward.matches(":: None").count(), 1);
-        let conv1 = &backward[order[4]..];
-        assert!(conv1.contains(":: None"));
-    }
-
-    #[test]
-    fn max_pooling_after_a_relu_passes_its_gradient_through_it() {
-        // The seed: `conv1` (relu) then `pool1`. The pool takes the ReLU's backward
-        // pass over, and `conv1` is told its gradient is at the pre-activation.
-        let backward = method(&seed(), "backward");
-        let pool1 = backward.find("backward_through_relu").unwrap();
-        assert!(backward[pool1..].starts_with("backward_through_relu (& mut self . pool1 ,"));
-        let conv1 = backward.find("& mut self . conv1 ,").unwrap();
-        assert!(backward[conv1..].contains("GradAt :: PreActivation"));
-        assert_eq!(backward.matches("backward_through_relu").count(), 1);
-        // Without a ReLU before it, a pool runs its plain backward pass.
-        let file = expanded(quote! {
-            struct M {
-                input: [8, 8, 3],
-                conv: Conv2d(filters = 4, kernel = 3, activation = tanh),
-                pool: MaxPool2d(2),
-                flat: Flatten,
-                out: Dense(2),
-            }
-        });
-        let backward = method(&file, "backward");
-        assert!(!backward.contains("backward_through_relu"));
-        assert!(!backward.contains("PreActivation"));
-    }
-
-    #[test]
-    fn one_running_layer_needs_one_gradient_buffer() {
-        let file = expanded(quote! { struct M { input: [4], flat: Flatten, out: Dense(2) } });
-        let syn::Item::Struct(s) = &file.items[0] else {
-            panic!()
-        };
-        assert!(
-            !s.fields
-                .iter()
-                .any(|f| f.ident.as_ref().is_some_and(|i| i == "__grad_b"))
-        );
-        assert!(method(&file, "backward").contains(":: None"));
-    }
 }

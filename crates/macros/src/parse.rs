@@ -55,12 +55,14 @@ pub struct LayerField {
     pub call: LayerCall,
 }
 
-/// `Conv2d(32, 3, relu)` or `Flatten`.
+/// `Conv2d(32, 3, relu)`, `Flatten`, or a block: `Residual(activation = relu) { .. }`.
 pub struct LayerCall {
-    /// The layer kind as written.
+    /// The layer or block kind as written.
     pub kind: Ident,
     /// The parenthesised arguments, when there are parentheses.
     pub args: Option<(token::Paren, Punctuated<Arg, Token![,]>)>,
+    /// A block's layers, between braces.
+    pub body: Option<(token::Brace, Vec<Field>)>,
 }
 
 /// One argument of a layer.
@@ -143,31 +145,7 @@ fn parse_model(input: ParseStream) -> syn::Result<ModelDef> {
     }
     let content;
     syn::braced!(content in input);
-    while !content.is_empty() {
-        let fork = content.fork();
-        match parse_field(&fork) {
-            Ok(field) => {
-                use syn::parse::discouraged::Speculative;
-                content.advance_to(&fork);
-                if content.is_empty() || content.peek(Token![,]) {
-                    model.fields.push(field);
-                    if !content.is_empty() {
-                        content.parse::<Token![,]>()?;
-                    }
-                } else {
-                    // The field may be fine but what follows is not: keep it out of the
-                    // shape checks, as its extent is unclear.
-                    let err = content.error("expected `,` after the layer");
-                    model.fields.push(Field::Broken(err));
-                    skip_past_comma(&content)?;
-                }
-            }
-            Err(err) => {
-                model.fields.push(Field::Broken(err));
-                skip_past_comma(&content)?;
-            }
-        }
-    }
+    model.fields = parse_fields(&content)?;
     if !input.is_empty() {
         model.errors.push(
             input.error("unexpected tokens after the model: one `model!` declares one struct"),
@@ -175,6 +153,37 @@ fn parse_model(input: ParseStream) -> syn::Result<ModelDef> {
         skip_rest(input)?;
     }
     Ok(model)
+}
+
+/// The fields between braces, a broken one recorded and skipped up to the next comma.
+fn parse_fields(content: ParseStream) -> syn::Result<Vec<Field>> {
+    let mut fields = Vec::new();
+    while !content.is_empty() {
+        let fork = content.fork();
+        match parse_field(&fork) {
+            Ok(field) => {
+                use syn::parse::discouraged::Speculative;
+                content.advance_to(&fork);
+                if content.is_empty() || content.peek(Token![,]) {
+                    fields.push(field);
+                    if !content.is_empty() {
+                        content.parse::<Token![,]>()?;
+                    }
+                } else {
+                    // The field may be fine but what follows is not: keep it out of the
+                    // shape checks, as its extent is unclear.
+                    let err = content.error("expected `,` after the layer");
+                    fields.push(Field::Broken(err));
+                    skip_past_comma(content)?;
+                }
+            }
+            Err(err) => {
+                fields.push(Field::Broken(err));
+                skip_past_comma(content)?;
+            }
+        }
+    }
+    Ok(fields)
 }
 
 fn parse_field(input: ParseStream) -> syn::Result<Field> {
@@ -210,9 +219,16 @@ fn parse_field(input: ParseStream) -> syn::Result<Field> {
     } else {
         None
     };
+    let body = if input.peek(token::Brace) {
+        let content;
+        let brace = syn::braced!(content in input);
+        Some((brace, parse_fields(&content)?))
+    } else {
+        None
+    };
     Ok(Field::Layer(LayerField {
         name,
-        call: LayerCall { kind, args },
+        call: LayerCall { kind, args, body },
     }))
 }
 
@@ -336,6 +352,8 @@ impl ToTokens for Arg {
     }
 }
 
+/// The kind and its arguments (a block's body is left out: an error on a block
+/// points at its head).
 impl ToTokens for LayerCall {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         self.kind.to_tokens(tokens);
@@ -381,7 +399,8 @@ impl fmt::Display for Arg {
     }
 }
 
-/// Writes a layer as the user wrote it: `Conv2d(32, 3, relu)` or `Flatten`.
+/// Writes a layer as the user wrote it: `Conv2d(32, 3, relu)` or `Flatten` (a
+/// block's body is left out).
 impl fmt::Display for LayerCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;

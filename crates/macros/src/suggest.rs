@@ -1,52 +1,10 @@
 //! "Did you mean": the closest known name to a misspelt one.
 //!
-//! An alias table comes first, because a Keras or PyTorch user types names that are
-//! far from kiln's by edit distance but mean exactly one thing (`MaxPooling2D`,
-//! `Linear`). Then a case-insensitive match, then edit distance with rustc's
-//! threshold (a third of the word's length).
-
-/// Layer names of other libraries, and the kiln layer each one means.
-pub const LAYER_ALIASES: &[(&str, &str)] = &[
-    ("Conv2D", "Conv2d"),
-    ("Convolution2D", "Conv2d"),
-    ("MaxPooling2D", "MaxPool2d"),
-    ("MaxPool2D", "MaxPool2d"),
-    ("AveragePooling2D", "AvgPool2d"),
-    ("AvgPool2D", "AvgPool2d"),
-    ("GlobalAveragePooling2D", "GlobalAvgPool2d"),
-    ("GlobalAvgPool2D", "GlobalAvgPool2d"),
-    ("AdaptiveAvgPool2d", "GlobalAvgPool2d"),
-    ("Linear", "Dense"),
-    ("FullyConnected", "Dense"),
-    ("ReLU", "Relu"),
-    ("LeakyReLU", "LeakyRelu"),
-    ("GELU", "Gelu"),
-    ("Dropout1d", "Dropout"),
-    ("Dropout2d", "Dropout"),
-    ("Dropout2D", "Dropout"),
-    ("SpatialDropout2D", "Dropout"),
-    ("Softmax2d", "Softmax"),
-    ("LogSoftmax", "Softmax"),
-];
-
-/// Argument names of other libraries, and the kiln argument each one means.
-pub const ARGUMENT_ALIASES: &[(&str, &str)] = &[
-    ("strides", "stride"),
-    ("kernel_size", "kernel"),
-    ("pool_size", "size"),
-    ("out_channels", "filters"),
-    ("out_features", "units"),
-    ("p", "rate"),
-    ("alpha", "negative_slope"),
-];
-
-/// Activation identifiers of other libraries, and kiln's.
-pub const ACTIVATION_ALIASES: &[(&str, &str)] = &[
-    ("identity", "linear"),
-    ("none", "linear"),
-    ("leakyrelu", "leaky_relu"),
-    ("LeakyReLU", "leaky_relu"),
-];
+//! Aliases come first, because a Keras or PyTorch user types names that are far from
+//! kiln's by edit distance but mean exactly one thing (`MaxPooling2D`, `Linear`);
+//! each layer kind and argument declares its own (`kiln_shape::LayerKind::aliases`).
+//! Then a case-insensitive match, then edit distance with rustc's threshold (a third
+//! of the word's length).
 
 /// The candidate closest to `word`, if one is close enough to be a likely typo.
 pub fn suggest<'a>(
@@ -127,6 +85,11 @@ mod tests {
     use super::*;
 
     const LAYERS: &[&str] = &["Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout"];
+    const LAYER_ALIASES: &[(&str, &str)] = &[
+        ("Conv2D", "Conv2d"),
+        ("MaxPooling2D", "MaxPool2d"),
+        ("Linear", "Dense"),
+    ];
 
     #[test]
     fn distances() {
@@ -167,7 +130,10 @@ mod tests {
         let args = &["size", "stride", "padding"];
         assert_eq!(suggest("strde", args, &[]), Some("stride"));
         assert_eq!(suggest("sise", args, &[]), Some("size"));
-        assert_eq!(suggest("strides", args, ARGUMENT_ALIASES), Some("stride"));
+        assert_eq!(
+            suggest("strides", args, &[("strides", "stride")]),
+            Some("stride")
+        );
     }
 
     #[test]

@@ -24,13 +24,22 @@ pub enum Error {
         /// Every problem found, joined.
         detail: String,
     },
-    /// A layer type was built from the spec of another kind.
-    #[error("a {layer} layer cannot be built from a {spec} spec")]
-    WrongSpec {
-        /// The layer type.
+    /// A backward pass needs a forward value that the model's workspace did not keep:
+    /// the layer's traits in `kiln-shape` do not say that it reads it.
+    #[error(
+        "the backward pass of {layer} needs the forward's {value}, which the model did not keep; its kind's traits must say that it reads it"
+    )]
+    NotKept {
+        /// The layer kind.
         layer: &'static str,
-        /// The spec's kind.
-        spec: &'static str,
+        /// `input` or `output`.
+        value: &'static str,
+    },
+    /// A backward pass was asked to add to an input gradient, which its op cannot do.
+    #[error("the backward pass of {layer} overwrites its input gradient and cannot add to one")]
+    CannotAccumulate {
+        /// The layer kind.
+        layer: &'static str,
     },
     /// A model was asked to hold batches of zero samples.
     #[error("{model}: max_batch must be at least 1")]

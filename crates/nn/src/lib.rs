@@ -1,18 +1,20 @@
 //! The layers of kiln, and the [`Model`] trait that generated networks implement.
 //!
-//! Each layer is built from its [`LayerSpec`](kiln_shape::LayerSpec) and input shape
+//! Each layer is built from its spec (its kind's, in `kiln-shape`) and input shape
 //! with the same shape rule that `model!` ran at compile time, owns its parameters
 //! and gradients, and runs forward and backward on buffers that the model's workspace
-//! owns. Layers are written once against [`kiln_kernels::Backend`].
+//! owns. Layers are written once against [`kiln_kernels::Backend`]. Between layers, a
+//! model's graph runs the ops of [`graph`]: residual sums, concatenations, and the
+//! sums of gradients where a value feeds several consumers.
 //!
 //! ```
 //! use kiln_kernels::{Cpu, Storage};
 //! use kiln_kernels::rng::Rng;
 //! use kiln_nn::{Dense, Layer, Mode};
-//! use kiln_shape::{Activation, DenseSpec, LayerSpec, Shape};
+//! use kiln_shape::{Activation, DenseSpec, Shape};
 //!
 //! let cpu = Cpu::with_threads(1)?;
-//! let spec = LayerSpec::Dense(DenseSpec { units: 2, activation: Activation::Relu });
+//! let spec = DenseSpec { units: 2, activation: Activation::Relu };
 //! let mut dense = Dense::build(&cpu, &spec, Shape::new(&[3]), 4, &mut Rng::new(0))?;
 //! let x = cpu.alloc_from(&[1.0, 2.0, 3.0])?;
 //! let mut y = cpu.alloc(2)?;
@@ -22,6 +24,7 @@
 //! ```
 
 mod error;
+pub mod graph;
 pub mod init;
 mod layer;
 pub mod layers;
@@ -29,12 +32,12 @@ mod model;
 mod summary;
 
 pub use error::{Error, Result};
-pub use layer::{GradAt, Layer, LayerInfo, Mode, ParamMut, ParamRef};
+pub use layer::{Backward, Layer, LayerInfo, Mode};
 pub use layers::activation::ActivationLayer;
 pub use layers::conv2d::Conv2d;
 pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;
-pub use layers::flatten::Flatten;
+pub use layers::flatten::{Flatten, Identity};
 pub use layers::pool2d::{GlobalAvgPool2d, Pool2d};
-pub use model::{Model, zero_gradients};
+pub use model::Model;
 pub use summary::summary;

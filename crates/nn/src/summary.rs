@@ -24,13 +24,15 @@ fn thousands(n: usize) -> String {
 }
 
 /// The table of `layers` for a model called `model` with per-sample input `input`:
-/// layer name and kind, per-sample output shape, parameter count, and totals.
+/// layer name and kind, per-sample output shape, parameter count, and totals. The
+/// layers inside a block are indented under it, and the block's row counts their
+/// parameters.
 pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
     let rows: Vec<(String, String, String)> =
         std::iter::once(("input (Input)".to_string(), tuple(&input), "0".to_string()))
             .chain(layers.iter().map(|l| {
                 (
-                    format!("{} ({})", l.name, l.kind),
+                    format!("{}{} ({})", "  ".repeat(l.depth), l.name, l.kind),
                     tuple(&l.output_shape),
                     thousands(l.parameters),
                 )
@@ -40,7 +42,12 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(12) + 2;
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(7);
     let width = w0 + w1 + w2 + 1;
-    let total: usize = layers.iter().map(|l| l.parameters).sum();
+    // A block's row already counts the layers inside it.
+    let total: usize = layers
+        .iter()
+        .filter(|l| l.depth == 0)
+        .map(|l| l.parameters)
+        .sum();
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(s, "Model: \"{model}\"");
@@ -86,12 +93,14 @@ mod tests {
                 kind: "Conv2d",
                 output_shape: Shape::new(&[30, 30, 32]),
                 parameters: 896,
+                depth: 0,
             },
             LayerInfo {
                 name: "out",
                 kind: "Dense",
                 output_shape: Shape::new(&[10]),
                 parameters: 159_306,
+                depth: 0,
             },
         ];
         let s = summary("Net", Shape::new(&[32, 32, 3]), &layers);
@@ -101,5 +110,27 @@ mod tests {
         assert!(s.contains("(10)"));
         assert!(s.contains("159,306"));
         assert!(s.contains("Total params: 160,202 (625.79 KB)"), "{s}");
+    }
+
+    #[test]
+    fn blocks_indent_their_layers_and_count_once() {
+        let row = |name, kind, parameters, depth| LayerInfo {
+            name,
+            kind,
+            output_shape: Shape::new(&[8, 8, 4]),
+            parameters,
+            depth,
+        };
+        let layers = [
+            row("res", "Residual", 300, 0),
+            row("res.a", "Conv2d", 148, 1),
+            row("res.b", "Conv2d", 148, 1),
+            row("res.shortcut", "Conv2d", 4, 1),
+            row("out", "Conv2d", 5, 0),
+        ];
+        let s = summary("Net", Shape::new(&[8, 8, 4]), &layers);
+        assert!(s.contains(" res (Residual)"), "{s}");
+        assert!(s.contains("   res.shortcut (Conv2d)"), "{s}");
+        assert!(s.contains("Total params: 305 "), "{s}");
     }
 }

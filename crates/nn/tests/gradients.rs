@@ -4,14 +4,16 @@
 // The harness is shared by the tests below; a failing call fails the test.
 #![allow(clippy::unwrap_used)]
 
+use kiln_kernels::ops::InputGrad;
 use kiln_kernels::rng::Rng;
-use kiln_kernels::{Cpu, CpuBuffer, Storage};
+use kiln_kernels::{Cpu, CpuBuffer, GradAt, ParamMut, Storage};
 use kiln_nn::{
-    ActivationLayer, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool2d, GradAt, Layer, Mode,
-    ParamMut, Pool2d,
+    ActivationLayer, Backward, Conv2d, Dense, Dropout, Error, Flatten, GlobalAvgPool2d, Identity,
+    Layer, Mode, Pool2d,
 };
 use kiln_shape::{
-    Activation, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, Padding, Pool2dSpec, Shape,
+    Activation, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec, GlobalAvgPool2dSpec, IdentitySpec,
+    Padding, Pool2dSpec, PoolMode, Shape, Spec,
 };
 
 // Small enough that no tested point crosses a ReLU or max-pool kink with these seeds,
@@ -29,10 +31,12 @@ struct Case<L> {
     u: Vec<f32>,
     batch: usize,
     out_len: usize,
+    /// Whether the kind says that its backward pass can add to an input gradient.
+    accumulates: bool,
 }
 
 impl<L: Layer<Cpu>> Case<L> {
-    fn new(spec: LayerSpec, input: Shape, batch: usize, seed: u64) -> Self {
+    fn new(spec: L::Spec, input: Shape, batch: usize, seed: u64) -> Self {
         let cpu = Cpu::with_threads(2).unwrap();
         let mut rng = Rng::new(seed);
         let mut layer = L::build(&cpu, &spec, input, batch, &mut rng).unwrap();
@@ -55,6 +59,7 @@ impl<L: Layer<Cpu>> Case<L> {
             u,
             batch,
             out_len,
+            accumulates: spec.traits().accumulates_input_grad,
         }
     }
 
@@ -75,8 +80,9 @@ impl<L: Layer<Cpu>> Case<L> {
             .sum()
     }
 
-    /// Analytic gradients: (dx, [(name, grad)]).
-    fn backward(&mut self) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+    /// Analytic gradients: (dx, [(name, grad)]). With `add_to`, the input gradient is
+    /// added to those values instead of written.
+    fn backward(&mut self, add_to: Option<&[f32]>) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
         let cpu = self.cpu.clone();
         let xb: CpuBuffer = cpu.alloc_from(&self.x).unwrap();
         let mut y = cpu.alloc(self.out_len).unwrap();
@@ -92,18 +98,23 @@ impl<L: Layer<Cpu>> Case<L> {
             .forward(&cpu, &xb, &mut y, self.batch, Mode::Train)
             .unwrap();
         let mut dy = cpu.alloc_from(&self.u).unwrap();
-        let mut dx = cpu.alloc(self.x.len()).unwrap();
-        self.layer
-            .backward(
-                &cpu,
-                &xb,
-                &y,
-                &mut dy,
-                Some(&mut dx),
-                self.batch,
-                GradAt::Output,
-            )
-            .unwrap();
+        let mut dx = match add_to {
+            Some(start) => cpu.alloc_from(start).unwrap(),
+            None => cpu.alloc_from(&vec![f32::NAN; self.x.len()]).unwrap(),
+        };
+        let pass = Backward {
+            x: Some(&xb),
+            y: Some(&y),
+            dy: &mut dy,
+            dx: Some(InputGrad {
+                buffer: &mut dx,
+                accumulate: add_to.is_some(),
+            }),
+            batch: self.batch,
+            at: GradAt::Output,
+            through_relu_below: false,
+        };
+        self.layer.backward(&cpu, pass).unwrap();
         let mut grads = Vec::new();
         self.layer
             .visit_parameters("layer", &mut |p: ParamMut<'_, Cpu>| {
@@ -129,7 +140,20 @@ impl<L: Layer<Cpu>> Case<L> {
     }
 
     fn check(mut self, what: &str) {
-        let (dx, grads) = self.backward();
+        let (dx, grads) = self.backward(None);
+        if self.accumulates {
+            // Added to a gradient that is there already, the same values (up to the
+            // rounding of the sum) and the same parameter gradients.
+            let start = random(&mut Rng::new(99), self.x.len());
+            let (sum, grads_again) = self.backward(Some(&start));
+            for (i, ((s, d), a)) in sum.iter().zip(&dx).zip(&start).enumerate() {
+                assert!(
+                    (s - (d + a)).abs() <= 1e-5 * (1.0 + s.abs()),
+                    "{what}: accumulated dx[{i}] = {s}, expected {a} + {d}"
+                );
+            }
+            assert_eq!(grads, grads_again, "{what}: parameter gradients");
+        }
         let x = self.x.clone();
         let close = |analytic: f32, numeric: f64| {
             (f64::from(analytic) - numeric).abs() <= 2e-2 * (1.0 + numeric.abs())
@@ -197,14 +221,14 @@ fn conv(
     stride: usize,
     padding: Padding,
     activation: Activation,
-) -> LayerSpec {
-    LayerSpec::Conv2d(Conv2dSpec {
+) -> Conv2dSpec {
+    Conv2dSpec {
         filters,
         kernel,
         stride: (stride, stride),
         padding,
         activation,
-    })
+    }
 }
 
 #[test]
@@ -224,10 +248,10 @@ fn dense_gradients() {
             5,
         ),
     ] {
-        let spec = LayerSpec::Dense(DenseSpec {
+        let spec = DenseSpec {
             units,
             activation: act,
-        });
+        };
         Case::<Dense<Cpu>>::new(spec, Shape::new(&[input]), batch, 1)
             .check(&format!("Dense({units}, {act:?}) on [{input}]"));
     }
@@ -237,7 +261,7 @@ fn dense_gradients() {
 fn conv2d_gradients() {
     for (input, spec, batch) in [
         (
-            [5, 6, 3],
+            [5usize, 6, 3],
             conv(4, (3, 3), 1, Padding::Valid, Activation::Linear),
             2,
         ),
@@ -283,20 +307,20 @@ fn pooling_gradients() {
         ("avg", 3, 2, Padding::Same, [7, 7, 3]),
         ("avg", 3, 1, Padding::Valid, [5, 5, 1]),
     ] {
-        let p = Pool2dSpec {
+        let spec = Pool2dSpec {
+            mode: if kind == "max" {
+                PoolMode::Max
+            } else {
+                PoolMode::Avg
+            },
             size: (size, size),
             stride: (stride, stride),
             padding,
         };
-        let spec = if kind == "max" {
-            LayerSpec::MaxPool2d(p)
-        } else {
-            LayerSpec::AvgPool2d(p)
-        };
         Case::<Pool2d<Cpu>>::new(spec, Shape::new(&input), 2, 4)
             .check(&format!("{spec:?} on {input:?}"));
     }
-    Case::<GlobalAvgPool2d<Cpu>>::new(LayerSpec::GlobalAvgPool2d, Shape::new(&[3, 5, 4]), 2, 5)
+    Case::<GlobalAvgPool2d<Cpu>>::new(GlobalAvgPool2dSpec, Shape::new(&[3, 5, 4]), 2, 5)
         .check("GlobalAvgPool2d");
 }
 
@@ -312,20 +336,20 @@ fn activation_layer_gradients() {
         Activation::Gelu,
         Activation::Softmax,
     ] {
-        Case::<ActivationLayer>::new(LayerSpec::Activation(act), Shape::new(&[3, 7]), 3, 6)
-            .check(&format!("{act:?}"));
+        Case::<ActivationLayer>::new(act, Shape::new(&[3, 7]), 3, 6).check(&format!("{act:?}"));
     }
 }
 
 #[test]
 fn flatten_passes_gradients_through() {
-    Case::<Flatten>::new(LayerSpec::Flatten, Shape::new(&[2, 3, 4]), 2, 7).check("Flatten");
+    Case::<Flatten>::new(FlattenSpec, Shape::new(&[2, 3, 4]), 2, 7).check("Flatten");
+    Case::<Identity>::new(IdentitySpec, Shape::new(&[3, 4]), 2, 8).check("Identity");
 }
 
 #[test]
 fn dropout_backward_replays_the_forward_mask() {
     let cpu = Cpu::with_threads(2).unwrap();
-    let spec = LayerSpec::Dropout(DropoutSpec { rate: 0.4 });
+    let spec = DropoutSpec { rate: 0.4 };
     let shape = Shape::new(&[50]);
     let mut layer = Dropout::build(&cpu, &spec, shape, 8, &mut Rng::new(1)).unwrap();
     let x = cpu.alloc_from(&[1.0; 400]).unwrap();
@@ -333,17 +357,16 @@ fn dropout_backward_replays_the_forward_mask() {
     Layer::<Cpu>::forward(&mut layer, &cpu, &x, &mut y, 8, Mode::Train).unwrap();
     let mut dy = cpu.alloc_from(&[1.0; 400]).unwrap();
     let mut dx = cpu.alloc(400).unwrap();
-    Layer::<Cpu>::backward(
-        &mut layer,
-        &cpu,
-        &x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        8,
-        GradAt::Output,
-    )
-    .unwrap();
+    let pass = Backward {
+        x: None,
+        y: None,
+        dy: &mut dy,
+        dx: Some(InputGrad::write(&mut dx)),
+        batch: 8,
+        at: GradAt::Output,
+        through_relu_below: false,
+    };
+    Layer::<Cpu>::backward(&mut layer, &cpu, pass).unwrap();
     let (y, dx) = (
         cpu.to_host(&y, 400).unwrap(),
         cpu.to_host(&dx, 400).unwrap(),
@@ -366,10 +389,10 @@ fn dropout_backward_replays_the_forward_mask() {
 #[test]
 fn building_from_a_bad_spec_is_an_error() {
     let cpu = Cpu::with_threads(1).unwrap();
-    let dense = LayerSpec::Dense(DenseSpec {
+    let dense = DenseSpec {
         units: 4,
         activation: Activation::Relu,
-    });
+    };
     let err =
         Dense::<Cpu>::build(&cpu, &dense, Shape::new(&[2, 2, 3]), 4, &mut Rng::new(0)).unwrap_err();
     assert!(
@@ -377,16 +400,69 @@ fn building_from_a_bad_spec_is_an_error() {
             .contains("Dense expects a rank-1 input but gets [2, 2, 3]"),
         "{err}"
     );
-    let zero = LayerSpec::Dense(DenseSpec {
+    let zero = DenseSpec {
         units: 0,
         activation: Activation::Relu,
-    });
+    };
     let err = Dense::<Cpu>::build(&cpu, &zero, Shape::new(&[3]), 4, &mut Rng::new(0)).unwrap_err();
     assert_eq!(err.to_string(), "Dense: `units` must be at least 1, got 0");
-    let err =
-        Conv2d::<Cpu>::build(&cpu, &dense, Shape::new(&[3]), 4, &mut Rng::new(0)).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "a Conv2d layer cannot be built from a Dense spec"
+}
+
+#[test]
+fn a_backward_pass_without_what_it_reads_is_an_error() {
+    let cpu = Cpu::with_threads(1).unwrap();
+    let spec = DenseSpec {
+        units: 2,
+        activation: Activation::Tanh,
+    };
+    let mut dense =
+        Dense::<Cpu>::build(&cpu, &spec, Shape::new(&[3]), 1, &mut Rng::new(0)).unwrap();
+    let x = cpu.alloc(3).unwrap();
+    let mut dy = cpu.alloc(2).unwrap();
+    let pass = Backward {
+        x: Some(&x),
+        y: None,
+        dy: &mut dy,
+        dx: None,
+        batch: 1,
+        at: GradAt::Output,
+        through_relu_below: false,
+    };
+    let err = dense.backward(&cpu, pass).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotKept {
+                layer: "Dense",
+                value: "output"
+            }
+        ),
+        "{err}"
+    );
+    // Max pooling overwrites its input gradient, as its traits say.
+    let pool = Pool2dSpec {
+        mode: PoolMode::Max,
+        size: (2, 2),
+        stride: (2, 2),
+        padding: Padding::Valid,
+    };
+    assert!(!pool.traits().accumulates_input_grad);
+    let mut layer =
+        Pool2d::<Cpu>::build(&cpu, &pool, Shape::new(&[2, 2, 1]), 1, &mut Rng::new(0)).unwrap();
+    let (x, y) = (cpu.alloc(4).unwrap(), cpu.alloc(1).unwrap());
+    let (mut dy, mut dx) = (cpu.alloc(1).unwrap(), cpu.alloc(4).unwrap());
+    let pass = Backward {
+        x: Some(&x),
+        y: Some(&y),
+        dy: &mut dy,
+        dx: Some(InputGrad::add_to(&mut dx)),
+        batch: 1,
+        at: GradAt::Output,
+        through_relu_below: false,
+    };
+    let err = layer.backward(&cpu, pass).unwrap_err();
+    assert!(
+        matches!(err, Error::CannotAccumulate { layer: "MaxPool2d" }),
+        "{err}"
     );
 }

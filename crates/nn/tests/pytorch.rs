@@ -15,11 +15,15 @@
 #[path = "oracle/pytorch_layers.rs"]
 mod pytorch_layers;
 
+use kiln_kernels::ParamMut;
 use kiln_kernels::ops::activation::{ActivationKernel, ActivationParams};
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Cpu, Storage};
-use kiln_nn::{ActivationLayer, Conv2d, Dense, GlobalAvgPool2d, Layer, Mode, ParamMut, Pool2d};
-use kiln_shape::{Activation, Conv2dSpec, DenseSpec, LayerSpec, Padding, Pool2dSpec, Shape};
+use kiln_nn::{ActivationLayer, Conv2d, Dense, GlobalAvgPool2d, Layer, Mode, Pool2d};
+use kiln_shape::{
+    Activation, Conv2dSpec, DenseSpec, GlobalAvgPool2dSpec, Padding, Pool2dSpec, PoolMode, Shape,
+    Spec,
+};
 use pytorch_layers as pt;
 
 /// The script's inputs: `sin(0.37 i + salt) * 0.9`, in f64, then f32.
@@ -48,7 +52,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
 
 /// Builds the layer for `spec` on samples of `x_shape[1..]`, loads the script's
 /// weight and bias, and runs it forward on the script's input.
-fn run<L: Layer<Cpu>>(spec: LayerSpec, x_shape: &[usize], x_head: &[f32]) -> Vec<f32> {
+fn run<L: Layer<Cpu>>(spec: L::Spec, x_shape: &[usize], x_head: &[f32]) -> Vec<f32> {
     let cpu = Cpu::with_threads(2).unwrap();
     let batch = x_shape[0];
     let sample = Shape::new(&x_shape[1..]);
@@ -73,22 +77,22 @@ fn run<L: Layer<Cpu>>(spec: LayerSpec, x_shape: &[usize], x_head: &[f32]) -> Vec
 fn dense_matches_pytorch() {
     assert_eq!(&param(3, 2.0)[..], pt::DENSE_W_HEAD);
     assert_eq!(&param(3, 3.0)[..], pt::DENSE_B_HEAD);
-    let spec = LayerSpec::Dense(DenseSpec {
+    let spec = DenseSpec {
         units: pt::DENSE_W_SHAPE[1],
         activation: Activation::Linear,
-    });
+    };
     let y = run::<Dense<Cpu>>(spec, pt::DENSE_X_SHAPE, pt::DENSE_X_HEAD);
     assert_close("dense", &y, pt::DENSE_OUT);
 }
 
-fn conv_spec(w_shape: &[usize], stride: usize, padding: Padding) -> LayerSpec {
-    LayerSpec::Conv2d(Conv2dSpec {
+fn conv_spec(w_shape: &[usize], stride: usize, padding: Padding) -> Conv2dSpec {
+    Conv2dSpec {
         filters: w_shape[3],
         kernel: (w_shape[0], w_shape[1]),
         stride: (stride, stride),
         padding,
         activation: Activation::Linear,
-    })
+    }
 }
 
 #[test]
@@ -139,7 +143,8 @@ fn conv2d_matches_pytorch() {
 
 #[test]
 fn pooling_matches_pytorch() {
-    let pool = |size: usize, stride: usize, padding| Pool2dSpec {
+    let pool = |mode, size: usize, stride: usize, padding| Pool2dSpec {
+        mode,
         size: (size, size),
         stride: (stride, stride),
         padding,
@@ -147,28 +152,28 @@ fn pooling_matches_pytorch() {
     let cases = [
         (
             "max valid",
-            LayerSpec::MaxPool2d(pool(2, 2, Padding::Valid)),
+            pool(PoolMode::Max, 2, 2, Padding::Valid),
             pt::MAXPOOL2D_VALID_X_SHAPE,
             pt::MAXPOOL2D_VALID_X_HEAD,
             pt::MAXPOOL2D_VALID_OUT,
         ),
         (
             "max same",
-            LayerSpec::MaxPool2d(pool(2, 2, Padding::Same)),
+            pool(PoolMode::Max, 2, 2, Padding::Same),
             pt::MAXPOOL2D_SAME_X_SHAPE,
             pt::MAXPOOL2D_SAME_X_HEAD,
             pt::MAXPOOL2D_SAME_OUT,
         ),
         (
             "avg valid",
-            LayerSpec::AvgPool2d(pool(2, 2, Padding::Valid)),
+            pool(PoolMode::Avg, 2, 2, Padding::Valid),
             pt::AVGPOOL2D_VALID_X_SHAPE,
             pt::AVGPOOL2D_VALID_X_HEAD,
             pt::AVGPOOL2D_VALID_OUT,
         ),
         (
             "avg same",
-            LayerSpec::AvgPool2d(pool(3, 2, Padding::Same)),
+            pool(PoolMode::Avg, 3, 2, Padding::Same),
             pt::AVGPOOL2D_SAME_X_SHAPE,
             pt::AVGPOOL2D_SAME_X_HEAD,
             pt::AVGPOOL2D_SAME_OUT,
@@ -178,7 +183,7 @@ fn pooling_matches_pytorch() {
         assert_close(what, &run::<Pool2d<Cpu>>(spec, x_shape, x_head), want);
     }
     let y = run::<GlobalAvgPool2d<Cpu>>(
-        LayerSpec::GlobalAvgPool2d,
+        GlobalAvgPool2dSpec,
         pt::GLOBAL_AVG_POOL_X_SHAPE,
         pt::GLOBAL_AVG_POOL_X_HEAD,
     );
@@ -226,10 +231,6 @@ fn activations_match_pytorch() {
         assert_close(act.name(), &run_activation(&cpu, act, x, 1, n), want);
     }
     // GELU as a layer of its own, on the script's [2, 6] input.
-    let y = run::<ActivationLayer>(
-        LayerSpec::Activation(Activation::Gelu),
-        pt::GELU_X_SHAPE,
-        pt::GELU_X_HEAD,
-    );
+    let y = run::<ActivationLayer>(Activation::Gelu, pt::GELU_X_SHAPE, pt::GELU_X_HEAD);
     assert_close("gelu layer", &y, pt::GELU_OUT);
 }

@@ -11,9 +11,6 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The model failed while its parameters were visited.
-    #[error(transparent)]
-    Model(#[from] kiln_nn::Error),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] kiln_kernels::Error),

@@ -24,7 +24,7 @@ mod schedule;
 
 pub use algorithm::{Adagrad, Adam, AdamW, Algorithm, Lion, Nadam, RmsProp, Sgd};
 pub use error::{Error, Result};
-pub use optimizer::{Clipping, Optimizer, OptimizerState, Trainable};
+pub use optimizer::{Clipping, Optimizer, OptimizerState};
 pub use schedule::{
     Anneal, Constant, CosineDecay, ExponentialDecay, Monitor, OneCycle, PolynomialDecay,
     ReduceLrOnPlateau, Schedule, StepDecay, Threshold,

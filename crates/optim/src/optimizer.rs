@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use kiln_kernels::ops::optimizer::OptimizerStep;
-use kiln_kernels::{Backend, Group};
-use kiln_nn::{Model, ParamMut, ParamRef};
+use kiln_kernels::{Backend, Group, Trainable};
 
 use crate::algorithm::StepScalars;
 use crate::{Algorithm, Error, Result, Schedule};
@@ -13,49 +12,6 @@ use crate::{Algorithm, Error, Result, Schedule};
 /// Tensors the optimizer hands the backend at once (a GPU updates up to eight in one
 /// launch).
 const GROUP: usize = 8;
-
-/// What an optimizer updates: a backend and trainable tensors with their gradients.
-///
-/// Every model that `model!` generates is `Trainable`; implement it for parameters
-/// that live elsewhere.
-pub trait Trainable<B: Backend> {
-    /// The backend the tensors live on.
-    fn backend(&self) -> &B;
-
-    /// Calls `f` on every trainable tensor, read-only, always in the same order.
-    fn parameters<'a>(
-        &'a self,
-        f: &mut dyn FnMut(ParamRef<'a, B>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()>;
-
-    /// Calls `f` on every trainable tensor, in the order of
-    /// [`Trainable::parameters`]. The tensors stay borrowed as long as the model is,
-    /// so that the optimizer can update several in one go.
-    fn visit_parameters<'a>(
-        &'a mut self,
-        f: &mut dyn FnMut(ParamMut<'a, B>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()>;
-}
-
-impl<B: Backend, M: Model<B>> Trainable<B> for M {
-    fn backend(&self) -> &B {
-        Model::backend(self)
-    }
-
-    fn parameters<'a>(
-        &'a self,
-        f: &mut dyn FnMut(ParamRef<'a, B>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()> {
-        Model::parameters(self, f)
-    }
-
-    fn visit_parameters<'a>(
-        &'a mut self,
-        f: &mut dyn FnMut(ParamMut<'a, B>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()> {
-        Model::visit_parameters(self, f)
-    }
-}
 
 /// Gradient clipping, applied before weight decay and the update. The norms are
 /// those of the raw gradients; clipping by value comes after scaling by norm.
@@ -383,7 +339,7 @@ impl<B: Backend> Optimizer<B> {
                 grad: p.grad,
                 state: &mut slot.state,
             };
-            Ok(group.push(step, |g| backend.optimizer_step_many(g))?)
+            group.push(step, |g| backend.optimizer_step_many(g))
         })?;
         group.flush(|g| backend.optimizer_step_many(g))?;
         self.scalars = scalars;

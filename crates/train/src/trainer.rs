@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_data::{Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset};
-use kiln_kernels::{Backend, Group};
+use kiln_kernels::{Backend, Group, ParamRef};
 use kiln_losses::{Criterion, Loss, Targets};
-use kiln_nn::{Mode, Model, ParamRef};
+use kiln_nn::{Mode, Model};
 use kiln_optim::Optimizer;
 
 use crate::callbacks::{Callback, Context};
@@ -327,7 +327,12 @@ fn step_failure<B: Backend, M: Model<B>>(
 impl<B: Backend, M: Model<B>> Trainer<B, M> {
     /// Binds `model` to `loss` and `optimizer` (Keras's `compile`).
     pub fn new(model: M, loss: Loss, optimizer: Optimizer<B>) -> Result<Self> {
-        let criterion = Criterion::for_model(loss, &model)?;
+        let criterion = Criterion::new(
+            loss,
+            model.backend(),
+            model.max_batch(),
+            M::OUTPUT_ACTIVATION,
+        )?;
         let backend = model.backend().clone();
         Ok(Self {
             model,

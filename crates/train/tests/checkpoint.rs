@@ -83,7 +83,7 @@ fn bits(values: &[f32]) -> Vec<u32> {
 /// One Adam step on a fixed batch with class targets.
 fn train_step(model: &mut TorchCnn, optimizer: &mut Optimizer<Cpu>) {
     let loss = Loss::sparse_categorical_crossentropy().from_logits(true);
-    let mut criterion = Criterion::for_model(loss, model).unwrap();
+    let mut criterion = model.criterion(loss).unwrap();
     let x = batch();
     let output = model.forward_host(&x, Mode::Train).unwrap();
     criterion

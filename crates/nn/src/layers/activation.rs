@@ -1,13 +1,13 @@
 //! Activations: as a layer of their own (`act: Relu`) and fused at the end of
 //! `Dense` and `Conv2d` (`Dense(10, softmax)`).
 
-use kiln_kernels::Backend;
 use kiln_kernels::ops::activation::{ActivationKind, ActivationParams};
 use kiln_kernels::rng::Rng;
-use kiln_shape::{Activation, LayerSpec, Shape};
+use kiln_kernels::{Backend, GradAt};
+use kiln_shape::{Activation, Shape};
 
 use crate::layer::checked_output;
-use crate::{Error, GradAt, Layer, Mode, Result};
+use crate::{Backward, Error, Layer, Mode, Result};
 
 /// An activation applied at a layer's output. Element-wise activations whose
 /// backward needs only their output run as the epilogue of the layer's last op (its
@@ -63,12 +63,15 @@ impl<B: Backend> FusedActivation<B> {
         Ok(())
     }
 
-    /// Turns `dy` (at the output) into the gradient at the pre-activation, in place;
-    /// nothing to do when the caller already passes the pre-activation gradient.
+    /// Turns `dy` (at the output `y`) into the gradient at the pre-activation, in
+    /// place; nothing to do when the caller already passes the pre-activation
+    /// gradient. `y` is needed unless the activation keeps its own input (GELU).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward(
         &self,
         backend: &B,
-        y: &B::Buffer,
+        layer: &'static str,
+        y: Option<&B::Buffer>,
         dy: &mut B::Buffer,
         rows: usize,
         cols: usize,
@@ -78,8 +81,18 @@ impl<B: Backend> FusedActivation<B> {
             return Ok(());
         };
         let p = ActivationParams::new(act, rows, cols)?;
-        let x = self.pre.as_ref().unwrap_or(y);
-        backend.activation_bwd(&p, x, y, dy)?;
+        let x = match (&self.pre, y) {
+            (Some(pre), _) => pre,
+            (None, Some(y)) => y,
+            (None, None) => {
+                return Err(Error::NotKept {
+                    layer,
+                    value: "output",
+                });
+            }
+        };
+        // GELU reads its input and ignores `y`; the others read `y` only.
+        backend.activation_bwd(&p, x, y.unwrap_or(x), dy)?;
         Ok(())
     }
 }
@@ -107,21 +120,20 @@ impl ActivationLayer {
 }
 
 impl<B: Backend> Layer<B> for ActivationLayer {
+    type Spec = Activation;
+
     fn build(
         _backend: &B,
-        spec: &LayerSpec,
+        spec: &Activation,
         input: Shape,
         _max_batch: usize,
         _rng: &mut Rng,
     ) -> Result<Self> {
-        let LayerSpec::Activation(activation) = *spec else {
-            return Err(Error::WrongSpec {
-                layer: "activation",
-                spec: spec.kind(),
-            });
-        };
         let shape = checked_output(spec, input)?;
-        Ok(Self { activation, shape })
+        Ok(Self {
+            activation: *spec,
+            shape,
+        })
     }
 
     fn forward(
@@ -136,24 +148,24 @@ impl<B: Backend> Layer<B> for ActivationLayer {
         Ok(())
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        at: GradAt,
-    ) -> Result<()> {
-        let Some(dx) = dx else {
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        if pass.dx.is_none() {
             return Ok(());
-        };
-        let p = self.params(batch)?;
-        if at == GradAt::Output {
-            backend.activation_bwd(&p, x, y, dy)?;
         }
-        backend.copy(dy, dx, p.len())?;
-        Ok(())
+        let layer = kiln_shape::Spec::kind_name(&self.activation);
+        let p = self.params(pass.batch)?;
+        if pass.at == GradAt::Output {
+            // GELU differentiates from its input, the others from their output.
+            let kept = if self.activation.backward_needs_input() {
+                pass.input(layer)?
+            } else {
+                pass.output(layer)?
+            };
+            backend.activation_bwd(&p, kept, kept, pass.dy)?;
+        }
+        match pass.dx {
+            Some(dx) => crate::graph::pass_gradient(backend, pass.dy, dx, p.len()),
+            None => Ok(()),
+        }
     }
 }

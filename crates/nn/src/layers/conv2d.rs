@@ -1,14 +1,14 @@
 //! The 2-D convolution layer.
 
-use kiln_kernels::Backend;
 use kiln_kernels::ops::conv2d::Conv2dParams;
 use kiln_kernels::rng::Rng;
-use kiln_shape::{LayerSpec, Shape};
+use kiln_kernels::{Backend, ViewParams, VisitParams};
+use kiln_shape::{Conv2dSpec, Shape};
 
 use super::activation::FusedActivation;
 use super::params::KernelAndBias;
 use crate::layer::checked_output;
-use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
+use crate::{Backward, Layer, Mode, Result};
 
 /// `y = activation(conv(x, W) + b)` with stride and `valid` or `same` padding.
 ///
@@ -28,34 +28,32 @@ pub struct Conv2d<B: Backend> {
     activation: FusedActivation<B>,
 }
 
+const NAME: &str = "Conv2d";
+
 impl<B: Backend> Layer<B> for Conv2d<B> {
+    type Spec = Conv2dSpec;
+
     fn build(
         backend: &B,
-        spec: &LayerSpec,
+        spec: &Conv2dSpec,
         input: Shape,
         max_batch: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
-        let LayerSpec::Conv2d(conv) = *spec else {
-            return Err(Error::WrongSpec {
-                layer: "Conv2d",
-                spec: spec.kind(),
-            });
-        };
         let output = checked_output(spec, input)?;
-        let params = Conv2dParams::new(&conv, input, max_batch)?;
-        let (kh, kw) = conv.kernel;
+        let params = Conv2dParams::new(spec, input, max_batch)?;
+        let (kh, kw) = spec.kernel;
         let c_in = params.in_c as usize;
         Ok(Self {
             kernel: KernelAndBias::new(
                 backend,
-                Shape::new(&[kh, kw, c_in, conv.filters]),
+                Shape::new(&[kh, kw, c_in, spec.filters]),
                 kh * kw * c_in,
-                kh * kw * conv.filters,
+                kh * kw * spec.filters,
                 rng,
             )?,
             workspace: backend.alloc(backend.conv2d_workspace_len(&params))?,
-            activation: FusedActivation::new(backend, conv.activation, max_batch * output.size())?,
+            activation: FusedActivation::new(backend, spec.activation, max_batch * output.size())?,
             params,
         })
     }
@@ -75,28 +73,27 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             .forward(backend, y, p.out_pixels(), p.out_c as usize)
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        at: GradAt,
-    ) -> Result<()> {
-        let p = self.params.with_batch(batch)?;
-        self.activation
-            .backward(backend, y, dy, p.out_pixels(), p.out_c as usize, at)?;
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let x = pass.input(NAME)?;
+        let p = self.params.with_batch(pass.batch)?;
+        self.activation.backward(
+            backend,
+            NAME,
+            pass.y,
+            pass.dy,
+            p.out_pixels(),
+            p.out_c as usize,
+            pass.at,
+        )?;
         let k = &mut self.kernel;
         backend.conv2d_bwd(
             &p,
             x,
             &k.weight,
-            dy,
+            pass.dy,
             &mut k.dweight,
             &mut k.dbias,
-            dx.map(kiln_kernels::ops::InputGrad::write),
+            pass.dx,
             &mut self.workspace,
         )?;
         Ok(())
@@ -105,16 +102,16 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
     fn visit_parameters<'a>(
         &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: VisitParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         self.kernel.visit(layer, f)
     }
 
     fn parameters<'a>(
         &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: ViewParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         self.kernel.view(layer, f)
     }
 }

@@ -1,15 +1,15 @@
 //! The fully connected layer.
 
-use kiln_kernels::Backend;
 use kiln_kernels::ops::bias::BiasParams;
 use kiln_kernels::ops::matmul::MatmulParams;
 use kiln_kernels::rng::Rng;
-use kiln_shape::{LayerSpec, Shape};
+use kiln_kernels::{Backend, ViewParams, VisitParams};
+use kiln_shape::{DenseSpec, Shape};
 
 use super::activation::FusedActivation;
 use super::params::KernelAndBias;
 use crate::layer::checked_output;
-use crate::{Error, GradAt, Layer, Mode, ParamMut, ParamRef, Result};
+use crate::{Backward, Error, Layer, Mode, Result};
 
 /// `y = activation(x W + b)`.
 ///
@@ -27,11 +27,13 @@ pub struct Dense<B: Backend> {
     activation: FusedActivation<B>,
 }
 
+const NAME: &str = "Dense";
+
 impl<B: Backend> Dense<B> {
     fn product(&self, batch: usize) -> Result<MatmulParams> {
         let u32_of = |v: usize| {
             u32::try_from(v).map_err(|_| Error::Spec {
-                kind: "Dense",
+                kind: NAME,
                 detail: format!("size {v} does not fit in 32 bits"),
             })
         };
@@ -47,21 +49,17 @@ impl<B: Backend> Dense<B> {
 }
 
 impl<B: Backend> Layer<B> for Dense<B> {
+    type Spec = DenseSpec;
+
     fn build(
         backend: &B,
-        spec: &LayerSpec,
+        spec: &DenseSpec,
         input: Shape,
         max_batch: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
-        let LayerSpec::Dense(dense) = *spec else {
-            return Err(Error::WrongSpec {
-                layer: "Dense",
-                spec: spec.kind(),
-            });
-        };
         checked_output(spec, input)?;
-        let (in_features, units) = (input.size(), dense.units);
+        let (in_features, units) = (input.size(), spec.units);
         Ok(Self {
             in_features,
             units,
@@ -72,7 +70,7 @@ impl<B: Backend> Layer<B> for Dense<B> {
                 units,
                 rng,
             )?,
-            activation: FusedActivation::new(backend, dense.activation, max_batch * units)?,
+            activation: FusedActivation::new(backend, spec.activation, max_batch * units)?,
         })
     }
 
@@ -96,18 +94,11 @@ impl<B: Backend> Layer<B> for Dense<B> {
         self.activation.forward(backend, y, batch, self.units)
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        at: GradAt,
-    ) -> Result<()> {
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let x = pass.input(NAME)?;
+        let (batch, dy) = (pass.batch, pass.dy);
         self.activation
-            .backward(backend, y, dy, batch, self.units, at)?;
+            .backward(backend, NAME, pass.y, dy, batch, self.units, pass.at)?;
         let p = self.product(batch)?;
         // dW += x^T dy: [in, batch] x [batch, units].
         let dw = MatmulParams {
@@ -120,17 +111,17 @@ impl<B: Backend> Layer<B> for Dense<B> {
         };
         backend.matmul(&dw, x, dy, &mut self.params.dweight)?;
         backend.bias_grad(&BiasParams::new(p.m, p.n), dy, &mut self.params.dbias)?;
-        if let Some(dx) = dx {
-            // dx = dy W^T: [batch, units] x [units, in].
+        if let Some(dx) = pass.dx {
+            // dx = dy W^T (or dx += ...): [batch, units] x [units, in].
             let dxp = MatmulParams {
                 m: p.m,
                 n: p.k,
                 k: p.n,
                 trans_a: false,
                 trans_b: true,
-                accumulate: false,
+                accumulate: dx.accumulate,
             };
-            backend.matmul(&dxp, dy, &self.params.weight, dx)?;
+            backend.matmul(&dxp, dy, &self.params.weight, dx.buffer)?;
         }
         Ok(())
     }
@@ -138,16 +129,16 @@ impl<B: Backend> Layer<B> for Dense<B> {
     fn visit_parameters<'a>(
         &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: VisitParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         self.params.visit(layer, f)
     }
 
     fn parameters<'a>(
         &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: ViewParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         self.params.view(layer, f)
     }
 }

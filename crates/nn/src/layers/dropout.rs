@@ -3,10 +3,10 @@
 use kiln_kernels::Backend;
 use kiln_kernels::ops::dropout::DropoutParams;
 use kiln_kernels::rng::Rng;
-use kiln_shape::{LayerSpec, Shape};
+use kiln_shape::{DropoutSpec, Shape};
 
-use crate::layer::checked_output;
-use crate::{Error, GradAt, Layer, Mode, Result};
+use crate::layer::{checked_output, overwrite_only};
+use crate::{Backward, Error, Layer, Mode, Result};
 
 /// Zeroes each input with probability `rate` in training and scales the survivors by
 /// `1 / (1 - rate)`; the identity in inference. Seeded: each training forward draws
@@ -38,22 +38,18 @@ impl Dropout {
 }
 
 impl<B: Backend> Layer<B> for Dropout {
+    type Spec = DropoutSpec;
+
     fn build(
         _backend: &B,
-        spec: &LayerSpec,
+        spec: &DropoutSpec,
         input: Shape,
         _max_batch: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
-        let LayerSpec::Dropout(d) = *spec else {
-            return Err(Error::WrongSpec {
-                layer: "Dropout",
-                spec: spec.kind(),
-            });
-        };
         let size = checked_output(spec, input)?.size();
         Ok(Self {
-            rate: d.rate,
+            rate: spec.rate,
             size,
             rng: rng.fork(0),
             mask_seed: None,
@@ -79,22 +75,13 @@ impl<B: Backend> Layer<B> for Dropout {
         Ok(())
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        _x: &B::Buffer,
-        _y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        _at: GradAt,
-    ) -> Result<()> {
-        let Some(dx) = dx else {
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let Some(dx) = overwrite_only("Dropout", pass.dx)? else {
             return Ok(());
         };
         match self.mask_seed {
-            Some(seed) => backend.dropout_bwd(&self.params(batch, seed)?, dy, dx)?,
-            None => backend.copy(dy, dx, batch * self.size)?,
+            Some(seed) => backend.dropout_bwd(&self.params(pass.batch, seed)?, pass.dy, dx)?,
+            None => backend.copy(pass.dy, dx, pass.batch * self.size)?,
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! One file per layer kind.
+//! One file per layer kind (the kind's description and shape rule are in
+//! `kiln-shape`'s `kinds/`).
 
 pub mod activation;
 pub mod conv2d;

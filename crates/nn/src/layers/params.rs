@@ -1,12 +1,12 @@
 //! The kernel and bias that `Dense` and `Conv2d` share: storage, gradients, and the
 //! visits that optimizers and checkpoints use.
 
-use kiln_kernels::Backend;
 use kiln_kernels::rng::Rng;
+use kiln_kernels::{Backend, ParamMut, ParamRef, ViewParams, VisitParams};
 use kiln_shape::Shape;
 
+use crate::Result;
 use crate::init::glorot_uniform;
-use crate::{ParamMut, ParamRef, Result};
 
 /// A glorot-uniform kernel and a zero bias, with their gradients.
 #[derive(Debug)]
@@ -49,8 +49,8 @@ impl<B: Backend> KernelAndBias<B> {
     pub(crate) fn visit<'a>(
         &'a mut self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamMut<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: VisitParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         let bias_shape = self.bias_shape();
         f(ParamMut {
             layer,
@@ -71,8 +71,8 @@ impl<B: Backend> KernelAndBias<B> {
     pub(crate) fn view<'a>(
         &'a self,
         layer: &'static str,
-        f: &mut dyn FnMut(ParamRef<'a, B>) -> Result<()>,
-    ) -> Result<()> {
+        f: ViewParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
         f(ParamRef {
             layer,
             name: "weight",

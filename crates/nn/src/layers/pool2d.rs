@@ -1,14 +1,14 @@
 //! Max, average and global average pooling.
 
 use kiln_kernels::Backend;
-use kiln_kernels::ops::pool2d::{Pool2dParams, PoolForward, PoolKind};
+use kiln_kernels::ops::pool2d::{Pool2dParams, PoolForward};
 use kiln_kernels::rng::Rng;
-use kiln_shape::{LayerSpec, Shape};
+use kiln_shape::{GlobalAvgPool2dSpec, Pool2dSpec, Shape, Spec};
 
-use crate::layer::checked_output;
-use crate::{Error, GradAt, Layer, Mode, Result};
+use crate::layer::{checked_output, overwrite_only};
+use crate::{Backward, Layer, Mode, Result};
 
-/// `MaxPool2d(size, stride)`, `AvgPool2d(size, stride)` and `GlobalAvgPool2d`.
+/// `MaxPool2d(size, stride)` and `AvgPool2d(size, stride)`.
 ///
 /// # Shapes
 /// - input: `[batch, h, w, c]`
@@ -16,6 +16,7 @@ use crate::{Error, GradAt, Layer, Mode, Result};
 ///   (`stride` defaults to the window size)
 #[derive(Debug)]
 pub struct Pool2d<B: Backend> {
+    name: &'static str,
     params: Pool2dParams,
     /// What the last training-mode forward pass left for the backward pass (see
     /// [`Pool2dKernel::pool2d_reserve_len`](kiln_kernels::ops::pool2d::Pool2dKernel::pool2d_reserve_len)).
@@ -24,32 +25,30 @@ pub struct Pool2d<B: Backend> {
     reserve_filled: bool,
 }
 
+impl<B: Backend> Pool2d<B> {
+    fn with_params(backend: &B, name: &'static str, params: Pool2dParams) -> Result<Self> {
+        Ok(Self {
+            name,
+            reserve: backend.alloc(backend.pool2d_reserve_len(&params))?,
+            reserve_filled: false,
+            params,
+        })
+    }
+}
+
 impl<B: Backend> Layer<B> for Pool2d<B> {
+    type Spec = Pool2dSpec;
+
     fn build(
         backend: &B,
-        spec: &LayerSpec,
+        spec: &Pool2dSpec,
         input: Shape,
         max_batch: usize,
         _rng: &mut Rng,
     ) -> Result<Self> {
-        let params = match *spec {
-            LayerSpec::MaxPool2d(p) => Pool2dParams::new(&p, PoolKind::Max, input, max_batch),
-            LayerSpec::AvgPool2d(p) => Pool2dParams::new(&p, PoolKind::Avg, input, max_batch),
-            LayerSpec::GlobalAvgPool2d => Pool2dParams::global_avg(input, max_batch),
-            _ => {
-                return Err(Error::WrongSpec {
-                    layer: "Pool2d",
-                    spec: spec.kind(),
-                });
-            }
-        };
         checked_output(spec, input)?;
-        let params = params?;
-        Ok(Self {
-            params,
-            reserve: backend.alloc(backend.pool2d_reserve_len(&params))?,
-            reserve_filled: false,
-        })
+        let params = Pool2dParams::new(spec, input, max_batch)?;
+        Self::with_params(backend, spec.kind_name(), params)
     }
 
     fn forward(
@@ -70,65 +69,71 @@ impl<B: Backend> Layer<B> for Pool2d<B> {
         Ok(())
     }
 
-    fn backward(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-        _at: GradAt,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            let fwd = self.forward_pass(x, y);
-            backend.pool2d_bwd(&self.params.with_batch(batch)?, fwd, dy, dx)?;
+    /// With `through_relu_below` (max pooling only), `dx` is the gradient at the
+    /// input of the ReLU that produced `x`: one pass over the (large) input gradient
+    /// instead of two, and the layer before skips its ReLU's backward pass.
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        if pass.dx.is_none() {
+            return Ok(());
         }
-        Ok(())
-    }
-}
-
-impl<B: Backend> Pool2d<B> {
-    /// The last forward pass, on input `x` with output `y`.
-    fn forward_pass<'a>(
-        &'a self,
-        x: &'a B::Buffer,
-        y: &'a B::Buffer,
-    ) -> PoolForward<'a, B::Buffer> {
-        PoolForward {
-            x,
-            y,
+        let fwd = PoolForward {
+            x: pass.input(self.name)?,
+            y: pass.output(self.name)?,
             reserve: self.reserve_filled.then_some(&self.reserve),
-        }
-    }
-
-    /// Max pooling's backward pass through the ReLU of the layer before, which
-    /// produced `x`: `dx` is the gradient at that layer's pre-activation, so that its
-    /// own backward pass runs with [`GradAt::PreActivation`] and skips the ReLU. One
-    /// pass over the (large) input gradient instead of two; `model!` uses it wherever
-    /// `MaxPool2d` follows a layer with `activation = relu`.
-    #[allow(clippy::too_many_arguments)] // `Layer::backward`'s arguments, less `at`
-    pub fn backward_through_relu(
-        &mut self,
-        backend: &B,
-        x: &B::Buffer,
-        y: &B::Buffer,
-        dy: &mut B::Buffer,
-        dx: Option<&mut B::Buffer>,
-        batch: usize,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            let fwd = self.forward_pass(x, y);
-            backend.pool2d_bwd_through_relu(&self.params.with_batch(batch)?, fwd, dy, dx)?;
+        };
+        let Some(dx) = overwrite_only(self.name, pass.dx)? else {
+            return Ok(());
+        };
+        let p = self.params.with_batch(pass.batch)?;
+        if pass.through_relu_below {
+            backend.pool2d_bwd_through_relu(&p, fwd, pass.dy, dx)?;
+        } else {
+            backend.pool2d_bwd(&p, fwd, pass.dy, dx)?;
         }
         Ok(())
     }
 }
 
-/// The mean over height and width of each channel: a [`Pool2d`] whose window is the
-/// whole image.
+/// The mean over height and width of each channel: average pooling whose window is
+/// the whole image.
 ///
 /// # Shapes
 /// - input: `[batch, h, w, c]`
 /// - output: `[batch, c]`
-pub type GlobalAvgPool2d<B> = Pool2d<B>;
+#[derive(Debug)]
+pub struct GlobalAvgPool2d<B: Backend>(Pool2d<B>);
+
+impl<B: Backend> Layer<B> for GlobalAvgPool2d<B> {
+    type Spec = GlobalAvgPool2dSpec;
+
+    fn build(
+        backend: &B,
+        spec: &GlobalAvgPool2dSpec,
+        input: Shape,
+        max_batch: usize,
+        _rng: &mut Rng,
+    ) -> Result<Self> {
+        checked_output(spec, input)?;
+        let params = Pool2dParams::global_avg(input, max_batch)?;
+        Ok(Self(Pool2d::with_params(
+            backend,
+            spec.kind_name(),
+            params,
+        )?))
+    }
+
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        mode: Mode,
+    ) -> Result<()> {
+        self.0.forward(backend, x, y, batch, mode)
+    }
+
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        self.0.backward(backend, pass)
+    }
+}

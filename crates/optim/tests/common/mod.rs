@@ -1,8 +1,8 @@
 //! Parameters without a model: tensors whose gradients a test sets by hand.
 
-use kiln_kernels::{Cpu, CpuBuffer, Storage};
-use kiln_nn::{ParamMut, ParamRef};
-use kiln_optim::Trainable;
+use kiln_kernels::{
+    Cpu, CpuBuffer, ParamMut, ParamRef, Storage, Trainable, ViewParams, VisitParams,
+};
 use kiln_shape::Shape;
 
 /// Named tensors and their gradients on the CPU.
@@ -53,10 +53,7 @@ impl Trainable<Cpu> for Tensors {
         &self.cpu
     }
 
-    fn parameters<'a>(
-        &'a self,
-        f: &mut dyn FnMut(ParamRef<'a, Cpu>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()> {
+    fn parameters<'a>(&'a self, f: ViewParams<'_, 'a, Cpu>) -> kiln_kernels::Result<()> {
         for (layer, name, shape, value, grad) in &self.entries {
             f(ParamRef {
                 layer,
@@ -69,10 +66,7 @@ impl Trainable<Cpu> for Tensors {
         Ok(())
     }
 
-    fn visit_parameters<'a>(
-        &'a mut self,
-        f: &mut dyn FnMut(ParamMut<'a, Cpu>) -> kiln_nn::Result<()>,
-    ) -> kiln_nn::Result<()> {
+    fn visit_parameters<'a>(&'a mut self, f: VisitParams<'_, 'a, Cpu>) -> kiln_kernels::Result<()> {
         for (layer, name, shape, value, grad) in &mut self.entries {
             f(ParamMut {
                 layer,

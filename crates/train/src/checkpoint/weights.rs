@@ -3,10 +3,28 @@
 
 use std::collections::HashMap;
 
-use kiln_kernels::Backend;
+use kiln_kernels::{Backend, Trainable};
 use kiln_nn::Model;
+use kiln_shape::Shape;
 
 use crate::{Error, Result};
+
+/// Calls `f` on every tensor a checkpoint holds: the trainable ones, then those saved
+/// but not trained (running statistics), as `(layer, name, shape, values)`.
+fn each_tensor<'a, B: Backend, M: Trainable<B>>(
+    model: &'a M,
+    mut f: impl FnMut(&'static str, &'static str, Shape, &'a B::Buffer) -> kiln_kernels::Result<()>,
+) -> kiln_kernels::Result<()> {
+    model.parameters(&mut |p| f(p.layer, p.name, p.shape, p.value))?;
+    model.state(&mut |s| f(s.layer, s.name, s.shape, s.value))
+}
+
+/// Whether `key` is `layer.name`.
+fn key_is(key: &str, layer: &str, name: &str) -> bool {
+    key.strip_prefix(layer)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| rest == name)
+}
 
 /// One named tensor on the host.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,8 +48,9 @@ pub(crate) struct Foreign {
     pub(crate) dtype: String,
 }
 
-/// A model's trainable tensors on the host, in the model's order, each with its name
-/// (`conv1.weight`) and shape.
+/// A model's tensors on the host, in the model's order, each with its name
+/// (`conv1.weight`) and shape: the trainable ones, then those saved but not trained
+/// (a normalisation layer's running statistics).
 ///
 /// What a checkpoint holds, in memory: take a snapshot with [`Weights::of`] and put
 /// it back with [`Weights::restore`], to keep the best epoch's weights for instance.
@@ -68,7 +87,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Copies every trainable tensor of `model` to the host.
+    /// Copies every tensor of `model` to the host.
     pub fn of<B: Backend, M: Model<B>>(model: &M) -> Result<Self> {
         let mut weights = Self::default();
         weights.copy_from(model)?;
@@ -82,18 +101,17 @@ impl Weights {
         let backend = model.backend();
         let entries = &mut self.entries;
         let mut index = 0;
-        model.parameters(&mut |p| {
-            let key_matches = |e: &Entry| e.key.split_once('.') == Some((p.layer, p.name));
+        each_tensor(model, |layer, name, shape, value| {
             match entries.get_mut(index) {
-                Some(e) if key_matches(e) && e.values.len() == p.shape.size() => {
-                    backend.download(p.value, &mut e.values)?;
-                    p.shape.dims().clone_into(&mut e.shape);
+                Some(e) if key_is(&e.key, layer, name) && e.values.len() == shape.size() => {
+                    backend.download(value, &mut e.values)?;
+                    shape.dims().clone_into(&mut e.shape);
                 }
                 _ => {
                     let entry = Entry {
-                        key: p.key(),
-                        shape: p.shape.dims().to_vec(),
-                        values: backend.to_host(p.value, p.shape.size())?,
+                        key: format!("{layer}.{name}"),
+                        shape: shape.dims().to_vec(),
+                        values: backend.to_host(value, shape.size())?,
                     };
                     if index < entries.len() {
                         entries[index] = entry;
@@ -175,9 +193,9 @@ impl Weights {
         let mut foreign_left: HashMap<&str, &Foreign> =
             foreign.iter().map(|f| (f.key.as_str(), f)).collect();
         let mut problems = Vec::new();
-        model.parameters(&mut |p| {
-            let key = p.key();
-            let dims = p.shape.dims();
+        each_tensor(model, |layer, name, shape, _| {
+            let key = format!("{layer}.{name}");
+            let dims = shape.dims();
             if let Some(f) = foreign_left.remove(key.as_str()) {
                 problems.push(format!(
                     "{key} is {} {}, kiln loads F32 only (convert it with .float() before \
@@ -222,13 +240,13 @@ impl Weights {
         let by_key: HashMap<&str, &Entry> =
             self.entries.iter().map(|e| (e.key.as_str(), e)).collect();
         let backend = model.backend().clone();
-        model.visit_parameters(&mut |p| {
-            // Present and of the right size: `mismatches` found nothing.
-            if let Some(e) = by_key.get(p.key().as_str()) {
-                backend.upload(&e.values, p.value)?;
-            }
-            Ok(())
-        })?;
+        // Present and of the right size: `mismatches` found nothing.
+        let upload = |key: String, value: &mut B::Buffer| match by_key.get(key.as_str()) {
+            Some(e) => backend.upload(&e.values, value),
+            None => Ok(()),
+        };
+        model.visit_parameters(&mut |p| upload(p.key(), p.value))?;
+        model.visit_state(&mut |s| upload(s.key(), s.value))?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 
-use kiln_shape::{Pool2dSpec, Shape, conv_output_len, same_padding_before};
+use kiln_shape::{Pool2dSpec, PoolMode, Shape, conv_output_len, same_padding_before};
 
 use super::{u32_of, us};
 use crate::storage::Storage;
@@ -56,7 +56,7 @@ pub struct Pool2dParams {
 
 impl Pool2dParams {
     /// The geometry of `spec` on a batch of `batch` samples of shape `input`.
-    pub fn new(spec: &Pool2dSpec, kind: PoolKind, input: Shape, batch: usize) -> Result<Self> {
+    pub fn new(spec: &Pool2dSpec, input: Shape, batch: usize) -> Result<Self> {
         const OP: &str = "pool2d";
         let invalid = |detail: String| Error::InvalidParams { op: OP, detail };
         let (h, w, c) = input
@@ -85,7 +85,10 @@ impl Pool2dParams {
             stride_w: u32_of(OP, "stride", sw)?,
             pad_top: u32_of(OP, "padding", same_padding_before(h, kh, sh, spec.padding))?,
             pad_left: u32_of(OP, "padding", same_padding_before(w, kw, sw, spec.padding))?,
-            kind,
+            kind: match spec.mode {
+                PoolMode::Max => PoolKind::Max,
+                PoolMode::Avg => PoolKind::Avg,
+            },
         })
     }
 
@@ -96,11 +99,12 @@ impl Pool2dParams {
             None => (0, 0),
         };
         let spec = Pool2dSpec {
+            mode: PoolMode::Avg,
             size: (h, w),
             stride: (h.max(1), w.max(1)),
             padding: kiln_shape::Padding::Valid,
         };
-        Self::new(&spec, PoolKind::Avg, input, batch)
+        Self::new(&spec, input, batch)
     }
 
     /// Refuses anything but max pooling for

@@ -1,6 +1,6 @@
 //! Pooling against hand-computed windows and the adjoint identity.
 
-use kiln_shape::{Activation, Padding, Pool2dSpec, Shape};
+use kiln_shape::{Activation, Padding, Pool2dSpec, PoolMode, Shape};
 
 use super::*;
 use crate::Cpu;
@@ -63,21 +63,30 @@ fn backward<B: Pool2dKernel>(
 
 fn spec(size: usize, stride: usize, padding: Padding) -> Pool2dSpec {
     Pool2dSpec {
+        mode: PoolMode::Max,
         size: (size, size),
         stride: (stride, stride),
         padding,
     }
 }
 
+/// The geometry of `s` computing `kind`.
+fn params(s: &Pool2dSpec, kind: PoolKind, input: Shape, batch: usize) -> Result<Pool2dParams> {
+    let mode = match kind {
+        PoolKind::Max => PoolMode::Max,
+        PoolKind::Avg => PoolMode::Avg,
+    };
+    Pool2dParams::new(&Pool2dSpec { mode, ..*s }, input, batch)
+}
+
 fn check<B: Pool2dKernel>(backend: &B) {
     // One 3x3 single-channel image, values 0..9.
     let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
     let input = Shape::new(&[3, 3, 1]);
-    let max_valid =
-        Pool2dParams::new(&spec(2, 1, Padding::Valid), PoolKind::Max, input, 1).unwrap();
+    let max_valid = params(&spec(2, 1, Padding::Valid), PoolKind::Max, input, 1).unwrap();
     assert_eq!(run(backend, &max_valid, &x), [4.0, 5.0, 7.0, 8.0]);
     // Same padding, stride 2: output 2x2, windows clipped at the bottom/right.
-    let avg_same = Pool2dParams::new(&spec(2, 2, Padding::Same), PoolKind::Avg, input, 1).unwrap();
+    let avg_same = params(&spec(2, 2, Padding::Same), PoolKind::Avg, input, 1).unwrap();
     assert_eq!(run(backend, &avg_same, &x), [2.0, 3.5, 6.5, 8.0]);
     let global = Pool2dParams::global_avg(input, 1).unwrap();
     assert_eq!(run(backend, &global, &x), [4.0]);
@@ -95,7 +104,7 @@ fn check<B: Pool2dKernel>(backend: &B) {
             spec(3, 2, Padding::Same),
             spec(3, 1, Padding::Valid),
         ] {
-            let p = Pool2dParams::new(&s, kind, input, 2).unwrap();
+            let p = params(&s, kind, input, 2).unwrap();
             let x: Vec<f32> = (0..p.input_len())
                 .map(|_| rng.uniform_in(-1.0, 1.0))
                 .collect();
@@ -135,7 +144,7 @@ fn check_through_relu<B: Pool2dKernel + ActivationKernel>(backend: &B) {
         (Shape::new(&[6, 8, 16]), spec(2, 2, Padding::Valid)),
         (Shape::new(&[7, 9, 5]), spec(3, 2, Padding::Same)),
     ] {
-        let p = Pool2dParams::new(&s, PoolKind::Max, input, 3).unwrap();
+        let p = params(&s, PoolKind::Max, input, 3).unwrap();
         let x: Vec<f32> = (0..p.input_len())
             .map(|_| rng.uniform_in(-1.0, 1.0).max(0.0))
             .collect();
@@ -154,7 +163,7 @@ fn check_through_relu<B: Pool2dKernel + ActivationKernel>(backend: &B) {
             // NaN, a cell left unwritten, equals nothing.
             assert!(f == w, "{s:?} on {input}: dx[{i}] {f} vs {w}");
         }
-        let avg = Pool2dParams::new(&s, PoolKind::Avg, input, 3).unwrap();
+        let avg = params(&s, PoolKind::Avg, input, 3).unwrap();
         assert!(backward(backend, &avg, &x, &g, true).is_err());
     }
 }
@@ -179,7 +188,7 @@ fn max_pool_routes_a_tied_window_to_one_cell() {
     // (the first), as in PyTorch, not to every tied cell.
     let cpu = Cpu::with_threads(2).unwrap();
     let input = Shape::new(&[4, 4, 3]);
-    let p = Pool2dParams::new(&spec(2, 2, Padding::Valid), PoolKind::Max, input, 2).unwrap();
+    let p = params(&spec(2, 2, Padding::Valid), PoolKind::Max, input, 2).unwrap();
     let x = vec![0.0; p.input_len()];
     let dx = backward(&cpu, &p, &x, &vec![1.0; p.output_len()], false).unwrap();
     assert_eq!(dx.iter().sum::<f32>(), p.output_len() as f32);
@@ -245,7 +254,7 @@ fn cuda_matches_cpu_bit_for_bit() {
     ];
     for (input, s) in geometries {
         for kind in [PoolKind::Max, PoolKind::Avg] {
-            let p = Pool2dParams::new(&s, kind, input, 3).unwrap();
+            let p = params(&s, kind, input, 3).unwrap();
             let mut rng = Rng::new(5);
             let x: Vec<f32> = (0..p.input_len())
                 .map(|_| (rng.uniform_in(-2.0, 2.0) * 2.0).round().max(0.0))
