@@ -243,8 +243,10 @@ fn rank_two_input_and_flatten_last() {
     assert_eq!(<Seq>::INPUT_SHAPE, Shape::new(&[4, 3]));
     assert_eq!(<Seq>::OUTPUT_SHAPE, Shape::new(&[12]));
     assert_eq!(<Seq>::LAYERS[0].name, "type");
-    // The input and the output; the gradient takes the input's buffer.
-    assert_eq!(<Seq>::WORKSPACE_FLOATS_PER_SAMPLE, 24);
+    // The input, the output (which the sigmoid's backward reads), the output's
+    // gradient, and the input's for `backward_to_input`, which takes the output
+    // gradient's buffer.
+    assert_eq!(<Seq>::WORKSPACE_FLOATS_PER_SAMPLE, 36);
     let cpu = cpu().unwrap();
     let mut seq = Seq::new(&cpu, 2, 0).unwrap();
     let x = Tensor::<Rank2<4, 3>, Cpu>::from_slice(&cpu, 1, &[0.0; 12]).unwrap();

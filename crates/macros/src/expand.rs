@@ -72,7 +72,10 @@ pub fn expand(model: &Model) -> TokenStream {
         quote! { #f: ::kiln::Storage::alloc(backend, max_batch * #size)?, }
     });
     let forward = forward(&plan);
-    let backward = backward(&plan);
+    let backward_body = backward(&plan, &plan.backward);
+    let to_input_body = backward(&plan, &plan.backward_to_input);
+    // The input always reaches the output, so its gradient always has a buffer.
+    let input_gradient = buffer(plan.input_gradient.unwrap_or_default());
     let input_buffer = buffer(plan.value_buffer[plan.graph.input]);
     let output_buffer = buffer(plan.value_buffer[plan.graph.output]);
     let input_size = lit(model.input.size());
@@ -221,19 +224,40 @@ pub fn expand(model: &Model) -> TokenStream {
             /// pre-activation) through the last forward, accumulating every
             /// parameter's gradient.
             pub fn backward(&mut self, grad: &#tensor_out, at: ::kiln::kernels::GradAt) -> #result<()> {
+                let batch = self.__backward_batch(grad.batch())?;
+                #backward_body
+                ::core::result::Result::Ok(())
+            }
+
+            /// Like `backward`, and also writes the gradient with respect to the
+            /// model's input into `dx` (a saliency map, an adversarial step).
+            pub fn backward_to_input(
+                &mut self,
+                grad: &#tensor_out,
+                at: ::kiln::kernels::GradAt,
+                dx: &mut #tensor_in,
+            ) -> #result<()> {
+                let batch = self.__backward_batch(grad.batch())?;
+                dx.set_batch(&self.__backend, batch)?;
+                #to_input_body
+                ::kiln::Storage::copy(&self.__backend, &self.#input_gradient, dx.buffer_mut(), batch * #input_size)?;
+                ::core::result::Result::Ok(())
+            }
+
+            /// The batch of the last forward, which `grad` must have.
+            fn __backward_batch(&self, grad: usize) -> #result<usize> {
                 let batch = self.__batch;
                 if batch == 0 {
                     return ::core::result::Result::Err(::kiln::nn::Error::BackwardBeforeForward { model: Self::NAME });
                 }
-                if grad.batch() != batch {
+                if grad != batch {
                     return ::core::result::Result::Err(::kiln::nn::Error::BatchMismatch {
                         model: Self::NAME,
                         forward: batch,
-                        backward: grad.batch(),
+                        backward: grad,
                     });
                 }
-                #backward
-                ::core::result::Result::Ok(())
+                ::core::result::Result::Ok(batch)
             }
 
             /// Sets every parameter gradient to zero (a GPU zeroes up to sixteen
@@ -321,6 +345,14 @@ pub fn expand(model: &Model) -> TokenStream {
             }
             fn backward(&mut self, grad: &#tensor_out, at: ::kiln::kernels::GradAt) -> #result<()> {
                 #name::<B>::backward(self, grad, at)
+            }
+            fn backward_to_input(
+                &mut self,
+                grad: &#tensor_out,
+                at: ::kiln::kernels::GradAt,
+                dx: &mut #tensor_in,
+            ) -> #result<()> {
+                #name::<B>::backward_to_input(self, grad, at, dx)
             }
         }
     }
@@ -451,6 +483,8 @@ impl BlockTypes {
                 #[doc = #doc]
                 pub struct #ty<B: ::kiln::Backend> {
                     #(#fields)*
+                    #[doc(hidden)]
+                    pub __backend: ::core::marker::PhantomData<B>,
                 }
             }
         });
@@ -495,7 +529,9 @@ fn build(model: &Model, blocks: &BlockTypes) -> TokenStream {
                     .into_iter()
                     .map(|c| node(c, blocks, stream))
                     .collect();
-                quote! { #name: #module::#ty { #(#fields)* }, }
+                quote! {
+                    #name: #module::#ty { #(#fields)* __backend: ::core::marker::PhantomData },
+                }
             }
         }
     }
@@ -612,7 +648,7 @@ fn input_grad(dx: Dx) -> Option<TokenStream> {
     }
 }
 
-fn backward(plan: &Plan) -> TokenStream {
+fn backward(plan: &Plan, stmts: &[Backward]) -> TokenStream {
     let backend = quote!(&self.__backend);
     let output_size = lit(plan.graph.values[plan.graph.output].size());
     let optional = |b: Option<BufferId>| match b {
@@ -623,8 +659,7 @@ fn backward(plan: &Plan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let mut uses_at = false;
-    let calls: Vec<TokenStream> = plan
-        .backward
+    let calls: Vec<TokenStream> = stmts
         .iter()
         .map(|stmt| match *stmt {
             Backward::Seed { dy } => {

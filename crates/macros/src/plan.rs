@@ -173,6 +173,18 @@ impl<'m> Graph<'m> {
         consumers
     }
 
+    /// Whether each value's gradient is needed: downstream of a parameter, or with
+    /// `input`, downstream of the model's input.
+    fn needs_gradient(&self, input: bool) -> Vec<bool> {
+        let mut needs = vec![false; self.values.len()];
+        needs[self.input] = input;
+        for op in &self.ops {
+            let params = matches!(op.kind, OpKind::Layer(l) if l.parameters > 0);
+            needs[op.output] = params || op.inputs.iter().any(|&v| needs[v]);
+        }
+        needs
+    }
+
     fn producer(&self) -> Vec<Option<usize>> {
         let mut producer = vec![None; self.values.len()];
         for (i, op) in self.ops.iter().enumerate() {
@@ -318,6 +330,10 @@ pub struct Plan<'m> {
     pub forward: Vec<Forward>,
     /// The backward pass.
     pub backward: Vec<Backward>,
+    /// The backward pass that also computes the input's gradient.
+    pub backward_to_input: Vec<Backward>,
+    /// Where the input's gradient is, after `backward_to_input`.
+    pub input_gradient: Option<BufferId>,
     /// Each buffer's size, in values a sample.
     pub buffers: Vec<usize>,
     /// The buffer of each value.
@@ -370,12 +386,12 @@ enum Stmt {
         dx: (usize, bool),
     },
     AddGradient {
-        len: usize,
+        value: ValueId,
         src: usize,
         dst: usize,
     },
     Copy {
-        len: usize,
+        value: ValueId,
         src: usize,
         dst: usize,
     },
@@ -396,12 +412,10 @@ impl<'m> Plan<'m> {
         let consumers = graph.consumers();
         let producer = graph.producer();
 
-        // Whose gradient is needed: a value downstream of a parameter.
-        let mut needs = vec![false; graph.values.len()];
-        for op in &graph.ops {
-            let params = matches!(op.kind, OpKind::Layer(l) if l.parameters > 0);
-            needs[op.output] = params || op.inputs.iter().any(|&v| needs[v]);
-        }
+        // Whose gradient is needed: a value downstream of a parameter, and for
+        // `backward_to_input` the input and everything downstream of it.
+        let needs = graph.needs_gradient(false);
+        let needs_to_input = graph.needs_gradient(true);
 
         // Where each op's backward gets its gradient, and the ReLUs taken over.
         let mut at = vec![At::Output; n];
@@ -442,9 +456,10 @@ impl<'m> Plan<'m> {
         let Schedule {
             stmts,
             sizes: storages,
+            grad: grad_of,
             ..
         } = loop {
-            let schedule = schedule(&graph, &needs, &at, &through_relu, &copied);
+            let schedule = schedule(&graph, &needs_to_input, &at, &through_relu, &copied);
             match schedule.clash() {
                 Some(v) => copied[v] = true,
                 None => break schedule,
@@ -529,6 +544,10 @@ impl<'m> Plan<'m> {
                 all[grad_base + g].touch(backward_step(j));
             }
         }
+        // The input's gradient is read after the last statement.
+        if let Some(g) = grad_of[graph.input] {
+            all[grad_base + g].touch(end);
+        }
         let (buffers, placed) = place(&all);
         let value_buffer: Vec<BufferId> = (0..graph.values.len())
             .map(|v| placed[forward_index[value_storage[v]]])
@@ -568,9 +587,9 @@ impl<'m> Plan<'m> {
             Some((g, false)) => Dx::Write(grad_buffer(g)),
             Some((g, true)) => Dx::Add(grad_buffer(g)),
         };
-        let backward = stmts
-            .iter()
-            .map(|stmt| match *stmt {
+        let size = |v: ValueId| graph.values[v].size();
+        let lower = |stmt: &Stmt, needs: &[bool]| -> Option<Backward> {
+            Some(match *stmt {
                 Stmt::Seed { dy } => Backward::Seed {
                     dy: grad_buffer(dy),
                 },
@@ -582,50 +601,84 @@ impl<'m> Plan<'m> {
                     through_relu,
                 } => {
                     let o = &graph.ops[op];
+                    if !needs[o.output] {
+                        return None;
+                    }
                     let t = o.traits();
                     Backward::Layer {
                         op,
                         x: t.reads_input.then(|| value_buffer[o.inputs[0]]),
                         y: t.reads_output.then(|| value_buffer[o.output]),
                         dy: grad_buffer(dy),
-                        dx: dx(d),
+                        dx: if needs[o.inputs[0]] { dx(d) } else { Dx::None },
                         at,
                         through_relu,
                     }
                 }
-                Stmt::AddActivation { op, dy, at } => Backward::AddActivation {
-                    op,
-                    y: value_buffer[graph.ops[op].output],
-                    dy: grad_buffer(dy),
-                    at,
-                },
+                Stmt::AddActivation { op, dy, at } => {
+                    let o = &graph.ops[op];
+                    if !needs[o.output] {
+                        return None;
+                    }
+                    Backward::AddActivation {
+                        op,
+                        y: value_buffer[o.output],
+                        dy: grad_buffer(dy),
+                        at,
+                    }
+                }
                 Stmt::Concat {
                     op,
                     input,
                     dy,
                     dx: d,
-                } => Backward::Concat {
-                    op,
-                    input,
-                    dy: grad_buffer(dy),
-                    dx: dx(Some(d)),
-                },
-                Stmt::AddGradient { len, src, dst } => Backward::AddGradient {
-                    len,
-                    src: grad_buffer(src),
-                    dst: grad_buffer(dst),
-                },
-                Stmt::Copy { len, src, dst } => Backward::Copy {
-                    len,
-                    src: grad_buffer(src),
-                    dst: grad_buffer(dst),
-                },
+                } => {
+                    if !needs[graph.ops[op].inputs[input]] {
+                        return None;
+                    }
+                    Backward::Concat {
+                        op,
+                        input,
+                        dy: grad_buffer(dy),
+                        dx: dx(Some(d)),
+                    }
+                }
+                Stmt::AddGradient { value, src, dst } => {
+                    if !needs[value] {
+                        return None;
+                    }
+                    Backward::AddGradient {
+                        len: size(value),
+                        src: grad_buffer(src),
+                        dst: grad_buffer(dst),
+                    }
+                }
+                Stmt::Copy { value, src, dst } => {
+                    if !needs[value] {
+                        return None;
+                    }
+                    Backward::Copy {
+                        len: size(value),
+                        src: grad_buffer(src),
+                        dst: grad_buffer(dst),
+                    }
+                }
             })
+        };
+        // The schedule that reaches the input holds the other: the same statements
+        // and buffers, less those that only serve the input's gradient.
+        let backward = stmts.iter().filter_map(|s| lower(s, &needs)).collect();
+        let backward_to_input = stmts
+            .iter()
+            .filter_map(|s| lower(s, &needs_to_input))
             .collect();
+        let input_gradient = grad_of[graph.input].map(grad_buffer);
         Plan {
             graph,
             forward,
             backward,
+            backward_to_input,
+            input_gradient,
             buffers,
             value_buffer,
             output_activation,
@@ -753,11 +806,7 @@ fn schedule(
                 };
                 s.push(stmt, touches);
                 if let Some((src, dst)) = then {
-                    let stmt = Stmt::AddGradient {
-                        len: size(u),
-                        src,
-                        dst,
-                    };
+                    let stmt = Stmt::AddGradient { value: u, src, dst };
                     s.push(stmt, vec![(u, Touch::Change)]);
                 }
             }
@@ -839,7 +888,7 @@ impl Schedule {
                 let g = self.storage(size(u));
                 self.take(u, g, false);
                 let stmt = Stmt::Copy {
-                    len: size(u),
+                    value: u,
                     src: dy,
                     dst: g,
                 };
@@ -847,7 +896,7 @@ impl Schedule {
             }
             Some(g) => {
                 let stmt = Stmt::AddGradient {
-                    len: size(u),
+                    value: u,
                     src: dy,
                     dst: g,
                 };

@@ -5,11 +5,11 @@
 //! `model!` plans which buffer each value lives in and calls these in straight-line
 //! code; sizes are per batch (`batch` times the per-sample size the macro knows).
 
-use kiln_kernels::Backend;
 use kiln_kernels::ops::InputGrad;
 use kiln_kernels::ops::activation::ActivationParams;
 use kiln_kernels::ops::add::AddParams;
 use kiln_kernels::ops::concat::ConcatParams;
+use kiln_kernels::{Backend, GradAt};
 use kiln_shape::Activation;
 
 use crate::Result;
@@ -41,8 +41,9 @@ pub fn add_inplace<B: Backend>(
 }
 
 /// The backward pass of [`add`]'s activation, in place on `dy` (`rows` of `cols`
-/// values; `y` the sum's output). The sum itself passes its gradient to both inputs
-/// unchanged, which the plan does by lending the same buffer.
+/// values; `y` the sum's output), unless `at` says that `dy` is past it already. The
+/// sum itself passes its gradient to both inputs unchanged, which the plan does by
+/// lending the same buffer.
 pub fn add_backward<B: Backend>(
     backend: &B,
     activation: Activation,
@@ -50,8 +51,9 @@ pub fn add_backward<B: Backend>(
     cols: usize,
     y: &B::Buffer,
     dy: &mut B::Buffer,
+    at: GradAt,
 ) -> Result<()> {
-    if activation != Activation::Linear {
+    if activation != Activation::Linear && at == GradAt::Output {
         let p = ActivationParams::new(activation, rows, cols)?;
         backend.activation_bwd(&p, y, y, dy)?;
     }

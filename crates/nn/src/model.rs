@@ -58,4 +58,14 @@ pub trait Model<B: Backend>: Trainable<B> + Sized {
     /// Back-propagates `grad` through the last forward, accumulating every
     /// parameter's gradient.
     fn backward(&mut self, grad: &Tensor<Self::Output, B>, at: GradAt) -> Result<()>;
+
+    /// Like [`Model::backward`], and also writes the gradient with respect to the
+    /// model's input into `dx` (which `backward` never computes: training does not
+    /// need it).
+    fn backward_to_input(
+        &mut self,
+        grad: &Tensor<Self::Output, B>,
+        at: GradAt,
+        dx: &mut Tensor<Self::Input, B>,
+    ) -> Result<()>;
 }
