@@ -4,6 +4,8 @@
 //! plan gives.
 
 #![deny(missing_docs, unused, clippy::all)]
+// The harness is shared by the tests below; a failing call fails the test.
+#![allow(clippy::unwrap_used)]
 
 use kiln::prelude::*;
 
@@ -79,7 +81,7 @@ kiln::model! {
 }
 
 fn cpu() -> Cpu {
-    Cpu::with_threads(2).unwrap_or_else(|e| panic!("{e}"))
+    Cpu::with_threads(2).unwrap()
 }
 
 #[test]
@@ -129,14 +131,14 @@ fn the_layer_table_qualifies_names_inside_blocks() {
 #[test]
 fn tensors_are_named_by_their_path() {
     let cpu = cpu();
-    let model = SmallResNet::new(&cpu, 2, 0).unwrap_or_else(|e| panic!("{e}"));
+    let model = SmallResNet::new(&cpu, 2, 0).unwrap();
     let mut keys = Vec::new();
     model
         .parameters(&mut |p| {
             keys.push(p.key());
             Ok(())
         })
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(
         keys,
         [
@@ -165,8 +167,9 @@ fn weighted_output<M: Model<Cpu>>(model: &mut M, x: &[f32], w: &[f32]) -> f64 {
     let cpu = model.backend().clone();
     let y = model
         .forward_host(x, Mode::Eval)
-        .and_then(|y| Ok(y.to_vec(&cpu)?))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap()
+        .to_vec(&cpu)
+        .unwrap();
     y.iter()
         .zip(w)
         .map(|(a, b)| f64::from(*a) * f64::from(*b))
@@ -184,7 +187,7 @@ fn tensors<M: Model<Cpu>>(model: &M) -> Vec<(String, Vec<f32>, Vec<f32>)> {
             out.push((p.key(), value, grad));
             Ok(())
         })
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     out
 }
 
@@ -199,7 +202,7 @@ fn set_tensor<M: Model<Cpu>>(model: &mut M, index: usize, values: &[f32]) {
             seen += 1;
             Ok(())
         })
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
 }
 
 /// Checks every parameter gradient (at three places a tensor) and the input gradient
@@ -216,17 +219,14 @@ where
     let w: Vec<f32> = (0..batch * output)
         .map(|i| ((i * 7 + 3) % 5) as f32 / 2.0 - 1.0)
         .collect();
-    let grad =
-        Tensor::<M::Output, Cpu>::from_slice(&cpu, batch, &w).unwrap_or_else(|e| panic!("{e}"));
-    let mut dx = Tensor::<M::Input, Cpu>::zeros(&cpu, batch).unwrap_or_else(|e| panic!("{e}"));
-    model
-        .forward_host(&x, Mode::Train)
-        .unwrap_or_else(|e| panic!("{e}"));
-    model.zero_grad().unwrap_or_else(|e| panic!("{e}"));
+    let grad = Tensor::<M::Output, Cpu>::from_slice(&cpu, batch, &w).unwrap();
+    let mut dx = Tensor::<M::Input, Cpu>::zeros(&cpu, batch).unwrap();
+    model.forward_host(&x, Mode::Train).unwrap();
+    model.zero_grad().unwrap();
     model
         .backward_to_input(&grad, GradAt::Output, &mut dx)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let input_grad = dx.to_vec(&cpu).unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let input_grad = dx.to_vec(&cpu).unwrap();
     let analytic = tensors(&model);
 
     let eps = 1e-2;
@@ -269,11 +269,8 @@ where
 #[test]
 fn residual_and_concatenated_gradients_match_finite_differences() {
     let cpu = cpu();
-    check_gradients(Smooth::new(&cpu, 2, 3).unwrap_or_else(|e| panic!("{e}")), 1);
-    check_gradients(
-        Vectors::new(&cpu, 2, 4).unwrap_or_else(|e| panic!("{e}")),
-        2,
-    );
+    check_gradients(Smooth::new(&cpu, 2, 3).unwrap(), 1);
+    check_gradients(Vectors::new(&cpu, 2, 4).unwrap(), 2);
 }
 
 #[test]
@@ -281,21 +278,18 @@ fn backward_without_the_input_gives_the_same_parameter_gradients() {
     let cpu = cpu();
     let x: Vec<f32> = (0..2 * 72).map(|i| (i as f32 * 0.37).sin()).collect();
     let g: Vec<f32> = (0..2 * 3).map(|i| i as f32 - 2.5).collect();
-    let grad = Tensor::<Rank1<3>, Cpu>::from_slice(&cpu, 2, &g).unwrap_or_else(|e| panic!("{e}"));
+    let grad = Tensor::<Rank1<3>, Cpu>::from_slice(&cpu, 2, &g).unwrap();
     let run = |to_input: bool| {
-        let mut model = Smooth::new(&cpu, 2, 5).unwrap_or_else(|e| panic!("{e}"));
-        model
-            .forward_host(&x, Mode::Train)
-            .unwrap_or_else(|e| panic!("{e}"));
-        model.zero_grad().unwrap_or_else(|e| panic!("{e}"));
+        let mut model = Smooth::new(&cpu, 2, 5).unwrap();
+        model.forward_host(&x, Mode::Train).unwrap();
+        model.zero_grad().unwrap();
         if to_input {
-            let mut dx =
-                Tensor::<Rank3<6, 6, 2>, Cpu>::zeros(&cpu, 2).unwrap_or_else(|e| panic!("{e}"));
+            let mut dx = Tensor::<Rank3<6, 6, 2>, Cpu>::zeros(&cpu, 2).unwrap();
             model.backward_to_input(&grad, GradAt::Output, &mut dx)
         } else {
             model.backward(&grad, GradAt::Output)
         }
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         tensors(&model)
     };
     assert_eq!(run(false), run(true));
