@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::bench::Row;
+use crate::results::Row;
 
 /// FLOPs of one sample's training step (forward, input gradients except the first
 /// layer's, weight gradients): three times the forward's multiply-adds, less the first

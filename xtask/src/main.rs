@@ -8,11 +8,17 @@
 //!   here for a GPU machine without Rust;
 //! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the GPU report from results
 //!   gathered there.
+//!
+//! The task modules (`bench`, `gpu`) use the shared ones below them and never each
+//! other: `compare` (the seed CNN against PyTorch), `gpu_report`, `peer` (the PyTorch
+//! scripts) and `results` (criterion's results as rows, report files).
 
 mod bench;
 mod compare;
 mod gpu;
+mod gpu_report;
 mod peer;
+mod results;
 
 use std::process::ExitCode;
 
