@@ -64,7 +64,7 @@ kiln::model! {
 }
 
 kiln::model! {
-    /// Blocks on feature vectors: a residual sum and a concatenation of dense layers.
+    /// Blocks on feature vectors: residual sums and a concatenation of dense layers.
     struct Vectors {
         input: [5],
         hidden: Dense(6, tanh),
@@ -75,6 +75,10 @@ kiln::model! {
         cat: Concat {
             left: Dense(2, tanh),
             right: Dense(3),
+        },
+        same: Residual {
+            a: Dense(5, tanh),
+            shortcut: Dense(5),     // a learned projection, though the shapes agree
         },
         out: Dense(2),
     }

@@ -507,6 +507,34 @@ mod tests {
     }
 
     #[test]
+    fn blocks_parse_with_their_bodies() {
+        let m = model(quote! {
+            struct M {
+                input: [4],
+                res: Residual(activation = relu) { a: Dense(4), inner: Sequential { b: Relu, }, },
+                bad: Concat { x: Dense(4 4), y: Dense(2) },
+            }
+        });
+        assert!(m.errors.is_empty());
+        let res = layer(&m.fields[1]);
+        assert_eq!(res.call.to_string(), "Residual(activation = relu)");
+        let Some((_, body)) = &res.call.body else {
+            panic!("no body")
+        };
+        assert_eq!(body.len(), 2);
+        let Some((_, inner)) = &layer(&body[1]).call.body else {
+            panic!("no inner body")
+        };
+        assert_eq!(layer(&inner[0]).call.to_string(), "Relu");
+        // A broken field inside a block is kept as such, and the rest parsed.
+        let Some((_, bad)) = &layer(&m.fields[2]).call.body else {
+            panic!("no body")
+        };
+        assert!(matches!(bad[0], Field::Broken(_)));
+        assert_eq!(layer(&bad[1]).name, "y");
+    }
+
+    #[test]
     fn missing_body_keeps_the_name_for_the_stub() {
         let m = model(quote! { pub struct M; });
         assert_eq!(m.name, "M");
