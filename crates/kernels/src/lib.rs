@@ -21,7 +21,6 @@
 //! # Ok::<(), kiln_kernels::Error>(())
 //! ```
 
-pub mod backend;
 pub mod cpu;
 pub mod cuda;
 mod error;
@@ -32,13 +31,13 @@ pub mod rng;
 pub mod storage;
 pub mod tensor;
 
-pub use backend::Backend;
 pub use cpu::{Cpu, CpuBuffer};
 pub use cuda::Cuda;
 #[cfg(feature = "cuda")]
 pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use group::Group;
+pub use ops::Backend;
 pub use param::{
     GradAt, ParamMut, ParamRef, StateMut, StateRef, Trainable, ViewParams, ViewState, VisitParams,
     VisitState, zero_gradients,

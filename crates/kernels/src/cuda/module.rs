@@ -36,24 +36,9 @@ pub struct KernelSource {
     pub fmad: bool,
 }
 
-/// Every kernel source of the backend.
-pub fn sources() -> &'static [KernelSource] {
-    const SOURCES: &[KernelSource] = &[
-        super::device::STORAGE_MODULE,
-        crate::ops::activation::cuda::MODULE,
-        crate::ops::add::cuda::MODULE,
-        crate::ops::bias::cuda::MODULE,
-        crate::ops::concat::cuda::MODULE,
-        crate::ops::dropout::cuda::MODULE,
-        crate::ops::reduce::cuda::MODULE,
-        crate::ops::loss::cuda::MODULE,
-        crate::ops::metric::cuda::MODULE,
-        crate::ops::optimizer::cuda::MODULE,
-        crate::ops::pool2d::cuda::MODULE,
-        crate::ops::matmul::cuda::MODULE,
-        crate::ops::conv2d::cuda::MODULE,
-    ];
-    SOURCES
+/// Every kernel source of the backend: the storage's, then each op's.
+pub fn sources() -> impl Iterator<Item = &'static KernelSource> {
+    std::iter::once(&super::device::STORAGE_MODULE).chain(crate::ops::CUDA_SOURCES)
 }
 
 /// Whether the NVRTC library can be loaded (cudarc panics on first use otherwise).

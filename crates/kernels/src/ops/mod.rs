@@ -4,19 +4,49 @@
 //!
 //! Parameter structs are `#[repr(C)]` with `u32` fields, so that they cross into a GPU
 //! kernel as they are.
+//!
+//! The list below is the one place an op is registered: it declares the op's folder,
+//! makes its trait part of [`Backend`], and puts its kernel source (`cuda::MODULE`)
+//! among those the CUDA backend compiles.
 
-pub mod activation;
-pub mod add;
-pub mod bias;
-pub mod concat;
-pub mod conv2d;
-pub mod dropout;
-pub mod loss;
-pub mod matmul;
-pub mod metric;
-pub mod optimizer;
-pub mod pool2d;
-pub mod reduce;
+/// Declares every op: its module, its trait in [`Backend`], its CUDA source.
+macro_rules! ops {
+    ($($op:ident: $kernel:ident,)*) => {
+        $(pub mod $op;)*
+
+        /// Everything layers, losses and optimizers need from a backend: storage plus
+        /// every op.
+        ///
+        /// Each op is a trait of its own, in its own folder under
+        /// [`ops`](crate::ops) with the CPU math and (with the `cuda` feature) the
+        /// CUDA kernel side by side. Ops work on prefixes: a buffer sized once for the
+        /// largest batch serves every smaller batch, which is how a model's workspace
+        /// is reused without reallocation.
+        pub trait Backend: crate::storage::Storage $(+ $op::$kernel)* {}
+
+        impl<T: crate::storage::Storage $(+ $op::$kernel)*> Backend for T {}
+
+        /// The kernel source of every op.
+        #[cfg(feature = "cuda")]
+        pub(crate) const CUDA_SOURCES: &[crate::cuda::module::KernelSource] =
+            &[$($op::cuda::MODULE,)*];
+    };
+}
+
+ops! {
+    activation: ActivationKernel,
+    add: AddKernel,
+    bias: BiasKernel,
+    concat: ConcatKernel,
+    conv2d: Conv2dKernel,
+    dropout: DropoutKernel,
+    loss: LossKernel,
+    matmul: MatmulKernel,
+    metric: MetricKernel,
+    optimizer: OptimizerKernel,
+    pool2d: Pool2dKernel,
+    reduce: ReduceKernel,
+}
 
 /// Where a backward pass puts the gradient of one of its inputs.
 ///
