@@ -1,0 +1,278 @@
+//! Tests of the checks: shapes, names, blocks and their errors.
+
+use super::*;
+use crate::parse::parse;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn check_tokens(tokens: TokenStream) -> Result<Model, Vec<String>> {
+    check(parse(tokens).unwrap())
+        .map_err(|(_, err)| err.into_iter().map(|e| e.to_string()).collect())
+}
+
+/// The top-level layers of a model without blocks.
+fn layers(model: &Model) -> Vec<&Layer> {
+    model
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            Node::Layer(l) => Some(l),
+            Node::Block(_) => None,
+        })
+        .collect()
+}
+
+fn errors(tokens: TokenStream) -> Vec<String> {
+    match check_tokens(tokens) {
+        Ok(_) => panic!("the model checked"),
+        Err(errors) => errors,
+    }
+}
+
+#[test]
+fn seed_cnn_checks() {
+    let model = check_tokens(quote! {
+        /// Docs.
+        pub struct SeedCnn {
+            input: [32, 32, 3],
+            conv1: Conv2d(32, 3, relu),
+            pool1: MaxPool2d(2),
+            conv2: Conv2d(64, 3, relu),
+            pool2: MaxPool2d(2),
+            conv3: Conv2d(128, 3, relu),
+            pool3: MaxPool2d(2),
+            flat: Flatten,
+            fc1: Dense(128, relu),
+            out: Dense(10, softmax),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(model.header.docs.len(), 1);
+    assert_eq!(model.input, Shape::new(&[32, 32, 3]));
+    let layers = layers(&model);
+    assert_eq!(layers.len(), 9);
+    let total: usize = layers.iter().map(|l| l.parameters).sum();
+    assert_eq!(total, 160_202);
+    assert_eq!(layers[5].output, Shape::new(&[2, 2, 128]));
+    assert_eq!(layers[8].source, "Dense(10, softmax)");
+    assert_eq!(layers[8].kind.name, "Dense");
+}
+
+#[test]
+fn dense_without_flatten_names_both_layers() {
+    assert_eq!(
+        errors(quote! {
+            struct M { input: [8, 8, 3], pool: MaxPool2d(2), fc1: Dense(128) }
+        }),
+        [
+            "`fc1: Dense(128)` expects a rank-1 input but `pool` produces [4, 4, 3]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
+        ]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [8, 8, 3], fc1: Dense(128) } }),
+        [
+            "`fc1: Dense(128)` expects a rank-1 input but the input is [8, 8, 3]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
+        ]
+    );
+}
+
+#[test]
+fn after_a_shape_error_later_shapes_are_not_checked() {
+    let errs = errors(quote! {
+        struct M {
+            input: [4, 4, 3],
+            conv: Conv2d(8, 5),
+            fc: Dense(10),
+            drop: Dropout(2.0),
+        }
+    });
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("at least 5x5"), "{errs:?}");
+    assert_eq!(
+        errs[1],
+        "`drop: Dropout(2.0)`: `rate` must be in [0, 1), got 2.0"
+    );
+}
+
+#[test]
+fn spec_errors_count_once() {
+    assert_eq!(
+        errors(quote! { struct M { input: [4, 4, 3], p: MaxPool2d(0) } }),
+        ["`p: MaxPool2d(0)`: `size` must be at least 1, got 0"]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [4], fc: Dense(units = 0) } }),
+        ["`fc: Dense(units = 0)`: `units` must be at least 1, got 0"]
+    );
+}
+
+#[test]
+fn names_and_input_errors() {
+    assert_eq!(
+        errors(quote! { struct M { conv: Conv2d(3, 3) } }),
+        [
+            "`M` has no input shape: begin with `input: [height, width, channels]` or `input: [features]`"
+        ]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [4], a: Relu, a: Relu, __b: Relu } }),
+        [
+            "there is already a layer named `a`: layer names become the struct's fields and must be unique",
+            "layer names with `__` are reserved for the fields kiln generates",
+        ]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [4, 0] , a: Relu } }),
+        ["an input dimension must be at least 1, got 0"]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [1, 2, 3, 4], a: Relu } }).len(),
+        1
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [4] } }),
+        ["`M` has no layers: add at least one after its input"]
+    );
+    assert_eq!(
+        errors(quote! { #[derive(Clone)] struct M { input: [4], a: Relu } }).len(),
+        1
+    );
+}
+
+#[test]
+fn unknown_layers_are_suggested() {
+    assert_eq!(
+        errors(
+            quote! { struct M { input: [8, 8, 3], c: Conv2D(3, 3), p: MaxPooling2D(2), b: BatchNorm } }
+        ),
+        [
+            "unknown layer `Conv2D`: did you mean `Conv2d`?",
+            "unknown layer `MaxPooling2D`: did you mean `MaxPool2d`?",
+            "unknown layer `BatchNorm`; the layers are `Dense`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool2d`, `Flatten`, `Identity`, `Dropout`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu` and `Softmax`, and the blocks `Residual`, `Concat` and `Sequential`",
+        ]
+    );
+}
+
+#[test]
+fn rank_two_inputs_reach_the_shape_rules() {
+    let model = check_tokens(quote! {
+        struct Seq { input: [16, 8], act: Tanh, flat: Flatten, out: Dense(4) }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let layers = layers(&model);
+    assert_eq!(layers[1].output, Shape::new(&[128]));
+    assert_eq!(layers[2].parameters, 128 * 4 + 4);
+    let errs = errors(quote! { struct Seq { input: [16, 8], c: Conv2d(4, 3) } });
+    assert!(
+        errs[0].starts_with("`c: Conv2d(4, 3)` expects a rank-3 input"),
+        "{errs:?}"
+    );
+}
+
+/// The block at the top level named `name`.
+fn block<'m>(model: &'m Model, name: &str) -> &'m Block {
+    model
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Block(b) if b.name == name => Some(b),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no block {name}"))
+}
+
+#[test]
+fn blocks_check_and_qualify_their_names() {
+    let model = check_tokens(quote! {
+        struct M {
+            input: [8, 8, 4],
+            res: Residual(activation = relu) {
+                shortcut: Conv2d(6, 1, stride = 2),
+                a: Conv2d(6, 3, stride = 2, padding = same),
+                inner: Sequential { b: Conv2d(6, 1), c: Relu },
+            },
+            mix: Concat { x: Conv2d(2, 1), y: Identity },
+            flat: Flatten,
+            out: Dense(3),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let res = block(&model, "res");
+    assert_eq!(res.output, Shape::new(&[4, 4, 6]));
+    assert_eq!(res.activation, kiln_shape::Activation::Relu);
+    assert!(res.shortcut_first);
+    let paths: Vec<&str> = res.children().iter().map(|n| n.path()).collect();
+    assert_eq!(paths, ["res.shortcut", "res.a", "res.inner"]);
+    assert_eq!(res.parameters, (4 * 6 + 6) + (9 * 4 * 6 + 6) + (6 * 6 + 6));
+    let Node::Block(inner) = &res.body[1] else {
+        panic!("not a block")
+    };
+    let Node::Layer(c) = &inner.body[1] else {
+        panic!("not a layer")
+    };
+    assert_eq!(c.path, "res.inner.c");
+    assert_eq!(
+        c.access.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["res", "inner", "c"]
+    );
+    assert_eq!(block(&model, "mix").output, Shape::new(&[4, 4, 8]));
+}
+
+#[test]
+fn block_errors_name_the_block_and_the_numbers() {
+    assert_eq!(
+        errors(quote! {
+            struct M { input: [8, 8, 4], r: Residual { a: Conv2d(8, 3, padding = same) } }
+        }),
+        [
+            "`r: Residual`: its branch produces [8, 8, 8] but its input is [8, 8, 4], which the shortcut carries unchanged: add `shortcut: Conv2d(8, 1)` to project it"
+        ]
+    );
+    assert_eq!(
+        errors(quote! {
+            struct M { input: [7, 7, 4], r: Residual { a: Conv2d(4, 3) } }
+        }),
+        [
+            "`r: Residual`: its branch produces [5, 5, 4] but its input is [7, 7, 4], which the shortcut carries unchanged: add a `shortcut:` that maps the input to the branch's shape"
+        ]
+    );
+    let vectors = check_tokens(quote! {
+        struct M { input: [6], c: Concat { a: Dense(2), b: Flatten, d: Identity } }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(block(&vectors, "c").output, Shape::new(&[14]));
+    assert_eq!(
+        errors(quote! {
+            struct M { input: [4, 4, 2], c: Concat { a: Flatten, b: Identity } }
+        }),
+        [
+            "`c: Concat`: its branches must agree on their rank, but `c.a` produces [32] and `c.b` produces [4, 4, 2]"
+        ]
+    );
+}
+
+#[test]
+fn errors_inside_a_block_keep_their_place() {
+    assert_eq!(
+        errors(quote! {
+            struct M {
+                input: [4],
+                r: Residual { a: Dense(4), b: Conv2d(2, 3) },
+            }
+        }),
+        [
+            "`r.b: Conv2d(2, 3)` expects a rank-3 input [height, width, channels] (Conv2d works on images) but `r.a` produces [4]: images must keep their rank-3 shape up to `Flatten`"
+        ]
+    );
+    assert_eq!(
+        errors(quote! {
+            struct M {
+                input: [4, 4, 2],
+                r: Residual { a: Dense(4) },
+            }
+        }),
+        [
+            "`r.a: Dense(4)` expects a rank-1 input but the input of `r` is [4, 4, 2]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
+        ]
+    );
+}
