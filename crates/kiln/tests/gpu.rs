@@ -1,7 +1,8 @@
 //! The same model and the same `fit` on the GPU (a build with `--features cuda`): one
 //! epoch on the digits that ship with kiln learns as it does on the CPU, a step that
 //! fails on the device (a non-finite output or gradient) stops the run without
-//! changing a weight, and a steady-state training step allocates no device memory.
+//! changing a weight, a steady-state training step allocates no device memory, and a
+//! model of residual and concatenated blocks gives the CPU's outputs and gradients.
 //! Without a GPU each test says that it skipped.
 
 #![cfg(feature = "cuda")]
@@ -198,4 +199,75 @@ fn a_failing_step_on_the_gpu_changes_no_weight() {
     let (err, changed) = failing_fit(&gpu, 1.0, 1.0e37);
     assert!(err.to_string().contains("output for sample"), "{err}");
     assert!(!changed, "a weight changed");
+}
+
+kiln::model! {
+    /// Residual blocks (identity and projection shortcuts, the sum written over the
+    /// branch) and a concatenation whose input feeds three branches.
+    pub struct Blocks {
+        input: [12, 12, 3],
+        stem: Conv2d(8, 3, padding = same, activation = relu),
+        res1: Residual(activation = relu) {
+            a: Conv2d(8, 3, padding = same, activation = relu),
+            b: Conv2d(8, 3, padding = same),
+        },
+        res2: Residual(activation = relu) {
+            a: Conv2d(16, 3, stride = 2, padding = same, activation = relu),
+            b: Conv2d(16, 3, padding = same),
+            shortcut: Conv2d(16, 1, stride = 2),
+        },
+        mix: Concat {
+            one: Conv2d(4, 1),
+            three: Conv2d(4, 3, padding = same, activation = tanh),
+            skip: Identity,
+        },
+        gap: GlobalAvgPool2d,
+        out: Dense(10, softmax),
+    }
+}
+
+/// The output, the input's gradient and every parameter gradient of `Blocks` with
+/// the weights of seed 3, for one batch.
+fn blocks_run<B: Backend>(backend: &B) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
+    let batch = 6;
+    let mut model = Blocks::new(backend, batch, 3).unwrap();
+    let images: Vec<f32> = (0..batch * 12 * 12 * 3)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let x = Tensor::<Rank3<12, 12, 3>, B>::from_slice(backend, batch, &images).unwrap();
+    let g: Vec<f32> = (0..batch * 10).map(|i| (i as f32 * 0.11).cos()).collect();
+    let grad = Tensor::<Rank1<10>, B>::from_slice(backend, batch, &g).unwrap();
+    let y = model.forward(&x, Mode::Train).unwrap().to_vec(backend).unwrap();
+    let mut dx = Tensor::<Rank3<12, 12, 3>, B>::zeros(backend, batch).unwrap();
+    model.zero_grad().unwrap();
+    model.backward_to_input(&grad, GradAt::Output, &mut dx).unwrap();
+    let mut grads = Vec::new();
+    model
+        .parameters(&mut |p| {
+            grads.push(backend.to_host(p.grad, p.shape.size())?);
+            Ok(())
+        })
+        .unwrap();
+    (y, dx.to_vec(backend).unwrap(), grads)
+}
+
+#[test]
+fn blocks_on_the_gpu_give_the_cpus_outputs_and_gradients() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    let cpu = Cpu::new().unwrap();
+    let (y_cpu, dx_cpu, g_cpu) = blocks_run(&cpu);
+    let (y_gpu, dx_gpu, g_gpu) = blocks_run(&gpu);
+    let close = |what: &str, a: &[f32], b: &[f32]| {
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (a, b)) in a.iter().zip(b).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * scale, "{what}[{i}]: cpu {a}, gpu {b}");
+        }
+    };
+    close("output", &y_cpu, &y_gpu);
+    close("input gradient", &dx_cpu, &dx_gpu);
+    for (t, (a, b)) in g_cpu.iter().zip(&g_gpu).enumerate() {
+        close(&format!("tensor {t}"), a, b);
+    }
 }
