@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from seed_model import seed_cnn, workloads
+from models import seed_cnn, workloads
 
 
 def timed(fn, iters, rounds):

@@ -1,5 +1,5 @@
 //! Benchmarks of kiln live in `benches/`; this library holds what several of them
-//! share: the seed CNN, declared once, its inputs and its training step.
+//! share: the models they time, declared once, their inputs and a training step.
 
 use kiln::losses::Criterion;
 use kiln::prelude::*;
@@ -20,6 +20,25 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// A small residual network for 32x32 images.
+    pub struct SmallResNet {
+        input: [32, 32, 3],
+        stem: Conv2d(32, 3, padding = same, activation = relu),
+        res1: Residual(activation = relu) {
+            a: Conv2d(32, 3, padding = same, activation = relu),
+            b: Conv2d(32, 3, padding = same),
+        },
+        res2: Residual(activation = relu) {
+            a: Conv2d(64, 3, stride = 2, padding = same, activation = relu),
+            b: Conv2d(64, 3, padding = same),
+            shortcut: Conv2d(64, 1, stride = 2),
+        },
+        gap: GlobalAvgPool2d,
+        out: Dense(10, softmax),
+    }
+}
+
 /// `batch` images of 32 x 32 x 3 in `[0, 1]`, the same every run.
 pub fn seed_images(batch: usize) -> Vec<f32> {
     (0..batch * 32 * 32 * 3)
@@ -34,11 +53,11 @@ pub fn seed_labels(batch: usize) -> Vec<u32> {
 
 /// One training step of `model` on `x` and `labels`: forward, the loss (read back,
 /// as a training loop reads it), backward, the optimizer's update.
-pub fn train_step<B: Backend>(
-    model: &mut SeedCnn<B>,
-    x: &Tensor<Rank3<32, 32, 3>, B>,
+pub fn train_step<B: Backend, M: Model<B>>(
+    model: &mut M,
+    x: &Tensor<M::Input, B>,
     labels: &[u32],
-    loss: &mut Criterion<Rank1<10>, B>,
+    loss: &mut Criterion<M::Output, B>,
     optimizer: &mut Optimizer<B>,
 ) -> Result<f32, Box<dyn std::error::Error>> {
     let output = model.forward(x, Mode::Train)?;

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::compare::BenchModel;
 use crate::results::{Row, collect, workspace_root, write};
 use crate::{compare, gpu_report, peer};
 
@@ -21,7 +22,7 @@ struct Options {
     gpu: bool,
     filter: Option<String>,
     threads: Option<usize>,
-    /// Alternations of kiln and PyTorch for each seed-CNN configuration.
+    /// Alternations of kiln and PyTorch for each model's configurations.
     rounds: usize,
 }
 
@@ -118,27 +119,30 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for bench in BENCHES {
         cargo_bench(&root, bench, &options, options.filter.as_deref())?;
     }
-    // The seed CNN, configuration by configuration, kiln then PyTorch, so that drift
-    // on a shared machine hits both.
+    // The models, configuration by configuration, kiln then PyTorch, so that drift on
+    // a shared machine hits both.
     let wants = |name: &str| options.filter.as_ref().is_none_or(|f| f.contains(name));
-    let with_torch = (wants("seed_cnn") || wants("optim")) && peer::torch_available();
-    let mut torch_seed = Vec::new();
-    let mut seed_rounds: Vec<Row> = Vec::new();
-    if wants("seed_cnn") {
-        let rounds = if options.quick { 1 } else { options.rounds };
+    let models: Vec<&BenchModel> = compare::MODELS.iter().filter(|m| wants(m.name)).collect();
+    let with_torch = (!models.is_empty() || wants("optim")) && peer::torch_available();
+    let mut torch_models = Vec::new();
+    let mut model_rounds: Vec<Row> = Vec::new();
+    let rounds = if options.quick { 1 } else { options.rounds };
+    for model in &models {
         for round in 0..rounds {
-            println!("xtask: seed CNN, round {} of {rounds}", round + 1);
+            println!("xtask: {}, round {} of {rounds}", model.title, round + 1);
             for (batch, threads) in compare::configs(options.threads) {
-                let group = format!("seed_cnn_batch{batch}_threads{threads}/");
+                let group = format!("{}_batch{batch}_threads{threads}/", model.name);
                 let at = std::time::SystemTime::now();
-                cargo_bench(&root, "seed_cnn", &options, Some(&group))?;
-                seed_rounds.extend(
+                cargo_bench(&root, "models", &options, Some(&group))?;
+                model_rounds.extend(
                     collect(&criterion_dir, at)?
                         .into_iter()
                         .filter(|r| r.id.starts_with(&group)),
                 );
                 if with_torch {
                     let mut args = vec![
+                        "--model".to_string(),
+                        model.name.to_string(),
                         "--batch".to_string(),
                         batch.to_string(),
                         "--threads".to_string(),
@@ -147,7 +151,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
                     if options.quick {
                         args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
                     }
-                    torch_seed.extend(peer::run(&root, "benches/python/seed_cnn_torch.py", &args)?);
+                    torch_models.extend(peer::run(&root, "benches/python/cpu_torch.py", &args)?);
                 }
             }
         }
@@ -171,16 +175,16 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let seed_rows = compare::combine_rounds(&seed_rounds);
-    let torch_seed = compare::combine_torch_rounds(&torch_seed);
+    // Each model's rows are the medians of its rounds.
     let mut with_rounds: Vec<Row> = rows
         .into_iter()
-        .filter(|r| !r.id.starts_with("seed_cnn_batch"))
+        .filter(|r| compare::model_of(&r.id).is_none())
         .collect();
-    with_rounds.extend(seed_rows);
+    with_rounds.extend(compare::combine_rounds(&model_rounds));
     with_rounds.sort_by(|a, b| a.id.cmp(&b.id));
     let rows = with_rounds;
-    let (compare_md, compare_json) = compare::seed_cnn(&rows, &torch_seed);
+    let torch_models = compare::combine_torch_rounds(&torch_models);
+    let (compare_md, compare_json) = compare::models(&rows, &torch_models);
     let mut table = compare_md;
     table.push_str(&markdown(&rows));
     table.push_str(&conv_vs_gemm(&rows));
@@ -190,14 +194,17 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     table.push_str(&data_vs_training(&rows, threads));
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
     write(&out.join("report.md"), &table)?;
-    let text = serde_json::to_string_pretty(&json!({
+    let mut report = json!({
         "benchmarks": json_rows,
-        "seed_cnn": compare_json,
         "torch": torch,
-        "torch_seed_cnn": torch_seed,
         "optimizer_vs_torch": optimizer_json,
-    }))
-    .map_err(|e| e.to_string())?;
+    });
+    if let Value::Object(fields) = &mut report {
+        // Each model's comparison (`seed_cnn`, ...) and PyTorch's lines for it
+        // (`torch_seed_cnn`, ...).
+        fields.extend(compare_json);
+    }
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     write(&out.join("report.json"), &text)?;
     println!("{table}");
     println!("xtask: wrote {}", out.join("report.md").display());
@@ -259,7 +266,7 @@ fn markdown(rows: &[Row]) -> String {
                 format!("{:.1} GB/s", r.bytes.unwrap_or(0.0) / r.median_ns)
             }
             Some(v) if r.id.starts_with("peak") => format!("{:.1} GFLOP/s", v / 1e9),
-            Some(v) if r.id.starts_with("seed_cnn") || r.id.starts_with("data_") => {
+            Some(v) if compare::model_of(&r.id).is_some() || r.id.starts_with("data_") => {
                 format!("{v:.0} images/s")
             }
             Some(v) if r.id.starts_with("loss") => format!("{v:.0} samples/s"),

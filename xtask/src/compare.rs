@@ -1,6 +1,6 @@
-//! The seed CNN against PyTorch: for each workload, batch and thread count, kiln's
-//! and PyTorch's images per second from the same invocation, their ratio, and kiln's
-//! share of the machine's FMA peak.
+//! The benchmark models against PyTorch: for each model, workload, batch and thread
+//! count, kiln's and PyTorch's images per second from the same invocation, their
+//! ratio, and kiln's share of the machine's FMA peak.
 
 use std::fmt::Write as _;
 
@@ -8,12 +8,49 @@ use serde_json::{Value, json};
 
 use crate::results::Row;
 
-/// FLOPs of one sample's training step (forward, input gradients except the first
-/// layer's, weight gradients): three times the forward's multiply-adds, less the first
-/// convolution's input gradient, times two.
-const TRAIN_FLOPS: f64 = 29.28e6;
-/// FLOPs of one sample's forward pass.
-const FORWARD_FLOPS: f64 = 10.28e6;
+/// A model of `benches/benches/models.rs`, which `benches/python/cpu_torch.py` runs in
+/// PyTorch.
+pub struct BenchModel {
+    /// The name that starts its benchmark groups (`{name}_batch{b}_threads{t}`) and
+    /// that `cpu_torch.py --model` takes.
+    pub name: &'static str,
+    /// The name in the report.
+    pub title: &'static str,
+    /// FLOPs of one sample's training step (forward, input gradients except the first
+    /// layer's, weight gradients): three times the forward's multiply-adds, less the
+    /// first layer's input gradient, times two.
+    pub train_flops: f64,
+    /// FLOPs of one sample's forward pass, counting convolutions as direct ones.
+    pub forward_flops: f64,
+}
+
+/// The models, in the report's order.
+pub const MODELS: &[BenchModel] = &[
+    // Multiply-adds: conv1 777,600, conv2 3,115,008, conv3 1,179,648, the dense
+    // layers 66,816.
+    BenchModel {
+        name: "seed_cnn",
+        title: "seed CNN",
+        train_flops: 29.28e6,
+        forward_flops: 10.28e6,
+    },
+    // Multiply-adds: the stem 884,736, res1's two convolutions 9,437,184 each, res2's
+    // 4,718,592 (stride 2) and 9,437,184, its shortcut 524,288, the dense layer 640.
+    BenchModel {
+        name: "small_resnet",
+        title: "small ResNet",
+        train_flops: 204.87e6,
+        forward_flops: 68.88e6,
+    },
+];
+
+/// The model whose benchmark `id` is, if any.
+pub fn model_of(id: &str) -> Option<&'static BenchModel> {
+    MODELS.iter().find(|m| {
+        id.strip_prefix(m.name)
+            .is_some_and(|rest| rest.starts_with("_batch"))
+    })
+}
 
 /// The (batch, threads) configurations measured: batch 64 and 256, on 1 and 2
 /// threads, or on `threads` only.
@@ -67,12 +104,13 @@ pub fn combine_rounds(rounds: &[Row]) -> Vec<Row> {
 pub fn combine_torch_rounds(lines: &[Value]) -> Vec<Value> {
     let key = |l: &Value| {
         (
+            l["model"].to_string(),
             l["workload"].to_string(),
             l["batch"].to_string(),
             l["threads"].to_string(),
         )
     };
-    let mut keys: Vec<(String, String, String)> = lines.iter().map(key).collect();
+    let mut keys: Vec<(String, String, String, String)> = lines.iter().map(key).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
@@ -97,22 +135,73 @@ pub fn combine_torch_rounds(lines: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// The markdown table and its JSON for every seed-CNN row of this run.
-pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
-    let peak = |threads: usize| {
-        rows.iter()
-            .find(|r| r.id == format!("peak/fma_threads{threads}"))
-            .and_then(|r| r.per_second(r.median_ns))
-    };
-    let mut md = String::from(
-        "| seed CNN | kiln images/s (range over rounds) | PyTorch images/s (range over rounds) | kiln / PyTorch | kiln's share of the FMA peak |\n|---|---|---|---|---|\n",
+/// The FMA peak on `threads` threads, measured in this run, in FLOP/s.
+fn peak(rows: &[Row], threads: usize) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.id == format!("peak/fma_threads{threads}"))
+        .and_then(|r| r.per_second(r.median_ns))
+}
+
+/// The markdown tables of every model measured in this run, with the FMA peaks they
+/// are shares of, and their JSON by model name (kiln's rows, `torch_{name}` PyTorch's
+/// lines).
+pub fn models(rows: &[Row], torch: &[Value]) -> (String, serde_json::Map<String, Value>) {
+    let mut md = String::new();
+    let mut out = serde_json::Map::new();
+    let mut footnotes = Vec::new();
+    for model in MODELS {
+        let peer: Vec<Value> = torch
+            .iter()
+            .filter(|l| l["model"] == model.name)
+            .cloned()
+            .collect();
+        let (table, json) = model_table(model, rows, &peer);
+        if json.is_null() {
+            continue;
+        }
+        md.push_str(&table);
+        out.insert(model.name.to_string(), json);
+        out.insert(format!("torch_{}", model.name), Value::Array(peer));
+        footnotes.push(format!(
+            "the {}'s {:.1} MFLOP per sample for a training step, {:.1} for inference",
+            model.title,
+            model.train_flops / 1e6,
+            model.forward_flops / 1e6
+        ));
+    }
+    if out.is_empty() {
+        return (md, out);
+    }
+    for threads in [1, 2] {
+        if let Some(p) = peak(rows, threads) {
+            let _ = writeln!(
+                md,
+                "\nFMA peak, {threads} thread(s): {:.1} GFLOP/s.",
+                p / 1e9
+            );
+        }
+    }
+    let _ = write!(
+        md,
+        "\nThe share of the peak counts a direct convolution's FLOPs ({}); layers that use \
+         Winograd's transform do fewer multiply-adds, so for them it is an effective \
+         figure.\n\n",
+        footnotes.join("; ")
+    );
+    (md, out)
+}
+
+/// The markdown table and its JSON for every row of `model` in this run, against
+/// PyTorch's lines for it.
+fn model_table(model: &BenchModel, rows: &[Row], torch: &[Value]) -> (String, Value) {
+    let mut md = format!(
+        "| {} | kiln images/s (range over rounds) | PyTorch images/s (range over rounds) | kiln / PyTorch | kiln's share of the FMA peak |\n|---|---|---|---|---|\n",
+        model.title
     );
     let mut out = Vec::new();
+    let prefix = format!("{}_batch", model.name);
     // Batch, then threads, then workload: the table reads as a grid.
-    let mut seed_rows: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.id.starts_with("seed_cnn_batch"))
-        .collect();
+    let mut model_rows: Vec<&Row> = rows.iter().filter(|r| r.id.starts_with(&prefix)).collect();
     let key = |r: &Row| {
         let digits = |s: &str| {
             s.chars()
@@ -125,13 +214,13 @@ pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
         let (batch, threads) = group.split_once("_threads").unwrap_or((group, "0"));
         (digits(batch), digits(threads), workload.to_string())
     };
-    seed_rows.sort_by_key(|r| key(r));
-    for row in seed_rows {
+    model_rows.sort_by_key(|r| key(r));
+    for row in model_rows {
         let Some((group, workload)) = row.id.split_once('/') else {
             continue;
         };
         let numbers: Vec<usize> = group
-            .trim_start_matches("seed_cnn_batch")
+            .trim_start_matches(&prefix)
             .split("_threads")
             .filter_map(|n| n.parse().ok())
             .collect();
@@ -147,11 +236,11 @@ pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
         });
         let torch_rate = peer.and_then(|l| l["images_per_s_median"].as_f64());
         let flops = if workload == "inference" {
-            FORWARD_FLOPS
+            model.forward_flops
         } else {
-            TRAIN_FLOPS
+            model.train_flops
         };
-        let share = peak(threads).map(|p| kiln * flops / p);
+        let share = peak(rows, threads).map(|p| kiln * flops / p);
         let _ = writeln!(
             md,
             "| {workload}, batch {batch}, {threads} thread{} | {kiln:.0} ({kiln_min:.0} .. {kiln_max:.0}) | {} | {} | {} |",
@@ -180,19 +269,6 @@ pub fn seed_cnn(rows: &[Row], torch: &[Value]) -> (String, Value) {
     if out.is_empty() {
         return (String::new(), Value::Null);
     }
-    for threads in [1, 2] {
-        if let Some(p) = peak(threads) {
-            let _ = writeln!(
-                md,
-                "\nFMA peak, {threads} thread(s): {:.1} GFLOP/s.",
-                p / 1e9
-            );
-        }
-    }
-    md.push_str(
-        "\nThe share of the peak counts a direct convolution's FLOPs (29.3 MFLOP per sample \
-         for a training step, 10.3 for inference); layers that use Winograd's transform do \
-         fewer multiply-adds, so for them it is an effective figure.\n\n",
-    );
+    md.push('\n');
     (md, Value::Array(out))
 }

@@ -138,7 +138,7 @@ pub fn bundle(args: Vec<String>) -> Result<(), String> {
         ],
     )?;
     install(&xtask, &dir.join("bin/xtask"))?;
-    for script in ["gpu_torch.py", "seed_model.py", "kernel_times.py"] {
+    for script in ["gpu_torch.py", "models.py", "kernel_times.py"] {
         std::fs::copy(root.join("benches/python").join(script), dir.join(script))
             .map_err(|e| format!("cannot copy {script}: {e}"))?;
     }

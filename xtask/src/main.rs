@@ -10,7 +10,7 @@
 //!   gathered there.
 //!
 //! The task modules (`bench`, `gpu`) use the shared ones below them and never each
-//! other: `compare` (the seed CNN against PyTorch), `gpu_report`, `peer` (the PyTorch
+//! other: `compare` (the benchmark models against PyTorch), `gpu_report`, `peer` (the PyTorch
 //! scripts) and `results` (criterion's results as rows, report files).
 
 mod bench;

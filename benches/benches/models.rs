@@ -1,15 +1,18 @@
-//! The seed CNN (DESIGN.md section 1) end to end: one forward + backward, a whole
-//! training step (forward, the seed's loss with its fused gradient, backward, Adam) and
-//! the inference forward, at batch 64 and 256, on 1 and 2 threads (or only on
-//! `KILN_THREADS` when it is set). Throughput is in images. Run with `cargo xtask
-//! bench`, which also runs PyTorch on the same workloads.
+//! The benchmark models end to end: the seed CNN (DESIGN.md section 1) and a small
+//! residual network. For each, one forward + backward, a whole training step (forward,
+//! sparse categorical cross-entropy with its fused gradient, backward, Adam) and the
+//! inference forward, at batch 64 and 256, on 1 and 2 threads (or only on
+//! `KILN_THREADS` when it is set), in groups `{model}_batch{batch}_threads{threads}`.
+//! Throughput is in images. Run with `cargo xtask bench`, which also runs PyTorch on
+//! the same workloads.
 
 // A benchmark whose setup fails has nothing to measure: it stops with the error.
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kiln::losses;
 use kiln::prelude::*;
-use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
+use kiln_benches::{SeedCnn, SmallResNet, seed_images, seed_labels, train_step};
 
 const BATCHES: [usize; 2] = [64, 256];
 
@@ -23,21 +26,28 @@ fn thread_counts() -> Vec<usize> {
     }
 }
 
-fn seed_cnn(c: &mut Criterion) {
+/// The three workloads of model `M`, named `name` in the groups' names, in every
+/// configuration.
+fn bench_model<M: Model<Cpu>>(c: &mut Criterion, name: &str) {
     for threads in thread_counts() {
         let cpu = Cpu::with_threads(threads).expect("threads");
         for batch in BATCHES {
-            let mut model = SeedCnn::new(&cpu, batch, 1).expect("model");
+            let mut model = M::new(&cpu, batch, 1).expect("model");
             let (images, labels) = (seed_images(batch), seed_labels(batch));
-            let x = Tensor::<Rank3<32, 32, 3>, Cpu>::from_slice(&cpu, batch, &images).expect("x");
-            let grad = Tensor::<Rank1<10>, Cpu>::from_slice(&cpu, batch, &vec![0.01; batch * 10])
+            let x = Tensor::<M::Input, Cpu>::from_slice(&cpu, batch, &images).expect("x");
+            let outputs = batch * M::OUTPUT_SHAPE.size();
+            let grad = Tensor::<M::Output, Cpu>::from_slice(&cpu, batch, &vec![0.01; outputs])
                 .expect("grad");
-            let mut loss = model
-                .criterion(Loss::sparse_categorical_crossentropy())
-                .expect("loss");
+            let mut loss = losses::Criterion::new(
+                Loss::sparse_categorical_crossentropy(),
+                &cpu,
+                batch,
+                M::OUTPUT_ACTIVATION,
+            )
+            .expect("loss");
             let mut adam = Optimizer::new(Adam::default());
 
-            let mut group = c.benchmark_group(format!("seed_cnn_batch{batch}_threads{threads}"));
+            let mut group = c.benchmark_group(format!("{name}_batch{batch}_threads{threads}"));
             group.throughput(Throughput::Elements(batch as u64));
             if batch == 256 {
                 group.sample_size(20);
@@ -66,9 +76,14 @@ fn seed_cnn(c: &mut Criterion) {
     }
 }
 
+fn models(c: &mut Criterion) {
+    bench_model::<SeedCnn<Cpu>>(c, "seed_cnn");
+    bench_model::<SmallResNet<Cpu>>(c, "small_resnet");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = seed_cnn
+    targets = models
 }
 criterion_main!(benches);
