@@ -1,8 +1,10 @@
-//! The seed CNN's layers at batch 64: each convolution forward and backward (with
-//! GFLOP/s), the pools, and the dense layers. Run with `cargo xtask bench`.
+//! The layers of the benchmark models at batch 64: the seed CNN's convolutions forward
+//! and backward (with GFLOP/s), its pools and its dense layers; the small ResNet's
+//! convolutions (groups `small_resnet_{layer}`; `res1` stands for both of that block's
+//! convolutions, which have the same shapes). Run with `cargo xtask bench`.
 //!
 //! Backward runs from the pre-activation gradient (the activation's own pass is
-//! measured with the whole model in `seed_cnn`).
+//! measured with the whole model in `models`).
 //!
 //! Criterion's "elements" throughput is used for FLOPs, so its `Gelem/s` reads as
 //! GFLOP/s.
@@ -87,17 +89,23 @@ fn bench_layer<L: Layer<Cpu>>(
     group.finish();
 }
 
-/// A 3x3 `valid` ReLU convolution with `filters` outputs on `input`, and its FLOPs.
-fn conv(filters: usize, input: &[usize]) -> (Conv2dSpec, f64) {
-    let spec = Conv2dSpec {
+/// A ReLU convolution with `filters` outputs, a square `kernel`, `stride` and
+/// `padding`.
+fn conv(filters: usize, kernel: usize, stride: usize, padding: Padding) -> Conv2dSpec {
+    Conv2dSpec {
         filters,
-        kernel: (3, 3),
-        stride: (1, 1),
-        padding: Padding::Valid,
+        kernel: (kernel, kernel),
+        stride: (stride, stride),
+        padding,
         activation: Activation::Relu,
-    };
+    }
+}
+
+/// One sample's forward FLOPs of convolution `spec` on `input`.
+fn conv_flops(spec: &Conv2dSpec, input: &[usize]) -> f64 {
     let output = spec.output_shape(&Shape::new(input)).expect("shape");
-    (spec, 2.0 * output.size() as f64 * (9 * input[2]) as f64)
+    let taps = spec.kernel.0 * spec.kernel.1 * input[2];
+    2.0 * output.size() as f64 * taps as f64
 }
 
 fn pool() -> Pool2dSpec {
@@ -110,13 +118,26 @@ fn pool() -> Pool2dSpec {
 }
 
 fn layers(c: &mut Criterion) {
-    for (name, filters, input, needs_dx) in [
-        ("conv1", 32, [32, 32, 3], false),
-        ("conv2", 64, [15, 15, 32], true),
-        ("conv3", 128, [6, 6, 64], true),
-    ] {
-        let (spec, flops) = conv(filters, &input);
+    let mut bench_conv = |name: &str, spec: Conv2dSpec, input: [usize; 3], needs_dx| {
+        let flops = conv_flops(&spec, &input);
         bench_layer::<Conv2d<Cpu>>(c, name, spec, &input, needs_dx, flops);
+    };
+    let (valid, same) = (Padding::Valid, Padding::Same);
+    for (name, spec, input, needs_dx) in [
+        ("conv1", conv(32, 3, 1, valid), [32, 32, 3], false),
+        ("conv2", conv(64, 3, 1, valid), [15, 15, 32], true),
+        ("conv3", conv(128, 3, 1, valid), [6, 6, 64], true),
+    ] {
+        bench_conv(name, spec, input, needs_dx);
+    }
+    for (layer, spec, input, needs_dx) in [
+        ("stem", conv(32, 3, 1, same), [32, 32, 3], false),
+        ("res1", conv(32, 3, 1, same), [32, 32, 32], true),
+        ("res2_a", conv(64, 3, 2, same), [32, 32, 32], true),
+        ("res2_b", conv(64, 3, 1, same), [16, 16, 64], true),
+        ("res2_shortcut", conv(64, 1, 2, valid), [32, 32, 32], true),
+    ] {
+        bench_conv(&format!("small_resnet_{layer}"), spec, input, needs_dx);
     }
     bench_layer::<Pool2d<Cpu>>(c, "pool1", pool(), &[30, 30, 32], true, 0.0);
     bench_layer::<Pool2d<Cpu>>(c, "pool2", pool(), &[13, 13, 64], true, 0.0);
