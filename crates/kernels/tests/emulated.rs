@@ -133,6 +133,11 @@ fn residual_sum() {
 }
 
 #[test]
+fn batch_normalisation() {
+    run("batch_norm", &[]);
+}
+
+#[test]
 fn concatenation() {
     run("concat", &[]);
 }

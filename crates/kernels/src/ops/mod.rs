@@ -36,6 +36,7 @@ macro_rules! ops {
 ops! {
     activation: ActivationKernel,
     add: AddKernel,
+    batch_norm: BatchNormKernel,
     bias: BiasKernel,
     concat: ConcatKernel,
     conv2d: Conv2dKernel,
