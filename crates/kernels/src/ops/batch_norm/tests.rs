@@ -444,6 +444,88 @@ fn check_input_grad_modes<B: BatchNormKernel>(
     }
 }
 
+/// One case through `torch.nn.functional.batch_norm` (torch 2.15.0, CPU), which also
+/// pins the conventions: PyTorch's `momentum=0.1` is kiln's 0.9, and its running
+/// variance is the unbiased one:
+///
+/// ```python
+/// x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [-0.75, 1.0, 3.0],
+///                   [2.0, -0.5, 0.0]], requires_grad=True)
+/// gamma = torch.tensor([1.5, -0.5, 0.75], requires_grad=True)
+/// beta = torch.tensor([0.1, 0.2, -0.3], requires_grad=True)
+/// rm = torch.tensor([0.2, -0.1, 0.5]); rv = torch.tensor([1.0, 0.5, 2.0])
+/// u = torch.tensor([[1.0, -2.0, 0.5], [0.25, 1.0, -1.0], [-0.5, 0.5, 2.0],
+///                   [1.5, -1.0, 0.0]])
+/// y = F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5)
+/// (y * u).sum().backward()  # y, rm and rv, x.grad, gamma.grad, beta.grad below
+/// ```
+fn check_pytorch<B: BatchNormKernel>(backend: &B) {
+    let p = BatchNormParams {
+        epsilon: 1e-5,
+        momentum: 0.9,
+        unbiased: true,
+        ..BatchNormParams::new(4, 3).unwrap()
+    };
+    let case = Case {
+        p,
+        x: vec![
+            0.5, -1.0, 2.0, 1.5, 0.25, -0.5, -0.75, 1.0, 3.0, 2.0, -0.5, 0.0,
+        ],
+        gamma: vec![1.5, -0.5, 0.75],
+        beta: vec![0.1, 0.2, -0.3],
+        running: vec![0.2, -0.1, 0.5, 1.0, 0.5, 2.0],
+    };
+    let u = [
+        1.0, -2.0, 0.5, 0.25, 1.0, -1.0, -0.5, 0.5, 2.0, 1.5, -1.0, 0.0,
+    ];
+    let [y, _, running] = forward(backend, &case, true);
+    let want_y = [
+        -0.345826685,
+        0.818584204,
+        0.158693552,
+        1.08081865,
+        -0.00619472563,
+        -1.1518594,
+        -2.12913346,
+        -0.501062036,
+        0.682914734,
+        1.79414141,
+        0.488672614,
+        -0.889748812,
+    ];
+    let want_running = [
+        0.261249989,
+        -0.0962499976,
+        0.5625,
+        1.04739583,
+        0.526562512,
+        2.07291675,
+    ];
+    assert_near("pytorch y", &y, &want_y, 1e-6);
+    assert_near("pytorch running", &running, &want_running, 1e-6);
+    let [dx, dgamma, dbeta] = backward(backend, &case, true, &u);
+    let want_dx = [
+        0.868335843,
+        0.22220017,
+        -0.260108173,
+        -0.983019352,
+        -0.623919308,
+        -0.116051897,
+        -0.294918329,
+        0.386002213,
+        0.154068351,
+        0.409601837,
+        0.0157169756,
+        0.22209169,
+    ];
+    let b = f64::from(BEFORE);
+    let want_dgamma = [2.30343795 + b, 4.16513348 + b, 4.0627141 + b];
+    let want_dbeta = [2.25 + b, -1.5 + b, 1.5 + b];
+    assert_near("pytorch dx", &dx, &want_dx, 1e-5);
+    assert_near("pytorch dgamma", &dgamma, &want_dgamma, 1e-6);
+    assert_near("pytorch dbeta", &dbeta, &want_dbeta, 1e-6);
+}
+
 fn check_errors<B: BatchNormKernel>(backend: &B) {
     let alloc = |n: usize| backend.alloc(n).unwrap();
     let (rows, c) = (4, 3);
@@ -568,6 +650,11 @@ fn forward_matches_direct_loops_on_cpu() {
 }
 
 #[test]
+fn matches_pytorch_on_cpu() {
+    check_pytorch(&Cpu::with_threads(2).unwrap());
+}
+
+#[test]
 fn backward_matches_finite_differences_on_cpu() {
     check_backward(&Cpu::with_threads(2).unwrap());
 }
@@ -588,6 +675,7 @@ fn normalises_and_differentiates_on_cuda() {
     if let Some(gpu) = crate::cuda::test_device() {
         check_forward(&gpu);
         check_large_mean(&gpu);
+        check_pytorch(&gpu);
         check_backward(&gpu);
         check_reproducible(&gpu);
         check_errors(&gpu);
