@@ -139,12 +139,13 @@ static void batch_norm(unsigned rows, unsigned C, unsigned bands, u32 kind, bool
 }
 
 int main() {
-    // (rows, channels, bands): one band and several, more bands than a thread row of
-    // them covers at once, channels on both sides of a block's 32.
+    // (rows, channels, bands): one band and several, more bands than a row of threads
+    // covers at once, channels on both sides of a block's 32 (below it, a warp reads
+    // several rows, whole or with lanes left over).
     struct Case {
         unsigned rows, channels, bands;
     };
-    Case cases[] = {{2, 1, 1}, {3, 3, 2}, {448, 64, 4}, {100, 37, 3}, {1000, 5, 13}};
+    Case cases[] = {{2, 1, 1}, {3, 3, 2}, {448, 64, 4}, {100, 37, 3}, {1000, 5, 13}, {640, 16, 5}};
     u32 kinds[] = {ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH};
     int k = 0;
     for (Case c : cases) {

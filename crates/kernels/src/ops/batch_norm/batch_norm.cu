@@ -1,8 +1,8 @@
 // Batch normalisation over the channels of a rows x channels batch (channels last and
 // contiguous). Per-channel sums over rows run in two steps, with no atomics, so that
 // they come out the same on every run: each block of BN_ROWS rows of threads by 32
-// channels sums a band of rows into the workspace (in double), then one block a 32
-// channels adds the bands in order and finishes the channel. The element-wise passes
+// lanes sums a band of rows for 32 channels into the workspace (in double), then one
+// block a 32 channels adds the bands in order and finishes the channel. The element-wise passes
 // run one channel a thread: the grid's threads are a multiple of the channels.
 //
 // The workspace: the backward's per-channel coefficients (3 * channels floats, in a
@@ -19,38 +19,51 @@ struct BatchNormParams {
     float negative_slope;
 };
 
-// Rows of threads a block of the sums: a block is 32 channels by BN_ROWS rows.
+// Rows of threads a block of the sums: a block is 32 lanes by BN_ROWS rows.
 #define BN_ROWS 8
 
 __device__ __forceinline__ double* bn_partials(float* ws, u32 channels) {
     return (double*)(ws + 4ull * channels);
 }
 
-// Two sums per channel over `rows` rows: thread (x, y) of block (bx, by) takes channel
-// bx * 32 + x and rows by * BN_ROWS + y, a stride of gridDim.y * BN_ROWS apart, and
-// `term(r, c, s1, s2)` adds row r's terms. The block's rows of threads are then added
-// in order. Returns whether this thread holds the block's sums for its channel (the
-// first row of threads, on a channel below `channels`); every thread must call it.
+// Rows of the batch a row of threads reads at once: one for 32 channels or more (the
+// lanes take 32 channels of it), else as many whole rows as 32 lanes hold, so that a
+// warp still reads 32 contiguous values.
+__device__ __forceinline__ u32 bn_rows_per_warp(u32 channels) {
+    return channels < 32 ? 32u / channels : 1u;
+}
+
+// Two sums per channel over `rows` rows: the threads of row y of block (bx, by) take
+// rows by * BN_ROWS + y of the grid's rows of threads, a stride of gridDim.y * BN_ROWS
+// apart, each `bn_rows_per_warp` rows of the batch; lane x takes channel bx * 32 + x
+// (or, with fewer than 32 channels, channel x % channels of the (x / channels)-th of
+// them). `term(r, c, s1, s2)` adds row r's terms. The block's threads of each channel
+// are then added in order. Returns whether this thread holds the block's sums for its
+// channel, blockIdx.x * 32 + threadIdx.x (in the first row of threads); every thread
+// must call it.
 template <class Term>
 __device__ __forceinline__ bool bn_sums(u32 channels, u32 rows, Term term, double& s1,
                                         double& s2) {
-    __shared__ double part[2][BN_ROWS][33];
-    u32 c = blockIdx.x * 32u + threadIdx.x;
+    __shared__ double part[2][BN_ROWS][32];
+    u32 x = threadIdx.x, y = threadIdx.y, g = bn_rows_per_warp(channels);
+    u32 c = g > 1 ? x % channels : blockIdx.x * 32u + x, sub = g > 1 ? x / channels : 0u;
     s1 = 0.0;
     s2 = 0.0;
-    if (c < channels) {
-        for (u64 r = (u64)blockIdx.y * BN_ROWS + threadIdx.y; r < rows;
-             r += (u64)gridDim.y * BN_ROWS) {
+    if (c < channels && sub < g) {
+        for (u64 r = ((u64)blockIdx.y * BN_ROWS + y) * g + sub; r < rows;
+             r += (u64)gridDim.y * BN_ROWS * g) {
             term(r, c, s1, s2);
         }
     }
-    part[0][threadIdx.y][threadIdx.x] = s1;
-    part[1][threadIdx.y][threadIdx.x] = s2;
+    part[0][y][x] = s1;
+    part[1][y][x] = s2;
     __syncthreads();
-    if (threadIdx.y != 0 || c >= channels) return false;
-    for (u32 k = 1; k < BN_ROWS; ++k) {
-        s1 += part[0][k][threadIdx.x];
-        s2 += part[1][k][threadIdx.x];
+    if (y != 0 || sub != 0 || c >= channels) return false;
+    for (u32 k = 0; k < BN_ROWS; ++k) {
+        for (u32 j = k == 0 ? 1u : 0u; j < g; ++j) {
+            s1 += part[0][k][j * channels + x];
+            s2 += part[1][k][j * channels + x];
+        }
     }
     return true;
 }

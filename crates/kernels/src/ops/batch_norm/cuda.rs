@@ -61,16 +61,25 @@ fn channel_blocks(p: &BatchNormParams) -> u32 {
     p.channels.div_ceil(32)
 }
 
+/// Rows of the batch a row of threads of the sums reads at once
+/// (`bn_rows_per_warp` in batch_norm.cu): with fewer than 32 channels, as many whole
+/// rows as 32 lanes hold.
+fn rows_per_warp(p: &BatchNormParams) -> usize {
+    match us(p.channels) {
+        c @ 1..32 => 32 / c,
+        _ => 1,
+    }
+}
+
 /// Bands of rows the partial sums are cut into: never fewer for more rows, so that a
 /// workspace sized for the largest batch serves every smaller one.
 fn bands(p: &BatchNormParams) -> u32 {
     let most = (SUM_BLOCKS / channel_blocks(p).max(1) as usize).max(1);
-    us(p.rows)
-        .div_ceil(ROWS as usize * ROWS_PER_THREAD)
-        .clamp(1, most) as u32
+    let per_band = ROWS as usize * rows_per_warp(p) * ROWS_PER_THREAD;
+    us(p.rows).div_ceil(per_band).clamp(1, most) as u32
 }
 
-/// Blocks of `ROWS x 32` threads: `bands` of them for each block of 32 channels.
+/// Blocks of `ROWS x 32` threads: `bands` of them for each 32 channels.
 fn sums_grid(p: &BatchNormParams, bands: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (channel_blocks(p), bands, 1),
