@@ -81,11 +81,15 @@ static void batch_norm(unsigned rows, unsigned C, unsigned bands, u32 kind, bool
     // Training forward.
     dim3 sums{(C + 31) / 32, bands, 1}, totals{(C + 31) / 32, 1, 1}, block{32, BN_ROWS, 1};
     dim3 elementwise{elementwise_blocks(C, 64, 2), 1, 1}, threads{64, 1, 1};
-    std::vector<float> ws(4 * C + 4 * C * bands, NAN), s(2 * C, NAN), run = running, out(n, NAN);
+    std::vector<float> ws(4 * C + 4 * C * bands, NAN), s(2 * C, NAN), out(n, NAN);
+    std::vector<float> run_mean(running.begin(), running.begin() + C);
+    std::vector<float> run_var(running.begin() + C, running.end());
     launch(sums, block, batch_norm_partials_fwd_f32, p, (const float*)x.data(), ws.data());
-    launch(totals, block, batch_norm_stats_fwd_f32, p, bands, (const float*)x.data(), run.data(),
-           s.data(), ws.data());
+    launch(totals, block, batch_norm_stats_fwd_f32, p, bands, (const float*)x.data(),
+           run_mean.data(), run_var.data(), s.data(), ws.data());
     expect_close((what + "mean and invstd").c_str(), narrow(saved), s, 1e-6f);
+    std::vector<float> run = run_mean;
+    run.insert(run.end(), run_var.begin(), run_var.end());
     expect_close((what + "running statistics").c_str(), narrow(moved), run, 1e-6f);
     launch(elementwise, threads, batch_norm_fwd_f32, p, (const float*)x.data(),
            (const float*)gamma.data(), (const float*)beta.data(), (const float*)s.data(),
@@ -111,7 +115,7 @@ static void batch_norm(unsigned rows, unsigned C, unsigned bands, u32 kind, bool
 
     // Inference forward and its backward.
     launch(dim3{1, 1, 1}, threads, batch_norm_running_fwd_f32, p, (const float*)running.data(),
-           s.data());
+           (const float*)running.data() + C, s.data());
     for (unsigned c = 0; c < C; ++c) {
         saved[c] = running[c];
         saved[C + c] = 1.0 / std::sqrt((double)running[C + c] + (double)1e-3f);

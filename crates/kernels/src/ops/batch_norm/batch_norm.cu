@@ -100,9 +100,10 @@ extern "C" __global__ void batch_norm_partials_fwd_f32(BatchNormParams p, const 
 
 // The batch's statistics, one block a 32 channels: the `bands` partial sums added in
 // order give the mean and biased variance; the mean and invstd go into `saved`, and
-// `running` moves towards the mean and the (unbiased, if asked) variance.
+// the running statistics move towards the mean and the (unbiased, if asked) variance.
 extern "C" __global__ void batch_norm_stats_fwd_f32(BatchNormParams p, u32 bands, const float* x,
-                                                    float* running, float* saved, float* ws) {
+                                                    float* running_mean, float* running_var,
+                                                    float* saved, float* ws) {
     u32 C = p.channels;
     double s1, s2;
     if (!bn_totals(C, bands, ws, s1, s2)) return;
@@ -117,18 +118,19 @@ extern "C" __global__ void batch_norm_stats_fwd_f32(BatchNormParams p, u32 bands
     saved[C + c] = (float)(1.0 / sqrt(var + eps));
     double m = (double)p.momentum;
     double correction = p.unbiased ? n / (n - 1.0) : 1.0;
-    running[c] = (float)(m * (double)running[c] + (1.0 - m) * mean);
-    running[C + c] = (float)(m * (double)running[C + c] + (1.0 - m) * var * correction);
+    running_mean[c] = (float)(m * (double)running_mean[c] + (1.0 - m) * mean);
+    running_var[c] = (float)(m * (double)running_var[c] + (1.0 - m) * var * correction);
 }
 
 // The inference statistics: `saved` takes the running means and
 // 1 / sqrt(running variance + epsilon).
-extern "C" __global__ void batch_norm_running_fwd_f32(BatchNormParams p, const float* running,
-                                                      float* saved) {
+extern "C" __global__ void batch_norm_running_fwd_f32(BatchNormParams p,
+                                                      const float* running_mean,
+                                                      const float* running_var, float* saved) {
     u32 C = p.channels;
     KILN_FOR(c, C) {
-        saved[c] = running[c];
-        saved[C + c] = (float)(1.0 / sqrt((double)running[C + c] + (double)p.epsilon));
+        saved[c] = running_mean[c];
+        saved[C + c] = (float)(1.0 / sqrt((double)running_var[c] + (double)p.epsilon));
     }
 }
 

@@ -265,13 +265,14 @@ impl BatchNormKernel for Cpu {
         x: &CpuBuffer,
         gamma: &CpuBuffer,
         beta: &CpuBuffer,
-        running: &mut CpuBuffer,
+        running_mean: &mut CpuBuffer,
+        running_var: &mut CpuBuffer,
         saved: &mut CpuBuffer,
         y: &mut CpuBuffer,
         ws: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "batch_norm_fwd_train";
-        let operands = [x, gamma, beta, &*running, &*saved, &*y];
+        let operands = [x, gamma, beta, &*running_mean, &*running_var, &*saved, &*y];
         p.check_forward(self, OP, true, operands, Some(&*ws))?;
         if p.is_empty() {
             return Ok(());
@@ -290,7 +291,8 @@ impl BatchNormKernel for Cpu {
         let (momentum, epsilon) = (f64::from(p.momentum), f64::from(p.epsilon));
         let correction = if p.unbiased { rows / (rows - 1.0) } else { 1.0 };
         let (mean, invstd) = saved.as_mut_slice()[..2 * c].split_at_mut(c);
-        let (run_mean, run_var) = running.as_mut_slice()[..2 * c].split_at_mut(c);
+        let run_mean = &mut running_mean.as_mut_slice()[..c];
+        let run_var = &mut running_var.as_mut_slice()[..c];
         for i in 0..c {
             let shift = s1[i] / rows;
             let var = s2[i] / rows - shift * shift;
@@ -321,15 +323,16 @@ impl BatchNormKernel for Cpu {
         x: &CpuBuffer,
         gamma: &CpuBuffer,
         beta: &CpuBuffer,
-        running: &CpuBuffer,
+        running_mean: &CpuBuffer,
+        running_var: &CpuBuffer,
         saved: &mut CpuBuffer,
         y: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "batch_norm_fwd_eval";
-        let operands = [x, gamma, beta, running, &*saved, &*y];
+        let operands = [x, gamma, beta, running_mean, running_var, &*saved, &*y];
         p.check_forward(self, OP, false, operands, None)?;
         let c = us(p.channels);
-        let (run_mean, run_var) = running.as_slice()[..2 * c].split_at(c);
+        let (run_mean, run_var) = (&running_mean.as_slice()[..c], &running_var.as_slice()[..c]);
         let (mean, invstd) = saved.as_mut_slice()[..2 * c].split_at_mut(c);
         mean.copy_from_slice(run_mean);
         for (s, &v) in invstd.iter_mut().zip(run_var) {

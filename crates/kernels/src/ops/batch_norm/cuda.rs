@@ -157,13 +157,14 @@ impl BatchNormKernel for Cuda {
         x: &CudaBuffer,
         gamma: &CudaBuffer,
         beta: &CudaBuffer,
-        running: &mut CudaBuffer,
+        running_mean: &mut CudaBuffer,
+        running_var: &mut CudaBuffer,
         saved: &mut CudaBuffer,
         y: &mut CudaBuffer,
         ws: &mut CudaBuffer,
     ) -> Result<()> {
         const OP: &str = "batch_norm_fwd_train";
-        let operands = [x, gamma, beta, &*running, &*saved, &*y];
+        let operands = [x, gamma, beta, &*running_mean, &*running_var, &*saved, &*y];
         p.check_forward(self, OP, true, operands, Some(&*ws))?;
         if p.is_empty() {
             return Ok(());
@@ -182,12 +183,13 @@ impl BatchNormKernel for Cuda {
         args.arg(p)
             .arg(&bands)
             .arg(&x.data)
-            .arg(&mut running.data)
+            .arg(&mut running_mean.data)
+            .arg(&mut running_var.data)
             .arg(&mut saved.data)
             .arg(&mut ws.data);
         // SAFETY: the kernel reads the `bands` partials the launch before wrote and the
-        // first row of `x`, and updates `running` and `saved` (`2 * channels` values
-        // each), all lengths checked above.
+        // first row of `x`, and updates `running_mean` and `running_var` (`channels`
+        // values each) and `saved` (`2 * channels`), all lengths checked above.
         unsafe { args.launch(sums_grid(p, 1)) }.map_err(|e| driver_err(OP, e))?;
         self.batch_norm_normalize(OP, p, x, gamma, beta, saved, y)
     }
@@ -198,21 +200,25 @@ impl BatchNormKernel for Cuda {
         x: &CudaBuffer,
         gamma: &CudaBuffer,
         beta: &CudaBuffer,
-        running: &CudaBuffer,
+        running_mean: &CudaBuffer,
+        running_var: &CudaBuffer,
         saved: &mut CudaBuffer,
         y: &mut CudaBuffer,
     ) -> Result<()> {
         const OP: &str = "batch_norm_fwd_eval";
-        let operands = [x, gamma, beta, running, &*saved, &*y];
+        let operands = [x, gamma, beta, running_mean, running_var, &*saved, &*y];
         p.check_forward(self, OP, false, operands, None)?;
         if p.channels == 0 {
             return Ok(());
         }
         let f = self.function(&MODULE, RUNNING_FWD)?;
         let mut args = self.stream().launch_builder(&f);
-        args.arg(p).arg(&running.data).arg(&mut saved.data);
-        // SAFETY: the kernel reads `running` and writes `saved` (`2 * channels` values
-        // each, checked above).
+        args.arg(p)
+            .arg(&running_mean.data)
+            .arg(&running_var.data)
+            .arg(&mut saved.data);
+        // SAFETY: the kernel reads `running_mean` and `running_var` (`channels` values
+        // each) and writes `saved` (`2 * channels`), lengths checked above.
         unsafe { args.launch(elementwise(us(p.channels))) }.map_err(|e| driver_err(OP, e))?;
         if p.is_empty() {
             return Ok(());

@@ -95,7 +95,7 @@ impl BatchNormParams {
         backend: &B,
         op: &'static str,
         training: bool,
-        [x, gamma, beta, running, saved, y]: [&B::Buffer; 6],
+        [x, gamma, beta, running_mean, running_var, saved, y]: [&B::Buffer; 7],
         ws: Option<&B::Buffer>,
     ) -> Result<()> {
         self.check(op, training)?;
@@ -104,7 +104,8 @@ impl BatchNormParams {
             ("x", x, n),
             ("gamma", gamma, c),
             ("beta", beta, c),
-            ("running", running, 2 * c),
+            ("running_mean", running_mean, c),
+            ("running_var", running_var, c),
             ("saved", saved, 2 * c),
             ("y", y, n),
         ];
@@ -203,7 +204,8 @@ pub trait BatchNormKernel: Storage {
         x: &Self::Buffer,
         gamma: &Self::Buffer,
         beta: &Self::Buffer,
-        running: &mut Self::Buffer,
+        running_mean: &mut Self::Buffer,
+        running_var: &mut Self::Buffer,
         saved: &mut Self::Buffer,
         y: &mut Self::Buffer,
         ws: &mut Self::Buffer,
@@ -219,7 +221,8 @@ pub trait BatchNormKernel: Storage {
         x: &Self::Buffer,
         gamma: &Self::Buffer,
         beta: &Self::Buffer,
-        running: &Self::Buffer,
+        running_mean: &Self::Buffer,
+        running_var: &Self::Buffer,
         saved: &mut Self::Buffer,
         y: &mut Self::Buffer,
     ) -> Result<()>;

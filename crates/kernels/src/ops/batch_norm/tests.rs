@@ -125,7 +125,8 @@ impl Case {
 struct Forwarded<B: Storage> {
     x: B::Buffer,
     gamma: B::Buffer,
-    running: B::Buffer,
+    running_mean: B::Buffer,
+    running_var: B::Buffer,
     saved: B::Buffer,
     y: B::Buffer,
     ws: B::Buffer,
@@ -139,24 +140,26 @@ impl<B: BatchNormKernel> Forwarded<B> {
         let x = backend.alloc_from(&case.x).unwrap();
         let gamma = backend.alloc_from(&case.gamma).unwrap();
         let beta = backend.alloc_from(&case.beta).unwrap();
-        let mut running = backend.alloc_from(&case.running).unwrap();
+        let mut running_mean = backend.alloc_from(&case.running[..c]).unwrap();
+        let mut running_var = backend.alloc_from(&case.running[c..]).unwrap();
         let mut saved = backend.alloc_from(&vec![f32::NAN; 2 * c]).unwrap();
         let mut y = backend.alloc_from(&vec![f32::NAN; p.len()]).unwrap();
         let mut ws = backend.alloc(backend.batch_norm_workspace_len(p)).unwrap();
-        let (r, s) = (&mut running, &mut saved);
+        let (rm, rv, s) = (&mut running_mean, &mut running_var, &mut saved);
         if training {
             backend
-                .batch_norm_fwd_train(p, &x, &gamma, &beta, r, s, &mut y, &mut ws)
+                .batch_norm_fwd_train(p, &x, &gamma, &beta, rm, rv, s, &mut y, &mut ws)
                 .unwrap();
         } else {
             backend
-                .batch_norm_fwd_eval(p, &x, &gamma, &beta, r, s, &mut y)
+                .batch_norm_fwd_eval(p, &x, &gamma, &beta, rm, rv, s, &mut y)
                 .unwrap();
         }
         Self {
             x,
             gamma,
-            running,
+            running_mean,
+            running_var,
             saved,
             y,
             ws,
@@ -199,7 +202,12 @@ fn forward<B: BatchNormKernel>(backend: &B, case: &Case, training: bool) -> [Vec
     [
         backend.to_host(&f.y, p.len()).unwrap(),
         backend.to_host(&f.saved, c).unwrap(),
-        backend.to_host(&f.running, c).unwrap(),
+        {
+            let half = c / 2;
+            let mut running = backend.to_host(&f.running_mean, half).unwrap();
+            running.extend(backend.to_host(&f.running_var, half).unwrap());
+            running
+        },
     ]
 }
 
@@ -532,7 +540,8 @@ fn check_errors<B: BatchNormKernel>(backend: &B) {
     let p = BatchNormParams::new(rows, c).unwrap();
     let n = p.len();
     let (x, gamma, beta) = (alloc(n), alloc(c), alloc(c));
-    let (mut running, mut saved, mut y) = (alloc(2 * c), alloc(2 * c), alloc(n));
+    let (mut running_mean, mut running_var) = (alloc(c), alloc(c));
+    let (mut saved, mut y) = (alloc(2 * c), alloc(n));
     let mut ws = alloc(backend.batch_norm_workspace_len(&p));
 
     // One row a channel has no variance: an error in training, fine in inference.
@@ -543,7 +552,8 @@ fn check_errors<B: BatchNormKernel>(backend: &B) {
             &x,
             &gamma,
             &beta,
-            &mut running,
+            &mut running_mean,
+            &mut running_var,
             &mut saved,
             &mut y,
             &mut ws,
@@ -552,7 +562,7 @@ fn check_errors<B: BatchNormKernel>(backend: &B) {
     assert!(matches!(err, Error::InvalidParams { .. }), "{err}");
     assert!(err.to_string().contains("at least 2 rows"), "{err}");
     backend
-        .batch_norm_fwd_eval(&one, &x, &gamma, &beta, &running, &mut saved, &mut y)
+        .batch_norm_fwd_eval(&one, &x, &gamma, &beta, &running_mean, &running_var, &mut saved, &mut y)
         .unwrap();
     let (mut dgamma, mut dbeta, mut dx) = (alloc(c), alloc(c), alloc(n));
     let err = backend
@@ -577,7 +587,16 @@ fn check_errors<B: BatchNormKernel>(backend: &B) {
         ..p
     };
     let err = backend
-        .batch_norm_fwd_eval(&softmax, &x, &gamma, &beta, &running, &mut saved, &mut y)
+        .batch_norm_fwd_eval(
+            &softmax,
+            &x,
+            &gamma,
+            &beta,
+            &running_mean,
+            &running_var,
+            &mut saved,
+            &mut y,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("Softmax"), "{err}");
 
@@ -588,43 +607,48 @@ fn check_errors<B: BatchNormKernel>(backend: &B) {
     };
     let (sx, sc, ss) = (alloc(n - 1), alloc(c - 1), alloc(2 * c - 1));
     let mut sws = alloc(backend.batch_norm_workspace_len(&p) - 1);
-    let (mut sy, mut ssaved, mut srunning) = (alloc(n - 1), alloc(2 * c - 1), alloc(2 * c - 1));
-    let (r, s, w) = (&mut running, &mut saved, &mut ws);
+    let (mut sy, mut ssaved, mut srunning) = (alloc(n - 1), alloc(2 * c - 1), alloc(c - 1));
+    let (rm, rv, s, w) = (&mut running_mean, &mut running_var, &mut saved, &mut ws);
     short(
         backend
-            .batch_norm_fwd_train(&p, &sx, &gamma, &beta, r, s, &mut y, w)
+            .batch_norm_fwd_train(&p, &sx, &gamma, &beta, rm, rv, s, &mut y, w)
             .unwrap_err(),
         "x",
     );
     short(
         backend
-            .batch_norm_fwd_train(&p, &x, &sc, &beta, r, s, &mut y, w)
+            .batch_norm_fwd_train(&p, &x, &sc, &beta, rm, rv, s, &mut y, w)
             .unwrap_err(),
         "gamma",
     );
     short(
         backend
-            .batch_norm_fwd_train(&p, &x, &gamma, &sc, r, s, &mut y, w)
+            .batch_norm_fwd_train(&p, &x, &gamma, &sc, rm, rv, s, &mut y, w)
             .unwrap_err(),
         "beta",
     );
-    let err = backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, &mut srunning, s, &mut y, w);
-    short(err.unwrap_err(), "running");
-    let err = backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, r, &mut ssaved, &mut y, w);
+    let err =
+        backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, &mut srunning, rv, s, &mut y, w);
+    short(err.unwrap_err(), "running_mean");
+    let err =
+        backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, rm, &mut srunning, s, &mut y, w);
+    short(err.unwrap_err(), "running_var");
+    let err =
+        backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, rm, rv, &mut ssaved, &mut y, w);
     short(err.unwrap_err(), "saved");
     short(
         backend
-            .batch_norm_fwd_train(&p, &x, &gamma, &beta, r, s, &mut sy, w)
+            .batch_norm_fwd_train(&p, &x, &gamma, &beta, rm, rv, s, &mut sy, w)
             .unwrap_err(),
         "y",
     );
-    let err = backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, r, s, &mut y, &mut sws);
+    let err = backend.batch_norm_fwd_train(&p, &x, &gamma, &beta, rm, rv, s, &mut y, &mut sws);
     short(err.unwrap_err(), "ws");
     short(
         backend
-            .batch_norm_fwd_eval(&p, &x, &gamma, &beta, &ss, s, &mut y)
+            .batch_norm_fwd_eval(&p, &x, &gamma, &beta, &sc, rv, s, &mut y)
             .unwrap_err(),
-        "running",
+        "running_mean",
     );
     let (dg, db) = (&mut dgamma, &mut dbeta);
     let err = backend.batch_norm_bwd(&p, true, &x, &sx, s, &gamma, dg, db, None, w);
