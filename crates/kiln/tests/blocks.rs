@@ -31,7 +31,8 @@ kiln::model! {
 kiln::model! {
     /// Smooth activations only, so that finite differences hold, and every way a
     /// value can feed several consumers: an identity shortcut around a branch whose
-    /// last layer changes its gradient in place, a projection shortcut written first,
+    /// last layer changes its gradient in place, a projection shortcut written first
+    /// (a convolution and a batch normalisation, as ResNets project),
     /// a nested block, a concatenation whose input feeds three branches (one the
     /// identity), a branch that starts with a layer that cannot add to a gradient
     /// (average pooling), and a sum of a value with itself.
@@ -42,8 +43,9 @@ kiln::model! {
             a: Conv2d(3, 3, padding = same, activation = sigmoid),
         },
         proj: Residual {
-            shortcut: Conv2d(4, 1, stride = 2),
-            a: Conv2d(4, 3, stride = 2, padding = same, activation = tanh),
+            shortcut: Sequential { conv: Conv2d(4, 1, stride = 2), bn: BatchNorm },
+            a: Conv2d(4, 3, stride = 2, padding = same),
+            bn: BatchNorm(tanh),
             inner: Residual(activation = sigmoid) {
                 b: Conv2d(4, 1),
                 c: Conv2d(4, 3, padding = same),
@@ -64,13 +66,15 @@ kiln::model! {
 }
 
 kiln::model! {
-    /// Blocks on feature vectors: residual sums and a concatenation of dense layers.
+    /// Blocks on feature vectors: residual sums (one ending in a batch normalisation)
+    /// and a concatenation of dense layers.
     struct Vectors {
         input: [5],
         hidden: Dense(6, tanh),
         res: Residual(activation = tanh) {
             a: Dense(6, sigmoid),
             b: Dense(6),
+            norm: BatchNorm(convention = pytorch),
         },
         cat: Concat {
             left: Dense(2, tanh),
@@ -166,11 +170,13 @@ fn tensors_are_named_by_their_path() {
     let _: &kiln::nn::Conv2d<Cpu> = &model.res2.shortcut;
 }
 
-/// `sum(w * output)` for the batch `x`, in f64.
+/// `sum(w * output)` for the batch `x`, in f64, in training mode (normalisation with
+/// the batch's statistics, as the backward pass differentiates it; the models here
+/// have no dropout).
 fn weighted_output<M: Model<Cpu>>(model: &mut M, x: &[f32], w: &[f32]) -> f64 {
     let cpu = model.backend().clone();
     let y = model
-        .forward_host(x, Mode::Eval)
+        .forward_host(x, Mode::Train)
         .unwrap()
         .to_vec(&cpu)
         .unwrap();
@@ -210,13 +216,15 @@ fn set_tensor<M: Model<Cpu>>(model: &mut M, index: usize, values: &[f32]) {
 }
 
 /// Checks every parameter gradient (at three places a tensor) and the input gradient
-/// of `model` against central differences of `sum(w * output)`.
+/// of `model` against central differences of `sum(w * output)`, on a batch of
+/// `model.max_batch()` samples.
 fn check_gradients<M>(mut model: M, seed: usize)
 where
     M: Model<Cpu>,
 {
     let cpu = model.backend().clone();
-    let (batch, input, output) = (2, M::INPUT_SHAPE.size(), M::OUTPUT_SHAPE.size());
+    let batch = model.max_batch();
+    let (input, output) = (M::INPUT_SHAPE.size(), M::OUTPUT_SHAPE.size());
     let x: Vec<f32> = (0..batch * input)
         .map(|i| (((i + seed) * 37) % 23) as f32 / 11.0 - 1.0)
         .collect();
@@ -274,7 +282,9 @@ where
 fn residual_and_concatenated_gradients_match_finite_differences() {
     let cpu = cpu();
     check_gradients(Smooth::new(&cpu, 2, 3).unwrap(), 1);
-    check_gradients(Vectors::new(&cpu, 2, 4).unwrap(), 2);
+    // A batch normalisation of vectors sees one value a sample: with two samples it
+    // would be close to a sign function.
+    check_gradients(Vectors::new(&cpu, 6, 4).unwrap(), 2);
 }
 
 #[test]

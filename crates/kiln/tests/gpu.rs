@@ -237,10 +237,16 @@ fn blocks_run<B: Backend>(backend: &B) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
     let x = Tensor::<Rank3<12, 12, 3>, B>::from_slice(backend, batch, &images).unwrap();
     let g: Vec<f32> = (0..batch * 10).map(|i| (i as f32 * 0.11).cos()).collect();
     let grad = Tensor::<Rank1<10>, B>::from_slice(backend, batch, &g).unwrap();
-    let y = model.forward(&x, Mode::Train).unwrap().to_vec(backend).unwrap();
+    let y = model
+        .forward(&x, Mode::Train)
+        .unwrap()
+        .to_vec(backend)
+        .unwrap();
     let mut dx = Tensor::<Rank3<12, 12, 3>, B>::zeros(backend, batch).unwrap();
     model.zero_grad().unwrap();
-    model.backward_to_input(&grad, GradAt::Output, &mut dx).unwrap();
+    model
+        .backward_to_input(&grad, GradAt::Output, &mut dx)
+        .unwrap();
     let mut grads = Vec::new();
     model
         .parameters(&mut |p| {
@@ -262,7 +268,10 @@ fn blocks_on_the_gpu_give_the_cpus_outputs_and_gradients() {
     let close = |what: &str, a: &[f32], b: &[f32]| {
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         for (i, (a, b)) in a.iter().zip(b).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * scale, "{what}[{i}]: cpu {a}, gpu {b}");
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "{what}[{i}]: cpu {a}, gpu {b}"
+            );
         }
     };
     close("output", &y_cpu, &y_gpu);

@@ -62,15 +62,18 @@ kiln::model! {
 }
 
 kiln::model! {
-    /// Nested residual blocks (identity and projection shortcuts) and a
-    /// concatenation, so that shared gradients, sums and copies are counted too.
+    /// Batch normalisation, nested residual blocks (identity and projection
+    /// shortcuts) and a concatenation, so that shared gradients, sums and copies are
+    /// counted too.
     pub struct Blocks {
         input: [16, 16, 3],
-        stem: Conv2d(8, 3, padding = same, activation = relu),
+        stem: Conv2d(8, 3, padding = same),
+        bn: BatchNorm(relu),
         res: Residual(activation = relu) {
             a: Conv2d(8, 3, padding = same, activation = relu),
             inner: Residual(activation = relu) {
                 b: Conv2d(8, 3, padding = same),
+                bn: BatchNorm(convention = pytorch),
             },
         },
         down: Residual(activation = relu) {
@@ -147,6 +150,6 @@ fn a_training_step_allocates_nothing() {
     let allocations = steady_state_allocations(Blocks::new(&cpu, 8, 1).unwrap(), 8);
     assert_eq!(
         allocations, 0,
-        "residual and concatenated blocks: {allocations} heap allocations in 4 steady-state steps"
+        "batch normalisation, residual and concatenated blocks: {allocations} heap allocations in 4 steady-state steps"
     );
 }

@@ -207,6 +207,14 @@ fn convert(param: &ArgDef, value: &Value) -> syn::Result<ArgValue> {
         .map(ArgValue::Activation),
         ArgType::Padding => identifier(value, "padding", Padding::IDENTS, &[], Padding::from_ident)
             .map(ArgValue::Padding),
+        ArgType::Flag => match value {
+            Value::Bool(lit) => Ok(ArgValue::Flag(lit.value)),
+            _ => Err(wrong()),
+        },
+        ArgType::Choice(names) => identifier(value, name, names, &[], |word| {
+            names.iter().copied().find(|n| *n == word)
+        })
+        .map(ArgValue::Choice),
     }
 }
 

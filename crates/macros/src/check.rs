@@ -72,6 +72,8 @@ pub struct Layer {
     pub output: Shape,
     /// Trainable parameters.
     pub parameters: usize,
+    /// Values saved but not trained (running statistics).
+    pub state: usize,
 }
 
 /// A checked block.
@@ -97,6 +99,8 @@ pub struct Block {
     pub output: Shape,
     /// Trainable parameters of the layers inside.
     pub parameters: usize,
+    /// Values the layers inside save but do not train.
+    pub state: usize,
 }
 
 impl Node {
@@ -129,6 +133,14 @@ impl Node {
         match self {
             Self::Layer(l) => l.parameters,
             Self::Block(b) => b.parameters,
+        }
+    }
+
+    /// Values saved but not trained.
+    pub fn state(&self) -> usize {
+        match self {
+            Self::Layer(l) => l.state,
+            Self::Block(b) => b.state,
         }
     }
 }
@@ -528,6 +540,7 @@ impl Checker {
             ));
             return None;
         };
+        let state = spec.state_count(&input);
         Some(Layer {
             name: field.name.clone(),
             access: scope.access(&field.name),
@@ -538,6 +551,7 @@ impl Checker {
             input,
             output,
             parameters,
+            state,
         })
     }
 
@@ -664,6 +678,11 @@ impl Checker {
             .iter()
             .chain(shortcut.as_ref())
             .try_fold(0usize, |sum, n| sum.checked_add(n.parameters()))?;
+        let state = body
+            .iter()
+            .chain(shortcut.as_ref())
+            .map(Node::state)
+            .fold(0usize, usize::saturating_add);
         Some(Block {
             name: field.name,
             path,
@@ -674,6 +693,7 @@ impl Checker {
             shortcut_first,
             output,
             parameters,
+            state,
         })
     }
 

@@ -733,17 +733,19 @@ fn backward(plan: &Plan, stmts: &[Backward]) -> TokenStream {
 /// The `LAYERS` table: every layer and block, depth first.
 fn layer_table(model: &Model) -> TokenStream {
     fn rows(node: &Node, depth: usize, out: &mut Vec<TokenStream>) {
-        let (name, kind, shape, parameters) = match node {
-            Node::Layer(l) => (&l.path, l.kind.name, l.output, l.parameters),
-            Node::Block(b) => (&b.path, b.kind.name(), b.output, b.parameters),
+        let (name, kind, shape) = match node {
+            Node::Layer(l) => (&l.path, l.kind.name, l.output),
+            Node::Block(b) => (&b.path, b.kind.name(), b.output),
         };
-        let (shape, parameters, d) = (shape_tokens(&shape), lit(parameters), lit(depth));
+        let (parameters, state) = (lit(node.parameters()), lit(node.state()));
+        let (shape, d) = (shape_tokens(&shape), lit(depth));
         out.push(quote! {
             ::kiln::nn::LayerInfo {
                 name: #name,
                 kind: #kind,
                 output_shape: #shape,
                 parameters: #parameters,
+                state: #state,
                 depth: #d,
             }
         });

@@ -98,6 +98,8 @@ pub enum Value {
     },
     /// `relu`, `same`.
     Ident(Ident),
+    /// `true`, `false`.
+    Bool(syn::LitBool),
     /// `"same"`: never valid, but parsed to say "drop the quotes".
     Str(LitStr),
     /// `(3, 3)`.
@@ -259,6 +261,8 @@ fn parse_value(input: ParseStream) -> syn::Result<Value> {
         })
     } else if neg.is_some() {
         Err(lookahead.error())
+    } else if input.peek(syn::LitBool) {
+        Ok(Value::Bool(input.parse()?))
     } else if input.peek(syn::Ident) {
         Ok(Value::Ident(input.parse()?))
     } else if input.peek(LitStr) {
@@ -333,6 +337,7 @@ impl ToTokens for Value {
                 lit.to_tokens(tokens);
             }
             Self::Ident(ident) => ident.to_tokens(tokens),
+            Self::Bool(lit) => lit.to_tokens(tokens),
             Self::Str(lit) => lit.to_tokens(tokens),
             Self::Tuple { paren, items } => paren.surround(tokens, |t| items.to_tokens(t)),
         }
@@ -379,6 +384,7 @@ impl fmt::Display for Value {
                 write!(f, "{}{lit}", if neg.is_some() { "-" } else { "" })
             }
             Self::Ident(ident) => write!(f, "{ident}"),
+            Self::Bool(lit) => write!(f, "{}", lit.value),
             Self::Str(lit) => write!(f, "{:?}", lit.value()),
             Self::Tuple { items, .. } => {
                 f.write_str("(")?;

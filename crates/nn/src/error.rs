@@ -35,6 +35,19 @@ pub enum Error {
         /// `input` or `output`.
         value: &'static str,
     },
+    /// A layer that normalises with batch statistics got too few values of a channel to
+    /// have a variance.
+    #[error(
+        "{layer} in training needs at least 2 values of each channel, but a batch of {batch} gives {values}: train with a larger batch (inference uses the running statistics and takes any batch)"
+    )]
+    TooFewValues {
+        /// The layer kind.
+        layer: &'static str,
+        /// The batch given.
+        batch: usize,
+        /// Values of a channel in that batch.
+        values: usize,
+    },
     /// A backward pass was asked to add to an input gradient, which its op cannot do.
     #[error("the backward pass of {layer} overwrites its input gradient and cannot add to one")]
     CannotAccumulate {

@@ -29,6 +29,9 @@ pub struct LayerInfo {
     pub output_shape: Shape,
     /// Trainable parameters (a block's: those of the layers inside it).
     pub parameters: usize,
+    /// Values saved but not trained, such as running statistics (Keras's
+    /// non-trainable parameters).
+    pub state: usize,
     /// How many blocks it is inside: 0 at the top of the model.
     pub depth: usize,
 }

@@ -34,6 +34,7 @@ mod summary;
 pub use error::{Error, Result};
 pub use layer::{Backward, Layer, LayerInfo, Mode};
 pub use layers::activation::ActivationLayer;
+pub use layers::batch_norm::BatchNorm;
 pub use layers::conv2d::Conv2d;
 pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;

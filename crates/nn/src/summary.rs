@@ -34,7 +34,7 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
                 (
                     format!("{}{} ({})", "  ".repeat(l.depth), l.name, l.kind),
                     tuple(&l.output_shape),
-                    thousands(l.parameters),
+                    thousands(l.parameters + l.state),
                 )
             }))
             .collect();
@@ -43,11 +43,10 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(7);
     let width = w0 + w1 + w2 + 1;
     // A block's row already counts the layers inside it.
-    let total: usize = layers
-        .iter()
-        .filter(|l| l.depth == 0)
-        .map(|l| l.parameters)
-        .sum();
+    let top = layers.iter().filter(|l| l.depth == 0);
+    let trainable: usize = top.clone().map(|l| l.parameters).sum();
+    let state: usize = top.map(|l| l.state).sum();
+    let total = trainable + state;
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(s, "Model: \"{model}\"");
@@ -71,8 +70,8 @@ pub fn summary(model: &str, input: Shape, layers: &[LayerInfo]) -> String {
         thousands(total),
         total as f64 * 4.0 / 1024.0
     );
-    let _ = writeln!(s, "Trainable params: {}", thousands(total));
-    let _ = writeln!(s, "Non-trainable params: 0");
+    let _ = writeln!(s, "Trainable params: {}", thousands(trainable));
+    let _ = writeln!(s, "Non-trainable params: {}", thousands(state));
     let _ = writeln!(
         s,
         "Output shapes are per sample; the batch size is chosen at run time."
@@ -93,6 +92,7 @@ mod tests {
                 kind: "Conv2d",
                 output_shape: Shape::new(&[30, 30, 32]),
                 parameters: 896,
+                state: 0,
                 depth: 0,
             },
             LayerInfo {
@@ -100,6 +100,7 @@ mod tests {
                 kind: "Dense",
                 output_shape: Shape::new(&[10]),
                 parameters: 159_306,
+                state: 0,
                 depth: 0,
             },
         ];
@@ -119,6 +120,7 @@ mod tests {
             kind,
             output_shape: Shape::new(&[8, 8, 4]),
             parameters,
+            state: 0,
             depth,
         };
         let layers = [
@@ -132,5 +134,22 @@ mod tests {
         assert!(s.contains(" res (Residual)"), "{s}");
         assert!(s.contains("   res.shortcut (Conv2d)"), "{s}");
         assert!(s.contains("Total params: 305 "), "{s}");
+    }
+
+    #[test]
+    fn saved_state_counts_as_keras_counts_it() {
+        let bn = LayerInfo {
+            name: "bn",
+            kind: "BatchNorm",
+            output_shape: Shape::new(&[4, 4, 8]),
+            parameters: 16,
+            state: 16,
+            depth: 0,
+        };
+        let s = summary("Net", Shape::new(&[4, 4, 8]), &[bn]);
+        assert!(s.contains(" bn (BatchNorm)"), "{s}");
+        assert!(s.contains("Total params: 32 "), "{s}");
+        assert!(s.contains("Trainable params: 16\n"), "{s}");
+        assert!(s.contains("Non-trainable params: 16\n"), "{s}");
     }
 }

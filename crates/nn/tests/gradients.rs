@@ -8,12 +8,12 @@ use kiln_kernels::ops::InputGrad;
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Cpu, CpuBuffer, GradAt, ParamMut, Storage};
 use kiln_nn::{
-    ActivationLayer, Backward, Conv2d, Dense, Dropout, Error, Flatten, GlobalAvgPool2d, Identity,
-    Layer, Mode, Pool2d,
+    ActivationLayer, Backward, BatchNorm, Conv2d, Dense, Dropout, Error, Flatten, GlobalAvgPool2d,
+    Identity, Layer, Mode, Pool2d,
 };
 use kiln_shape::{
-    Activation, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec, GlobalAvgPool2dSpec, IdentitySpec,
-    Padding, Pool2dSpec, PoolMode, Shape, Spec,
+    Activation, BatchNormSpec, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec,
+    GlobalAvgPool2dSpec, IdentitySpec, Padding, Pool2dSpec, PoolMode, Shape, Spec,
 };
 
 // Small enough that no tested point crosses a ReLU or max-pool kink with these seeds,
@@ -337,6 +337,35 @@ fn activation_layer_gradients() {
         Activation::Softmax,
     ] {
         Case::<ActivationLayer>::new(act, Shape::new(&[3, 7]), 3, 6).check(&format!("{act:?}"));
+    }
+}
+
+#[test]
+fn batch_norm_gradients() {
+    // Training mode: the batch's statistics depend on every input, so each input's
+    // gradient goes through the mean and the variance too.
+    for (input, batch, spec) in [
+        (&[3usize, 4, 5][..], 2, BatchNormSpec::KERAS),
+        (&[6][..], 4, BatchNormSpec::PYTORCH),
+        (
+            &[2, 2, 3][..],
+            3,
+            BatchNormSpec {
+                activation: Activation::Tanh,
+                ..BatchNormSpec::KERAS
+            },
+        ),
+        (
+            &[5][..],
+            3,
+            BatchNormSpec {
+                activation: Activation::Gelu,
+                ..BatchNormSpec::PYTORCH
+            },
+        ),
+    ] {
+        Case::<BatchNorm<Cpu>>::new(spec, Shape::new(input), batch, 9)
+            .check(&format!("BatchNorm({:?}) on {input:?}", spec.activation));
     }
 }
 

@@ -136,6 +136,10 @@ pub enum ArgType {
     Padding,
     /// A number, possibly negative: a rate, a slope.
     Number,
+    /// `true` or `false`.
+    Flag,
+    /// One of the names listed.
+    Choice(&'static [&'static str]),
 }
 
 impl ArgType {
@@ -147,6 +151,8 @@ impl ArgType {
             Self::Activation => "an activation name like `relu`",
             Self::Padding => "`valid` or `same`",
             Self::Number => "a number like `0.5`",
+            Self::Flag => "`true` or `false`",
+            Self::Choice(_) => "one of its names",
         }
     }
 }
@@ -164,6 +170,10 @@ pub enum ArgValue {
     Padding(Padding),
     /// See [`ArgType::Number`].
     Number(f32),
+    /// See [`ArgType::Flag`].
+    Flag(bool),
+    /// See [`ArgType::Choice`]: the name chosen.
+    Choice(&'static str),
 }
 
 /// The arguments of one layer, by name, each of its declared type.
@@ -220,6 +230,22 @@ impl Args {
     pub fn number(&self, name: &str) -> Option<f32> {
         match self.get(name) {
             Some(ArgValue::Number(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The flag `name`, if given.
+    pub fn flag(&self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            Some(ArgValue::Flag(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The name chosen for `name`, if given.
+    pub fn choice(&self, name: &str) -> Option<&'static str> {
+        match self.get(name) {
+            Some(ArgValue::Choice(v)) => Some(v),
             _ => None,
         }
     }
@@ -284,6 +310,13 @@ pub trait Spec: fmt::Debug {
     fn parameter_count(&self, input: &Shape) -> Option<usize> {
         let _ = input;
         Some(0)
+    }
+
+    /// The number of values the layer saves but does not train (running statistics)
+    /// for an input of shape `input`: Keras's non-trainable parameters.
+    fn state_count(&self, input: &Shape) -> usize {
+        let _ = input;
+        0
     }
 
     /// The activation applied at the layer's output ([`Activation::Linear`] for

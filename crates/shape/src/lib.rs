@@ -36,6 +36,7 @@ mod window;
 pub use activation::Activation;
 pub use error::{ShapeError, SpecError};
 pub use kind::{ArgDef, ArgType, ArgValue, Args, LayerKind, RustLiteral, Spec, Traits};
+pub use kinds::batch_norm::BatchNormSpec;
 pub use kinds::conv2d::Conv2dSpec;
 pub use kinds::dense::DenseSpec;
 pub use kinds::dropout::DropoutSpec;
@@ -142,6 +143,8 @@ mod tests {
                     ArgType::Activation => ArgValue::Activation(Activation::Relu),
                     ArgType::Padding => ArgValue::Padding(Padding::Same),
                     ArgType::Number => ArgValue::Number(0.25),
+                    ArgType::Flag => ArgValue::Flag(true),
+                    ArgType::Choice(names) => ArgValue::Choice(names[0]),
                 };
                 args.set(arg.name, value);
             }

@@ -34,6 +34,18 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// `TorchCnn` with a batch normalisation: saved state beside the weights.
+    pub struct NormCnn {
+        input: [8, 8, 2],
+        conv1: Conv2d(4, 3),
+        bn1: BatchNorm(relu, convention = pytorch),
+        pool1: MaxPool2d(2),
+        flat: Flatten,
+        out: Dense(3),
+    }
+}
+
 const BATCH: usize = 5;
 const SAMPLE: usize = 8 * 8 * 2;
 
@@ -630,6 +642,156 @@ fn a_kiln_checkpoint_loads_in_pytorch_and_gives_kilns_outputs() {
     let out = Command::new(&python)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(oracle_dir().join("load_in_pytorch.py"))
+        .arg(&path)
+        .arg(&expected_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyTorch disagrees:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One Adam step of `model` on a fixed batch.
+fn norm_step(model: &mut NormCnn, optimizer: &mut Optimizer<Cpu>) {
+    let mut criterion = model
+        .criterion(Loss::sparse_categorical_crossentropy().from_logits(true))
+        .unwrap();
+    let output = model.forward_host(&batch(), Mode::Train).unwrap();
+    criterion
+        .compute(&output, Targets::Classes(&[0, 2, 1, 1, 0]), None)
+        .unwrap();
+    model.zero_grad().unwrap();
+    model
+        .backward(criterion.gradient(), criterion.grad_at())
+        .unwrap();
+    optimizer.step(model).unwrap();
+}
+
+#[test]
+fn running_statistics_are_saved_restored_and_never_optimised() {
+    let dir = scratch("batch-norm");
+    let path = dir.join("norm.safetensors");
+    let cpu = cpu();
+    let mut model = NormCnn::new(&cpu, BATCH, 1).unwrap();
+    let mut optimizer = Optimizer::new(Adam::default());
+    for _ in 0..3 {
+        norm_step(&mut model, &mut optimizer);
+    }
+    // Inference reads the running statistics, so equal outputs need them restored.
+    let x = batch();
+    let expected = outputs(&mut model, &x);
+    let extra = CheckpointExtra {
+        optimizer: Some(&optimizer),
+        ..CheckpointExtra::default()
+    };
+    checkpoint::save(&path, &model, &extra).unwrap();
+    let weights = Weights::of(&model).unwrap();
+    let names: Vec<&str> = weights.names().collect();
+    assert_eq!(
+        names,
+        [
+            "conv1.weight",
+            "conv1.bias",
+            "bn1.weight",
+            "bn1.bias",
+            "out.weight",
+            "out.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+        ]
+    );
+    let (_, var) = weights.get("bn1.running_var").unwrap();
+    assert!(
+        var.iter().all(|v| *v != 1.0),
+        "the running variance moved: {var:?}"
+    );
+    let state = optimizer.state(&cpu).unwrap();
+    assert!(
+        state
+            .tensors
+            .iter()
+            .all(|(name, _)| !name.contains("running")),
+        "{:?}",
+        state.tensors.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+
+    let mut loaded = NormCnn::new(&cpu, BATCH, 2).unwrap();
+    let mut fresh = Optimizer::new(Adam::default());
+    checkpoint::load(&path, &mut loaded, Some(&mut fresh)).unwrap();
+    assert_eq!(bits(&outputs(&mut loaded, &x)), bits(&expected));
+    assert_eq!(Weights::of(&loaded).unwrap(), weights);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_without_running_statistics_says_which_are_missing() {
+    let dir = scratch("no-batch-norm");
+    let (plain, norm) = (dir.join("plain.safetensors"), dir.join("norm.safetensors"));
+    let cpu = cpu();
+    let torch = TorchCnn::new(&cpu, 1, 1).unwrap();
+    checkpoint::save(&plain, &torch, &CheckpointExtra::default()).unwrap();
+    let mut model = NormCnn::new(&cpu, 1, 2).unwrap();
+    let before = Weights::of(&model).unwrap();
+    let err = checkpoint::load_weights(&plain, &mut model).unwrap_err();
+    let detail = checkpoint_detail(&err, &plain);
+    for expected in [
+        "bn1.weight [4] is missing",
+        "bn1.bias [4] is missing",
+        "bn1.running_mean [4] is missing",
+        "bn1.running_var [4] is missing",
+    ] {
+        assert!(detail.contains(expected), "`{expected}` not in: {detail}");
+    }
+    assert_eq!(Weights::of(&model).unwrap(), before);
+
+    // The reverse: the running statistics are not in the other model.
+    checkpoint::save(&norm, &model, &CheckpointExtra::default()).unwrap();
+    let mut other = TorchCnn::new(&cpu, 1, 3).unwrap();
+    let before = Weights::of(&other).unwrap();
+    let err = checkpoint::load_weights(&norm, &mut other).unwrap_err();
+    let detail = checkpoint_detail(&err, &norm);
+    assert!(
+        detail.contains("bn1.running_mean [4] is not in the model"),
+        "{detail}"
+    );
+    assert_eq!(Weights::of(&other).unwrap(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn running_statistics_load_in_pytorch_as_buffers() {
+    let python = match python_with_torch() {
+        Ok(python) => python,
+        Err(why) => {
+            writeln!(
+                std::io::stderr(),
+                "skipped: kiln -> PyTorch batch normalisation check: {why}"
+            )
+            .unwrap();
+            return;
+        }
+    };
+    let dir = scratch("norm-to-pytorch");
+    let cpu = cpu();
+    let mut model = NormCnn::new(&cpu, BATCH, 5).unwrap();
+    let mut optimizer = Optimizer::new(Adam::default());
+    for _ in 0..3 {
+        norm_step(&mut model, &mut optimizer);
+    }
+    let x = batch();
+    let y = outputs(&mut model, &x);
+    let path = dir.join("norm.safetensors");
+    checkpoint::save(&path, &model, &CheckpointExtra::default()).unwrap();
+    let expected_path = dir.join("expected.json");
+    let expected = serde_json::json!({ "input": x, "output": y });
+    std::fs::write(&expected_path, expected.to_string()).unwrap();
+    let out = Command::new(&python)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg(oracle_dir().join("load_batch_norm_in_pytorch.py"))
         .arg(&path)
         .arg(&expected_path)
         .output()

@@ -143,12 +143,12 @@ fn names_and_input_errors() {
 fn unknown_layers_are_suggested() {
     assert_eq!(
         errors(
-            quote! { struct M { input: [8, 8, 3], c: Conv2D(3, 3), p: MaxPooling2D(2), b: BatchNorm } }
+            quote! { struct M { input: [8, 8, 3], c: Conv2D(3, 3), p: MaxPooling2D(2), b: Upsampling } }
         ),
         [
             "unknown layer `Conv2D`: did you mean `Conv2d`?",
             "unknown layer `MaxPooling2D`: did you mean `MaxPool2d`?",
-            "unknown layer `BatchNorm`; the layers are `Dense`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool2d`, `Flatten`, `Identity`, `Dropout`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu` and `Softmax`, and the blocks `Residual`, `Concat` and `Sequential`",
+            "unknown layer `Upsampling`; the layers are `Dense`, `Conv2d`, `BatchNorm`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool2d`, `Flatten`, `Identity`, `Dropout`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu` and `Softmax`, and the blocks `Residual`, `Concat` and `Sequential`",
         ]
     );
 }
@@ -273,6 +273,43 @@ fn errors_inside_a_block_keep_their_place() {
         }),
         [
             "`r.a: Dense(4)` expects a rank-1 input but the input of `r` is [4, 4, 2]: insert `Flatten` (or `GlobalAvgPool2d`) before it"
+        ]
+    );
+}
+
+#[test]
+fn batch_norm_takes_flags_and_a_convention() {
+    let model = check_tokens(quote! {
+        struct M {
+            input: [4, 4, 8],
+            bn: BatchNorm(relu, convention = pytorch, scale = false),
+            flat: Flatten,
+            out: Dense(2),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let layers = layers(&model);
+    assert_eq!(layers[0].parameters, 8);
+    assert_eq!(layers[0].state, 16);
+    assert!(
+        layers[0]
+            .spec
+            .rust()
+            .contains("unbiased: true, center: true, scale: false")
+    );
+    assert_eq!(
+        errors(quote! {
+            struct M { input: [4], bn: BatchNorm(convention = tensorflow, center = 1, momentum = 1.5) }
+        }),
+        [
+            "unknown convention `tensorflow`; the convention names are `keras` and `pytorch`",
+            "`center` takes `true` or `false`, got `1`",
+        ]
+    );
+    assert_eq!(
+        errors(quote! { struct M { input: [4], bn: BatchNorm(momentum = 1.5) } }),
+        [
+            "`bn: BatchNorm(momentum = 1.5)`: `momentum` must be in [0, 1) (the weight kept of the running averages), got 1.5"
         ]
     );
 }

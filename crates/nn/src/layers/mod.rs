@@ -2,6 +2,7 @@
 //! `kiln-shape`'s `kinds/`).
 
 pub mod activation;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;

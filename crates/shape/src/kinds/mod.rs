@@ -2,6 +2,7 @@
 //! shape rule. Adding a kind is a file here and a line in [`KINDS`].
 
 pub mod activation;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
@@ -16,6 +17,7 @@ use crate::{Shape, ShapeError};
 pub static KINDS: &[&LayerKind] = &[
     &dense::DENSE,
     &conv2d::CONV2D,
+    &batch_norm::BATCH_NORM,
     &pool2d::MAX_POOL2D,
     &pool2d::AVG_POOL2D,
     &global_pool2d::GLOBAL_AVG_POOL2D,
