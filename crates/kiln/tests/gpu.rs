@@ -2,7 +2,8 @@
 //! epoch on the digits that ship with kiln learns as it does on the CPU, a step that
 //! fails on the device (a non-finite output or gradient) stops the run without
 //! changing a weight, a steady-state training step allocates no device memory, and a
-//! model of residual and concatenated blocks gives the CPU's outputs and gradients.
+//! model of batch normalisation, residual and concatenated blocks gives the CPU's
+//! outputs and gradients.
 //! Without a GPU each test says that it skipped.
 
 #![cfg(feature = "cuda")]
@@ -202,14 +203,17 @@ fn a_failing_step_on_the_gpu_changes_no_weight() {
 }
 
 kiln::model! {
-    /// Residual blocks (identity and projection shortcuts, the sum written over the
-    /// branch) and a concatenation whose input feeds three branches.
+    /// Batch normalisation, residual blocks (identity and projection shortcuts, the
+    /// sum written over the branch) and a concatenation whose input feeds three
+    /// branches.
     pub struct Blocks {
         input: [12, 12, 3],
-        stem: Conv2d(8, 3, padding = same, activation = relu),
+        stem: Conv2d(8, 3, padding = same),
+        bn: BatchNorm(relu),
         res1: Residual(activation = relu) {
             a: Conv2d(8, 3, padding = same, activation = relu),
             b: Conv2d(8, 3, padding = same),
+            norm: BatchNorm(convention = pytorch),
         },
         res2: Residual(activation = relu) {
             a: Conv2d(16, 3, stride = 2, padding = same, activation = relu),
