@@ -31,6 +31,7 @@ impl Trainable<Cpu> for Flat {
     fn parameters<'a>(&'a self, f: ViewParams<'_, 'a, Cpu>) -> kiln::kernels::Result<()> {
         f(ParamRef {
             layer: "flat",
+            kind: "Tensor",
             name: "weight",
             shape: Shape::new(&[PARAMS]),
             value: &self.value,
@@ -44,6 +45,7 @@ impl Trainable<Cpu> for Flat {
     ) -> kiln::kernels::Result<()> {
         f(ParamMut {
             layer: "flat",
+            kind: "Tensor",
             name: "weight",
             shape: Shape::new(&[PARAMS]),
             value: &mut self.value,

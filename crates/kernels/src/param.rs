@@ -27,6 +27,9 @@ pub enum GradAt {
 pub struct ParamMut<'a, B: Backend> {
     /// The layer's name in the model (`conv1`, or `res2.shortcut` inside a block).
     pub layer: &'static str,
+    /// The layer's kind (`Conv2d`, `BatchNorm`): what optimizer groups select by,
+    /// beside the names.
+    pub kind: &'static str,
     /// The tensor's name in the layer (`weight`, `bias`).
     pub name: &'static str,
     /// The tensor's shape (a convolution kernel is `[kh, kw, c_in, c_out]`).
@@ -42,6 +45,9 @@ pub struct ParamMut<'a, B: Backend> {
 pub struct ParamRef<'a, B: Backend> {
     /// The layer's name in the model (`conv1`, or `res2.shortcut` inside a block).
     pub layer: &'static str,
+    /// The layer's kind (`Conv2d`, `BatchNorm`): what optimizer groups select by,
+    /// beside the names.
+    pub kind: &'static str,
     /// The tensor's name in the layer (`weight`, `bias`).
     pub name: &'static str,
     /// The tensor's shape.

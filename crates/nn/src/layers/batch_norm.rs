@@ -177,6 +177,7 @@ impl<B: Backend> Layer<B> for BatchNorm<B> {
         if self.spec.scale {
             f(ParamMut {
                 layer,
+                kind: NAME,
                 name: "weight",
                 shape,
                 value: &mut self.gamma,
@@ -186,6 +187,7 @@ impl<B: Backend> Layer<B> for BatchNorm<B> {
         if self.spec.center {
             f(ParamMut {
                 layer,
+                kind: NAME,
                 name: "bias",
                 shape,
                 value: &mut self.beta,
@@ -204,6 +206,7 @@ impl<B: Backend> Layer<B> for BatchNorm<B> {
         if self.spec.scale {
             f(ParamRef {
                 layer,
+                kind: NAME,
                 name: "weight",
                 shape,
                 value: &self.gamma,
@@ -213,6 +216,7 @@ impl<B: Backend> Layer<B> for BatchNorm<B> {
         if self.spec.center {
             f(ParamRef {
                 layer,
+                kind: NAME,
                 name: "bias",
                 shape,
                 value: &self.beta,

@@ -47,6 +47,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         Ok(Self {
             kernel: KernelAndBias::new(
                 backend,
+                NAME,
                 Shape::new(&[kh, kw, c_in, spec.filters]),
                 kh * kw * c_in,
                 kh * kw * spec.filters,

@@ -65,6 +65,7 @@ impl<B: Backend> Layer<B> for Dense<B> {
             units,
             params: KernelAndBias::new(
                 backend,
+                NAME,
                 Shape::new(&[in_features, units]),
                 in_features,
                 units,

@@ -11,6 +11,8 @@ use crate::init::glorot_uniform;
 /// A glorot-uniform kernel and a zero bias, with their gradients.
 #[derive(Debug)]
 pub(crate) struct KernelAndBias<B: Backend> {
+    /// The layer's kind, for the visits.
+    kind: &'static str,
     kernel_shape: Shape,
     pub(crate) weight: B::Buffer,
     pub(crate) bias: B::Buffer,
@@ -23,6 +25,7 @@ impl<B: Backend> KernelAndBias<B> {
     /// with the given fans, and a bias of one value per unit.
     pub(crate) fn new(
         backend: &B,
+        kind: &'static str,
         kernel_shape: Shape,
         fan_in: usize,
         fan_out: usize,
@@ -30,6 +33,7 @@ impl<B: Backend> KernelAndBias<B> {
     ) -> Result<Self> {
         let (len, units) = (kernel_shape.size(), Self::units_of(&kernel_shape));
         Ok(Self {
+            kind,
             kernel_shape,
             weight: glorot_uniform(backend, len, fan_in, fan_out, rng)?,
             bias: backend.alloc(units)?,
@@ -54,6 +58,7 @@ impl<B: Backend> KernelAndBias<B> {
         let bias_shape = self.bias_shape();
         f(ParamMut {
             layer,
+            kind: self.kind,
             name: "weight",
             shape: self.kernel_shape,
             value: &mut self.weight,
@@ -61,6 +66,7 @@ impl<B: Backend> KernelAndBias<B> {
         })?;
         f(ParamMut {
             layer,
+            kind: self.kind,
             name: "bias",
             shape: bias_shape,
             value: &mut self.bias,
@@ -75,6 +81,7 @@ impl<B: Backend> KernelAndBias<B> {
     ) -> kiln_kernels::Result<()> {
         f(ParamRef {
             layer,
+            kind: self.kind,
             name: "weight",
             shape: self.kernel_shape,
             value: &self.weight,
@@ -82,6 +89,7 @@ impl<B: Backend> KernelAndBias<B> {
         })?;
         f(ParamRef {
             layer,
+            kind: self.kind,
             name: "bias",
             shape: self.bias_shape(),
             value: &self.bias,

@@ -57,6 +57,7 @@ impl Trainable<Cpu> for Tensors {
         for (layer, name, shape, value, grad) in &self.entries {
             f(ParamRef {
                 layer,
+                kind: "Tensor",
                 name,
                 shape: *shape,
                 value,
@@ -70,6 +71,7 @@ impl Trainable<Cpu> for Tensors {
         for (layer, name, shape, value, grad) in &mut self.entries {
             f(ParamMut {
                 layer,
+                kind: "Tensor",
                 name,
                 shape: *shape,
                 value,
