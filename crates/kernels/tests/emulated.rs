@@ -128,6 +128,11 @@ fn optimizer() {
 }
 
 #[test]
+fn moving_average() {
+    run("ema", &[]);
+}
+
+#[test]
 fn residual_sum() {
     run("add", &[]);
 }

@@ -41,6 +41,7 @@ ops! {
     concat: ConcatKernel,
     conv2d: Conv2dKernel,
     dropout: DropoutKernel,
+    ema: EmaKernel,
     loss: LossKernel,
     matmul: MatmulKernel,
     metric: MetricKernel,
