@@ -1,7 +1,7 @@
 //! The batcher: the same seed gives the same batches in the same order whatever the
 //! number of worker threads; every sample once per epoch; short and dropped last
-//! batches; targets as labels, one-hot rows or values; errors and panics of a data
-//! set reported as errors.
+//! batches; cutout on top of the crops and flips; targets as labels, one-hot rows or
+//! values; errors and panics of a data set reported as errors.
 
 // The helpers below are shared by the tests; a failing call fails the test.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -130,6 +130,59 @@ fn augmentation_crops_and_flips_per_sample() {
 }
 
 #[test]
+fn cutout_is_the_same_whatever_the_threads_and_changes_one_square() {
+    let data = Arc::new(images(203));
+    let cut = |workers, prefetch| {
+        let options = augmented(workers, prefetch);
+        let augment = options.augment.cutout(3);
+        options.augment(augment)
+    };
+    let reference = run(&data, cut(0, 1), 2);
+    for (workers, prefetch) in [(1, 1), (2, 4), (3, 9)] {
+        assert!(
+            run(&data, cut(workers, prefetch), 2) == reference,
+            "{workers} workers differ"
+        );
+    }
+    // Against the same crops and flips without cutout: each image differs in one
+    // clipped 3x3 square, set to 0 after the normalisation.
+    let uncut = run(&data, augmented(0, 1), 2);
+    let mut areas = [0usize; 10];
+    for (epoch, batches) in reference.iter().enumerate() {
+        for (batch, (indices, inputs, _)) in batches.iter().enumerate() {
+            let plain = &uncut[epoch][batch];
+            assert_eq!(*indices, plain.0, "the same samples in the same order");
+            for (image, pixels) in inputs.chunks(90).enumerate() {
+                let before = &plain.1[image * 90..(image + 1) * 90];
+                let changed: Vec<usize> = (0..30)
+                    .filter(|&p| pixels[p * 3..p * 3 + 3] != before[p * 3..p * 3 + 3])
+                    .collect();
+                for &p in &changed {
+                    assert_eq!(
+                        pixels[p * 3..p * 3 + 3],
+                        [0.0; 3],
+                        "pixel {p} of a cut image"
+                    );
+                }
+                let rows = changed.iter().map(|p| p / 5);
+                let cols = changed.iter().map(|p| p % 5);
+                let height = rows.clone().max().unwrap() - rows.min().unwrap() + 1;
+                let width = cols.clone().max().unwrap() - cols.min().unwrap() + 1;
+                assert_eq!(changed.len(), height * width, "a rectangle");
+                assert!((2..=3).contains(&height) && (2..=3).contains(&width));
+                areas[changed.len()] += 1;
+            }
+        }
+    }
+    assert!(
+        areas[9] > 60,
+        "most squares lie inside the image: {areas:?}"
+    );
+    assert!(areas[4] > 0 && areas[6] > 0, "some are clipped: {areas:?}");
+    assert_ne!(reference[0], reference[1], "each epoch draws again");
+}
+
+#[test]
 fn abandoned_epochs_and_batches_kept_alive() {
     let data = Arc::new(images(100));
     let full = run(&data, augmented(2, 2), 2);
@@ -205,6 +258,14 @@ fn bad_options_are_errors() {
         )
         .is_err()
     );
+    for side in [0, 6] {
+        let refused = Batcher::new(
+            data.clone(),
+            BatchOptions::new(4).augment(Augment::none().flip().cutout(side)),
+        );
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("cutout's side"), "{message}");
+    }
     assert!(
         Batcher::new(
             data.clone(),
