@@ -1,6 +1,6 @@
 //! kiln-data's speed on CIFAR-10: (a) the batcher delivering batches of 64 with a
-//! random crop (padding 4) and flip, scaled and normalised, from 2 worker threads
-//! (throughput in images); (b) loading the training and test sets from the gzipped
+//! random crop (padding 4) and flip, and with cutout (12 pixels) on top, scaled and
+//! normalised, from 2 worker threads (throughput in images); (b) loading the training and test sets from the gzipped
 //! files, MD5-verified. Real data comes from `../shared/data/cifar10` beside the
 //! project when present; otherwise (a) runs on synthetic images and (b) is skipped.
 //! Run with `cargo xtask bench`.
@@ -9,6 +9,7 @@
 #![allow(clippy::expect_used)]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -62,35 +63,42 @@ fn kiln_mix(mut z: u64) -> u64 {
 
 fn batcher(c: &mut Criterion) {
     let (train, source) = training_set();
+    let train = Arc::new(train);
     let workers = workers();
-    let options = BatchOptions::new(BATCH)
-        .seed(1)
-        .workers(workers)
-        .augment(Augment::none().crop(4).flip())
-        .pipeline(
-            Pipeline::new()
-                .scale(1.0 / 255.0)
-                .normalize(vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
-        );
-    let mut batcher = Batcher::new(train, options).expect("batcher");
     let mut group = c.benchmark_group(format!("data_cifar10_{source}"));
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(format!("batches64_crop4_flip_workers{workers}"), |b| {
-        let mut epoch = 0;
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut left = iters;
-            while left > 0 {
-                for batch in batcher.epoch(epoch).take(left as usize) {
-                    let batch = batch.expect("batch");
-                    std::hint::black_box(batch.inputs()[0]);
-                    left -= 1;
+    let crop_flip = Augment::none().crop(4).flip();
+    for (name, augment) in [
+        ("crop4_flip", crop_flip),
+        ("crop4_flip_cutout12", crop_flip.cutout(12)),
+    ] {
+        let options = BatchOptions::new(BATCH)
+            .seed(1)
+            .workers(workers)
+            .augment(augment)
+            .pipeline(
+                Pipeline::new()
+                    .scale(1.0 / 255.0)
+                    .normalize(vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
+            );
+        let mut batcher = Batcher::new(Arc::clone(&train), options).expect("batcher");
+        group.bench_function(format!("batches64_{name}_workers{workers}"), |b| {
+            let mut epoch = 0;
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                while left > 0 {
+                    for batch in batcher.epoch(epoch).take(left as usize) {
+                        let batch = batch.expect("batch");
+                        std::hint::black_box(batch.inputs()[0]);
+                        left -= 1;
+                    }
+                    epoch += 1;
                 }
-                epoch += 1;
-            }
-            start.elapsed()
+                start.elapsed()
+            });
         });
-    });
+    }
     group.finish();
 }
 
