@@ -1,7 +1,8 @@
 //! Image augmentation fused with the conversion to `f32`: a random crop of the image
 //! padded with zeros on every side, a random horizontal flip, and cutout (a square
 //! set to zero at a random place), in that order, written straight into the batch
-//! with the preprocessing applied.
+//! with the preprocessing applied; and the mirror image of every sample, for
+//! test-time augmentation.
 //!
 //! The random choices of a sample come from 64 bits that the batcher derives from
 //! (seed, epoch, sample index), so they do not depend on which thread fills it.
@@ -26,6 +27,9 @@ pub struct Augment {
     /// image, centred on a uniformly drawn pixel and clipped at the borders (`None`:
     /// no cutout). See [`Augment::cutout`].
     pub cutout: Option<usize>,
+    /// Mirror every image left to right, not at random: the second view of mirror
+    /// test-time augmentation. See [`Augment::mirror`].
+    pub mirror: bool,
 }
 
 impl Augment {
@@ -69,9 +73,19 @@ impl Augment {
         self
     }
 
+    /// The same augmentation with every image mirrored left to right (the width
+    /// axis reversed), after the crop and before the cutout: the batches of the
+    /// mirrored view that test-time augmentation averages over. With
+    /// [`Augment::flip`] as well, the images that the random flip mirrors come out
+    /// unmirrored.
+    pub fn mirror(mut self) -> Self {
+        self.mirror = true;
+        self
+    }
+
     /// Whether this changes nothing.
     pub fn is_none(&self) -> bool {
-        self.crop_padding == 0 && !self.flip && self.cutout.is_none()
+        self.crop_padding == 0 && !self.flip && !self.mirror && self.cutout.is_none()
     }
 
     /// Checks that samples of `shape` can be augmented: `[height, width, channels]`
@@ -101,8 +115,8 @@ impl Augment {
             }
             _ if self.is_none() => Ok(Geometry { h: 1, w: 1, c: 1 }),
             _ => Err(Error::Config(format!(
-                "crop, flip and cutout need image samples [height, width, channels], got \
-                 shape {shape:?}"
+                "crop, flip, mirror and cutout need image samples [height, width, \
+                 channels], got shape {shape:?}"
             ))),
         }
     }
@@ -135,7 +149,7 @@ impl Augment {
         affine: &Affine,
         bits: u64,
     ) {
-        if self.crop_padding == 0 && !self.flip {
+        if self.crop_padding == 0 && !self.flip && !self.mirror {
             affine.apply(src, dst);
         } else {
             self.crop_and_flip(g, src, dst, affine, bits);
@@ -148,7 +162,7 @@ impl Augment {
         }
     }
 
-    /// [`Augment::apply`]'s crop and flip.
+    /// [`Augment::apply`]'s crop, flip and mirror.
     fn crop_and_flip<T: Element>(
         &self,
         g: Geometry,
@@ -165,7 +179,7 @@ impl Augment {
         } else {
             (0, 0)
         };
-        let flip = self.flip && (bits >> 63) == 1;
+        let flip = (self.flip && (bits >> 63) == 1) != self.mirror;
         let Geometry { h, w, c } = g;
         let (mul, add) = (affine.mul(), affine.add());
         let row_len = w * c;
@@ -294,6 +308,32 @@ mod tests {
             );
         }
         assert_eq!(seen.len(), 50, "every window and flip occurs");
+    }
+
+    #[test]
+    fn mirror_reverses_every_image_after_the_crop() {
+        let (g, src, affine) = image();
+        for (aug, crop) in [
+            (Augment::none().mirror(), 0),
+            (Augment::none().crop(2).mirror(), 2),
+            (Augment::none().crop(2).flip().mirror(), 2),
+        ] {
+            for bits in 0..100u64 {
+                let bits = mix64(bits);
+                let mut out = vec![0f32; 60];
+                aug.apply(g, &src, &mut out, &affine, bits);
+                let (dy, dx) = if crop > 0 {
+                    ((bits % 5) as usize, ((bits >> 24) % 5) as usize)
+                } else {
+                    (0, 0)
+                };
+                let flipped = aug.flip && bits >> 63 == 1;
+                let want = reference(&src, g, crop, dy, dx, !flipped, &affine);
+                assert_eq!(out, want, "{aug:?}, bits {bits:#x}");
+            }
+        }
+        assert!(!Augment::none().mirror().is_none());
+        assert!(Augment::none().mirror().check(&[10]).is_err());
     }
 
     #[test]
