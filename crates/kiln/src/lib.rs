@@ -65,8 +65,8 @@ pub mod prelude {
     };
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
     pub use kiln_train::{
-        CsvLogger, EarlyStopping, FitOptions, History, LearningRateScheduler, Metric,
-        ModelCheckpoint, ReduceLrOnPlateau, Trainer, Verbosity,
+        CsvLogger, EarlyStopping, EvaluateOptions, FitOptions, History, LearningRateScheduler,
+        Metric, ModelCheckpoint, ReduceLrOnPlateau, Trainer, Tta, Verbosity,
     };
 }
 

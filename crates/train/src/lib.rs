@@ -36,6 +36,7 @@
 pub mod callbacks;
 pub mod checkpoint;
 mod error;
+mod evaluate;
 mod history;
 pub mod metrics;
 pub mod plot;
@@ -48,6 +49,7 @@ pub use callbacks::{
 };
 pub use checkpoint::{CheckpointExtra, CheckpointInfo, Weights};
 pub use error::{Error, Result};
+pub use evaluate::{EvaluateOptions, Tta};
 pub use history::{EpochLog, History};
 pub use metrics::{ConfusionMatrix, Metric};
 pub use plot::{plot_history, plot_runs};

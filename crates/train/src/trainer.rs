@@ -1,5 +1,6 @@
 //! [`Trainer`]: a model, a loss, an optimizer and metrics (Keras's `compile`), and
-//! `fit`, `evaluate` and `predict` over kiln-data data sets.
+//! `fit`, `evaluate` and `predict` over kiln-data data sets, with test-time
+//! augmentation ([`Tta`]) in evaluation, prediction and validation.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use kiln_nn::{Mode, Model};
 use kiln_optim::Optimizer;
 
 use crate::callbacks::{Callback, Context};
+use crate::evaluate::{EvalBatches, EvaluateOptions, Tta};
 use crate::metrics::{ConfusionMatrix, Metric, MetricSet};
 use crate::progress::{Progress, Verbosity};
 use crate::{EpochLog, Error, History, Result};
@@ -50,6 +52,8 @@ pub struct FitOptions<B: Backend, M: Model<B>> {
     pub batch_size: usize,
     /// Validation after every epoch.
     pub validation: Validation,
+    /// Test-time augmentation of the validation data.
+    pub validation_tta: Tta,
     /// Shuffle the training data every epoch.
     pub shuffle: bool,
     /// The seed of the shuffling and of the augmentation.
@@ -78,6 +82,7 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
             epochs,
             batch_size,
             validation: Validation::None,
+            validation_tta: Tta::None,
             shuffle: true,
             seed: 0,
             initial_epoch: 0,
@@ -101,6 +106,15 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
     #[must_use]
     pub fn validation_split(mut self, fraction: f64) -> Self {
         self.validation = Validation::Split(fraction);
+        self
+    }
+
+    /// Validates with test-time augmentation: with [`Tta::Mirror`], `val_loss` and the
+    /// `val_` metrics are those of the mean of the outputs for each image and its
+    /// mirror image, as [`Trainer::evaluate_with`] computes them.
+    #[must_use]
+    pub fn validation_tta(mut self, tta: Tta) -> Self {
+        self.validation_tta = tta;
         self
     }
 
@@ -410,10 +424,22 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             .pipeline(pipeline.clone()))
     }
 
-    /// Loss and metrics over every batch of `batcher`, in [`Mode::Eval`].
+    /// The batches of an evaluation or a prediction of `data` under `options`.
+    fn eval_batches(
+        &self,
+        data: SharedData,
+        options: &EvaluateOptions,
+    ) -> Result<EvalBatches<M::Output, B>> {
+        let batch_size = options.batch_size.min(self.model.max_batch());
+        let batches = self.batch_options(batch_size, &options.pipeline, 1)?;
+        EvalBatches::new::<M>(data, batches, options.tta, &self.backend)
+    }
+
+    /// Loss and metrics over every batch of `batches`, in [`Mode::Eval`], from the
+    /// mean over the views of test-time augmentation when there are several.
     fn run_eval(
         &mut self,
-        batcher: &mut Batcher<SharedData>,
+        batches: &mut EvalBatches<M::Output, B>,
         metrics: &mut MetricSet<B>,
     ) -> Result<Evaluation> {
         metrics.reset(&self.backend)?;
@@ -424,10 +450,19 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             backend,
             ..
         } = self;
-        for batch in batcher.epoch(0) {
+        let (plain, mut mirrored) = batches.epochs();
+        for batch in plain.epoch(0) {
             let batch = batch?;
             let n = batch.len();
-            let output = model.forward_host(batch.inputs(), Mode::Eval)?;
+            let view;
+            let output = match mirrored.as_mut() {
+                None => model.forward_host(batch.inputs(), Mode::Eval)?,
+                Some(m) => {
+                    view = m.next_for(&batch)?;
+                    let inputs = [batch.inputs(), view.inputs()];
+                    m.buffers.mean(model, backend, inputs, n)?
+                }
+            };
             let loss = criterion.compute(&output, targets(&batch), None)?;
             metrics.update(backend, n, output.buffer(), criterion.target_buffer())?;
             loss_sum += f64::from(loss) * n as f64;
@@ -443,43 +478,78 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
     }
 
     /// The loss and every metric over `data` (no gradients, dropout off), in batches
-    /// of `batch_size` (at most the model's `max_batch`).
+    /// of `batch_size` (at most the model's `max_batch`) preprocessed by `pipeline`:
+    /// [`Trainer::evaluate_with`] without test-time augmentation.
     pub fn evaluate(
         &mut self,
         data: impl Dataset + 'static,
         batch_size: usize,
         pipeline: &Pipeline,
     ) -> Result<Evaluation> {
+        let options = EvaluateOptions::new(batch_size).pipeline(pipeline.clone());
+        self.evaluate_with(data, &options)
+    }
+
+    /// The loss and every metric over `data` (no gradients, dropout off) under
+    /// `options`; with [`Tta::Mirror`], computed from the mean of the outputs for each
+    /// image and its mirror image (an example at [`EvaluateOptions`]).
+    pub fn evaluate_with(
+        &mut self,
+        data: impl Dataset + 'static,
+        options: &EvaluateOptions,
+    ) -> Result<Evaluation> {
         let data: SharedData = Arc::new(data);
         check_shape::<B, M>(&*data, "evaluation")?;
-        let options = self.batch_options(batch_size.min(self.model.max_batch()), pipeline, 1)?;
-        let mut batcher = Batcher::new(data, options)?;
+        let mut batches = self.eval_batches(data, options)?;
         let mut metrics = self.metric_set()?;
-        self.run_eval(&mut batcher, &mut metrics)
+        self.run_eval(&mut batches, &mut metrics)
     }
 
     /// The model's outputs for every sample of `data`, in order (`len x output
     /// size` values; dropout off), in batches of `batch_size` (at most the model's
-    /// `max_batch`).
+    /// `max_batch`) preprocessed by `pipeline`: [`Trainer::predict_with`] without
+    /// test-time augmentation.
     pub fn predict(
         &mut self,
         data: impl Dataset + 'static,
         batch_size: usize,
         pipeline: &Pipeline,
     ) -> Result<Vec<f32>> {
+        let options = EvaluateOptions::new(batch_size).pipeline(pipeline.clone());
+        self.predict_with(data, &options)
+    }
+
+    /// The model's outputs for every sample of `data`, in order (`len x output
+    /// size` values; dropout off), under `options`; with [`Tta::Mirror`], the mean of
+    /// the outputs for each image and its mirror image.
+    pub fn predict_with(
+        &mut self,
+        data: impl Dataset + 'static,
+        options: &EvaluateOptions,
+    ) -> Result<Vec<f32>> {
         let data: SharedData = Arc::new(data);
         check_shape::<B, M>(&*data, "prediction")?;
-        let options = self.batch_options(batch_size.min(self.model.max_batch()), pipeline, 1)?;
         let out_size = M::OUTPUT_SHAPE.size();
         let mut outputs = vec![0.0f32; data.len() * out_size];
-        let mut batcher = Batcher::new(data, options)?;
+        let mut batches = self.eval_batches(data, options)?;
+        let (plain, mut mirrored) = batches.epochs();
         let mut at = 0;
-        for batch in batcher.epoch(0) {
+        for batch in plain.epoch(0) {
             let batch = batch?;
-            let n = batch.len() * out_size;
-            let output = self.model.forward_host(batch.inputs(), Mode::Eval)?;
-            output.download(&self.backend, &mut outputs[at..at + n])?;
-            at += n;
+            let dst = &mut outputs[at..at + batch.len() * out_size];
+            match mirrored.as_mut() {
+                None => self
+                    .model
+                    .forward_host(batch.inputs(), Mode::Eval)?
+                    .download(&self.backend, dst)?,
+                Some(m) => {
+                    let view = m.next_for(&batch)?;
+                    let inputs = [batch.inputs(), view.inputs()];
+                    m.buffers
+                        .mean_into(&mut self.model, &self.backend, inputs, dst)?;
+                }
+            }
+            at += dst.len();
         }
         Ok(outputs)
     }
@@ -520,10 +590,12 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             .augment(options.augment);
         let samples_per_epoch = train.len();
         let mut batcher = Batcher::new(train, train_options)?;
-        let mut val_batcher = match validation {
-            Some(v) => Some(Batcher::new(
+        let mut val_batches = match validation {
+            Some(v) => Some(EvalBatches::new::<M>(
                 v,
                 self.batch_options(options.batch_size, &options.pipeline, options.workers)?,
+                options.validation_tta,
+                &self.backend,
             )?),
             None => None,
         };
@@ -579,7 +651,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             let train_seconds = started.elapsed().as_secs_f64();
             let mut values = vec![("loss".to_string(), loss_sum / seen.max(1) as f64)];
             metrics.values(&self.backend, &mut values)?;
-            if let Some(vb) = val_batcher.as_mut() {
+            if let Some(vb) = val_batches.as_mut() {
                 let evaluation = self.run_eval(vb, &mut val_metrics)?;
                 values.extend(
                     evaluation
