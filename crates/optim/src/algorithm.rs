@@ -276,6 +276,14 @@ impl Default for StepScalars {
     }
 }
 
+/// The weight decay of one tensor: coupled (L2, added to the gradient) and
+/// decoupled (the parameter shrunk by `lr * decoupled`, for AdamW and Lion).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Decay {
+    pub coupled: f64,
+    pub decoupled: f64,
+}
+
 /// `f64` to the kernel's `f32`.
 fn f(v: f64) -> f32 {
     v as f32
@@ -373,6 +381,16 @@ impl Algorithm {
         positive("learning rate", self.learning_rate())
     }
 
+    /// The rule's decoupled weight decay (AdamW's and Lion's `weight_decay`); `None`
+    /// for the rules that have none.
+    pub(crate) fn decoupled_decay(&self) -> Option<f64> {
+        match self {
+            Self::AdamW(a) => Some(a.weight_decay),
+            Self::Lion(a) => Some(a.weight_decay),
+            _ => None,
+        }
+    }
+
     /// The names of the state slots, in the kernel's order.
     pub(crate) fn slot_names(&self) -> &'static [&'static str] {
         match self {
@@ -410,19 +428,21 @@ impl Algorithm {
     }
 
     /// The kernel parameters of update `t` (1 for the first) at rate `lr`, with
-    /// `scalars` already advanced to `t`.
+    /// `scalars` already advanced to `t`. `decay` is the tensor's: coupled, and
+    /// decoupled for the rules that have it (which ignore their own `weight_decay`
+    /// field here).
     pub(crate) fn params(
         &self,
         t: u64,
         lr: f64,
-        weight_decay: f64,
+        decay: Decay,
         scalars: StepScalars,
         len: u32,
     ) -> OptimizerParams {
         let tf = t as f64;
         let base = |kind| OptimizerParams {
             lr: f(lr),
-            weight_decay: f(weight_decay),
+            weight_decay: f(decay.coupled),
             ..OptimizerParams::new(kind, len)
         };
         match *self {
@@ -433,7 +453,7 @@ impl Algorithm {
             },
             Self::Adam(a) => adam_params(a, tf, lr, base(OptimizerKind::Adam)),
             Self::AdamW(a) => OptimizerParams {
-                decay: f(1.0 - lr * a.weight_decay),
+                decay: f(1.0 - lr * decay.decoupled),
                 ..adam_params(a.adam, tf, lr, base(OptimizerKind::Adam))
             },
             Self::RmsProp(a) => OptimizerParams {
@@ -471,7 +491,7 @@ impl Algorithm {
                 one_minus_beta1: f(1.0 - a.beta1),
                 beta2: f(a.beta2),
                 one_minus_beta2: f(1.0 - a.beta2),
-                decay: f(1.0 - lr * a.weight_decay),
+                decay: f(1.0 - lr * decay.decoupled),
                 ..base(OptimizerKind::Lion)
             },
         }

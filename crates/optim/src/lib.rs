@@ -1,6 +1,7 @@
 //! The optimizers of kiln: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop
 //! (momentum, centered), Adagrad, Nadam and Lion; coupled and decoupled weight decay;
-//! clipping by value, by norm and by global norm; and learning-rate schedules.
+//! clipping by value, by norm and by global norm; parameter groups with a weight
+//! decay and a learning-rate scale of their own; and learning-rate schedules.
 //!
 //! Each update is one fused pass of the backend's optimizer kernel over a
 //! parameter, its gradient and its state, with the arithmetic in the order of
@@ -19,11 +20,13 @@
 
 mod algorithm;
 mod error;
+mod group;
 mod optimizer;
 mod schedule;
 
 pub use algorithm::{Adagrad, Adam, AdamW, Algorithm, Lion, Nadam, RmsProp, Sgd};
 pub use error::{Error, Result};
+pub use group::ParamGroup;
 pub use optimizer::{Clipping, Optimizer, OptimizerState};
 pub use schedule::{
     Anneal, Constant, CosineDecay, ExponentialDecay, Monitor, OneCycle, PolynomialDecay,

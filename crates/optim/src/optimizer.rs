@@ -1,13 +1,14 @@
 //! [`Optimizer`]: an update rule, its learning rate (fixed or scheduled), weight
-//! decay and gradient clipping, and the state it keeps for every parameter tensor.
+//! decay, gradient clipping and parameter groups, and the state it keeps for every
+//! parameter tensor.
 
 use std::sync::Arc;
 
 use kiln_kernels::ops::optimizer::OptimizerStep;
 use kiln_kernels::{Backend, Group, Trainable};
 
-use crate::algorithm::StepScalars;
-use crate::{Algorithm, Error, Result, Schedule};
+use crate::algorithm::{Decay, StepScalars};
+use crate::{Algorithm, Error, ParamGroup, Result, Schedule};
 
 /// Tensors the optimizer hands the backend at once (a GPU updates up to eight in one
 /// launch).
@@ -39,6 +40,27 @@ fn check_rate(lr: f64) -> std::result::Result<(), String> {
     }
 }
 
+/// The weight decay and learning-rate scale of a tensor in `group` (`None`: the
+/// optimizer's `defaults`). A group's decay is all the tensor gets: decoupled for the
+/// rules that decay so, coupled for the others.
+fn settings(algorithm: Algorithm, defaults: Decay, group: Option<&ParamGroup>) -> (Decay, f64) {
+    let Some(group) = group else {
+        return (defaults, 1.0);
+    };
+    let decay = match (group.weight_decay, algorithm.decoupled_decay()) {
+        (None, _) => defaults,
+        (Some(wd), Some(_)) => Decay {
+            coupled: 0.0,
+            decoupled: wd,
+        },
+        (Some(wd), None) => Decay {
+            coupled: wd,
+            decoupled: 0.0,
+        },
+    };
+    (decay, group.learning_rate_scale)
+}
+
 /// The scale that brings a norm down to `max`, as `clip_grad_norm_` computes it.
 fn clip_scale(max: f64, norm: f64) -> f64 {
     (max / (norm + 1e-6)).min(1.0)
@@ -57,6 +79,9 @@ struct Slot<B: Backend> {
     layer: &'static str,
     name: &'static str,
     len: usize,
+    /// The group the tensor belongs to (`None`: the optimizer's defaults), resolved
+    /// when the optimizer first sees the model.
+    group: Option<usize>,
     /// `slots * len` values: each state slot after the other.
     state: B::Buffer,
     /// The gradient's scale this step (clipping by norm).
@@ -75,15 +100,21 @@ struct Slot<B: Backend> {
 /// assert_eq!(optimizer.learning_rate(), 1e-3);
 /// ```
 ///
-/// State is allocated at the first [`Optimizer::step`]; every later step allocates
-/// nothing. [`Optimizer::state`] and [`Optimizer::load_state`] save and restore it
-/// exactly.
+/// Tensors can be treated apart in [`ParamGroup`]s (no weight decay on biases and
+/// batch-norm parameters, a lower rate for some layers): see [`Optimizer::group`].
+///
+/// State is allocated, and each tensor's group resolved, at the first
+/// [`Optimizer::step`]; every later step allocates nothing. [`Optimizer::state`] and
+/// [`Optimizer::load_state`] save and restore it exactly.
 #[derive(Debug)]
 pub struct Optimizer<B: Backend> {
     algorithm: Algorithm,
     lr: LearningRate,
     weight_decay: f64,
     clipping: Clipping,
+    groups: Vec<ParamGroup>,
+    /// The groups changed since the tensors' were resolved.
+    regroup: bool,
     slots: Vec<Slot<B>>,
     step: u64,
     scalars: StepScalars,
@@ -101,6 +132,10 @@ pub struct OptimizerState {
     pub learning_rate: Option<f64>,
     /// Named scalars (Nadam's `mu_product`).
     pub scalars: Vec<(String, f64)>,
+    /// The optimizer's groups, in order, as [`ParamGroup`]'s `Display` writes them
+    /// (selectors and settings); empty without groups. A state loads only into an
+    /// optimizer with the same groups.
+    pub groups: Vec<String>,
     /// One entry a parameter tensor and state slot, keyed `conv1.weight.exp_avg`.
     pub tensors: Vec<(String, Vec<f32>)>,
 }
@@ -115,6 +150,8 @@ impl<B: Backend> Optimizer<B> {
             algorithm,
             weight_decay: 0.0,
             clipping: Clipping::default(),
+            groups: Vec::new(),
+            regroup: false,
             slots: Vec::new(),
             step: 0,
             scalars: StepScalars::default(),
@@ -142,6 +179,56 @@ impl<B: Backend> Optimizer<B> {
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
         self
+    }
+
+    /// Adds a group: tensors with a weight decay and a learning-rate scale of their
+    /// own, selected by layer kind or name pattern (see [`ParamGroup`]). Of several groups
+    /// the first that takes a tensor wins; tensors that no group takes keep the
+    /// optimizer's settings. Every group must take at least one tensor of the model,
+    /// else the first step is an error that lists the model's layer kinds (a
+    /// misspelt kind or pattern would otherwise go unnoticed).
+    ///
+    /// ```
+    /// use kiln_optim::{AdamW, OneCycle, Optimizer, ParamGroup};
+    ///
+    /// // timm's and Keras's recipe: decoupled decay on the weights only, the
+    /// // normalisation layers and biases without; one one-cycle schedule for both
+    /// // groups, the second at half the rate.
+    /// let optimizer = Optimizer::<kiln_kernels::Cpu>::new(AdamW { weight_decay: 0.05, ..AdamW::pytorch() })
+    ///     .schedule(OneCycle::new(1e-3, 10_000))
+    ///     .group(ParamGroup::new().kinds(["BatchNorm"]).names(["*.bias"]).weight_decay(0.0).learning_rate_scale(0.5));
+    /// assert_eq!(optimizer.groups()[0].to_string(),
+    ///     "group(kinds [BatchNorm], names [*.bias], weight_decay 0, learning_rate_scale 0.5)");
+    /// ```
+    #[must_use]
+    pub fn group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self.regroup = true;
+        self
+    }
+
+    /// The groups, in the order they were added.
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
+    }
+
+    /// Which group each tensor of `model` falls in (`None`: the optimizer's defaults),
+    /// keyed `layer.name` in the model's order: what the first step resolves.
+    /// Allocates.
+    pub fn assignment<M: Trainable<B>>(&self, model: &M) -> Result<Vec<(String, Option<usize>)>> {
+        let mut out = Vec::new();
+        model.parameters(&mut |p| {
+            out.push((p.key(), self.group_of(p.kind, p.layer, p.name)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first group that takes a tensor.
+    fn group_of(&self, kind: &str, layer: &str, name: &str) -> Option<usize> {
+        self.groups
+            .iter()
+            .position(|g| g.selects(kind, layer, name))
     }
 
     /// Clamps every gradient value to `[-value, value]`.
@@ -226,21 +313,104 @@ impl<B: Backend> Optimizer<B> {
                 self.weight_decay
             )));
         }
+        for group in &self.groups {
+            group.check().map_err(|d| self.config_error(d))?;
+        }
         Ok(())
     }
 
-    /// Makes sure every tensor of `model` has its state (allocating it the first
-    /// time) and works out this step's per-tensor gradient scales.
-    fn prepare<M: Trainable<B>>(&mut self, model: &M) -> Result<()> {
+    /// Fresh state for every tensor of `model`, each with its group resolved; an
+    /// error when a group takes no tensor.
+    fn fresh_slots<M: Trainable<B>>(&self, model: &M) -> Result<Vec<Slot<B>>> {
         let backend = model.backend();
-        let first = self.slots.is_empty();
         let slot_count = self.algorithm.slot_names().len();
+        let algorithm = self.algorithm;
+        let mut slots = Vec::new();
+        model.parameters(&mut |p| {
+            let len = p.shape.size();
+            let mut state = backend.alloc(slot_count * len)?;
+            if (0..slot_count).any(|s| algorithm.initial_state(s) != 0.0) {
+                let init: Vec<f32> = (0..slot_count)
+                    .flat_map(|s| std::iter::repeat_n(algorithm.initial_state(s), len))
+                    .collect();
+                backend.upload(&init, &mut state)?;
+            }
+            slots.push(Slot {
+                layer: p.layer,
+                name: p.name,
+                len,
+                group: self.group_of(p.kind, p.layer, p.name),
+                state,
+                grad_scale: 1.0,
+            });
+            Ok(())
+        })?;
+        self.check_groups_take(model, slots.iter().map(|s| s.group))?;
+        Ok(slots)
+    }
+
+    /// An error naming the first group that takes none of the tensors, and the
+    /// model's layer kinds.
+    fn check_groups_take<M: Trainable<B>>(
+        &self,
+        model: &M,
+        groups: impl Iterator<Item = Option<usize>> + Clone,
+    ) -> Result<()> {
+        let Some(empty) = (0..self.groups.len()).find(|&g| !groups.clone().any(|t| t == Some(g)))
+        else {
+            return Ok(());
+        };
+        let mut kinds: Vec<&str> = Vec::new();
+        model.parameters(&mut |p| {
+            if !kinds.contains(&p.kind) {
+                kinds.push(p.kind);
+            }
+            Ok(())
+        })?;
+        let earlier = if empty > 0 {
+            " (or earlier groups took them all)"
+        } else {
+            ""
+        };
+        Err(self.config_error(format!(
+            "{} (group {empty}) selects no tensor of the model{earlier}; its tensors are of \
+             layer kinds {}",
+            self.groups[empty],
+            kinds.join(", ")
+        )))
+    }
+
+    /// Resolves every tensor's group again, keeping its state (groups were added
+    /// after the state was made).
+    fn resolve_groups<M: Trainable<B>>(&mut self, model: &M) -> Result<()> {
+        let mut resolved = Vec::with_capacity(self.slots.len());
+        model.parameters(&mut |p| {
+            resolved.push(self.group_of(p.kind, p.layer, p.name));
+            Ok(())
+        })?;
+        self.check_groups_take(model, resolved.iter().copied())?;
+        for (slot, group) in self.slots.iter_mut().zip(resolved) {
+            slot.group = group;
+        }
+        self.regroup = false;
+        Ok(())
+    }
+
+    /// Makes sure every tensor of `model` has its state (allocating it and resolving
+    /// its group the first time) and works out this step's per-tensor gradient
+    /// scales.
+    fn prepare<M: Trainable<B>>(&mut self, model: &M) -> Result<()> {
+        if self.slots.is_empty() {
+            self.slots = self.fresh_slots(model)?;
+            self.regroup = false;
+        } else if self.regroup {
+            self.resolve_groups(model)?;
+        }
+        let backend = model.backend();
         let (clip_norm, clip_global) = (self.clipping.norm, self.clipping.global_norm);
         let mut index = 0;
         let mut total = 0.0f64;
-        let mut fresh: Vec<Slot<B>> = Vec::new();
         let mut mismatch: Option<String> = None;
-        let algorithm = self.algorithm;
         let slots = &mut self.slots;
         model.parameters(&mut |p| {
             let len = p.shape.size();
@@ -251,22 +421,7 @@ impl<B: Backend> Optimizer<B> {
             };
             total += squares;
             let grad_scale = clip_norm.map_or(1.0, |max| clip_scale(max, squares.sqrt()));
-            if first {
-                let mut state = backend.alloc(slot_count * len)?;
-                if (0..slot_count).any(|s| algorithm.initial_state(s) != 0.0) {
-                    let init: Vec<f32> = (0..slot_count)
-                        .flat_map(|s| std::iter::repeat_n(algorithm.initial_state(s), len))
-                        .collect();
-                    backend.upload(&init, &mut state)?;
-                }
-                fresh.push(Slot {
-                    layer: p.layer,
-                    name: p.name,
-                    len,
-                    state,
-                    grad_scale,
-                });
-            } else if let Some(slot) = slots.get_mut(index) {
+            if let Some(slot) = slots.get_mut(index) {
                 if (slot.layer, slot.name, slot.len) != (p.layer, p.name, len) && mismatch.is_none()
                 {
                     mismatch = Some(format!(
@@ -285,9 +440,7 @@ impl<B: Backend> Optimizer<B> {
             index += 1;
             Ok(())
         })?;
-        if first {
-            self.slots = fresh;
-        } else if index != self.slots.len() {
+        if index != self.slots.len() {
             mismatch.get_or_insert(format!(
                 "the model has {index} tensors but the optimizer's state {}",
                 self.slots.len()
@@ -317,7 +470,12 @@ impl<B: Backend> Optimizer<B> {
         self.algorithm.advance(t, &mut scalars);
         let backend = model.backend().clone();
         let clip_value = self.clipping.value.map_or(f32::INFINITY, |v| v as f32);
-        let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
+        let algorithm = self.algorithm;
+        let defaults = Decay {
+            coupled: self.weight_decay,
+            decoupled: algorithm.decoupled_decay().unwrap_or(0.0),
+        };
+        let groups = &self.groups;
         // The tensors go to the backend in groups, which a GPU updates in one launch
         // each.
         let mut slots = self.slots.iter_mut();
@@ -330,7 +488,9 @@ impl<B: Backend> Optimizer<B> {
                 op: "optimizer_step",
                 detail: format!("{}.{} has more than 2^32 values", slot.layer, slot.name),
             })?;
-            let mut params = algorithm.params(t, lr, weight_decay, scalars, len);
+            let (decay, scale) =
+                settings(algorithm, defaults, slot.group.and_then(|g| groups.get(g)));
+            let mut params = algorithm.params(t, lr * scale, decay, scalars, len);
             params.grad_scale = slot.grad_scale as f32;
             params.clip_value = clip_value;
             let step = OptimizerStep {
@@ -368,13 +528,14 @@ impl<B: Backend> Optimizer<B> {
                 LearningRate::Scheduled(_) => None,
             },
             scalars: vec![("mu_product".into(), f64::from(self.scalars.mu_product))],
+            groups: self.groups.iter().map(ToString::to_string).collect(),
             tensors,
         })
     }
 
     /// Restores a state saved by [`Optimizer::state`] for `model`, so that training
-    /// continues bit for bit. The rule, tensor names and sizes must match; the error
-    /// says which differ.
+    /// continues bit for bit. The rule, the groups, the tensor names and sizes must
+    /// match; the error says which differ, and leaves the optimizer as it was.
     pub fn load_state<M: Trainable<B>>(&mut self, model: &M, state: &OptimizerState) -> Result<()> {
         let name = self.algorithm.name();
         if state.algorithm != name {
@@ -384,52 +545,70 @@ impl<B: Backend> Optimizer<B> {
             )));
         }
         self.validate()?;
-        self.slots.clear();
-        self.prepare(model)?;
+        let groups: Vec<String> = self.groups.iter().map(ToString::to_string).collect();
+        if state.groups != groups {
+            let list = |g: &[String]| {
+                if g.is_empty() {
+                    "no groups".to_string()
+                } else {
+                    g.join("; ")
+                }
+            };
+            return Err(self.config_error(format!(
+                "the saved state was made with {}, but this optimizer has {}: build it \
+                 with the same groups, in the same order",
+                list(&state.groups),
+                list(&groups)
+            )));
+        }
+        let fresh = state.step == 0 && state.tensors.is_empty();
+        // Saved before the first update: the tensors get their state at the next
+        // step, as in a new optimizer.
+        let mut slots = if fresh {
+            Vec::new()
+        } else {
+            self.fresh_slots(model)?
+        };
         let names = self.algorithm.slot_names();
-        let backend = model.backend();
-        if state.tensors.len() != self.slots.len() * names.len() {
+        if !fresh && state.tensors.len() != slots.len() * names.len() {
             return Err(self.config_error(format!(
                 "the saved state holds {} tensors, the model needs {}",
                 state.tensors.len(),
-                self.slots.len() * names.len()
+                slots.len() * names.len()
             )));
         }
+        let backend = model.backend();
         let mut saved = state.tensors.iter();
-        for slot in &mut self.slots {
+        for slot in &mut slots {
             let mut values = Vec::with_capacity(names.len() * slot.len);
             for slot_name in names {
                 let key = format!("{}.{}.{}", slot.layer, slot.name, slot_name);
                 match saved.next() {
                     Some((k, v)) if *k == key && v.len() == slot.len => values.extend_from_slice(v),
                     Some((k, v)) => {
-                        return Err(Error::Config {
-                            optimizer: name,
-                            detail: format!(
-                                "expected {key} of {} values in the saved state, found {k} of {}",
-                                slot.len,
-                                v.len()
-                            ),
-                        });
+                        return Err(self.config_error(format!(
+                            "expected {key} of {} values in the saved state, found {k} of {}",
+                            slot.len,
+                            v.len()
+                        )));
                     }
-                    None => {
-                        return Err(Error::Config {
-                            optimizer: name,
-                            detail: "the saved state ended early".into(),
-                        });
-                    }
+                    None => return Err(self.config_error("the saved state ended early".into())),
                 }
             }
             backend.upload(&values, &mut slot.state)?;
         }
+        let mut scalars = StepScalars::default();
+        for (key, value) in &state.scalars {
+            if key == "mu_product" {
+                scalars.mu_product = *value as f32;
+            }
+        }
+        self.slots = slots;
+        self.regroup = false;
+        self.scalars = scalars;
         self.step = state.step;
         if let (Some(lr), LearningRate::Fixed(_)) = (state.learning_rate, &self.lr) {
             self.lr = LearningRate::Fixed(lr);
-        }
-        for (key, value) in &state.scalars {
-            if key == "mu_product" {
-                self.scalars.mu_product = *value as f32;
-            }
         }
         Ok(())
     }

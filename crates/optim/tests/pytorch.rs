@@ -1,5 +1,6 @@
-//! Every optimizer, clipping mode and schedule against `torch.optim`: 25 updates of
-//! two tensors with fixed gradients, every value to 1e-6 relative.
+//! Every optimizer, clipping mode and schedule, and parameter groups, against
+//! `torch.optim`: 25 updates of two tensors with fixed gradients, every value to 1e-6
+//! relative.
 //!
 //! The trajectories come from `oracle/pytorch_optim.py`, kept beside the generated
 //! `oracle/pytorch_optim.json`.
@@ -12,7 +13,7 @@ use common::Tensors;
 use kiln_kernels::Cpu;
 use kiln_optim::{
     Adagrad, Adam, AdamW, Algorithm, CosineDecay, ExponentialDecay, Lion, Monitor, Nadam, OneCycle,
-    Optimizer, PolynomialDecay, ReduceLrOnPlateau, RmsProp, Schedule, Sgd, StepDecay,
+    Optimizer, ParamGroup, PolynomialDecay, ReduceLrOnPlateau, RmsProp, Schedule, Sgd, StepDecay,
 };
 use serde_json::Value;
 
@@ -136,6 +137,21 @@ fn optimizer(case: &Value) -> Optimizer<Cpu> {
     {
         opt = opt.schedule(Boxed(s));
     }
+    for group in cfg
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let names = group["names"].as_array().unwrap().iter();
+        let mut g = ParamGroup::new()
+            .names(names.map(|n| n.as_str().unwrap()))
+            .learning_rate_scale(num(group, "learning_rate_scale", 1.0));
+        if let Some(wd) = group.get("weight_decay").and_then(Value::as_f64) {
+            g = g.weight_decay(wd);
+        }
+        opt = opt.group(g);
+    }
     if let Some(clip) = case["clip"].as_array() {
         let bound = clip[1].as_f64().unwrap();
         opt = match clip[0].as_str().unwrap() {
@@ -175,7 +191,9 @@ fn every_optimizer_and_schedule_follows_pytorch() {
         .map(|step| step.as_array().unwrap().iter().map(floats).collect())
         .collect();
     let cases = oracle["cases"].as_array().unwrap();
-    assert!(cases.len() >= 23, "the oracle lost cases");
+    assert!(cases.len() >= 28, "the oracle lost cases");
+    let grouped = cases.iter().filter(|c| c["kiln"].get("groups").is_some());
+    assert_eq!(grouped.count(), 5, "the oracle lost its cases of groups");
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let mut tensors = Tensors::new(

@@ -21,6 +21,12 @@ Clipping uses torch.nn.utils.clip_grad_value_ / clip_grad_norm_ (per tensor:
 one call per tensor) before `optimizer.step()`. Lion is not in torch.optim: it
 is written out from the paper (decoupled decay, sign of the interpolation,
 then the momentum update) with torch tensor ops.
+
+The `*_groups*` cases put the two tensors in two `param_groups`: the weight
+with the optimizer's settings, the bias with its own `lr` (a multiple of the
+optimizer's: kiln's `learning_rate_scale`) and, but in `adam_groups_lr_only`,
+`weight_decay=0` (kiln: `ParamGroup::new().names(["*.bias"])`). Under
+OneCycleLR the bias's `max_lr` is the same multiple of the weight's.
 """
 
 import json
@@ -120,6 +126,24 @@ def sgd(lr, **kw):
     return lambda ps: torch.optim.SGD(ps, lr=lr, foreach=False, **kw)
 
 
+def two_groups(make, lr, scale, weight_decay=0.0):
+    """`make` over [weight] with the defaults and [bias] with lr * scale and, unless
+    None, its own weight decay."""
+    def build(ps):
+        bias = {"params": [ps[1]], "lr": lr * scale}
+        if weight_decay is not None:
+            bias["weight_decay"] = weight_decay
+        return make([{"params": [ps[0]]}, bias])
+    return build
+
+
+def bias_group(scale, weight_decay=0.0):
+    group = {"names": ["*.bias"], "learning_rate_scale": scale}
+    if weight_decay is not None:
+        group["weight_decay"] = weight_decay
+    return [group]
+
+
 cases = [
     run("sgd", sgd(0.1), {"algorithm": "sgd", "lr": 0.1}),
     run("sgd_momentum", sgd(0.05, momentum=0.9), {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}),
@@ -176,6 +200,29 @@ cases = [
             o, factor=0.5, patience=2, threshold=1e-2, cooldown=1),
         plateau=[1.0, 0.9, 0.85, 0.86, 0.849, 0.848, 0.9, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75,
                  0.5, 0.5, 0.5, 0.5, 0.5, 0.49, 0.4, 0.41, 0.42, 0.43, 0.44, 0.45]),
+    run("sgd_momentum_weight_decay_groups",
+        two_groups(sgd(0.05, momentum=0.9, weight_decay=1e-2), 0.05, 0.5),
+        {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-2,
+         "groups": bias_group(0.5)}),
+    run("sgd_nesterov_weight_decay_groups",
+        two_groups(sgd(0.05, momentum=0.9, nesterov=True, weight_decay=1e-2), 0.05, 0.5),
+        {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2,
+         "groups": bias_group(0.5)}),
+    run("adamw_groups",
+        two_groups(lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1, foreach=False), 1e-2, 0.5),
+        {"algorithm": "adamw", "lr": 1e-2, "eps": 1e-8, "decoupled_weight_decay": 0.1,
+         "groups": bias_group(0.5)}),
+    run("adam_groups_lr_only",
+        two_groups(lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-2, foreach=False), 1e-2, 2.0,
+                   weight_decay=None),
+        {"algorithm": "adam", "lr": 1e-2, "eps": 1e-8, "weight_decay": 1e-2,
+         "groups": bias_group(2.0, weight_decay=None)}),
+    run("sgd_nesterov_groups_one_cycle",
+        two_groups(sgd(0.5, momentum=0.9, nesterov=True, weight_decay=5e-4), 0.5, 0.5),
+        {"algorithm": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+         "schedule": "one_cycle", "groups": bias_group(0.5)},
+        make_scheduler=lambda o: torch.optim.lr_scheduler.OneCycleLR(
+            o, max_lr=[0.5, 0.25], total_steps=STEPS, cycle_momentum=False)),
 ]
 
 here = os.path.dirname(os.path.abspath(__file__))

@@ -313,6 +313,19 @@ fn parse_pairs(v: Option<&Value>, what: &str) -> Result<Vec<(String, f64)>, Stri
         .collect()
 }
 
+/// A JSON list of strings; `what` names the list and `item` its entries in the error.
+fn strings(v: &Value, what: &str, item: &str) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("its {what} are not a list"))?
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("{item} {k} is not a string"))
+        })
+        .collect()
+}
+
 /// The `history` metadata: a list with one object an epoch,
 /// `{"epoch": 0, "values": [["loss", 0.52], ["val_loss", 0.61]], "learning_rate": 0.001,
 /// "seconds": 12.5}`.
@@ -357,9 +370,11 @@ fn parse_history(text: &str) -> Result<History, String> {
 }
 
 /// The `optimizer` metadata: `{"algorithm": "adam", "step": 1200, "learning_rate":
-/// 0.001 (null under a schedule), "scalars": [["mu_product", 1.0]], "tensors":
-/// ["conv1.weight.exp_avg", ...]}`. `tensors` lists the state tensors in the order
-/// the optimizer gave them; each is stored as `optimizer.<name>`.
+/// 0.001 (null under a schedule), "scalars": [["mu_product", 1.0]], "groups":
+/// ["group(kinds [BatchNorm], ...)"], "tensors": ["conv1.weight.exp_avg", ...]}`.
+/// `groups` describes the parameter groups (absent in files saved before there were
+/// any: no groups); `tensors` lists the state tensors in the order the optimizer
+/// gave them; each is stored as `optimizer.<name>`.
 pub(crate) fn optimizer_json(state: &OptimizerState) -> Value {
     let mut object = Map::new();
     object.insert("algorithm".into(), json!(state.algorithm));
@@ -369,6 +384,7 @@ pub(crate) fn optimizer_json(state: &OptimizerState) -> Value {
         state.learning_rate.map_or(Value::Null, number),
     );
     object.insert("scalars".into(), pairs_json(&state.scalars));
+    object.insert("groups".into(), json!(state.groups));
     object.insert(
         "tensors".into(),
         state.tensors.iter().map(|(k, _)| json!(k)).collect(),
@@ -395,22 +411,21 @@ fn parse_optimizer(text: &str) -> Result<(OptimizerState, Vec<String>), String> 
         Some(v) => Some(parse_number(v, "learning_rate")?),
     };
     let scalars = parse_pairs(object.get("scalars"), "scalars")?;
-    let keys = object
-        .get("tensors")
-        .and_then(Value::as_array)
-        .ok_or("its tensors are not a list")?
-        .iter()
-        .map(|k| {
-            k.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("tensor name {k} is not a string"))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let groups = match object.get("groups") {
+        None => Vec::new(),
+        Some(v) => strings(v, "groups", "group")?,
+    };
+    let keys = strings(
+        object.get("tensors").unwrap_or(&Value::Null),
+        "tensors",
+        "tensor name",
+    )?;
     let state = OptimizerState {
         algorithm,
         step,
         learning_rate,
         scalars,
+        groups,
         tensors: Vec::with_capacity(keys.len()),
     };
     Ok((state, keys))

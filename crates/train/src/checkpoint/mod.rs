@@ -256,30 +256,11 @@ fn restore_optimizer<B: Backend, M: Model<B>>(
         ));
     }
     let unfit = |e: kiln_optim::Error| format!("its optimizer state does not fit: {e}");
-    if state.step == 0 && state.tensors.is_empty() {
-        // Saved before the first update: a fresh optimizer, but for a learning rate
-        // that may have been set since.
-        if optimizer.iterations() != 0 {
-            return Err(
-                "its optimizer had made no update yet; restore it into a fresh optimizer".into(),
-            );
-        }
-        if let Some(lr) = state.learning_rate {
-            let fixed = optimizer
-                .state(model.backend())
-                .map_err(unfit)?
-                .learning_rate
-                .is_some();
-            if fixed {
-                optimizer.set_learning_rate(lr).map_err(unfit)?;
-            }
-        }
-        return Ok(());
+    if state.step == 0 && state.tensors.is_empty() && optimizer.iterations() != 0 {
+        return Err(
+            "its optimizer had made no update yet; restore it into a fresh optimizer".into(),
+        );
     }
-    // `load_state` drops the optimizer's state before it finds a mismatch; a scratch
-    // optimizer with the same rule finds it first.
-    Optimizer::<B>::new(algorithm)
-        .load_state(model, state)
-        .map_err(unfit)?;
+    // `load_state` checks everything before it changes the optimizer.
     optimizer.load_state(model, state).map_err(unfit)
 }
