@@ -6,7 +6,7 @@ pub enum Error {
     /// Hyper-parameters, or a saved state, that do not fit.
     #[error("{optimizer}: {detail}")]
     Config {
-        /// The rule's name.
+        /// The rule's name (`ema` for the moving average of the weights).
         optimizer: &'static str,
         /// What is wrong.
         detail: String,

@@ -1,7 +1,8 @@
 //! The optimizers of kiln: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop
 //! (momentum, centered), Adagrad, Nadam and Lion; coupled and decoupled weight decay;
 //! clipping by value, by norm and by global norm; parameter groups with a weight
-//! decay and a learning-rate scale of their own; and learning-rate schedules.
+//! decay and a learning-rate scale of their own; learning-rate schedules; and an
+//! exponential moving average of the weights ([`Ema`]).
 //!
 //! Each update is one fused pass of the backend's optimizer kernel over a
 //! parameter, its gradient and its state, with the arithmetic in the order of
@@ -19,12 +20,14 @@
 //! ```
 
 mod algorithm;
+mod ema;
 mod error;
 mod group;
 mod optimizer;
 mod schedule;
 
 pub use algorithm::{Adagrad, Adam, AdamW, Algorithm, Lion, Nadam, RmsProp, Sgd};
+pub use ema::{Ema, EmaState};
 pub use error::{Error, Result};
 pub use group::ParamGroup;
 pub use optimizer::{Clipping, Optimizer, OptimizerState};

@@ -5,10 +5,13 @@
 //!   a dense kernel `[in, units]`).
 //! - Optimizer state tensors are `F32` tensors named `optimizer.<key>`
 //!   (`optimizer.conv1.weight.exp_avg`), shaped as their parameter.
+//! - The averages of an exponential moving average of the weights are `F32` tensors
+//!   named `ema.<key>` (`ema.conv1.weight`, `ema.bn1.running_mean`), shaped as their
+//!   tensor.
 //! - The metadata (string to string, as safetensors has it) holds `format` = `kiln`,
 //!   `kiln_version`, `model` (the struct's name), and when saved: `epoch` (a decimal
-//!   integer), `history` and `optimizer` (JSON, described at [`history_json`] and
-//!   [`optimizer_json`]).
+//!   integer), `history`, `optimizer` and `ema` (JSON, described at
+//!   [`history_json`], [`optimizer_json`] and [`ema_json`]).
 //!
 //! A file without `format` = `kiln` (one that PyTorch wrote) is read for its
 //! weights alone.
@@ -16,7 +19,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use kiln_optim::OptimizerState;
+use kiln_optim::{EmaState, OptimizerState};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use serde_json::{Map, Value, json};
 
@@ -28,6 +31,8 @@ use crate::{EpochLog, History};
 const FORMAT: &str = "kiln";
 /// The prefix of optimizer state tensors.
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// The prefix of the moving average's tensors.
+const EMA_PREFIX: &str = "ema.";
 
 /// What a checkpoint holds, borrowed for writing.
 pub(crate) struct Contents<'a> {
@@ -36,12 +41,13 @@ pub(crate) struct Contents<'a> {
     pub(crate) epoch: Option<usize>,
     pub(crate) history: Option<&'a History>,
     pub(crate) optimizer: Option<&'a OptimizerState>,
+    pub(crate) ema: Option<&'a EmaState>,
 }
 
 /// A checkpoint read back.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    /// Every `F32` tensor that is not optimizer state.
+    /// Every `F32` tensor that is neither optimizer state nor an average.
     pub(crate) weights: Weights,
     /// Tensors of other element types.
     pub(crate) foreign: Vec<Foreign>,
@@ -120,6 +126,16 @@ pub(crate) fn encode(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
             ));
         }
     }
+    if let Some(state) = contents.ema {
+        metadata.insert("ema".into(), ema_json(state).to_string());
+        for (key, values) in &state.tensors {
+            let shape = shapes
+                .get(key.as_str())
+                .filter(|dims| dims.iter().product::<usize>() == values.len())
+                .map_or_else(|| vec![values.len()], |dims| dims.to_vec());
+            tensors.push((format!("{EMA_PREFIX}{key}"), F32View { shape, values }));
+        }
+    }
     safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| format!("safetensors cannot encode the checkpoint: {e}"))
 }
@@ -139,6 +155,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
         .collect();
     let mut info = CheckpointInfo::default();
     let mut state_keys = Vec::new();
+    let mut ema_keys = Vec::new();
     if metadata.get("format").is_some_and(|f| f == FORMAT) {
         info.model = metadata.get("model").cloned();
         info.kiln_version = metadata.get("kiln_version").cloned();
@@ -159,6 +176,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             info.optimizer = Some(state);
             state_keys = keys;
         }
+        if let Some(ema) = metadata.get("ema") {
+            let (state, keys) =
+                parse_ema(ema).map_err(|e| format!("the metadata's ema is not kiln's: {e}"))?;
+            info.ema = Some(state);
+            ema_keys = keys;
+        }
     }
     info.metadata = metadata;
 
@@ -168,6 +191,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     let is_state: HashSet<String> = state_keys
         .iter()
         .map(|k| format!("{OPTIMIZER_PREFIX}{k}"))
+        .chain(ema_keys.iter().map(|k| format!("{EMA_PREFIX}{k}")))
         .collect();
     for name in header.offset_keys() {
         let Some(tensor) = header.info(&name) else {
@@ -218,6 +242,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
                 format!("the optimizer's metadata lists {key}, but the file has no tensor {name}")
             })?;
             optimizer.tensors.push((key, values));
+        }
+    }
+    if let Some(ema) = &mut info.ema {
+        for key in ema_keys {
+            let name = format!("{EMA_PREFIX}{key}");
+            let values = state.remove(&name).ok_or_else(|| {
+                format!("the ema's metadata lists {key}, but the file has no tensor {name}")
+            })?;
+            ema.tensors.push((key, values));
         }
     }
     Ok(Decoded {
@@ -426,6 +459,53 @@ fn parse_optimizer(text: &str) -> Result<(OptimizerState, Vec<String>), String> 
         learning_rate,
         scalars,
         groups,
+        tensors: Vec::with_capacity(keys.len()),
+    };
+    Ok((state, keys))
+}
+
+/// The `ema` metadata: `{"decay": 0.999, "every": 1, "warmup": null (or the warm-up's
+/// power), "steps": 1200, "updates": 1200, "tensors": ["conv1.weight", ...,
+/// "bn1.running_var"]}`. `tensors` lists the averages in the model's order; each is
+/// stored as `ema.<name>`.
+pub(crate) fn ema_json(state: &EmaState) -> Value {
+    json!({
+        "decay": number(state.decay),
+        "every": state.every,
+        "warmup": state.warmup.map_or(Value::Null, number),
+        "steps": state.steps,
+        "updates": state.updates,
+        "tensors": state.tensors.iter().map(|(k, _)| json!(k)).collect::<Value>(),
+    })
+}
+
+/// Reads what [`ema_json`] wrote: the state without its tensors, and their names in
+/// order.
+fn parse_ema(text: &str) -> Result<(EmaState, Vec<String>), String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let object = value.as_object().ok_or("it is not an object")?;
+    let count = |name: &str| {
+        object
+            .get(name)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("its {name} is not a non-negative integer"))
+    };
+    let decay = parse_number(object.get("decay").unwrap_or(&Value::Null), "decay")?;
+    let warmup = match object.get("warmup") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_number(v, "warmup")?),
+    };
+    let keys = strings(
+        object.get("tensors").unwrap_or(&Value::Null),
+        "tensors",
+        "tensor name",
+    )?;
+    let state = EmaState {
+        decay,
+        every: count("every")?,
+        warmup,
+        steps: count("steps")?,
+        updates: count("updates")?,
         tensors: Vec::with_capacity(keys.len()),
     };
     Ok((state, keys))

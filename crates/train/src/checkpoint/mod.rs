@@ -6,8 +6,10 @@
 //! c_out]`, a dense kernel `[in, units]`), so a checkpoint opens in PyTorch with
 //! `safetensors.torch.load_file`, and weights that PyTorch saved under those names and
 //! layouts load into the matching kiln model. Optimizer state tensors are stored as
-//! `optimizer.<name>` (`optimizer.conv1.weight.exp_avg`); the epoch, the history and
-//! the optimizer's scalars are JSON in the file's metadata.
+//! `optimizer.<name>` (`optimizer.conv1.weight.exp_avg`), and a moving average of the
+//! weights ([`Ema`], with [`save_with_ema`] and [`load_with_ema`]) as `ema.<name>`
+//! (`ema.conv1.weight`, `ema.bn1.running_mean`); the epoch, the history, the
+//! optimizer's scalars and the average's settings are JSON in the file's metadata.
 //!
 //! - [`save`] writes atomically: a temporary file beside the target, synced, then
 //!   renamed over it. A crash or a full disk mid-write leaves the previous checkpoint
@@ -60,7 +62,7 @@ use std::path::Path;
 
 use kiln_kernels::Backend;
 use kiln_nn::Model;
-use kiln_optim::{Optimizer, OptimizerState};
+use kiln_optim::{Ema, EmaState, Optimizer, OptimizerState};
 
 pub use weights::Weights;
 
@@ -111,6 +113,9 @@ pub struct CheckpointInfo {
     pub history: Option<History>,
     /// The optimizer's state, tensors included.
     pub optimizer: Option<OptimizerState>,
+    /// The moving average of the weights, tensors included, when it was saved with
+    /// [`save_with_ema`].
+    pub ema: Option<EmaState>,
     /// The file's metadata as stored, every key (kiln's `history` and `optimizer` as
     /// JSON text).
     pub metadata: BTreeMap<String, String>,
@@ -129,18 +134,75 @@ pub fn save<B: Backend, M: Model<B>>(
     model: &M,
     extra: &CheckpointExtra<'_, B>,
 ) -> Result<()> {
-    let path = path.as_ref();
+    save_all(path.as_ref(), model, extra, None)
+}
+
+/// [`save`], with `ema`'s averages (of every weight and saved state tensor) beside
+/// the weights as `ema.<name>` tensors, and its settings and counts in the metadata,
+/// so that [`load_with_ema`] resumes it exactly. The model's own weights are saved as
+/// [`save`] saves them.
+///
+/// ```
+/// use kiln::prelude::*;
+/// use kiln_optim::Ema;
+/// use kiln_train::checkpoint::{self, CheckpointExtra};
+///
+/// kiln::model! {
+///     pub struct Small {
+///         input: [4],
+///         hidden: Dense(8),
+///         bn: BatchNorm(relu, convention = pytorch),
+///         out: Dense(3, softmax),
+///     }
+/// }
+///
+/// let cpu = Cpu::new()?;
+/// let model = Small::new(&cpu, 1, 7)?;
+/// let mut ema = Ema::new(0.999);
+/// ema.update(&model)?; // after each optimizer step
+/// let path = std::env::temp_dir().join(format!("kiln-doc-ema-{}.st", std::process::id()));
+/// checkpoint::save_with_ema(&path, &model, &CheckpointExtra::default(), &ema)?;
+/// assert!(checkpoint::read_info(&path)?.ema.is_some());
+///
+/// let mut restored = Small::new(&cpu, 1, 8)?;
+/// let mut resumed = Ema::new(0.999);
+/// checkpoint::load_with_ema(&path, &mut restored, None, &mut resumed)?;
+/// assert_eq!(resumed.updates(), 1);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// Those of [`save`], and [`Error::Optimizer`] while the averages are swapped into
+/// the model (swap them back first).
+pub fn save_with_ema<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &M,
+    extra: &CheckpointExtra<'_, B>,
+    ema: &Ema<B>,
+) -> Result<()> {
+    save_all(path.as_ref(), model, extra, Some(ema))
+}
+
+fn save_all<B: Backend, M: Model<B>>(
+    path: &Path,
+    model: &M,
+    extra: &CheckpointExtra<'_, B>,
+    ema: Option<&Ema<B>>,
+) -> Result<()> {
     let weights = Weights::of(model)?;
     let optimizer = extra
         .optimizer
         .map(|o| o.state(model.backend()))
         .transpose()?;
+    let ema = ema.map(|e| e.state(model.backend())).transpose()?;
     let bytes = format::encode(&format::Contents {
         model: M::NAME,
         weights: &weights,
         epoch: extra.epoch,
         history: extra.history,
         optimizer: optimizer.as_ref(),
+        ema: ema.as_ref(),
     })
     .map_err(|detail| checkpoint_error(path, detail))?;
     atomic::write_atomic(path, |w| w.write_all(&bytes))
@@ -181,7 +243,33 @@ pub fn load<B: Backend, M: Model<B>>(
     model: &mut M,
     optimizer: Option<&mut Optimizer<B>>,
 ) -> Result<CheckpointInfo> {
-    let path = path.as_ref();
+    load_all(path.as_ref(), model, optimizer, None)
+}
+
+/// [`load`], restoring `ema` too from the averages that [`save_with_ema`] saved, so
+/// that the average resumes where it stopped.
+///
+/// Everything is checked before anything changes: on error neither `model`,
+/// `optimizer` nor `ema` is modified.
+///
+/// # Errors
+/// Those of [`load`], and [`Error::Checkpoint`] naming `path` when the file holds no
+/// average, or one that does not fit `ema` (other settings, other tensors).
+pub fn load_with_ema<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &mut M,
+    optimizer: Option<&mut Optimizer<B>>,
+    ema: &mut Ema<B>,
+) -> Result<CheckpointInfo> {
+    load_all(path.as_ref(), model, optimizer, Some(ema))
+}
+
+fn load_all<B: Backend, M: Model<B>>(
+    path: &Path,
+    model: &mut M,
+    optimizer: Option<&mut Optimizer<B>>,
+    ema: Option<&mut Ema<B>>,
+) -> Result<CheckpointInfo> {
     let decoded = read(path)?;
     let problems = decoded.weights.mismatches(model, &decoded.foreign)?;
     if !problems.is_empty() {
@@ -200,16 +288,39 @@ pub fn load<B: Backend, M: Model<B>>(
             ),
         ));
     }
-    if let Some(optimizer) = optimizer {
-        let Some(state) = &decoded.info.optimizer else {
+    // The average is restored first and put back as it was if the optimizer's
+    // state does not fit: each `load_state` changes nothing when it fails.
+    let mut restored_ema = None;
+    if let Some(ema) = ema {
+        let Some(state) = &decoded.info.ema else {
             return Err(checkpoint_error(
                 path,
-                "holds no optimizer state (it was saved without an optimizer); load the \
-                 weights alone with load_weights",
+                "holds no moving average (it was saved without one); load it with load, \
+                 or save it with save_with_ema",
             ));
         };
-        restore_optimizer(optimizer, model, state)
-            .map_err(|detail| checkpoint_error(path, detail))?;
+        let unfit = |e: kiln_optim::Error| {
+            checkpoint_error(path, format!("its moving average does not fit: {e}"))
+        };
+        let before = ema.state(model.backend()).map_err(unfit)?;
+        ema.load_state(model, state).map_err(unfit)?;
+        restored_ema = Some((ema, before));
+    }
+    if let Some(optimizer) = optimizer {
+        let restored = match &decoded.info.optimizer {
+            None => Err(
+                "holds no optimizer state (it was saved without an optimizer); load \
+                 the weights alone with load_weights"
+                    .to_string(),
+            ),
+            Some(state) => restore_optimizer(optimizer, model, state),
+        };
+        if let Err(detail) = restored {
+            if let Some((ema, before)) = restored_ema {
+                ema.load_state(model, &before)?;
+            }
+            return Err(checkpoint_error(path, detail));
+        }
     }
     decoded.weights.restore_checked(model)?;
     Ok(decoded.info)
