@@ -60,8 +60,8 @@ pub mod prelude {
     pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
     pub use kiln_nn::{Mode, Model};
     pub use kiln_optim::{
-        Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
-        PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,
+        Adagrad, Adam, AdamW, CosineDecay, Ema, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
+        ParamGroup, PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,
     };
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
     pub use kiln_train::{

@@ -9,7 +9,7 @@ use kiln_data::{Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline,
 use kiln_kernels::{Backend, Group, ParamRef};
 use kiln_losses::{Criterion, Loss, Targets};
 use kiln_nn::{Mode, Model};
-use kiln_optim::Optimizer;
+use kiln_optim::{Ema, Optimizer};
 
 use crate::callbacks::{Callback, Context};
 use crate::evaluate::{EvalBatches, EvaluateOptions, Tta};
@@ -200,7 +200,8 @@ impl Evaluation {
     }
 }
 
-/// A model ready to train: its loss, optimizer and metrics.
+/// A model ready to train: its loss, optimizer and metrics, and optionally a moving
+/// average of its weights.
 ///
 /// Training and inference modes are the trainer's business: `fit` runs batches in
 /// [`Mode::Train`] (dropout on), `evaluate` and `predict` in [`Mode::Eval`].
@@ -209,6 +210,9 @@ pub struct Trainer<B: Backend, M: Model<B>> {
     criterion: Criterion<M::Output, B>,
     optimizer: Optimizer<B>,
     metrics: Vec<Metric>,
+    /// The moving average of the weights that validation, `evaluate` and `predict`
+    /// use once it has seen a step.
+    ema: Option<Ema<B>>,
     backend: B,
 }
 
@@ -353,8 +357,53 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             criterion,
             optimizer,
             metrics: Vec::new(),
+            ema: None,
             backend,
         })
+    }
+
+    /// The same with a moving average of the weights (and of the saved state, such as
+    /// running statistics), updated after every training step and used by
+    /// validation, [`Trainer::evaluate`] and [`Trainer::predict`] once it has seen a
+    /// step (PyTorch's `AveragedModel` with an EMA, Keras's `use_ema`).
+    ///
+    /// ```
+    /// # use kiln::prelude::*;
+    /// # kiln::model! { struct Net { input: [4], out: Dense(2) } }
+    /// # let model = Net::new(&Cpu::new()?, 8, 1)?;
+    /// let trainer = Trainer::new(model, Loss::mean_squared_error(), Optimizer::new(Adam::default()))?
+    ///     .ema(Ema::new(0.999));
+    /// assert!(trainer.average().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn ema(mut self, ema: Ema<B>) -> Self {
+        self.ema = Some(ema);
+        self
+    }
+
+    /// The moving average of the weights, if the trainer keeps one (to save it with
+    /// [`checkpoint::save_with_ema`](crate::checkpoint::save_with_ema)).
+    pub fn average(&self) -> Option<&Ema<B>> {
+        self.ema.as_ref()
+    }
+
+    /// Runs `f` with the averaged weights in the model, when there is an average that
+    /// has seen a step, and puts the trained weights back whatever `f` returns.
+    fn with_average<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let Some(mut ema) = self.ema.take().filter(|e| e.updates() > 0) else {
+            return f(self);
+        };
+        if let Err(e) = ema.swap(&mut self.model) {
+            self.ema = Some(ema);
+            return Err(e.into());
+        }
+        let result = f(self);
+        let back = ema.swap(&mut self.model);
+        self.ema = Some(ema);
+        let value = result?;
+        back?;
+        Ok(value)
     }
 
     /// The same with `metrics` reported after the loss.
@@ -502,7 +551,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         check_shape::<B, M>(&*data, "evaluation")?;
         let mut batches = self.eval_batches(data, options)?;
         let mut metrics = self.metric_set()?;
-        self.run_eval(&mut batches, &mut metrics)
+        self.with_average(|t| t.run_eval(&mut batches, &mut metrics))
     }
 
     /// The model's outputs for every sample of `data`, in order (`len x output
@@ -529,9 +578,14 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
     ) -> Result<Vec<f32>> {
         let data: SharedData = Arc::new(data);
         check_shape::<B, M>(&*data, "prediction")?;
-        let out_size = M::OUTPUT_SHAPE.size();
-        let mut outputs = vec![0.0f32; data.len() * out_size];
         let mut batches = self.eval_batches(data, options)?;
+        self.with_average(|t| t.run_predict(&mut batches))
+    }
+
+    /// The outputs for every batch of `batches`, in order.
+    fn run_predict(&mut self, batches: &mut EvalBatches<M::Output, B>) -> Result<Vec<f32>> {
+        let out_size = M::OUTPUT_SHAPE.size();
+        let mut outputs = vec![0.0f32; batches.plain.data().len() * out_size];
         let (plain, mut mirrored) = batches.epochs();
         let mut at = 0;
         for batch in plain.epoch(0) {
@@ -652,7 +706,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             let mut values = vec![("loss".to_string(), loss_sum / seen.max(1) as f64)];
             metrics.values(&self.backend, &mut values)?;
             if let Some(vb) = val_batches.as_mut() {
-                let evaluation = self.run_eval(vb, &mut val_metrics)?;
+                let evaluation = self.with_average(|t| t.run_eval(vb, &mut val_metrics))?;
                 values.extend(
                     evaluation
                         .values
@@ -694,6 +748,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             model,
             criterion,
             optimizer,
+            ema,
             backend,
             ..
         } = self;
@@ -739,6 +794,11 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 step,
                 detail: format!("the loss is {loss}"),
             });
+        }
+        // After the loss is read: a step that failed on a GPU changed no weight, and
+        // must not move the average either.
+        if let Some(ema) = ema {
+            ema.update(model)?;
         }
         Ok(loss)
     }

@@ -458,3 +458,49 @@ fn bad_options_and_mismatched_data_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_moving_average_is_what_validation_evaluate_and_predict_use() {
+    let (train, test) = digits();
+    let cpu = Cpu::with_threads(2).unwrap();
+    let mut t = trainer(3).ema(Ema::new(0.9));
+    let history = t
+        .fit(train, options(2).validation_data(test.clone()))
+        .unwrap();
+    let ema = t.average().unwrap();
+    assert_eq!(ema.steps(), 2 * 1200u64.div_ceil(32));
+    assert!(
+        !ema.is_swapped(),
+        "the trained weights are back in the model"
+    );
+
+    // The same figures from a model holding the averages, evaluated plainly.
+    let averages = ema.state(&cpu).unwrap().tensors;
+    let mut plain = trainer(4);
+    plain
+        .model_mut()
+        .visit_parameters(&mut |p| {
+            let (_, values) = averages.iter().find(|(k, _)| *k == p.key()).unwrap();
+            cpu.upload(values, p.value)
+        })
+        .unwrap();
+    let averaged = plain.evaluate(test.clone(), 64, &scale()).unwrap();
+    let evaluation = t.evaluate(test.clone(), 64, &scale()).unwrap();
+    assert_eq!(evaluation.values, averaged.values);
+    let last = history.epochs.last().unwrap();
+    assert_eq!(last.get("val_loss"), averaged.get("loss"));
+    assert_eq!(
+        t.predict(test.clone(), 64, &scale()).unwrap(),
+        plain.predict(test, 64, &scale()).unwrap()
+    );
+    // The trained weights differ from the averages.
+    let mut differs = false;
+    t.model()
+        .parameters(&mut |p| {
+            let (_, avg) = averages.iter().find(|(k, _)| *k == p.key()).unwrap();
+            differs |= cpu.to_host(p.value, p.shape.size())? != *avg;
+            Ok(())
+        })
+        .unwrap();
+    assert!(differs);
+}
