@@ -54,6 +54,9 @@ pub struct FitOptions<B: Backend, M: Model<B>> {
     pub validation: Validation,
     /// Test-time augmentation of the validation data.
     pub validation_tta: Tta,
+    /// Validate every this many epochs (and after the last), as Keras's
+    /// `validation_freq`; 1 by default.
+    pub validation_freq: usize,
     /// Shuffle the training data every epoch.
     pub shuffle: bool,
     /// The seed of the shuffling and of the augmentation.
@@ -83,6 +86,7 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
             batch_size,
             validation: Validation::None,
             validation_tta: Tta::None,
+            validation_freq: 1,
             shuffle: true,
             seed: 0,
             initial_epoch: 0,
@@ -115,6 +119,15 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
     #[must_use]
     pub fn validation_tta(mut self, tta: Tta) -> Self {
         self.validation_tta = tta;
+        self
+    }
+
+    /// Validates every `n` epochs (counting from the first, and always after the
+    /// last) instead of after every epoch: Keras's `validation_freq`, for runs whose
+    /// validation is a large share of an epoch.
+    #[must_use]
+    pub fn validation_freq(mut self, n: usize) -> Self {
+        self.validation_freq = n;
         self
     }
 
@@ -617,6 +630,11 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
     ) -> Result<History> {
         let data: SharedData = Arc::new(data);
         check_shape::<B, M>(&*data, "training")?;
+        if options.validation_freq == 0 {
+            return Err(Error::Config(
+                "validation_freq must be at least 1 (validate every that many epochs)".into(),
+            ));
+        }
         let (train, validation): (SharedData, Option<SharedData>) = match &options.validation {
             Validation::None => (data, None),
             Validation::Data(v) => {
@@ -705,7 +723,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             let train_seconds = started.elapsed().as_secs_f64();
             let mut values = vec![("loss".to_string(), loss_sum / seen.max(1) as f64)];
             metrics.values(&self.backend, &mut values)?;
-            if let Some(vb) = val_batches.as_mut() {
+            let validates =
+                (epoch + 1) % options.validation_freq == 0 || epoch + 1 == options.epochs;
+            if let Some(vb) = val_batches.as_mut().filter(|_| validates) {
                 let evaluation = self.with_average(|t| t.run_eval(vb, &mut val_metrics))?;
                 values.extend(
                     evaluation

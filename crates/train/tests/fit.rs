@@ -504,3 +504,28 @@ fn a_moving_average_is_what_validation_evaluate_and_predict_use() {
         .unwrap();
     assert!(differs);
 }
+
+#[test]
+fn validation_every_few_epochs_and_after_the_last() {
+    let (train, test) = digits();
+    let mut t = trainer(6);
+    let history = t
+        .fit(
+            train,
+            options(5)
+                .validation_data(test)
+                .validation_freq(2)
+                .callback(EarlyStopping::new("val_loss").patience(5)),
+        )
+        .unwrap();
+    let validated: Vec<bool> = history
+        .epochs
+        .iter()
+        .map(|e| e.get("val_loss").is_some())
+        .collect();
+    assert_eq!(validated, [false, true, false, true, true]);
+    let err = trainer(6)
+        .fit(digits().0, options(1).validation_freq(0))
+        .unwrap_err();
+    assert!(err.to_string().contains("validation_freq"), "{err}");
+}

@@ -92,7 +92,9 @@ impl<B: Backend, M: Model<B>> Callback<B, M> for EarlyStopping {
     }
 
     fn on_epoch_end(&mut self, log: &EpochLog, ctx: &mut Context<'_, B, M>) -> Result<()> {
-        let value = monitored(log, &self.monitor, "EarlyStopping")?;
+        let Some(value) = monitored(log, &self.monitor, "EarlyStopping")? else {
+            return Ok(());
+        };
         let up = self.mode.maximise(&self.monitor);
         let improved = match self.best {
             None => value.is_finite(),

@@ -83,7 +83,9 @@ impl ReduceLrOnPlateau {
 
 impl<B: Backend, M: Model<B>> Callback<B, M> for ReduceLrOnPlateau {
     fn on_epoch_end(&mut self, log: &EpochLog, ctx: &mut Context<'_, B, M>) -> Result<()> {
-        let value = monitored(log, &self.monitor, "ReduceLrOnPlateau")?;
+        let Some(value) = monitored(log, &self.monitor, "ReduceLrOnPlateau")? else {
+            return Ok(());
+        };
         let lr = self.rule.observe(value, ctx.optimizer.learning_rate());
         ctx.optimizer.set_learning_rate(lr)?;
         Ok(())

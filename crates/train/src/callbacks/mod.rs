@@ -103,13 +103,20 @@ impl Mode {
     }
 }
 
-/// The value of `monitor` in `log`, or an error that lists what was logged.
-pub(crate) fn monitored(log: &EpochLog, monitor: &str, who: &str) -> Result<f64> {
-    log.get(monitor).ok_or_else(|| {
-        let names: Vec<&str> = log.values.iter().map(|(n, _)| n.as_str()).collect();
-        crate::Error::Config(format!(
-            "{who} monitors `{monitor}`, which is not logged; logged: {}",
-            names.join(", ")
-        ))
-    })
+/// The value of `monitor` in `log`; `None` when it is a validation value and the
+/// epoch ran no validation (`FitOptions::validation_freq`), so the callback skips
+/// the epoch; an error that lists what was logged otherwise.
+pub(crate) fn monitored(log: &EpochLog, monitor: &str, who: &str) -> Result<Option<f64>> {
+    if let Some(value) = log.get(monitor) {
+        return Ok(Some(value));
+    }
+    let validated = log.values.iter().any(|(n, _)| n.starts_with("val_"));
+    if monitor.starts_with("val_") && !validated {
+        return Ok(None);
+    }
+    let names: Vec<&str> = log.values.iter().map(|(n, _)| n.as_str()).collect();
+    Err(crate::Error::Config(format!(
+        "{who} monitors `{monitor}`, which is not logged; logged: {}",
+        names.join(", ")
+    )))
 }

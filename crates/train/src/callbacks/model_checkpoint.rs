@@ -61,7 +61,9 @@ impl ModelCheckpoint {
 impl<B: Backend, M: Model<B>> Callback<B, M> for ModelCheckpoint {
     fn on_epoch_end(&mut self, log: &EpochLog, ctx: &mut Context<'_, B, M>) -> Result<()> {
         if self.save_best_only {
-            let value = monitored(log, &self.monitor, "ModelCheckpoint")?;
+            let Some(value) = monitored(log, &self.monitor, "ModelCheckpoint")? else {
+                return Ok(());
+            };
             let up = self.mode.maximise(&self.monitor);
             let better = match self.best {
                 None => value.is_finite(),
