@@ -403,19 +403,11 @@ impl BlockTypes {
         }
     }
 
-    /// A block's struct name: its path, `res2.shortcut` as `Res2_Shortcut`.
+    /// A block's struct name: its path, `res2.shortcut` as `Block_res2__shortcut`
+    /// (layer names may not hold `__`, so no two paths give one name, and the prefix
+    /// keeps a block named like a keyword, `r#type`, a valid name).
     fn type_name(block: &Block) -> Ident {
-        let parts: Vec<String> = block
-            .path
-            .split('.')
-            .map(|p| {
-                let mut c = p.chars();
-                c.next()
-                    .map(|f| f.to_uppercase().chain(c).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        format_ident!("{}", parts.join("_"))
+        format_ident!("Block_{}", block.path.replace('.', "__"))
     }
 
     /// A block's type, as the model names it, or (`inside`) another block.

@@ -137,7 +137,7 @@ fn blocks_get_structs_of_their_own() {
             _ => None,
         })
         .collect();
-    assert_eq!(names, ["Res", "Res_Shortcut"]);
+    assert_eq!(names, ["Block_res", "Block_res__shortcut"]);
     let forward = method(&file, "__forward");
     assert!(
         forward.contains("& mut self . res . shortcut . p ,"),
