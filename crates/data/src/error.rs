@@ -95,6 +95,53 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A JSON file is not valid JSON.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The line (1-based).
+        line: usize,
+        /// The character on the line (1-based).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A cell of a table does not fit its column (a word in a number column, a
+    /// category unseen in training), named by its column, its row and its line.
+    #[error("{}:{line}: column `{column}`, row {row}: {message}", path.display())]
+    Cell {
+        /// The file (or the name given to rows parsed from memory).
+        path: PathBuf,
+        /// The column's name.
+        column: String,
+        /// The data row (1-based, the header not counted; the record of a JSON file).
+        row: usize,
+        /// The line of the file where the cell is (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A column of a table cannot be read or cleaned as asked (absent, of the wrong
+    /// kind, without a value to fit a statistic on).
+    #[error("{}: column `{column}`: {message}", path.display())]
+    Column {
+        /// The file (or the name given to rows parsed from memory).
+        path: PathBuf,
+        /// The column's name.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A table as a whole is unusable (a JSON file that is not an array of records,
+    /// no rows left after cleaning).
+    #[error("{}: {message}", path.display())]
+    Table {
+        /// The file (or the name given to rows parsed from memory).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Two files that belong together disagree (60,000 images but 59,999 labels).
     #[error("{message}")]
     Mismatch {

@@ -16,6 +16,10 @@
 //! - [`Pipeline`] and [`Stats`]: scaling, per-channel normalisation, feature
 //!   standardisation; [`split`]: train / validation / test and k-fold, seeded and
 //!   stratified; [`Batcher`]: shuffled, augmented batches in order.
+//! - [`Frame`]: real tables, CSV or JSON records, with typed columns (numbers,
+//!   categories, text, dates) and missing cells; [`TablePipeline`]: their cleaning
+//!   (imputation, encoding, outliers, skew, dates, standardisation) fitted on the
+//!   training split and saved as JSON with the model ([`clean`]).
 //!
 //! The seed recipe's `cifar10.load_data()` then `x / 255.0`, with the embedded
 //! digits standing in for CIFAR-10 (which needs a download):
@@ -46,12 +50,15 @@ mod batch;
 pub mod cache;
 mod checksum;
 pub mod cifar;
+pub mod clean;
 pub mod csv;
 mod dataset;
 #[cfg(feature = "download")]
 mod download;
 mod error;
+pub mod frame;
 pub mod idx;
+mod json;
 pub mod mnist;
 pub mod preprocess;
 #[cfg(feature = "download")]
@@ -59,12 +66,15 @@ mod progress;
 pub mod read;
 mod rng;
 pub mod split;
+mod stats;
 
 pub use batch::{Augment, Batch, BatchOptions, BatchTargets, Batcher, Epoch};
 pub use cache::{Cache, Remote};
 pub use checksum::{Checksum, md5_hex, sha256_hex};
+pub use clean::{Encoding, FittedPipeline, Impute, Scaling, TablePipeline, Unknown};
 pub use dataset::{
     Dataset, Dtype, InMemory, Input, Inputs, Sample, Subset, Target, TargetKind, Targets,
 };
 pub use error::{Error, Result};
+pub use frame::{Frame, Kind, ReadOptions};
 pub use preprocess::{Pipeline, Stats};
