@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""The expected values of `crates/data/tests/sklearn.rs`: the cleaning of kiln's
+`TablePipeline`, done by scikit-learn, NumPy and pandas on the same real tables.
+
+    python3 -m venv /tmp/tablesenv && /tmp/tablesenv/bin/pip install scikit-learn pandas
+    /tmp/tablesenv/bin/python crates/data/tests/sklearn/clean_tables.py ../shared/data/tabular
+
+Every case fits on the training rows (the rows whose index in the table is not a
+multiple of 5) and transforms every row, in the file's order. Each case writes
+`<case>.csv.gz`, the feature matrix with kiln's feature names as header, and
+`<case>_fill.csv`, what each column's missing cells are filled with (the imputer's
+`statistics_`); the power case also writes the fitted Yeo-Johnson exponents.
+Numbers are written with 17 significant digits, so they read back exactly.
+
+Written with scikit-learn 1.9.1, NumPy 2.4.6, pandas 3.1.1, SciPy 1.17.1.
+"""
+
+import gzip
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PowerTransformer,
+    StandardScaler,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PENGUIN_NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+PENGUIN_CATEGORIES = ["island", "sex"]
+
+
+def train_rows(n):
+    return np.array([i % 5 != 0 for i in range(n)])
+
+
+def write(case, names, matrix, fills):
+    assert matrix.shape[1] == len(names), (case, matrix.shape, names)
+    with gzip.open(os.path.join(HERE, f"{case}.csv.gz"), "wt", compresslevel=9) as f:
+        f.write(",".join(names) + "\n")
+        for row in matrix:
+            f.write(",".join(f"{v:.17g}" for v in row) + "\n")
+    with open(os.path.join(HERE, f"{case}_fill.csv"), "w") as f:
+        f.write("column,fill\n")
+        for column, fill in fills:
+            text = f"{fill:.17g}" if isinstance(fill, (float, np.floating, int)) else str(fill)
+            f.write(f"{column},{text}\n")
+    print(f"{case}: {matrix.shape[0]} rows x {matrix.shape[1]} features")
+
+
+def numbers(df, columns, train, strategy, fill_value, scaler, indicators):
+    """Imputed (with indicators after each column) and scaled number columns."""
+    x = df[columns].to_numpy(dtype=float)
+    imputer = SimpleImputer(strategy=strategy, fill_value=fill_value).fit(x[train])
+    filled = imputer.transform(x)
+    scaled = scaler.fit(filled[train]).transform(filled)
+    flagged = set()
+    if indicators:
+        flagged = set(MissingIndicator(features="missing-only").fit(x[train]).features_)
+    blocks, names = [], []
+    for j, c in enumerate(columns):
+        blocks.append(scaled[:, [j]])
+        names.append(c)
+        if j in flagged:
+            blocks.append(np.isnan(x[:, [j]]).astype(float))
+            names.append(f"{c}.missing")
+    return names, blocks, list(zip(columns, imputer.statistics_))
+
+
+def category(df, column, train, strategy, fill_value, encoding, indicator):
+    """One imputed and encoded category column (and its indicator)."""
+    x = df[[column]].astype(object).where(df[[column]].notna(), np.nan).to_numpy()
+    imputer = SimpleImputer(strategy=strategy, fill_value=fill_value).fit(x[train])
+    filled = imputer.transform(x)
+    if encoding == "one_hot":
+        encoder = OneHotEncoder(sparse_output=False, handle_unknown="error").fit(filled[train])
+        names = [f"{column}={c}" for c in encoder.categories_[0]]
+    else:
+        encoder = OrdinalEncoder().fit(filled[train])
+        names = [column]
+    blocks = [encoder.transform(filled)]
+    missing = pd.isna(df[column]).to_numpy()
+    if indicator and missing[train].any():
+        blocks.append(missing[:, None].astype(float))
+        names.append(f"{column}.missing")
+    return names, blocks, [(column, imputer.statistics_[0])]
+
+
+def penguins(folder, case, number_strategy, number_fill, category_strategy, category_fill,
+             encoding, scaler, indicators):
+    df = pd.read_csv(os.path.join(folder, "penguins.csv"))
+    train = train_rows(len(df))
+    # kiln's order: the file's columns (species is the target, year left out).
+    names, blocks, fills = [], [], []
+    for column in ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+                   "body_mass_g", "sex"]:
+        if column in PENGUIN_CATEGORIES:
+            n, b, f = category(df, column, train, category_strategy, category_fill, encoding,
+                               indicators)
+        else:
+            n, b, f = numbers(df, [column], train, number_strategy, number_fill, scaler(),
+                              indicators)
+        names += n
+        blocks += b
+        fills += f
+    write(case, names, np.hstack(blocks), fills)
+
+
+def auto_mpg(folder):
+    with open(os.path.join(folder, "auto_mpg.json")) as f:
+        df = pd.DataFrame(json.load(f))
+    df = df[df["Miles_per_Gallon"].notna()].reset_index(drop=True)
+    train = train_rows(len(df))
+    year = pd.to_datetime(df["Year"])
+    df["Year.year"] = year.dt.year.astype(float)
+    df["Year.day_of_year"] = year.dt.day_of_year.astype(float)
+
+    # Median imputation, one-hot Origin, standardised numbers and date parts.
+    columns = ["Cylinders", "Displacement", "Horsepower", "Weight_in_lbs", "Acceleration",
+               "Year.year", "Year.day_of_year"]
+    names, blocks, fills = numbers(df, columns, train, "median", None, StandardScaler(), False)
+    n, b, f = category(df, "Origin", train, "most_frequent", None, "one_hot", False)
+    write("auto_mpg_median", names + n, np.hstack(blocks + b), fills + f)
+
+    # Clipped to the 5 % and 95 % quantiles, log1p of Displacement, Yeo-Johnson of
+    # Horsepower, then standardised.
+    numeric = columns[:5]
+    x = df[numeric].to_numpy(dtype=float)
+    filled = SimpleImputer(strategy="median").fit(x[train]).transform(x)
+    low = np.quantile(filled[train], 0.05, axis=0)
+    high = np.quantile(filled[train], 0.95, axis=0)
+    clipped = np.clip(filled, low, high)
+    clipped[:, 1] = np.log1p(clipped[:, 1])
+    power = PowerTransformer(standardize=False).fit(clipped[train][:, [2]])
+    clipped[:, [2]] = power.transform(clipped[:, [2]])
+    scaled = StandardScaler().fit(clipped[train]).transform(clipped)
+    dates = StandardScaler().fit(df[columns[5:]].to_numpy()[train]).transform(
+        df[columns[5:]].to_numpy())
+    write("auto_mpg_outliers", numeric + columns[5:] + n, np.hstack([scaled, dates] + b),
+          [("Horsepower.lambda", power.lambdas_[0])]
+          + [(f"{c}.low", v) for c, v in zip(numeric, low)]
+          + [(f"{c}.high", v) for c, v in zip(numeric, high)])
+
+
+def main():
+    folder = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/tabular"
+    penguins(folder, "penguins_mean_one_hot", "mean", None, "most_frequent", None, "one_hot",
+             StandardScaler, True)
+    penguins(folder, "penguins_most_frequent_ordinal", "most_frequent", None, "most_frequent",
+             None, "ordinal", MinMaxScaler, False)
+    penguins(folder, "penguins_constant", "constant", 0.0, "constant", "missing", "one_hot",
+             StandardScaler, False)
+    auto_mpg(folder)
+
+
+if __name__ == "__main__":
+    main()
