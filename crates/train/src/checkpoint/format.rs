@@ -11,7 +11,8 @@
 //! - The metadata (string to string, as safetensors has it) holds `format` = `kiln`,
 //!   `kiln_version`, `model` (the struct's name), and when saved: `epoch` (a decimal
 //!   integer), `history`, `optimizer` and `ema` (JSON, described at
-//!   [`history_json`], [`optimizer_json`] and [`ema_json`]).
+//!   [`history_json`], [`optimizer_json`] and [`ema_json`]), and `preprocessing`
+//!   (a fitted table pipeline as `kiln_data::FittedPipeline::to_json` writes it).
 //!
 //! A file without `format` = `kiln` (one that PyTorch wrote) is read for its
 //! weights alone.
@@ -33,6 +34,8 @@ const FORMAT: &str = "kiln";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 /// The prefix of the moving average's tensors.
 const EMA_PREFIX: &str = "ema.";
+/// The metadata key of a fitted table pipeline.
+pub(crate) const PREPROCESSING: &str = "preprocessing";
 
 /// What a checkpoint holds, borrowed for writing.
 pub(crate) struct Contents<'a> {
@@ -42,6 +45,8 @@ pub(crate) struct Contents<'a> {
     pub(crate) history: Option<&'a History>,
     pub(crate) optimizer: Option<&'a OptimizerState>,
     pub(crate) ema: Option<&'a EmaState>,
+    /// A fitted table pipeline's JSON.
+    pub(crate) preprocessing: Option<&'a str>,
 }
 
 /// A checkpoint read back.
@@ -110,6 +115,9 @@ pub(crate) fn encode(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
     }
     if let Some(history) = contents.history {
         metadata.insert("history".into(), history_json(history).to_string());
+    }
+    if let Some(preprocessing) = contents.preprocessing {
+        metadata.insert(PREPROCESSING.into(), preprocessing.to_string());
     }
     if let Some(state) = contents.optimizer {
         metadata.insert("optimizer".into(), optimizer_json(state).to_string());

@@ -60,6 +60,7 @@ mod weights;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use kiln_data::FittedPipeline;
 use kiln_kernels::Backend;
 use kiln_nn::Model;
 use kiln_optim::{Ema, EmaState, Optimizer, OptimizerState};
@@ -121,6 +122,21 @@ pub struct CheckpointInfo {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl CheckpointInfo {
+    /// The fitted table pipeline saved with [`save_with_preprocessing`], or `None`
+    /// when the checkpoint holds none.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the saved pipeline is not one kiln reads.
+    pub fn preprocessing(&self) -> Result<Option<FittedPipeline>> {
+        Ok(self
+            .metadata
+            .get(format::PREPROCESSING)
+            .map(|text| FittedPipeline::from_json(text))
+            .transpose()?)
+    }
+}
+
 /// Saves `model`'s weights and what `extra` holds to `path` (a `.safetensors` file),
 /// atomically: the file at `path` is either the previous one or the new one, whatever
 /// happens during the write.
@@ -134,7 +150,7 @@ pub fn save<B: Backend, M: Model<B>>(
     model: &M,
     extra: &CheckpointExtra<'_, B>,
 ) -> Result<()> {
-    save_all(path.as_ref(), model, extra, None)
+    save_all(path.as_ref(), model, extra, None, None)
 }
 
 /// [`save`], with `ema`'s averages (of every weight and saved state tensor) beside
@@ -181,7 +197,55 @@ pub fn save_with_ema<B: Backend, M: Model<B>>(
     extra: &CheckpointExtra<'_, B>,
     ema: &Ema<B>,
 ) -> Result<()> {
-    save_all(path.as_ref(), model, extra, Some(ema))
+    save_all(path.as_ref(), model, extra, Some(ema), None)
+}
+
+/// [`save`], with the table cleaning fitted on the training split (its statistics,
+/// vocabularies and column order, as JSON in the metadata key `preprocessing`), so
+/// that a program that loads the model can predict on raw rows: missing cells and
+/// categories as strings. [`CheckpointInfo::preprocessing`] reads it back.
+///
+/// ```
+/// use kiln::prelude::*;
+/// use kiln_data::frame::{Frame, ReadOptions};
+/// use kiln_data::TablePipeline;
+/// use kiln_train::checkpoint::{self, CheckpointExtra};
+///
+/// kiln::model! {
+///     pub struct Small {
+///         input: [4], // size, colour=blue, colour=red, colour.unknown
+///         out: Dense(2, softmax),
+///     }
+/// }
+///
+/// let rows = b"kind,size,colour\na,1,red\nb,NA,blue\na,3,red\n";
+/// let train = Frame::parse_csv(rows, "train.csv", &ReadOptions::new())?;
+/// let fitted = TablePipeline::new("kind").standardize().fit(&train)?;
+/// assert_eq!(fitted.width(), <Small>::INPUT_SHAPE.size());
+///
+/// let cpu = Cpu::new()?;
+/// let model = Small::new(&cpu, 4, 7)?;
+/// let path = std::env::temp_dir().join(format!("kiln-doc-prep-{}.st", std::process::id()));
+/// checkpoint::save_with_preprocessing(&path, &model, &CheckpointExtra::default(), &fitted)?;
+///
+/// let restored = checkpoint::read_info(&path)?.preprocessing()?;
+/// assert_eq!(restored.as_ref(), Some(&fitted));
+///
+/// checkpoint::save(&path, &model, &CheckpointExtra::default())?;
+/// assert_eq!(checkpoint::read_info(&path)?.preprocessing()?, None);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// Those of [`save`].
+pub fn save_with_preprocessing<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &M,
+    extra: &CheckpointExtra<'_, B>,
+    preprocessing: &FittedPipeline,
+) -> Result<()> {
+    save_all(path.as_ref(), model, extra, None, Some(preprocessing))
 }
 
 fn save_all<B: Backend, M: Model<B>>(
@@ -189,8 +253,10 @@ fn save_all<B: Backend, M: Model<B>>(
     model: &M,
     extra: &CheckpointExtra<'_, B>,
     ema: Option<&Ema<B>>,
+    preprocessing: Option<&FittedPipeline>,
 ) -> Result<()> {
     let weights = Weights::of(model)?;
+    let preprocessing = preprocessing.map(FittedPipeline::to_json);
     let optimizer = extra
         .optimizer
         .map(|o| o.state(model.backend()))
@@ -203,6 +269,7 @@ fn save_all<B: Backend, M: Model<B>>(
         history: extra.history,
         optimizer: optimizer.as_ref(),
         ema: ema.as_ref(),
+        preprocessing: preprocessing.as_deref(),
     })
     .map_err(|detail| checkpoint_error(path, detail))?;
     atomic::write_atomic(path, |w| w.write_all(&bytes))
