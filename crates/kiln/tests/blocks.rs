@@ -88,6 +88,18 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// Blocks and layers named like Rust keywords, as raw identifiers.
+    struct Keywords {
+        input: [4],
+        r#type: Residual(activation = tanh) {
+            r#match: Dense(4, tanh),
+            r#loop: Sequential { r#fn: Dense(4) },
+        },
+        r#mod: Dense(2),
+    }
+}
+
 fn cpu() -> Cpu {
     Cpu::with_threads(2).unwrap()
 }
@@ -168,6 +180,28 @@ fn tensors_are_named_by_their_path() {
     );
     // The blocks are fields, and their layers fields of theirs.
     let _: &kiln::nn::Conv2d<Cpu> = &model.res2.shortcut;
+}
+
+#[test]
+fn blocks_and_layers_may_be_named_like_keywords() {
+    let rows: Vec<&str> = <Keywords>::LAYERS.iter().map(|l| l.name).collect();
+    assert_eq!(
+        rows,
+        ["type", "type.match", "type.loop", "type.loop.fn", "mod"]
+    );
+    let cpu = cpu();
+    let model = Keywords::new(&cpu, 2, 0).unwrap();
+    let mut keys = Vec::new();
+    model
+        .parameters(&mut |p| {
+            keys.push(p.key());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(keys[0], "type.match.weight");
+    assert_eq!(keys[2], "type.loop.fn.weight");
+    // The fields keep their raw names.
+    let _: &kiln::nn::Dense<Cpu> = &model.r#type.r#loop.r#fn;
 }
 
 /// `sum(w * output)` for the batch `x`, in f64, in training mode (normalisation with
@@ -285,6 +319,7 @@ fn residual_and_concatenated_gradients_match_finite_differences() {
     // A batch normalisation of vectors sees one value a sample: with two samples it
     // would be close to a sign function.
     check_gradients(Vectors::new(&cpu, 6, 4).unwrap(), 2);
+    check_gradients(Keywords::new(&cpu, 3, 5).unwrap(), 3);
 }
 
 #[test]
