@@ -1,7 +1,9 @@
 //! The layers of the benchmark models at batch 64: the seed CNN's convolutions forward
 //! and backward (with GFLOP/s), its pools and its dense layers; the small ResNet's
 //! convolutions (groups `small_resnet_{layer}`; `res1` stands for both of that block's
-//! convolutions, which have the same shapes). Run with `cargo xtask bench`.
+//! convolutions, which have the same shapes); batch normalisation with ReLU at the
+//! ResNet-9's first and last shapes (groups `batch_norm_{h}x{w}x{c}`). Run with
+//! `cargo xtask bench`.
 //!
 //! Backward runs from the pre-activation gradient (the activation's own pass is
 //! measured with the whole model in `models`).
@@ -16,8 +18,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::kernels::GradAt;
 use kiln::kernels::ops::InputGrad;
 use kiln::kernels::rng::Rng;
-use kiln::nn::{Backward, Conv2d, Dense, Layer, Mode, Pool2d};
-use kiln::shape::{Activation, Conv2dSpec, DenseSpec, Padding, Pool2dSpec, PoolMode, Shape, Spec};
+use kiln::nn::{Backward, BatchNorm, Conv2d, Dense, Layer, Mode, Pool2d};
+use kiln::shape::{
+    Activation, BatchNormSpec, Conv2dSpec, DenseSpec, Padding, Pool2dSpec, PoolMode, Shape, Spec,
+};
 use kiln::{Cpu, Storage};
 
 const BATCH: usize = 64;
@@ -148,6 +152,14 @@ fn layers(c: &mut Criterion) {
     bench_layer::<Dense<Cpu>>(c, "fc1", fc1, &[512], true, flops(512, 128));
     let out = dense(10, Activation::Softmax);
     bench_layer::<Dense<Cpu>>(c, "out", out, &[128], true, flops(128, 10));
+    let batch_norm = BatchNormSpec {
+        activation: Activation::Relu,
+        ..BatchNormSpec::KERAS
+    };
+    for input in [[32, 32, 32], [4, 4, 128]] {
+        let name = format!("batch_norm_{}x{}x{}", input[0], input[1], input[2]);
+        bench_layer::<BatchNorm<Cpu>>(c, &name, batch_norm, &input, true, 0.0);
+    }
 }
 
 criterion_group! {

@@ -1,5 +1,5 @@
-//! The benchmark models end to end: the seed CNN (DESIGN.md section 1) and a small
-//! residual network. For each, one forward + backward, a whole training step (forward,
+//! The benchmark models end to end: the seed CNN (DESIGN.md section 1), a small
+//! residual network and the batch-normalised ResNet-9 of the CIFAR-10 example. For each, one forward + backward, a whole training step (forward,
 //! sparse categorical cross-entropy with its fused gradient, backward, Adam) and the
 //! inference forward, at batch 64 and 256, on 1 and 2 threads (or only on
 //! `KILN_THREADS` when it is set), in groups `{model}_batch{batch}_threads{threads}`.
@@ -12,7 +12,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::losses;
 use kiln::prelude::*;
-use kiln_benches::{SeedCnn, SmallResNet, seed_images, seed_labels, train_step};
+use kiln_benches::{ResNet9, SeedCnn, SmallResNet, seed_images, seed_labels, train_step};
 
 const BATCHES: [usize; 2] = [64, 256];
 
@@ -79,6 +79,7 @@ fn bench_model<M: Model<Cpu>>(c: &mut Criterion, name: &str) {
 fn models(c: &mut Criterion) {
     bench_model::<SeedCnn<Cpu>>(c, "seed_cnn");
     bench_model::<SmallResNet<Cpu>>(c, "small_resnet");
+    bench_model::<ResNet9<Cpu>>(c, "resnet9");
 }
 
 criterion_group! {

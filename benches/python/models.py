@@ -50,8 +50,36 @@ def small_resnet():
     return SmallResNet()
 
 
+def conv_bn(c_in, c_out):
+    """A same-padded 3x3 convolution, batch normalisation with Keras's epsilon and
+    momentum, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1),
+                         nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01), nn.ReLU())
+
+
+class Residual(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.branch = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x):
+        return x + self.branch(x)
+
+
+def resnet9():
+    """kiln's `ResNet9` (benches/src/lib.rs), the network of examples/cifar10_resnet.rs
+    at width 16; softmax is folded into the loss."""
+    return nn.Sequential(
+        conv_bn(3, 16),
+        conv_bn(16, 32), nn.MaxPool2d(2), Residual(32),
+        conv_bn(32, 64), nn.MaxPool2d(2),
+        conv_bn(64, 128), nn.MaxPool2d(2), Residual(128),
+        nn.MaxPool2d(4), nn.Flatten(), nn.Linear(128, 10),
+    )
+
+
 # The models by the name kiln's benchmark groups give them.
-MODELS = {"seed_cnn": seed_cnn, "small_resnet": small_resnet}
+MODELS = {"seed_cnn": seed_cnn, "small_resnet": small_resnet, "resnet9": resnet9}
 
 
 def workloads(model, x, y, read_loss):

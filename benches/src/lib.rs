@@ -39,6 +39,40 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// The ResNet-9 of `examples/cifar10_resnet.rs` at width 16: convolutions each
+    /// followed by a batch normalisation, two residual blocks, max pooling.
+    pub struct ResNet9 {
+        input: [32, 32, 3],
+        prep: Conv2d(16, 3, padding = same),
+        prep_bn: BatchNorm(relu),
+        conv1: Conv2d(32, 3, padding = same),
+        bn1: BatchNorm(relu),
+        pool1: MaxPool2d(2),
+        res1: Residual {
+            a: Conv2d(32, 3, padding = same),
+            a_bn: BatchNorm(relu),
+            b: Conv2d(32, 3, padding = same),
+            b_bn: BatchNorm(relu),
+        },
+        conv2: Conv2d(64, 3, padding = same),
+        bn2: BatchNorm(relu),
+        pool2: MaxPool2d(2),
+        conv3: Conv2d(128, 3, padding = same),
+        bn3: BatchNorm(relu),
+        pool3: MaxPool2d(2),
+        res3: Residual {
+            a: Conv2d(128, 3, padding = same),
+            a_bn: BatchNorm(relu),
+            b: Conv2d(128, 3, padding = same),
+            b_bn: BatchNorm(relu),
+        },
+        pool: MaxPool2d(4),
+        flat: Flatten,
+        out: Dense(10),
+    }
+}
+
 /// `batch` images of 32 x 32 x 3 in `[0, 1]`, the same every run.
 pub fn seed_images(batch: usize) -> Vec<f32> {
     (0..batch * 32 * 32 * 3)

@@ -42,6 +42,15 @@ pub const MODELS: &[BenchModel] = &[
         train_flops: 204.87e6,
         forward_flops: 68.88e6,
     },
+    // Multiply-adds: prep 442,368, conv1 4,718,592, res1's two 2,359,296 each,
+    // conv2 and conv3 4,718,592 each, res3's two 2,359,296 each, the dense layer
+    // 1,280 (batch normalisation and pooling not counted).
+    BenchModel {
+        name: "resnet9",
+        title: "ResNet-9 (batch norm)",
+        train_flops: 143.33e6,
+        forward_flops: 48.07e6,
+    },
 ];
 
 /// The model whose benchmark `id` is, if any.
