@@ -130,7 +130,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for model in &models {
         for round in 0..rounds {
             println!("xtask: {}, round {} of {rounds}", model.title, round + 1);
-            for (batch, threads) in compare::configs(options.threads) {
+            for (batch, threads) in compare::configs(model, options.threads) {
                 let group = format!("{}_batch{batch}_threads{threads}/", model.name);
                 let at = std::time::SystemTime::now();
                 cargo_bench(&root, "models", &options, Some(&group))?;

@@ -22,6 +22,8 @@ pub struct BenchModel {
     pub train_flops: f64,
     /// FLOPs of one sample's forward pass, counting convolutions as direct ones.
     pub forward_flops: f64,
+    /// The batch sizes its benchmark groups measure.
+    pub batches: &'static [usize],
 }
 
 /// The models, in the report's order.
@@ -33,6 +35,7 @@ pub const MODELS: &[BenchModel] = &[
         title: "seed CNN",
         train_flops: 29.28e6,
         forward_flops: 10.28e6,
+        batches: &[64, 256],
     },
     // Multiply-adds: the stem 884,736, res1's two convolutions 9,437,184 each, res2's
     // 4,718,592 (stride 2) and 9,437,184, its shortcut 524,288, the dense layer 640.
@@ -41,6 +44,7 @@ pub const MODELS: &[BenchModel] = &[
         title: "small ResNet",
         train_flops: 204.87e6,
         forward_flops: 68.88e6,
+        batches: &[64, 256],
     },
     // Multiply-adds: prep 442,368, conv1 4,718,592, res1's two 2,359,296 each,
     // conv2 and conv3 4,718,592 each, res3's two 2,359,296 each, the dense layer
@@ -50,6 +54,7 @@ pub const MODELS: &[BenchModel] = &[
         title: "ResNet-9 (batch norm)",
         train_flops: 143.33e6,
         forward_flops: 48.07e6,
+        batches: &[64, 512],
     },
 ];
 
@@ -61,13 +66,14 @@ pub fn model_of(id: &str) -> Option<&'static BenchModel> {
     })
 }
 
-/// The (batch, threads) configurations measured: batch 64 and 256, on 1 and 2
+/// The (batch, threads) configurations measured of `model`: its batches, on 1 and 2
 /// threads, or on `threads` only.
-pub fn configs(threads: Option<usize>) -> Vec<(usize, usize)> {
+pub fn configs(model: &BenchModel, threads: Option<usize>) -> Vec<(usize, usize)> {
     let counts = threads.map_or(vec![1, 2], |t| vec![t]);
-    [64, 256]
-        .into_iter()
-        .flat_map(|b| counts.iter().map(move |&t| (b, t)))
+    model
+        .batches
+        .iter()
+        .flat_map(|&b| counts.iter().map(move |&t| (b, t)))
         .collect()
 }
 
