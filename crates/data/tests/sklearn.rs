@@ -1,6 +1,7 @@
 //! Table cleaning against scikit-learn: the imputed values, the encodings, the
 //! clipping bounds, the Yeo-Johnson exponent and the standardised (or min-max)
-//! matrix of the penguins and Auto MPG tables equal scikit-learn's within 1e-6.
+//! matrix of the penguins and Auto MPG tables equal scikit-learn's within 1e-6
+//! (one case standardises the one-hot columns too, as Keras's `Normalization`).
 //!
 //! The expected values are in `tests/sklearn/`, written by `clean_tables.py` there
 //! (which says how to run it); each case fits on the rows whose index is not a
@@ -191,6 +192,19 @@ fn auto_mpg_median_dates_one_hot_standardised() -> TestResult {
         .unknown(Unknown::Error)
         .standardize();
     check("auto_mpg_median", &frame, &pipeline)
+}
+
+#[test]
+fn auto_mpg_every_feature_standardised() -> TestResult {
+    let Some(frame) = auto_mpg("auto_mpg_every_feature_standardised")? else {
+        return Ok(());
+    };
+    let pipeline = TablePipeline::new("Miles_per_Gallon")
+        .impute(Impute::Median)
+        .unknown(Unknown::Error)
+        .scale_every_feature()
+        .standardize();
+    check("auto_mpg_every_feature", &frame, &pipeline)
 }
 
 #[test]

@@ -10,29 +10,31 @@ use crate::error::{Error, Result};
 use crate::frame::{Cells, Column, Date, Frame, Kind};
 use crate::stats;
 
-/// The feature names of `columns`, in order.
-pub(super) fn feature_names(columns: &[FittedColumn]) -> Vec<String> {
+/// The feature names of `columns`, in order, each with whether it came from a
+/// number or a date (the features scaling applies to by default).
+pub(super) fn feature_layout(columns: &[FittedColumn]) -> Vec<(String, bool)> {
     let mut names = Vec::new();
     for c in columns {
         match &c.role {
             Role::Dropped(_) => continue,
-            Role::Number(_) => names.push(c.name.clone()),
+            Role::Number(_) => names.push((c.name.clone(), true)),
             Role::Date { .. } => {
-                names.push(format!("{}.year", c.name));
-                names.push(format!("{}.day_of_year", c.name));
+                names.push((format!("{}.year", c.name), true));
+                names.push((format!("{}.day_of_year", c.name), true));
             }
             Role::Category(steps) => match steps.encoding {
-                Encoding::Ordinal => names.push(c.name.clone()),
+                Encoding::Ordinal => names.push((c.name.clone(), false)),
                 Encoding::OneHot => {
-                    names.extend(steps.categories.iter().map(|k| format!("{}={k}", c.name)));
+                    let one_hot = steps.categories.iter().map(|k| format!("{}={k}", c.name));
+                    names.extend(one_hot.map(|n| (n, false)));
                     if steps.unknown == Unknown::Reserved {
-                        names.push(format!("{}.unknown", c.name));
+                        names.push((format!("{}.unknown", c.name), false));
                     }
                 }
             },
         }
         if c.indicator {
-            names.push(format!("{}.missing", c.name));
+            names.push((format!("{}.missing", c.name), false));
         }
     }
     names
@@ -165,8 +167,9 @@ impl FittedPipeline {
             .collect()
     }
 
-    /// The features of `rows` of `frame`, row after row.
-    fn encode_rows(&self, frame: &Frame, rows: &[usize]) -> Result<Vec<f64>> {
+    /// The features of `rows` of `frame`, row after row (scaled once the pipeline
+    /// holds its scales).
+    pub(super) fn encode_rows(&self, frame: &Frame, rows: &[usize]) -> Result<Vec<f64>> {
         let width = self.width();
         let mut out = vec![0f64; rows.len() * width];
         let mut offset = 0;
@@ -229,6 +232,15 @@ impl FittedPipeline {
                 offset += 1;
             }
         }
+        if !self.scales.is_empty() {
+            for row in out.chunks_exact_mut(width) {
+                for (v, scale) in row.iter_mut().zip(&self.scales) {
+                    if let Some((center, scale)) = scale {
+                        *v = (*v - center) / scale;
+                    }
+                }
+            }
+        }
         Ok(out)
     }
 }
@@ -272,9 +284,6 @@ fn number(
             x = x.ln_1p();
         }
         Some(FittedReshape::Power(lambda)) => x = stats::yeo_johnson(x, lambda),
-    }
-    if let Some((center, scale)) = steps.scale {
-        x = (x - center) / scale;
     }
     Ok(x)
 }

@@ -104,8 +104,8 @@ impl TablePipeline {
             }
             _ => Vec::new(),
         };
-        let features = super::apply::feature_names(&columns);
-        Ok(FittedPipeline {
+        let layout = super::apply::feature_layout(&columns);
+        let mut fitted = FittedPipeline {
             target: FittedTarget {
                 name: self.target.clone(),
                 kind: target.kind(),
@@ -116,8 +116,35 @@ impl TablePipeline {
             drop_duplicates: self.drop_duplicates,
             missing_markers: frame.missing_markers().to_vec(),
             training: counts,
-            features,
-        })
+            features: layout.iter().map(|(name, _)| name.clone()).collect(),
+            scales: Vec::new(),
+        };
+        // The last step, fitted on what the others give on the training rows.
+        let x = fitted.encode_rows(frame, &rows)?;
+        let width = fitted.width();
+        fitted.scales = layout
+            .iter()
+            .enumerate()
+            .map(|(j, (_, numeric))| {
+                if !(*numeric || self.scale_every_feature) {
+                    return None;
+                }
+                let column: Vec<f64> = x.iter().skip(j).step_by(width).copied().collect();
+                match self.scaling {
+                    Scaling::None => None,
+                    Scaling::Standardize => {
+                        let sd = stats::variance(&column).sqrt();
+                        Some((stats::mean(&column), if sd > 0.0 { sd } else { 1.0 }))
+                    }
+                    Scaling::MinMax => {
+                        let min = column.iter().copied().fold(f64::INFINITY, f64::min);
+                        let max = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        Some((min, if max > min { max - min } else { 1.0 }))
+                    }
+                }
+            })
+            .collect();
+        Ok(fitted)
     }
 
     /// Checks every name, kind, fraction and imputation against `frame` before
@@ -372,23 +399,10 @@ impl TablePipeline {
                 Some(FittedReshape::Power(lambda))
             }
         };
-        let scale = match self.scaling {
-            Scaling::None => None,
-            Scaling::Standardize => {
-                let sd = stats::variance(&x).sqrt();
-                Some((stats::mean(&x), if sd > 0.0 { sd } else { 1.0 }))
-            }
-            Scaling::MinMax => {
-                let min = x.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                Some((min, if max > min { max - min } else { 1.0 }))
-            }
-        };
         Ok(NumberSteps {
             fill,
             clip,
             reshape,
-            scale,
         })
     }
 }

@@ -104,8 +104,9 @@ pub enum Reshape {
     Power,
 }
 
-/// The last step: an affine map of every number and date column (encoded
-/// categories and missing indicators stay 0 and 1), as the
+/// The last step: an affine map of each feature that came from a number or a date
+/// (of every feature with [`TablePipeline::scale_every_feature`]; else encoded
+/// categories and missing indicators stay as they are), as the
 /// [`Pipeline`](crate::Pipeline)'s standardisation and normalisation do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Scaling {
@@ -138,6 +139,7 @@ pub struct TablePipeline {
     pub(crate) clip_columns: Vec<(String, (f64, f64))>,
     pub(crate) reshape: Vec<(String, Reshape)>,
     pub(crate) scaling: Scaling,
+    pub(crate) scale_every_feature: bool,
 }
 
 impl TablePipeline {
@@ -164,6 +166,7 @@ impl TablePipeline {
             clip_columns: Vec::new(),
             reshape: Vec::new(),
             scaling: Scaling::None,
+            scale_every_feature: false,
         }
     }
 
@@ -281,18 +284,28 @@ impl TablePipeline {
         self
     }
 
-    /// Standardises every number and date column last ([`Scaling::Standardize`]).
+    /// Standardises the features of every number and date column last
+    /// ([`Scaling::Standardize`]).
     #[must_use]
     pub fn standardize(mut self) -> Self {
         self.scaling = Scaling::Standardize;
         self
     }
 
-    /// Scales every number and date column to the training range last
-    /// ([`Scaling::MinMax`]).
+    /// Scales the features of every number and date column to the training range
+    /// last ([`Scaling::MinMax`]).
     #[must_use]
     pub fn min_max(mut self) -> Self {
         self.scaling = Scaling::MinMax;
+        self
+    }
+
+    /// Scales every feature, the one-hot and ordinal columns and the missing
+    /// indicators too, as Keras's `Normalization` layer adapted to a whole input
+    /// does (TensorFlow's tutorials normalise one-hot columns so).
+    #[must_use]
+    pub fn scale_every_feature(mut self) -> Self {
+        self.scale_every_feature = true;
         self
     }
 
@@ -331,8 +344,6 @@ pub struct NumberSteps {
     pub clip: Option<(f64, f64)>,
     /// The transform after clipping.
     pub reshape: Option<FittedReshape>,
-    /// `(x - center) / scale`, last.
-    pub scale: Option<(f64, f64)>,
 }
 
 /// The fitted steps of a category column.
@@ -419,6 +430,8 @@ pub struct FittedPipeline {
     pub(crate) missing_markers: Vec<String>,
     pub(crate) training: RowCounts,
     pub(crate) features: Vec<String>,
+    /// `(x - center) / scale` of each feature, or `None`.
+    pub(crate) scales: Vec<Option<(f64, f64)>>,
 }
 
 impl FittedPipeline {
@@ -444,9 +457,32 @@ impl FittedPipeline {
         &self.features
     }
 
+    /// The last step of each feature, `(x - center) / scale`: `Some((center,
+    /// scale))` where the pipeline scales it.
+    pub fn scales(&self) -> &[Option<(f64, f64)>] {
+        &self.scales
+    }
+
     /// The number of features a model receives (its input size).
     pub fn width(&self) -> usize {
         self.features.len()
+    }
+
+    /// An error unless the pipeline gives `width` features: a model's input size is
+    /// fixed when it compiles, the number of one-hot columns when the pipeline is
+    /// fitted.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) listing the features.
+    pub fn check_width(&self, width: usize) -> crate::Result<()> {
+        if self.width() == width {
+            return Ok(());
+        }
+        Err(crate::Error::Config(format!(
+            "the cleaning gives {} features ({}) but the model takes {width}: change the model's input",
+            self.width(),
+            self.features.join(", ")
+        )))
     }
 
     /// The training rows it was fitted on.

@@ -32,9 +32,6 @@ fn number_steps(steps: &NumberSteps, missing: usize) -> Vec<String> {
         Some(FittedReshape::Power(l)) => parts.push(format!("Yeo-Johnson (lambda {})", short(l))),
         None => {}
     }
-    if let Some((center, scale)) = steps.scale {
-        parts.push(format!("(x - {}) / {}", short(center), short(scale)));
-    }
     parts
 }
 
@@ -115,6 +112,21 @@ impl fmt::Display for FittedPipeline {
                 c.name,
                 c.kind.name(),
                 parts.join("; ")
+            )?;
+        }
+        let scaled: Vec<String> = self
+            .features
+            .iter()
+            .zip(&self.scales)
+            .filter_map(|(name, s)| {
+                s.map(|(center, scale)| format!("{name} ({}, {})", short(center), short(scale)))
+            })
+            .collect();
+        if !scaled.is_empty() {
+            writeln!(
+                f,
+                "scaled last, (x - center) / scale: {}",
+                scaled.join(", ")
             )?;
         }
         write!(

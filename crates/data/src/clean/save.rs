@@ -11,14 +11,16 @@
 //!    {"name": "island", "kind": "category", "missing": 0, "indicator": false, "role": "category",
 //!     "categories": ["Biscoe", ...], "fill": "Biscoe", "encoding": "one_hot", "unknown": "reserved"},
 //!    {"name": "bill_length_mm", "kind": "number", "missing": 2, "indicator": true, "role": "number",
-//!     "steps": {"fill": 43.9, "clip": null, "reshape": null, "scale": [43.9, 5.4]}},
+//!     "steps": {"fill": 43.9, "clip": null, "reshape": null}},
 //!    {"name": "Year", "kind": "date", ..., "role": "date", "year": {steps}, "day_of_year": {steps}},
 //!    {"name": "Name", "kind": "text", ..., "role": "dropped", "why": "text"}],
-//!  "features": ["island=Biscoe", ...]}
+//!  "features": ["island=Biscoe", ...],
+//!  "scales": [null, ..., [43.9, 5.4], ...]}
 //! ```
 //!
 //! `reshape` is `null`, `"log1p"` or `{"power": lambda}`; `why` is `"asked"`,
-//! `"text"` or `{"missing": fraction}`.
+//! `"text"` or `{"missing": fraction}`; `scales` holds each feature's last step,
+//! `[center, scale]` for `(x - center) / scale`, or `null`.
 
 use super::{
     CategorySteps, Dropped, Encoding, FittedColumn, FittedPipeline, FittedReshape, FittedTarget,
@@ -70,6 +72,10 @@ impl FittedPipeline {
                 Value::array(self.columns.iter().map(column_json)),
             ),
             ("features", strings(&self.features)),
+            (
+                "scales",
+                Value::array(self.scales.iter().map(|s| pair_json(*s))),
+            ),
         ])
         .to_json()
     }
@@ -127,10 +133,26 @@ impl FittedPipeline {
             .map(|n| parse_column(&n.value))
             .collect::<Result<Vec<_>>>()?;
         let features = strings(v, "features")?;
-        let derived = super::apply::feature_names(&columns);
+        let derived: Vec<String> = super::apply::feature_layout(&columns)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         if derived != features {
             return Err(bad(format!(
                 "its columns give the features {derived:?}, but it lists {features:?}"
+            )));
+        }
+        let scales = field(v, "scales")?
+            .as_array()
+            .ok_or_else(|| bad("its `scales` is not a list".into()))?
+            .iter()
+            .map(|n| pair(&Value::object([("scale", n.value.clone())]), "scale"))
+            .collect::<Result<Vec<_>>>()?;
+        if scales.len() != features.len() {
+            return Err(bad(format!(
+                "it lists {} scales for {} features",
+                scales.len(),
+                features.len()
             )));
         }
         Ok(FittedPipeline {
@@ -141,6 +163,7 @@ impl FittedPipeline {
             missing_markers: strings(v, "missing_markers")?,
             training,
             features,
+            scales,
         })
     }
 }
@@ -227,7 +250,6 @@ fn steps_json(s: &NumberSteps) -> Value {
                 Some(FittedReshape::Power(l)) => Value::object([("power", Value::number(l))]),
             },
         ),
-        ("scale", pair_json(s.scale)),
     ])
 }
 
@@ -246,7 +268,6 @@ fn parse_steps(v: &Value) -> Result<NumberSteps> {
         fill: number(v, "fill")?,
         clip: pair(v, "clip")?,
         reshape,
-        scale: pair(v, "scale")?,
     })
 }
 

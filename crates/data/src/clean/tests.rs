@@ -59,7 +59,8 @@ fn imputes_encodes_and_standardises_from_the_training_rows() -> TestResult {
     };
     assert_eq!(x.fill, 4.0, "the median of 1, 2, 4, 10, 7");
     // After filling: 1, 2, 4, 4, 10, 7: mean 4.666..., population std 3.0912...
-    let (center, scale) = x.scale.ok_or("no scale")?;
+    let (center, scale) = fitted.scales()[0].ok_or("no scale")?;
+    assert_eq!(fitted.scales()[1], None, "indicators stay 0 and 1");
     assert!(close(center, 28.0 / 6.0));
     let var = [1.0f64, 2.0, 4.0, 4.0, 10.0, 7.0]
         .iter()
@@ -100,6 +101,34 @@ fn imputes_encodes_and_standardises_from_the_training_rows() -> TestResult {
 }
 
 #[test]
+fn every_feature_scaled_as_keras_normalization() -> TestResult {
+    let train = frame(TRAIN)?;
+    let fitted = TablePipeline::new("y")
+        .missing_indicators()
+        .scale_every_feature()
+        .standardize()
+        .fit(&train)?;
+    assert!(fitted.scales().iter().all(Option::is_some));
+    let v = fitted.values(&train)?;
+    let width = fitted.width();
+    for j in 0..width {
+        let column: Vec<f64> = v.iter().skip(j).step_by(width).copied().collect();
+        let mean = column.iter().sum::<f64>() / 6.0;
+        assert!(
+            mean.abs() < 1e-12,
+            "{}: mean {mean}",
+            fitted.feature_names()[j]
+        );
+    }
+    let c_blue = fitted.feature_names().iter().position(|n| n == "c=blue");
+    let (center, _) = c_blue
+        .and_then(|j| fitted.scales()[j])
+        .ok_or("c=blue unscaled")?;
+    assert!(close(center, 2.0 / 6.0), "two blue of six");
+    Ok(())
+}
+
+#[test]
 fn later_rows_use_the_training_statistics() -> TestResult {
     let train = frame(TRAIN)?;
     let fitted = TablePipeline::new("y")
@@ -115,7 +144,7 @@ fn later_rows_use_the_training_statistics() -> TestResult {
         close(x.fill, 4.8),
         "the mean of the training values 1, 2, 4, 10, 7"
     );
-    let (center, scale) = x.scale.ok_or("no scale")?;
+    let (center, scale) = fitted.scales()[0].ok_or("no scale")?;
     assert!(
         close(values[0], (100.0 - center) / scale),
         "not refitted on the test rows"

@@ -16,6 +16,7 @@ Written with scikit-learn 1.9.1, NumPy 2.4.6, pandas 3.1.1, SciPy 1.17.1.
 """
 
 import gzip
+import io
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.preprocessing import (
+    FunctionTransformer,
     MinMaxScaler,
     OneHotEncoder,
     OrdinalEncoder,
@@ -43,7 +45,9 @@ def train_rows(n):
 
 def write(case, names, matrix, fills):
     assert matrix.shape[1] == len(names), (case, matrix.shape, names)
-    with gzip.open(os.path.join(HERE, f"{case}.csv.gz"), "wt", compresslevel=9) as f:
+    # No time stamp in the gzip header: the same values give the same bytes.
+    raw = gzip.GzipFile(os.path.join(HERE, f"{case}.csv.gz"), "wb", compresslevel=9, mtime=0)
+    with io.TextIOWrapper(raw) as f:
         f.write(",".join(names) + "\n")
         for row in matrix:
             f.write(",".join(f"{v:.17g}" for v in row) + "\n")
@@ -128,6 +132,14 @@ def auto_mpg(folder):
     names, blocks, fills = numbers(df, columns, train, "median", None, StandardScaler(), False)
     n, b, f = category(df, "Origin", train, "most_frequent", None, "one_hot", False)
     write("auto_mpg_median", names + n, np.hstack(blocks + b), fills + f)
+
+    # Every feature standardised, the one-hot columns too, as Keras's Normalization
+    # adapted to the whole input.
+    names, blocks, fills = numbers(df, columns, train, "median", None, FunctionTransformer(),
+                                   False)
+    x = np.hstack(blocks + b)
+    write("auto_mpg_every_feature", names + n, StandardScaler().fit(x[train]).transform(x),
+          fills + f)
 
     # Clipped to the 5 % and 95 % quantiles, log1p of Displacement, Yeo-Johnson of
     # Horsepower, then standardised.
