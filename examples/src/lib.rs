@@ -2,9 +2,11 @@
 //! recipes of the table examples (data, preprocessing, model), and what they report.
 
 pub mod args;
+pub mod auto_mpg;
 pub mod breast_cancer;
 pub mod device;
 pub mod diabetes;
+pub mod penguins;
 pub mod report;
 
 /// Runs an example's body; an error is printed as its message (not its debug form)

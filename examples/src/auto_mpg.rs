@@ -1,0 +1,125 @@
+//! The Auto MPG recipe, TensorFlow's "basic regression" tutorial on the raw JSON
+//! records: fuel consumption in miles per gallon of 406 cars of 1970 to 1982 from
+//! their cylinders, displacement, horsepower, weight, acceleration, model year (a
+//! date) and origin (USA, Europe, Japan). Eight cars have no MPG and six no
+//! horsepower. Rows without a target are dropped, the rest split 64 / 16 / 20 at
+//! random (the tutorial's 80 / 20, then 20 % of training held out for validation);
+//! the cleaning is fitted on the training part (horsepower imputed with the
+//! median, the date expanded to its year and day of the year, origin one-hot with
+//! a slot for unseen ones, the car's name, free text, left out, every feature
+//! standardised as the tutorial's `Normalization` layer does); the tutorial's model: two Dense(64) ReLU layers and a linear
+//! output, mean absolute error, Adam at 1e-3.
+//!
+//! The `auto_mpg` example and the `clean_tables` test use it;
+//! `examples/python/auto_mpg_keras.py` is the tutorial's Keras program on the same
+//! rows.
+
+use std::path::Path;
+
+use kiln::data::frame::{Frame, ReadOptions};
+use kiln::data::split::split;
+use kiln::data::{FittedPipeline, Impute, InMemory, TablePipeline};
+use kiln::prelude::*;
+use kiln::train::Result;
+
+/// The records' file name in the data folder.
+pub const FILE: &str = "auto_mpg.json";
+
+/// The column to predict.
+pub const TARGET: &str = "Miles_per_Gallon";
+
+/// The fraction of the labelled rows held out for validation (the tutorial's
+/// `validation_split=0.2` of its 80 % training part).
+pub const VALIDATION: f64 = 0.16;
+/// The fraction held out for testing (the tutorial's 20 %).
+pub const TEST: f64 = 0.2;
+
+/// The seed of the split; `auto_mpg_keras.py` computes the same split from it.
+pub const SPLIT_SEED: u64 = 0;
+
+kiln::model! {
+    /// TensorFlow's `dnn_model`: 11 cleaned features, two hidden layers of 64, and
+    /// the miles per gallon.
+    pub struct MpgNet {
+        input: [11],
+        fc1: Dense(64, relu),
+        fc2: Dense(64, relu),
+        out: Dense(1),
+    }
+}
+
+/// The records, their three labelled parts as data sets, and the cleaning.
+#[derive(Clone, Debug)]
+pub struct Tables {
+    /// Every record, as read.
+    pub records: Frame,
+    /// The raw test rows.
+    pub raw_test: Frame,
+    /// The cleaning, fitted on the training part only.
+    pub cleaning: FittedPipeline,
+    /// The rows to train on, cleaned.
+    pub train: InMemory,
+    /// The rows validated on after every epoch.
+    pub validation: InMemory,
+    /// The held-out rows of the final figures.
+    pub test: InMemory,
+}
+
+/// The cleaning, before it is fitted.
+pub fn pipeline() -> TablePipeline {
+    TablePipeline::new(TARGET)
+        .impute(Impute::Median)
+        // The tutorial's `Normalization` layer standardises every input, the
+        // one-hot origin too.
+        .scale_every_feature()
+        .standardize()
+}
+
+/// Reads `dir/auto_mpg.json`, drops the records without a target, splits and
+/// cleans the parts.
+pub fn load(dir: &Path) -> Result<Tables> {
+    let records = Frame::read_json(dir.join(FILE), &ReadOptions::new())?;
+    let labelled = records.drop_missing(TARGET)?;
+    let split = split(labelled.len(), VALIDATION, TEST, SPLIT_SEED)?;
+    let part = |rows: &[usize]| labelled.select(rows);
+    let (train, validation, test) = (
+        part(&split.train)?,
+        part(&split.validation)?,
+        part(&split.test)?,
+    );
+    let cleaning = pipeline().fit(&train)?;
+    cleaning.check_width(<MpgNet>::INPUT_SHAPE.size())?;
+    Ok(Tables {
+        train: cleaning.transform(&train)?,
+        validation: cleaning.transform(&validation)?,
+        test: cleaning.transform(&test)?,
+        records,
+        raw_test: test,
+        cleaning,
+    })
+}
+
+/// A fresh [`MpgNet`] with mean absolute error, Adam at 1e-3 (Keras's) and the
+/// mean absolute error as metric.
+pub fn trainer(cpu: &Cpu, batch_size: usize, seed: u64) -> Result<Trainer<Cpu, MpgNet>> {
+    let model = MpgNet::new(cpu, batch_size, seed)?;
+    Ok(Trainer::new(
+        model,
+        Loss::mean_absolute_error(),
+        Optimizer::new(Adam::default()),
+    )?
+    .metrics([Metric::MeanAbsoluteError]))
+}
+
+/// Training options: the seed and validation after every epoch, as the tutorial's
+/// `fit` (no early stopping).
+pub fn fit_options(
+    tables: &Tables,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+) -> FitOptions<Cpu, MpgNet> {
+    FitOptions::new(epochs, batch_size)
+        .seed(seed)
+        .validation_data(tables.validation.clone())
+}

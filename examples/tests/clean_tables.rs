@@ -1,0 +1,149 @@
+//! The recipes of the `penguins` and `auto_mpg` examples, on the raw tables that ship
+//! in `examples/data`: each, trained briefly, must clearly beat the answer that
+//! needs no learning; the Auto MPG split must be the one the Keras program
+//! recomputes; and a penguins model saved with its cleaning must predict the same
+//! species for raw rows in a fresh process as in the one that trained it.
+
+use std::process::Command;
+
+use kiln::data::split::split;
+use kiln::prelude::*;
+use kiln_examples::args::default_data_dir;
+use kiln_examples::{auto_mpg, penguins};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const BATCH: usize = 16;
+const SEED: u64 = 1;
+
+/// Raw rows with a missing sex, missing measurements and an unseen island.
+const RAW_ROWS: &[u8] = b"island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex
+Biscoe,48.7,15.1,222,5350,NA
+Dream,49.0,NA,195,3600,NA
+Atlantis,38.6,21.2,191,3800,male
+Torgersen,NA,NA,NA,NA,NA
+";
+
+/// Set in the child process: the checkpoint to predict from.
+const CHILD: &str = "KILN_TEST_PENGUINS_CHECKPOINT";
+
+#[test]
+fn penguins_recipe_beats_the_majority_class() -> TestResult {
+    let tables = penguins::load(&default_data_dir())?;
+    assert_eq!(tables.raw.len(), 344);
+    let cpu = Cpu::new()?;
+    let mut trainer = penguins::trainer(&cpu, BATCH, SEED)?;
+    let options = penguins::fit_options(&tables, 15, BATCH, SEED).verbose(Verbosity::Silent);
+    trainer.fit(tables.train.clone(), options)?;
+    let test = trainer.evaluate(tables.test.clone(), BATCH, &Pipeline::new())?;
+    let accuracy = test.get("accuracy").ok_or("no accuracy was reported")?;
+    let counts = tables.test.class_counts();
+    let majority = counts.iter().copied().max().unwrap_or(0) as f64 / tables.test.len() as f64;
+    assert!(majority < 0.5, "Adelie are 44 % of the table: {counts:?}");
+    assert!(
+        accuracy > 0.9,
+        "test accuracy {accuracy:.4} after 15 epochs; the majority class gives {majority:.4}"
+    );
+    Ok(())
+}
+
+#[test]
+fn auto_mpg_recipe_beats_predicting_the_mean() -> TestResult {
+    let tables = auto_mpg::load(&default_data_dir())?;
+    assert_eq!((tables.records.len(), tables.test.len()), (406, 80));
+    // `examples/python/auto_mpg_keras.py` prints the same first test rows.
+    let parts = split(
+        398,
+        auto_mpg::VALIDATION,
+        auto_mpg::TEST,
+        auto_mpg::SPLIT_SEED,
+    )?;
+    assert_eq!(parts.test[..8], [2, 4, 7, 8, 11, 19, 24, 48]);
+    assert_eq!((parts.train.len(), parts.validation.len()), (254, 64));
+
+    let cpu = Cpu::new()?;
+    let mut trainer = auto_mpg::trainer(&cpu, 32, SEED)?;
+    let options = auto_mpg::fit_options(&tables, 30, 32, SEED).verbose(Verbosity::Silent);
+    trainer.fit(tables.train.clone(), options)?;
+    let test = trainer.evaluate(tables.test.clone(), 32, &Pipeline::new())?;
+    let mae = test.get("mae").ok_or("no MAE was reported")?;
+    let (train_y, test_y) = (targets(&tables.train), targets(&tables.test));
+    let mean = train_y.iter().sum::<f64>() / train_y.len() as f64;
+    let baseline = test_y.iter().map(|y| (y - mean).abs()).sum::<f64>() / test_y.len() as f64;
+    assert!(
+        (4.0..10.0).contains(&baseline),
+        "predicting the mean misses by some miles per gallon, not {baseline:.2}"
+    );
+    assert!(
+        mae < 0.6 * baseline,
+        "test MAE {mae:.2} mpg after 30 epochs; predicting the training mean gives {baseline:.2}"
+    );
+    Ok(())
+}
+
+fn targets(data: &kiln::data::InMemory) -> Vec<f64> {
+    match data.targets() {
+        kiln::data::Targets::Real { values, .. } => values.iter().map(|&v| f64::from(v)).collect(),
+        kiln::data::Targets::Classes { .. } => Vec::new(),
+    }
+}
+
+/// The predictions as the child prints them, one `species probability` a line.
+fn lines(predictions: &[(String, f32)]) -> Vec<String> {
+    predictions
+        .iter()
+        .map(|(species, p)| format!("prediction: {species} {p:.6}"))
+        .collect()
+}
+
+#[test]
+fn a_saved_model_predicts_raw_rows_in_a_fresh_process() -> TestResult {
+    let cpu = Cpu::new()?;
+    if let Ok(path) = std::env::var(CHILD) {
+        // The child: everything from the checkpoint.
+        let predictions = penguins::predict_raw(&cpu, path.as_ref(), RAW_ROWS)?;
+        assert_eq!(predictions.len(), 4);
+        for line in lines(&predictions) {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let tables = penguins::load(&default_data_dir())?;
+    let mut trainer = penguins::trainer(&cpu, BATCH, SEED)?;
+    let options = penguins::fit_options(&tables, 15, BATCH, SEED).verbose(Verbosity::Silent);
+    trainer.fit(tables.train.clone(), options)?;
+    let path =
+        std::env::temp_dir().join(format!("kiln-penguins-{}.safetensors", std::process::id()));
+    penguins::save(&path, trainer.model(), &tables.cleaning)?;
+    let here = penguins::predict_raw(&cpu, &path, RAW_ROWS)?;
+    assert_eq!(
+        here[0].0, "Gentoo",
+        "a long flipper and a heavy body: {here:?}"
+    );
+
+    let output = Command::new(std::env::current_exe()?)
+        .args([
+            "a_saved_model_predicts_raw_rows_in_a_fresh_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD, &path)
+        .output()?;
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The harness may print the test's name on the line of the first prediction.
+    let there: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("prediction: "))
+        .map(|(_, p)| format!("prediction: {p}"))
+        .collect();
+    assert_eq!(there, lines(&here), "the fresh process predicts otherwise");
+    Ok(())
+}
