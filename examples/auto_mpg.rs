@@ -38,7 +38,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         device: Device::Cpu,
     })?;
     let tables = auto_mpg::load(&args.data_dir())?;
-    println!("{}", tables.records.describe());
+    println!("{}", tables.raw.describe());
     println!("{}\n", tables.cleaning);
     println!("{}", <MpgNet>::summary());
     println!(

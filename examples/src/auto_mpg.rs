@@ -18,9 +18,11 @@ use std::path::Path;
 
 use kiln::data::frame::{Frame, ReadOptions};
 use kiln::data::split::split;
-use kiln::data::{FittedPipeline, Impute, InMemory, TablePipeline};
+use kiln::data::{Impute, TablePipeline};
 use kiln::prelude::*;
 use kiln::train::Result;
+
+use crate::cleaned::{Cleaned, clean};
 
 /// The records' file name in the data folder.
 pub const FILE: &str = "auto_mpg.json";
@@ -48,22 +50,9 @@ kiln::model! {
     }
 }
 
-/// The records, their three labelled parts as data sets, and the cleaning.
-#[derive(Clone, Debug)]
-pub struct Tables {
-    /// Every record, as read.
-    pub records: Frame,
-    /// The raw test rows.
-    pub raw_test: Frame,
-    /// The cleaning, fitted on the training part only.
-    pub cleaning: FittedPipeline,
-    /// The rows to train on, cleaned.
-    pub train: InMemory,
-    /// The rows validated on after every epoch.
-    pub validation: InMemory,
-    /// The held-out rows of the final figures.
-    pub test: InMemory,
-}
+/// Every record (`raw`), the three cleaned parts of those with a target, and the
+/// cleaning fitted on the training part.
+pub type Tables = Cleaned;
 
 /// The cleaning, before it is fitted.
 pub fn pipeline() -> TablePipeline {
@@ -81,22 +70,8 @@ pub fn load(dir: &Path) -> Result<Tables> {
     let records = Frame::read_json(dir.join(FILE), &ReadOptions::new())?;
     let labelled = records.drop_missing(TARGET)?;
     let split = split(labelled.len(), VALIDATION, TEST, SPLIT_SEED)?;
-    let part = |rows: &[usize]| labelled.select(rows);
-    let (train, validation, test) = (
-        part(&split.train)?,
-        part(&split.validation)?,
-        part(&split.test)?,
-    );
-    let cleaning = pipeline().fit(&train)?;
-    cleaning.check_width(<MpgNet>::INPUT_SHAPE.size())?;
-    Ok(Tables {
-        train: cleaning.transform(&train)?,
-        validation: cleaning.transform(&validation)?,
-        test: cleaning.transform(&test)?,
-        records,
-        raw_test: test,
-        cleaning,
-    })
+    let width = <MpgNet>::INPUT_SHAPE.size();
+    clean(records, &labelled, &split, &pipeline(), width)
 }
 
 /// A fresh [`MpgNet`] with mean absolute error, Adam at 1e-3 (Keras's) and the

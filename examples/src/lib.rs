@@ -4,6 +4,7 @@
 pub mod args;
 pub mod auto_mpg;
 pub mod breast_cancer;
+pub mod cleaned;
 pub mod device;
 pub mod diabetes;
 pub mod penguins;

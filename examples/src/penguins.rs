@@ -12,10 +12,12 @@ use std::path::Path;
 
 use kiln::data::frame::{Frame, ReadOptions};
 use kiln::data::split::split_stratified;
-use kiln::data::{FittedPipeline, InMemory, TablePipeline};
+use kiln::data::{FittedPipeline, TablePipeline};
 use kiln::prelude::*;
 use kiln::train::checkpoint::{self, CheckpointExtra};
 use kiln::train::{Error, Result};
+
+use crate::cleaned::{Cleaned, clean};
 
 /// The table's file name in the data folder.
 pub const FILE: &str = "penguins.csv";
@@ -42,22 +44,8 @@ kiln::model! {
     }
 }
 
-/// The table, its three parts as data sets, and the cleaning fitted on training.
-#[derive(Clone, Debug)]
-pub struct Tables {
-    /// The raw table, as read.
-    pub raw: Frame,
-    /// The raw rows of the test part (for predicting on raw rows).
-    pub raw_test: Frame,
-    /// The cleaning, fitted on the training part only.
-    pub cleaning: FittedPipeline,
-    /// The rows to train on, cleaned.
-    pub train: InMemory,
-    /// The rows validated on after every epoch.
-    pub validation: InMemory,
-    /// The held-out rows of the final figures.
-    pub test: InMemory,
-}
+/// The table, its three cleaned parts and the cleaning fitted on the training part.
+pub type Tables = Cleaned;
 
 /// The cleaning, before it is fitted.
 pub fn pipeline() -> TablePipeline {
@@ -72,23 +60,8 @@ pub fn pipeline() -> TablePipeline {
 pub fn load(dir: &Path) -> Result<Tables> {
     let raw = Frame::read_csv(dir.join(FILE), &ReadOptions::new())?;
     let split = split_stratified(&raw.labels(TARGET)?, VALIDATION, TEST, SPLIT_SEED)?;
-    let part = |rows: &[usize]| raw.select(rows);
-    let (train, validation, test) = (
-        part(&split.train)?,
-        part(&split.validation)?,
-        part(&split.test)?,
-    );
-    // Fitted on the training part only: validation and test stay unseen.
-    let cleaning = pipeline().fit(&train)?;
-    cleaning.check_width(<PenguinNet>::INPUT_SHAPE.size())?;
-    Ok(Tables {
-        train: cleaning.transform(&train)?,
-        validation: cleaning.transform(&validation)?,
-        test: cleaning.transform(&test)?,
-        raw,
-        raw_test: test,
-        cleaning,
-    })
+    let width = <PenguinNet>::INPUT_SHAPE.size();
+    clean(raw.clone(), &raw, &split, &pipeline(), width)
 }
 
 /// A fresh [`PenguinNet`] (built for batches of up to `batch_size`) with sparse

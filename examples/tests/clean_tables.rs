@@ -50,7 +50,7 @@ fn penguins_recipe_beats_the_majority_class() -> TestResult {
 #[test]
 fn auto_mpg_recipe_beats_predicting_the_mean() -> TestResult {
     let tables = auto_mpg::load(&default_data_dir())?;
-    assert_eq!((tables.records.len(), tables.test.len()), (406, 80));
+    assert_eq!((tables.raw.len(), tables.test.len()), (406, 80));
     // `examples/python/auto_mpg_keras.py` prints the same first test rows.
     let parts = split(
         398,
