@@ -55,6 +55,7 @@ pub fn finish_classifier(
         .number("test_accuracy", test.get("accuracy").unwrap_or(f64::NAN), 4)
         .number("test_loss", test.get("loss").unwrap_or(f64::NAN), 4)
         .number("train_seconds", train_seconds, 2)
+        .number("epochs", history.epochs.len() as f64, 0)
         .number(
             "images_per_second",
             samples_per_second([history], samples_per_epoch),
