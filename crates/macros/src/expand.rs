@@ -17,6 +17,8 @@ use crate::check::{Block, Header, Layer, Model, Node};
 use crate::literals::{activation_tokens, lit, marker, rust, shape_tokens};
 use crate::plan::{At, Backward, BufferId, Dx, Forward, OpKind, Plan};
 
+mod dataflow;
+
 /// A model with errors: every error, and a placeholder struct of the model's name, so
 /// that the user's mentions of the type do not add "cannot find type" errors.
 pub fn stub(header: &Header, errors: syn::Error) -> TokenStream {
@@ -50,6 +52,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let input_shape = shape_tokens(&model.input);
     let output_shape_tokens = shape_tokens(&output_shape);
     let layer_table = layer_table(model);
+    let graph_table = dataflow::graph_table(&plan.graph);
     let output_activation = match plan.output_activation {
         Some(a) => {
             let a = activation_tokens(&a);
@@ -139,6 +142,9 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Every layer and block: name, kind, per-sample output shape,
             /// parameters, depth.
             pub const LAYERS: &'static [::kiln::nn::LayerInfo] = #layer_table;
+            /// The dataflow graph: each layer, residual sum and concatenation with
+            /// the values it reads (value 0 the input, `i + 1` node `i`'s output).
+            pub const GRAPH: &'static [::kiln::nn::Node] = #graph_table;
             /// The activation of the op that `backward`'s `GradAt` refers to, if any.
             pub const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::shape::Activation> = #output_activation;
             /// Values one sample takes in the workspace planned from the graph.
@@ -324,6 +330,7 @@ pub fn expand(model: &Model) -> TokenStream {
             const INPUT_SHAPE: ::kiln::shape::Shape = #name::<B>::INPUT_SHAPE;
             const OUTPUT_SHAPE: ::kiln::shape::Shape = #name::<B>::OUTPUT_SHAPE;
             const LAYERS: &'static [::kiln::nn::LayerInfo] = #name::<B>::LAYERS;
+            const GRAPH: &'static [::kiln::nn::Node] = #name::<B>::GRAPH;
             const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::shape::Activation> =
                 #name::<B>::OUTPUT_ACTIVATION;
             const WORKSPACE_FLOATS_PER_SAMPLE: usize = #name::<B>::WORKSPACE_FLOATS_PER_SAMPLE;

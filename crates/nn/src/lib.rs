@@ -23,6 +23,7 @@
 //! # Ok::<(), kiln_nn::Error>(())
 //! ```
 
+pub mod dataflow;
 mod error;
 pub mod graph;
 pub mod init;
@@ -31,6 +32,7 @@ pub mod layers;
 mod model;
 mod summary;
 
+pub use dataflow::{Node, NodeOp};
 pub use error::{Error, Result};
 pub use layer::{Backward, Layer, LayerInfo, Mode};
 pub use layers::activation::ActivationLayer;

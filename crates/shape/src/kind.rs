@@ -12,6 +12,7 @@
 //! rules when they are built, so a kind is written once (one file under `kinds/`,
 //! registered in [`KINDS`](crate::KINDS)).
 
+use std::any::Any;
 use std::fmt;
 
 use crate::{Activation, Padding, Shape, ShapeError, SpecError};
@@ -291,7 +292,10 @@ pub struct Traits {
 }
 
 /// One configured layer: what `model!` checks and the layer is built from.
-pub trait Spec: fmt::Debug {
+///
+/// A spec is plain data (`Any`), so a tool that reads a model's graph, such as the
+/// ONNX exporter, can look at the concrete spec behind `&dyn Spec`.
+pub trait Spec: fmt::Debug + Any {
     /// The kind's name, as written in `model!`: `Conv2d`, `Relu`.
     fn kind_name(&self) -> &'static str;
 

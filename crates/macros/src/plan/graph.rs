@@ -25,6 +25,8 @@ pub enum OpKind<'m> {
 
 /// An op of the graph.
 pub struct Op<'m> {
+    /// The layer's path, or for a sum or a concatenation its block's.
+    pub name: &'m str,
     /// What it computes.
     pub kind: OpKind<'m>,
     /// The values it reads.
@@ -91,9 +93,16 @@ impl<'m> Graph<'m> {
         self.values.len() - 1
     }
 
-    fn op(&mut self, kind: OpKind<'m>, inputs: Vec<ValueId>, shape: Shape) -> ValueId {
+    fn op(
+        &mut self,
+        name: &'m str,
+        kind: OpKind<'m>,
+        inputs: Vec<ValueId>,
+        shape: Shape,
+    ) -> ValueId {
         let output = self.value(shape);
         self.ops.push(Op {
+            name,
             kind,
             inputs,
             output,
@@ -110,7 +119,9 @@ impl<'m> Graph<'m> {
 
     fn node(&mut self, node: &'m Node, input: ValueId) -> ValueId {
         match node {
-            Node::Layer(layer) => self.op(OpKind::Layer(layer), vec![input], layer.output),
+            Node::Layer(layer) => {
+                self.op(&layer.path, OpKind::Layer(layer), vec![input], layer.output)
+            }
             Node::Block(block) => match block.kind {
                 BlockKind::Sequential => self.chain(&block.body, input),
                 BlockKind::Residual => {
@@ -124,11 +135,11 @@ impl<'m> Graph<'m> {
                     let kind = OpKind::Add {
                         activation: block.activation,
                     };
-                    self.op(kind, vec![shortcut, branch], block.output)
+                    self.op(&block.path, kind, vec![shortcut, branch], block.output)
                 }
                 BlockKind::Concat => {
                     let branches = block.body.iter().map(|n| self.node(n, input)).collect();
-                    self.op(OpKind::Concat, branches, block.output)
+                    self.op(&block.path, OpKind::Concat, branches, block.output)
                 }
             },
         }

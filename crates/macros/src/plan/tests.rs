@@ -269,3 +269,38 @@ fn a_concatenation_writes_then_adds_its_inputs_gradients() {
         Backward::Layer { dx: Dx::Add(_), .. }
     ));
 }
+
+/// `GRAPH` numbers values as the graph does: op `i` writes value `i + 1`, and the
+/// last op writes the output, whatever the blocks.
+#[test]
+fn each_op_writes_the_next_value_and_the_last_writes_the_output() {
+    let m = model(quote! {
+        struct Net {
+            input: [8, 8, 4],
+            res: Residual(activation = relu) {
+                a: Conv2d(4, 3, padding = same),
+                shortcut: Sequential { p: Conv2d(4, 1), q: Relu },
+            },
+            mix: Concat { a: Identity, b: Residual { c: Conv2d(4, 1) } },
+        }
+    });
+    let plan = Plan::new(&m);
+    for (i, op) in plan.graph.ops.iter().enumerate() {
+        assert_eq!(op.output, i + 1, "{}", op.name);
+    }
+    assert_eq!(plan.graph.output, plan.graph.ops.len());
+    let names: Vec<&str> = plan.graph.ops.iter().map(|o| o.name).collect();
+    assert_eq!(
+        names,
+        [
+            "res.a",
+            "res.shortcut.p",
+            "res.shortcut.q",
+            "res",
+            "mix.a",
+            "mix.b.c",
+            "mix.b",
+            "mix"
+        ]
+    );
+}
