@@ -44,6 +44,7 @@ pub use kiln_kernels as kernels;
 pub use kiln_losses as losses;
 pub use kiln_macros::model;
 pub use kiln_nn as nn;
+pub use kiln_onnx as onnx;
 pub use kiln_optim as optim;
 pub use kiln_shape as shape;
 pub use kiln_train as train;
@@ -59,6 +60,7 @@ pub mod prelude {
     pub use kiln_kernels::{Backend, Cpu, Cuda, GradAt, Storage, Tensor, TensorRef, Trainable};
     pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
     pub use kiln_nn::{Mode, Model};
+    pub use kiln_onnx::ExportOnnx;
     pub use kiln_optim::{
         Adagrad, Adam, AdamW, CosineDecay, Ema, ExponentialDecay, Lion, Nadam, OneCycle, Optimizer,
         ParamGroup, PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,
