@@ -68,7 +68,7 @@ pub mod prelude {
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
     pub use kiln_train::{
         CsvLogger, EarlyStopping, EvaluateOptions, FitOptions, History, LearningRateScheduler,
-        Metric, ModelCheckpoint, ReduceLrOnPlateau, Trainer, Tta, Verbosity,
+        Metric, ModelCheckpoint, ReduceLrOnPlateau, TensorBoard, Trainer, Tta, Verbosity,
     };
 }
 

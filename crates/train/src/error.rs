@@ -28,6 +28,14 @@ pub enum Error {
         /// What the system said.
         source: std::io::Error,
     },
+    /// A TensorBoard log folder or file that could not be created.
+    #[error("cannot write TensorBoard logs to {}: {source}", path.display())]
+    TensorBoard {
+        /// The folder or file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// A checkpoint that does not fit the model (names, shapes) or is not a valid
     /// safetensors file.
     #[error("{path}: {detail}")]

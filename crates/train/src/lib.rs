@@ -45,7 +45,7 @@ mod trainer;
 
 pub use callbacks::{
     Callback, Context, CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
-    ReduceLrOnPlateau,
+    ReduceLrOnPlateau, TensorBoard,
 };
 pub use checkpoint::{CheckpointExtra, CheckpointInfo, Weights};
 pub use error::{Error, Result};

@@ -661,6 +661,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             .seed(options.seed)
             .augment(options.augment);
         let samples_per_epoch = train.len();
+        let train_data = Arc::clone(&train);
         let mut batcher = Batcher::new(train, train_options)?;
         let mut val_batches = match validation {
             Some(v) => Some(EvalBatches::new::<M>(
@@ -685,6 +686,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                         model: &mut self.model,
                         optimizer: &mut self.optimizer,
                         history: &history,
+                        data: &*train_data,
+                        batch_size: options.batch_size,
+                        steps,
                         stop: &mut stop,
                     };
                     $body?;

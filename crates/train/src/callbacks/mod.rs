@@ -3,19 +3,22 @@
 //! `callbacks=`).
 //!
 //! [`EarlyStopping`], [`ModelCheckpoint`], [`LearningRateScheduler`],
-//! [`ReduceLrOnPlateau`] and [`CsvLogger`] ship with kiln; implement [`Callback`] for
+//! [`ReduceLrOnPlateau`], [`CsvLogger`] and [`TensorBoard`] ship with kiln; implement [`Callback`] for
 //! your own. Stopping on a non-finite loss is built into `fit` (on by default).
 
 mod csv_logger;
 mod early_stopping;
 mod learning_rate;
 mod model_checkpoint;
+mod tensorboard;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
 pub use learning_rate::{LearningRateScheduler, ReduceLrOnPlateau};
 pub use model_checkpoint::ModelCheckpoint;
+pub use tensorboard::TensorBoard;
 
+use kiln_data::Dataset;
 use kiln_kernels::Backend;
 use kiln_nn::Model;
 use kiln_optim::Optimizer;
@@ -30,6 +33,12 @@ pub struct Context<'a, B: Backend, M: Model<B>> {
     pub optimizer: &'a mut Optimizer<B>,
     /// The epochs finished so far.
     pub history: &'a History,
+    /// The training data as `fit` batches it (less a held-out validation split).
+    pub data: &'a dyn Dataset,
+    /// Samples a batch (the last batch of an epoch may have fewer).
+    pub batch_size: usize,
+    /// Batches an epoch.
+    pub steps: usize,
     pub(crate) stop: &'a mut bool,
 }
 
