@@ -7,6 +7,7 @@ pub mod breast_cancer;
 pub mod cleaned;
 pub mod device;
 pub mod diabetes;
+pub mod digits;
 pub mod penguins;
 pub mod report;
 
