@@ -185,7 +185,12 @@ fn train<B: Backend, M: Model<B, Input = Rank3<32, 32, 3>, Output = Rank1<10>>>(
     let optimizer = Optimizer::new(sgd)
         .schedule(schedule)
         .weight_decay(5e-4)
-        .group(ParamGroup::new().kinds(["BatchNorm"]).names(["*.bias"]).weight_decay(0.0));
+        .group(
+            ParamGroup::new()
+                .kinds(["BatchNorm"])
+                .names(["*.bias"])
+                .weight_decay(0.0),
+        );
     let loss = Loss::sparse_categorical_crossentropy()
         .from_logits(true)
         .label_smoothing(smoothing);
@@ -194,7 +199,11 @@ fn train<B: Backend, M: Model<B, Input = Rank3<32, 32, 3>, Output = Rank1<10>>>(
         trainer = trainer.ema(Ema::new(ema).every(5));
     }
     let augment = Augment::none().crop(4).flip();
-    let augment = if cutout > 0 { augment.cutout(cutout) } else { augment };
+    let augment = if cutout > 0 {
+        augment.cutout(cutout)
+    } else {
+        augment
+    };
     let started = Instant::now();
     let history = trainer.fit(
         Arc::clone(&train),
