@@ -180,7 +180,6 @@ fn train<B: Backend, M: Model<B, Input = Rank3<32, 32, 3>, Output = Rank1<10>>>(
         learning_rate: lr,
         momentum: 0.9,
         nesterov: true,
-        ..Sgd::default()
     };
     let optimizer = Optimizer::new(sgd)
         .schedule(schedule)
