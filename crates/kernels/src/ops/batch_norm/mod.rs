@@ -178,10 +178,10 @@ impl BatchNormParams {
 /// let p = BatchNormParams { epsilon: 0.0, ..BatchNormParams::new(2, 1)? };
 /// let x = cpu.alloc_from(&[1.0, 3.0])?;
 /// let (gamma, beta) = (cpu.alloc_from(&[2.0])?, cpu.alloc_from(&[0.5])?);
-/// let mut running = cpu.alloc_from(&[0.0, 1.0])?; // the running mean, then variance
+/// let (mut mean, mut var) = (cpu.alloc_from(&[0.0])?, cpu.alloc_from(&[1.0])?); // running
 /// let (mut saved, mut y) = (cpu.alloc(2)?, cpu.alloc(2)?);
 /// let mut ws = cpu.alloc(cpu.batch_norm_workspace_len(&p))?;
-/// cpu.batch_norm_fwd_train(&p, &x, &gamma, &beta, &mut running, &mut saved, &mut y, &mut ws)?;
+/// cpu.batch_norm_fwd_train(&p, &x, &gamma, &beta, &mut mean, &mut var, &mut saved, &mut y, &mut ws)?;
 /// assert_eq!(cpu.to_host(&y, 2)?, [-1.5, 2.5]);
 /// assert_eq!(cpu.to_host(&saved, 2)?, [2.0, 1.0]); // mean 2, 1 / sqrt(variance 1)
 /// # Ok::<(), kiln_kernels::Error>(())
