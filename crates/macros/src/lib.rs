@@ -102,8 +102,9 @@ use proc_macro::TokenStream;
 /// `pub struct SeedCnn<B: Backend = Cpu>` with a public field per layer or block (a
 /// block's layers are fields of its own struct), and a workspace planned from the
 /// graph and sized once for `max_batch`. Constants `NAME`, `PARAMETERS`,
-/// `INPUT_SHAPE`, `OUTPUT_SHAPE`, `LAYERS`, `OUTPUT_ACTIVATION`,
-/// `WORKSPACE_FLOATS_PER_SAMPLE` and `summary()` need no backend (`<SeedCnn>::...`);
+/// `INPUT_SHAPE`, `OUTPUT_SHAPE`, `LAYERS`, `GRAPH` (the dataflow graph as data, which
+/// the ONNX exporter walks), `OUTPUT_ACTIVATION`, `WORKSPACE_FLOATS_PER_SAMPLE` and
+/// `summary()` need no backend (`<SeedCnn>::...`);
 /// `new(backend, max_batch, seed)`, `forward` (which takes only a
 /// `Tensor<Rank3<32, 32, 3>, B>`), `forward_host`, `output`, `backward`, `zero_grad`
 /// and `criterion(loss)` are inherent methods; the model implements
