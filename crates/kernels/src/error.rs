@@ -80,6 +80,24 @@ pub enum Error {
     /// The CPU thread pool could not start its threads.
     #[error("could not start the CPU worker threads: {0}")]
     ThreadPool(#[from] std::io::Error),
+    /// An environment variable kiln reads holds a value it cannot use.
+    #[error("the environment variable {var} is {value:?}: expected {expected}")]
+    Environment {
+        /// The variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+        /// The values it takes.
+        expected: String,
+    },
+    /// More CPU threads than kiln runs.
+    #[error("{threads} CPU threads asked for, more than the {max} kiln runs: ask for fewer")]
+    TooManyThreads {
+        /// Threads asked for.
+        threads: usize,
+        /// The most kiln starts.
+        max: usize,
+    },
     /// kiln was built without the `cuda` feature.
     #[error("kiln was built without CUDA support: rebuild with `--features cuda` to use the GPU")]
     CudaNotCompiled,

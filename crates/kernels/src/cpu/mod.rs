@@ -1,5 +1,6 @@
 //! The CPU backend: ndarray storage, kiln's own packed SGEMM, and a small thread pool.
 
+pub mod env;
 pub mod gemm;
 mod pool;
 
@@ -69,20 +70,23 @@ impl std::fmt::Debug for Cpu {
 }
 
 impl Cpu {
-    /// A CPU backend with one thread per available core (or `KILN_THREADS` if set).
+    /// A CPU backend with one thread per available core, or `KILN_THREADS` threads
+    /// where that is set (a value that is not a whole number from 1 up is an error; one
+    /// above [`env::max_threads`] is capped with a warning). `KILN_CPU_ISA`, where set,
+    /// must name a code path (`avx512`, `avx2` or `portable`).
     pub fn new() -> Result<Self> {
-        let from_env = std::env::var("KILN_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&n| n > 0);
-        let threads = from_env.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        env::check_isa()?;
+        let threads = env::threads_from_env()?.unwrap_or_else(env::available);
         Self::with_threads(threads)
     }
 
-    /// A CPU backend running its ops on `threads` threads (the caller included).
+    /// A CPU backend running its ops on `threads` threads (the caller included); more
+    /// than [`env::max_threads`] is an error.
     pub fn with_threads(threads: usize) -> Result<Self> {
+        let max = env::max_threads();
+        if threads > max {
+            return Err(Error::TooManyThreads { threads, max });
+        }
         let pool = ThreadPool::new(threads)?;
         let gemm = gemm::GemmScratch::new(pool.threads());
         Ok(Self {

@@ -128,20 +128,23 @@ impl ThreadPool {
             generation: AtomicU64::new(0),
             active: AtomicUsize::new(0),
         });
-        let mut workers = Vec::with_capacity(threads - 1);
-        for id in 1..threads {
-            let shared = Arc::clone(&shared);
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("kiln-cpu-{id}"))
-                    .spawn(move || worker(&shared, id))?,
-            );
-        }
-        Ok(Self {
+        let mut pool = Self {
             shared,
-            workers,
+            workers: Vec::new(),
             run_lock: Mutex::new(()),
-        })
+        };
+        pool.workers
+            .try_reserve_exact(threads - 1)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        for id in 1..threads {
+            let shared = Arc::clone(&pool.shared);
+            // On an error, dropping `pool` stops and joins the workers started so far.
+            let handle = std::thread::Builder::new()
+                .name(format!("kiln-cpu-{id}"))
+                .spawn(move || worker(&shared, id))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
     }
 
     /// The number of threads that run tasks, the caller included.
