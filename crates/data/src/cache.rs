@@ -63,16 +63,39 @@ impl Cache {
     }
 
     /// The cache that `KILN_DATA_DIR` (else the user's cache folder) names, with the
-    /// mirror of `KILN_DATA_MIRROR` when that is set.
+    /// mirror of `KILN_DATA_MIRROR` when that is set. A `KILN_DATA_DIR` that names
+    /// something other than a folder, or a mirror that is not an `http://` or
+    /// `https://` address, is an error naming the variable.
     pub fn from_env() -> Result<Self> {
-        let dir = match std::env::var_os(DATA_DIR_VAR) {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
+        let dir = std::env::var_os(DATA_DIR_VAR).map(PathBuf::from);
+        let mirror = std::env::var_os(MIRROR_VAR).map(|m| m.to_string_lossy().into_owned());
+        Self::from_values(dir, mirror)
+    }
+
+    /// [`from_env`](Self::from_env) on the variables' values.
+    fn from_values(dir: Option<PathBuf>, mirror: Option<String>) -> Result<Self> {
+        let dir = match dir {
+            Some(d) if !d.as_os_str().is_empty() => {
+                if d.exists() && !d.is_dir() {
+                    return Err(Error::Environment {
+                        var: DATA_DIR_VAR,
+                        value: d.display().to_string(),
+                        expected: "a folder (it names a file)",
+                    });
+                }
+                d
+            }
             _ => dirs::cache_dir().ok_or(Error::NoCacheDir)?.join("kiln"),
         };
         let mut cache = Self::new(dir);
-        if let Ok(m) = std::env::var(MIRROR_VAR)
-            && !m.is_empty()
-        {
+        if let Some(m) = mirror.filter(|m| !m.is_empty()) {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                return Err(Error::Environment {
+                    var: MIRROR_VAR,
+                    value: m,
+                    expected: "an http:// or https:// address",
+                });
+            }
             cache.mirror = Some(m);
         }
         Ok(cache)
@@ -188,6 +211,31 @@ mod tests {
         let h = hand_hint("https://x/y.gz", Path::new("/c/mnist/y.gz"));
         assert!(
             h.contains("https://x/y.gz") && h.contains("/c/mnist/y.gz") && h.contains(DATA_DIR_VAR)
+        );
+    }
+
+    #[test]
+    fn the_variables_are_checked() {
+        let cache = Cache::from_values(Some("/c".into()), Some("https://m.org/k".into())).unwrap();
+        assert_eq!(cache.dir(), Path::new("/c"));
+        assert_eq!(cache.mirror.as_deref(), Some("https://m.org/k"));
+        let cache = Cache::from_values(Some("/c".into()), Some(String::new())).unwrap();
+        assert_eq!(cache.mirror, None);
+
+        for mirror in ["m.org/k", "ftp://m.org", "file:///c"] {
+            let err = Cache::from_values(Some("/c".into()), Some(mirror.into())).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(MIRROR_VAR) && msg.contains(mirror), "{msg}");
+        }
+        let file = std::env::temp_dir().join(format!("kiln-data-dir-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let msg = Cache::from_values(Some(file.clone()), None)
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            msg.contains(DATA_DIR_VAR) && msg.contains("names a file"),
+            "{msg}"
         );
     }
 }

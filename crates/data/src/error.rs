@@ -192,6 +192,16 @@ pub enum Error {
     /// No cache folder: neither `KILN_DATA_DIR` nor a user cache folder is known.
     #[error("no cache folder: set KILN_DATA_DIR to a writable folder")]
     NoCacheDir,
+    /// An environment variable kiln reads holds a value it cannot use.
+    #[error("the environment variable {var} is {value:?}: expected {expected}")]
+    Environment {
+        /// The variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+        /// The values it takes.
+        expected: &'static str,
+    },
     /// An argument is invalid (a batch size of 0, split fractions above 1).
     #[error("{0}")]
     Config(String),
