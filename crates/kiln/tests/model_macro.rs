@@ -587,3 +587,28 @@ fn max_pooling_through_a_relu_gives_the_gradients_of_separate_passes() {
         output_and_gradients(&mut apart).unwrap(),
     );
 }
+
+kiln::model! {
+    /// A model whose weights (300 billion values, 1.2 TB) fit no memory.
+    struct TooLarge {
+        input: [1000, 1000, 3],
+        flat: Flatten,
+        wide: Dense(100000),
+    }
+}
+
+#[test]
+fn weights_too_large_for_memory_are_an_error_naming_the_layer_and_the_size() {
+    let Err(err) = TooLarge::new(&Cpu::with_threads(1).unwrap(), 1, 0) else {
+        panic!("1.2 TB of weights were allocated");
+    };
+    assert!(
+        matches!(&err, Error::Build { model: "TooLarge", layer: "wide", .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`wide`") && msg.contains("300000000000 f32 values"),
+        "{msg}"
+    );
+}

@@ -513,11 +513,17 @@ fn build(model: &Model, blocks: &BlockTypes) -> TokenStream {
                 let spec = rust(&l.spec.rust());
                 let input = shape_tokens(&l.input);
                 let s = Literal::u64_suffixed(*stream);
+                let path = &l.path;
                 *stream += 1;
                 quote! {
                     #name: <#ty as ::kiln::nn::Layer<B>>::build(
                         backend, &#spec, #input, max_batch, &mut __rng.fork(#s),
-                    )?,
+                    )
+                    .map_err(|e| ::kiln::nn::Error::Build {
+                        model: Self::NAME,
+                        layer: #path,
+                        source: ::std::boxed::Box::new(e),
+                    })?,
                 }
             }
             Node::Block(b) => {

@@ -54,6 +54,16 @@ pub enum Error {
         /// The layer kind.
         layer: &'static str,
     },
+    /// A layer of a model could not be built: its parameters do not fit in memory.
+    #[error("{model}: cannot build layer `{layer}`: {source}")]
+    Build {
+        /// The model.
+        model: &'static str,
+        /// The layer's path in the model (`block.conv1`).
+        layer: &'static str,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// A model was asked to hold batches of zero samples.
     #[error("{model}: max_batch must be at least 1")]
     ZeroMaxBatch {

@@ -16,8 +16,19 @@ pub fn glorot_uniform<B: Backend>(
     rng: &mut Rng,
 ) -> Result<B::Buffer> {
     let limit = (6.0 / (fan_in + fan_out).max(1) as f32).sqrt();
-    let values: Vec<f32> = (0..len).map(|_| rng.uniform_in(-limit, limit)).collect();
-    Ok(backend.alloc_from(&values)?)
+    // Both allocations are fallible: a size the user chose must become an error, not
+    // an abort.
+    let mut buffer = backend.alloc(len)?;
+    let mut values: Vec<f32> = Vec::new();
+    values
+        .try_reserve_exact(len)
+        .map_err(|_| kiln_kernels::Error::OutOfMemory {
+            len,
+            backend: "the host".to_string(),
+        })?;
+    values.extend((0..len).map(|_| rng.uniform_in(-limit, limit)));
+    backend.upload(&values, &mut buffer)?;
+    Ok(buffer)
 }
 
 #[cfg(test)]
