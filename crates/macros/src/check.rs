@@ -317,7 +317,37 @@ fn input_shape(field: &ShapeField, errors: &mut Vec<syn::Error>) -> Option<Shape
         ));
         return None;
     }
+    if shape.size() > MAX_TENSOR {
+        errors.push(syn::Error::new_spanned(
+            field,
+            format!(
+                "an input of shape {shape} has {} values a sample, more than the {MAX_TENSOR} that kernels index with 32 bits",
+                shape.size()
+            ),
+        ));
+        return None;
+    }
     Some(shape)
+}
+
+/// The most values one sample of a tensor (an input, a layer's output, a layer's
+/// parameters) may hold: kernels index with 32 bits.
+const MAX_TENSOR: usize = u32::MAX as usize;
+
+/// Why a layer's output or parameters are too large to index, if they are.
+fn too_large(output: &Shape, parameters: usize) -> Option<String> {
+    match output.checked_size() {
+        None => Some(format!(
+            "produces {output}, more values than `usize` can count"
+        )),
+        Some(n) if n > MAX_TENSOR => Some(format!(
+            "produces {output}, {n} values a sample, more than the {MAX_TENSOR} that kernels index with 32 bits"
+        )),
+        Some(_) if parameters > MAX_TENSOR => Some(format!(
+            "has {parameters} parameters, more than the {MAX_TENSOR} that kernels index with 32 bits"
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Where a shape came from, for messages: "`pool3` produces [2, 2, 128]".
@@ -540,6 +570,13 @@ impl Checker {
             ));
             return None;
         };
+        if let Some(problem) = too_large(&output, parameters) {
+            self.errors.push(syn::Error::new_spanned(
+                call,
+                format!("`{path}: {source}` on an input of {input} {problem}"),
+            ));
+            return None;
+        }
         let state = spec.state_count(&input);
         Some(Layer {
             name: field.name.clone(),

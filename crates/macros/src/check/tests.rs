@@ -313,3 +313,60 @@ fn batch_norm_takes_flags_and_a_convention() {
         ]
     );
 }
+
+#[test]
+fn sizes_beyond_what_kernels_index_are_errors_on_the_layer() {
+    // The parameter count of the report that found `PARAMETERS` wrapping to
+    // usize::MAX: 3e10 inputs times 4e9 units.
+    let errs = errors(quote! {
+        struct Net { input: [100000, 100000, 3], flat: Flatten, out: Dense(4000000000) }
+    });
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("[100000, 100000, 3]") && errs[0].contains("32 bits"),
+        "{errs:?}"
+    );
+
+    // Parameters that overflow `usize`: 2^32 - 1 inputs times 2^32 + 1 units.
+    let errs = errors(quote! {
+        struct Net { input: [4294967295], out: Dense(4294967297) }
+    });
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("`out: Dense(4294967297)`"), "{errs:?}");
+    assert!(errs[0].contains("more parameters than `usize`"), "{errs:?}");
+
+    // An activation that overflows `usize`, then one above 32 bits.
+    let errs = errors(quote! {
+        struct Net { input: [4, 4, 1], conv: Conv2d(4611686018427387904, 1) }
+    });
+    assert!(errs[0].contains("`conv: Conv2d(4611686018427387904, 1)`"), "{errs:?}");
+    let errs = errors(quote! {
+        struct Net { input: [1000, 1000, 3], conv: Conv2d(5000, 1) }
+    });
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("produces [1000, 1000, 5000], 5000000000 values a sample")
+            && errs[0].contains("32 bits"),
+        "{errs:?}"
+    );
+
+    // Parameters above 32 bits in one layer: 70000 x 70000 weights.
+    let errs = errors(quote! {
+        struct Net { input: [70000], hidden: Dense(70000), out: Dense(10) }
+    });
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("`hidden: Dense(70000)` on an input of [70000] has 4900070000 parameters"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn sizes_at_the_limit_check() {
+    // 65535 x 65535 weights and a bias: 4294901760 parameters, under 2^32.
+    let model = check_tokens(quote! {
+        struct Net { input: [65535], hidden: Dense(65535) }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(layers(&model)[0].parameters, 65535 * 65535 + 65535);
+}
