@@ -1,5 +1,7 @@
 //! kiln's packed SGEMM against the `gemm` crate on the seed CNN's products at batch 64,
-//! both on two threads.
+//! both on two threads; and a large square product on one and two threads
+//! (`gemm/square_1024_threads{t}`), whose GFLOP/s set against the FMA peak
+//! (`peak`) say how close the micro-kernel comes to the machine's ceiling.
 //!
 //! Run with `cargo bench -p kiln-benches --bench gemm`. Throughput is reported as
 //! "elements" per second, where one element is one FLOP (`2 * m * n * k` per product),
@@ -140,5 +142,36 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// `c = a b` for square matrices of side 1024 on one and two threads: long enough in
+/// every dimension that blocking, not edges, sets the pace.
+fn square(c: &mut Criterion) {
+    const SIDE: usize = 1024;
+    let a = values(SIDE * SIDE, 3);
+    let b = values(SIDE * SIDE, 4);
+    for threads in [1, 2] {
+        let cpu = Cpu::with_threads(threads).expect("a CPU backend");
+        let mut group = c.benchmark_group(format!("gemm/square_{SIDE}_threads{threads}"));
+        group.throughput(Throughput::Elements((2 * SIDE * SIDE * SIDE) as u64));
+        let p = MatmulParams {
+            m: SIDE as u32,
+            n: SIDE as u32,
+            k: SIDE as u32,
+            trans_a: false,
+            trans_b: false,
+            accumulate: false,
+        };
+        let ab = cpu.alloc_from(&a).expect("upload a");
+        let bb = cpu.alloc_from(&b).expect("upload b");
+        let mut cb = cpu.alloc(SIDE * SIDE).expect("allocate c");
+        group.bench_function("kiln", |bench| {
+            bench.iter(|| {
+                cpu.matmul(black_box(&p), &ab, &bb, &mut cb)
+                    .expect("matmul")
+            });
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, square);
 criterion_main!(benches);

@@ -102,14 +102,41 @@ impl Cpu {
     /// `threads` threads, for tests on machines that have AVX2.
     #[cfg(test)]
     pub(crate) fn portable(threads: usize) -> Result<Self> {
+        Self::with_isa(threads, gemm::Isa::Portable)
+    }
+
+    /// A backend that runs the code paths of `isa` (which the CPU must support) on
+    /// `threads` threads, for tests of the narrower paths on wider CPUs.
+    #[cfg(test)]
+    pub(crate) fn with_isa(threads: usize, isa: gemm::Isa) -> Result<Self> {
         let cpu = Self::with_threads(threads)?;
         let inner = Arc::into_inner(cpu.inner).expect("a new backend is not shared");
         Ok(Self {
             inner: Arc::new(CpuInner {
-                gemm: inner.gemm.with_isa(gemm::Isa::Portable),
+                gemm: inner.gemm.with_isa(isa),
                 ..inner
             }),
         })
+    }
+
+    /// Backends on 1 and 2 threads with the detected code paths, then on 2 threads
+    /// with each narrower one this CPU supports (AVX2 where it has AVX-512; the
+    /// portable code always): every path the CPUs kiln runs on may take.
+    #[cfg(test)]
+    pub(crate) fn every_path() -> Vec<Self> {
+        let detected = gemm::Isa::detect();
+        let mut backends = vec![
+            Self::with_threads(1).expect("a backend"),
+            Self::with_threads(2).expect("a backend"),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        if detected == gemm::Isa::Avx512 {
+            backends.push(Self::with_isa(2, gemm::Isa::Avx2Fma).expect("a backend"));
+        }
+        if detected != gemm::Isa::Portable {
+            backends.push(Self::portable(2).expect("a backend"));
+        }
+        backends
     }
 
     /// The number of threads ops run on.

@@ -3,8 +3,10 @@
 //! activation (an `Epilogue`) applied as each tile of `c` is stored.
 //!
 //! The structure is Goto's (as in BLIS): panels of `b` and blocks of `a` sized for the
-//! caches, and a register-tiled micro-kernel (6 x 16, AVX2 + FMA where the CPU has
-//! them, plain Rust elsewhere) over strips of both. The parts, one file each:
+//! caches, and a register-tiled micro-kernel over strips of both: 8 x 32 with
+//! AVX-512 (two 16-column strips of `b` side by side), 6 x 16 with AVX2 + FMA, plain
+//! Rust elsewhere, chosen at run time from what the CPU has. The parts, one file
+//! each:
 //!
 //! - `plan`: per product, which operands are packed and how the work is cut into
 //!   pool tasks (rows of `c`, columns of `c`, or ranges of `k` for the weight
@@ -13,7 +15,7 @@
 //! - `pack`: copies into the strips the micro-kernel streams through;
 //! - `patches`: a convolution's patch matrix as a left operand, gathered block by
 //!   block (implicit im2col);
-//! - `kernel_avx2`, `kernel_portable`: the micro-kernels;
+//! - `kernel_avx512`, `kernel_avx2`, `kernel_portable`: the micro-kernels;
 //! - `scratch`: the buffers.
 //!
 //! Every buffer is allocated once per backend, so that a training step performs no
@@ -22,6 +24,8 @@
 mod block;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
 mod kernel_portable;
 mod pack;
 mod patches;
@@ -373,7 +377,7 @@ pub(crate) fn sgemm_lhs(
     buffers.products = buffers.products.wrapping_add(1);
     let product = buffers.products;
     let buffers = &*buffers;
-    let plan = plan(m, n, k, buffers.workers.len(), &a, &b);
+    let plan = plan(m, n, k, buffers.workers.len(), scratch.isa, &a, &b);
     let c_rs = c.row_stride;
     let c_ptr = SendPtr(c.data.as_mut_ptr());
     // With a split `k`, the epilogue waits for the partial sums to be added up.

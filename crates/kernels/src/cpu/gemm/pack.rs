@@ -1,22 +1,30 @@
 //! Copies of `a` and `b` into the layouts the micro-kernel streams through.
 //!
-//! A strip of `a` is `MR` rows wide: step `p` holds `a[i0..i0 + MR][p]` contiguously. A
+//! A strip of `a` is `mr` rows wide (the micro-kernel's tile rows): step `p` holds
+//! `a[i0..i0 + mr][p]` contiguously. A
 //! strip of `b` is `NR` columns wide: step `p` holds `b[p][j0..j0 + NR]` contiguously.
 //! Lanes past the matrix's edge are zero, so that edge tiles compute harmless zeros
 //! (and no denormal or NaN garbage slows the FMAs down).
 
 use super::MatRef;
-use super::block::{Isa, MR, NR};
+use super::block::{Isa, NR};
 
-/// Packs rows `i0..i0 + rows` (`rows <= MR`) and columns `p0..p0 + dst.len() / MR` of
-/// `a` into one strip.
+/// Packs rows `i0..i0 + rows` (`rows <= mr`) and columns `p0..p0 + dst.len() / mr` of
+/// `a` into one strip of `mr` rows.
 ///
 /// Only an `a` with neither stride 1 is packed (the planner reads the others in
 /// place), so a plain gather does. The caller has checked that the view lies inside
 /// its slice.
-pub(super) fn a_strip(dst: &mut [f32], a: &MatRef<'_>, i0: usize, rows: usize, p0: usize) {
-    debug_assert!(rows <= MR && dst.len().is_multiple_of(MR));
-    for (p, d) in dst.chunks_exact_mut(MR).enumerate() {
+pub(super) fn a_strip(
+    dst: &mut [f32],
+    a: &MatRef<'_>,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    mr: usize,
+) {
+    debug_assert!(rows <= mr && dst.len().is_multiple_of(mr));
+    for (p, d) in dst.chunks_exact_mut(mr).enumerate() {
         for (i, v) in d.iter_mut().enumerate() {
             *v = if i < rows { a.at(i0 + i, p0 + p) } else { 0.0 };
         }
@@ -73,11 +81,11 @@ pub(super) fn b_strip(
 /// returns whether it did.
 fn transpose_simd(dst: &mut [f32], b: &MatRef<'_>, p0: usize, j0: usize, isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
+    if isa.has_avx2() {
         let kc = dst.len() / NR;
         let at = j0 * b.col_stride + p0;
         let src = &b.data[at..at + (NR - 1) * b.col_stride + kc];
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2.
+        // SAFETY: `has_avx2` holds only where the CPU has AVX2.
         unsafe { super::kernel_avx2::transpose_strip(dst, src, b.col_stride) };
         return true;
     }

@@ -1,7 +1,7 @@
 //! How one product is run: which operands are packed, and how it is cut into pool
 //! tasks.
 
-use super::block::{KC, MR, NC, NR, Packing};
+use super::block::{Isa, KC, NC, NR, Packing};
 use super::scratch::PARTIAL_LEN;
 use super::{Lhs, MatRef};
 
@@ -35,12 +35,14 @@ pub(super) struct Plan {
     pub(super) tasks: usize,
 }
 
-/// Plans `c (m x n) = a (m x k) * b (k x n)` on `threads` threads.
+/// Plans `c (m x n) = a (m x k) * b (k x n)` on `threads` threads for the
+/// micro-kernel of `isa`.
 pub(super) fn plan(
     m: usize,
     n: usize,
     k: usize,
     threads: usize,
+    isa: Isa,
     a: &Lhs<'_>,
     b: &MatRef<'_>,
 ) -> Plan {
@@ -58,7 +60,8 @@ pub(super) fn plan(
     if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN {
         return single;
     }
-    let tiles_m = m.div_ceil(MR);
+    let mr = isa.mr();
+    let tiles_m = m.div_ceil(mr);
     let tiles_n = n.div_ceil(NR);
     // Splitting `k` costs a reduction of `m x n` partial sums per extra task: worth it
     // for a small `c` and a long `k` (the weight gradients), or when `c` has too few
@@ -91,11 +94,11 @@ pub(super) fn plan(
     // buffer; otherwise every task packs it again, so tasks get at least 96 rows to
     // amortise that.
     let b_whole = direct_b || k * n.next_multiple_of(NR) <= KC * NC;
-    let min_tiles = if b_whole { 1 } else { 96 / MR };
+    let min_tiles = if b_whole { 1 } else { 96usize.div_ceil(mr) };
     let tasks = (tiles_m / min_tiles)
         .clamp(threads, 8 * threads)
         .min(tiles_m);
-    let chunk = tiles_m.div_ceil(tasks) * MR;
+    let chunk = tiles_m.div_ceil(tasks) * mr;
     Plan {
         packing,
         split: Split::Rows(chunk),
@@ -119,7 +122,7 @@ mod tests {
         } else {
             MatRef::row_major(&[], k, n)
         };
-        plan(m, n, k, 2, &Lhs::Mat(a), &b)
+        plan(m, n, k, 2, Isa::detect(), &Lhs::Mat(a), &b)
     }
 
     #[test]

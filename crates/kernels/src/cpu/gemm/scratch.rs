@@ -5,7 +5,7 @@
 use std::cell::UnsafeCell;
 use std::ops::Range;
 
-use super::block::{KC, MC, MR, NC, NR};
+use super::block::{KC, MC, MR_MAX, NC, NR};
 
 /// One cache line of floats; a `Box<[Line]>` is 64-byte aligned by construction.
 #[derive(Clone, Copy)]
@@ -49,7 +49,7 @@ pub(super) struct WorkerScratch {
 impl WorkerScratch {
     fn new() -> Self {
         Self {
-            a: AlignedBuf::new(MC.div_ceil(MR) * MR * KC),
+            a: AlignedBuf::new(MC.div_ceil(MR_MAX) * MR_MAX * KC),
             b: AlignedBuf::new(NC.div_ceil(NR) * NR * KC),
             b_edge: AlignedBuf::new(KC * NR),
             whole_b: None,

@@ -1,8 +1,9 @@
 //! `sgemm` against the triple loop ([`reference`]), over shapes that hit every edge of
-//! the blocking, every operand layout, one and two threads, and both micro-kernels;
-//! `sgemm_with` against the triple loop followed by a scalar epilogue.
+//! the blocking, every operand layout, one and two threads, and every micro-kernel the
+//! CPU runs (AVX-512, AVX2, portable); `sgemm_with` against the triple loop followed
+//! by a scalar epilogue.
 
-use super::block::{Isa, KC, MC, MR, NC, NR};
+use super::block::{Isa, KC, MC, MR, MR_AVX512, NC, NR};
 use super::plan::{Split, plan};
 use super::*;
 use crate::Cpu;
@@ -61,12 +62,19 @@ fn view(d: &[f32], rows: usize, cols: usize, [rs, cs, off]: [usize; 3]) -> MatRe
 }
 
 /// Runs `f` on one and two threads with the detected micro-kernel, and on two threads
-/// with the portable one (the only one on CPUs without AVX2).
+/// with each narrower one the CPU runs (see [`Cpu::every_path`]).
 fn on_every_backend(f: impl Fn(&CpuInner)) {
-    for threads in [1, 2] {
-        f(Cpu::with_threads(threads).unwrap().inner());
+    for cpu in Cpu::every_path() {
+        f(cpu.inner());
     }
-    f(Cpu::portable(2).unwrap().inner());
+}
+
+/// Every micro-kernel this CPU runs.
+fn every_isa() -> Vec<Isa> {
+    Cpu::every_path()
+        .iter()
+        .map(|cpu| cpu.inner().gemm.isa())
+        .collect()
 }
 
 /// The activation written out from its definition, the epilogue's oracle.
@@ -207,10 +215,16 @@ fn small_and_ragged_shapes() {
         MR - 1,
         MR,
         MR + 1,
+        MR_AVX512 - 1,
+        MR_AVX512,
         13,
         NR - 1,
         NR,
         NR + 1,
+        2 * NR - 1,
+        2 * NR,
+        2 * NR + 1,
+        3 * NR,
         6 * MR + 1,
         47,
     ];
@@ -242,14 +256,17 @@ fn every_layout() {
 
 #[test]
 fn blocking_edges() {
-    // Around every block size, in each dimension; large enough to be split across
-    // threads.
+    // Around every block size of each micro-kernel, in each dimension; large enough to
+    // be split across threads.
     on_every_backend(|cpu| {
+        let isa = cpu.gemm.isa;
+        let (mr, mc, kc) = (isa.mr(), MC, KC);
         for &shape in &[
-            (MC - 1, 33, KC + 1),
-            (MC + 1, NR * 3, 2 * KC + 7),
-            (2 * MC + MR + 1, 2 * NR + 1, 40),
-            (MR * 40 + 1, NC + NR + 3, 17),
+            (mc - 1, 33, kc + 1),
+            (mc + 1, NR * 3, 2 * kc + 7),
+            (2 * mc + mr + 1, 2 * NR + 1, 40),
+            (mr * 40 + 1, NC + NR + 3, 17),
+            (mr * 20 + 3, 4 * NR, kc - 1),
             (11, 13, 5000),
             (27, 32, 3001),
             (3, 1030, 64),
@@ -344,15 +361,14 @@ fn alpha_and_beta() {
 #[test]
 fn prepacked_products_overwrite_or_accumulate() {
     let mut rng = Rng::new(41);
-    for isa in [
-        Cpu::with_threads(1).unwrap().inner().gemm.isa(),
-        Isa::Portable,
-    ] {
+    for isa in every_isa() {
         for &(m, n, k) in &[
             (1, 1, 1),
             (6, 16, 5),
             (13, 17, 19),
             (64, 32, 84),
+            (25, 64, 33),
+            (12, 48, 7),
             (7, 40, 0),
         ] {
             for layout in [Layout::RowMajor, Layout::Transposed, Layout::Strided] {
@@ -496,31 +512,45 @@ fn the_epilogue_matches_the_product_followed_by_the_activation() {
         ((13, 5, 3), Padded, Strided),
         ((150, 70, 90), RowMajor, RowMajor),
         ((MC + 1, 3 * NR, 2 * KC + 7), Strided, Transposed),
+        ((MR_AVX512 * 5 + 1, 4 * NR + 5, 300), RowMajor, RowMajor),
         ((40, 700, 64), RowMajor, RowMajor),
+        ((30, 700, 64), RowMajor, RowMajor),
         ((3, 1030, 64), Transposed, RowMajor),
         ((27, 32, 3001), Transposed, RowMajor),
         ((11, 13, 5000), RowMajor, Transposed),
     ];
-    // The shapes cover every way of cutting a product into tasks.
-    let splits: Vec<Split> = shapes
-        .iter()
-        .map(|&((m, n, k), la, lb)| {
-            let (ad, a_at) = matrix(&mut Rng::new(0), m, k, la);
-            let (bd, b_at) = matrix(&mut Rng::new(0), k, n, lb);
-            plan(
-                m,
-                n,
-                k,
-                2,
-                &Lhs::Mat(view(&ad, m, k, a_at)),
-                &view(&bd, k, n, b_at),
-            )
-            .split
-        })
-        .collect();
-    assert!(splits.iter().any(|s| matches!(s, Split::Rows(_))));
-    assert!(splits.iter().any(|s| matches!(s, Split::Cols(_))));
-    assert!(splits.iter().any(|s| matches!(s, Split::Depth(_))));
+    // The shapes cover every way of cutting a product into tasks, for every kernel.
+    for isa in every_isa() {
+        let splits: Vec<Split> = shapes
+            .iter()
+            .map(|&((m, n, k), la, lb)| {
+                let (ad, a_at) = matrix(&mut Rng::new(0), m, k, la);
+                let (bd, b_at) = matrix(&mut Rng::new(0), k, n, lb);
+                plan(
+                    m,
+                    n,
+                    k,
+                    2,
+                    isa,
+                    &Lhs::Mat(view(&ad, m, k, a_at)),
+                    &view(&bd, k, n, b_at),
+                )
+                .split
+            })
+            .collect();
+        assert!(
+            splits.iter().any(|s| matches!(s, Split::Rows(_))),
+            "{isa:?}"
+        );
+        assert!(
+            splits.iter().any(|s| matches!(s, Split::Cols(_))),
+            "{isa:?}"
+        );
+        assert!(
+            splits.iter().any(|s| matches!(s, Split::Depth(_))),
+            "{isa:?}"
+        );
+    }
     let activations = [
         (ActivationKind::Linear, 0.0),
         (ActivationKind::Relu, 0.0),

@@ -209,10 +209,11 @@ fn check<B: Conv2dKernel>(backend: &B) {
 
 #[test]
 fn matches_a_direct_convolution_on_cpu() {
-    check(&Cpu::with_threads(2).unwrap());
-    check(&Cpu::with_threads(1).unwrap());
-    // The code paths of CPUs without AVX2.
-    check(&Cpu::portable(2).unwrap());
+    // The detected code paths on one and two threads, and the narrower ones of CPUs
+    // without AVX-512 or AVX2.
+    for cpu in Cpu::every_path() {
+        check(&cpu);
+    }
 }
 
 #[test]

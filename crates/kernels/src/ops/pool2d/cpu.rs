@@ -62,8 +62,9 @@ const CHANNEL_BLOCK: usize = 64;
 fn forward_image(isa: Isa, p: &Pool2dParams, x: &[f32], y: &mut [f32], arg: Option<&mut [f32]>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { forward_image_avx2(p, x, y, arg) },
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe { forward_image_avx2(p, x, y, arg) },
         Isa::Portable => forward_image_with(p, x, y, arg, None),
     }
 }
@@ -241,8 +242,11 @@ fn backward_image_from_places(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { backward_image_from_places_avx2(p, arg, y, dy, dx, relu) },
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe {
+            backward_image_from_places_avx2(p, arg, y, dy, dx, relu)
+        },
         Isa::Portable => backward_image_from_places_with(p, arg, y, dy, dx, relu),
     }
 }

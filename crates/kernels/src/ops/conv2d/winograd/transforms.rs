@@ -116,8 +116,11 @@ pub(super) fn transform_input(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { transform_input_avx2(p, plan, x, first, count, layout, v) },
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe {
+            transform_input_avx2(p, plan, x, first, count, layout, v)
+        },
         Isa::Portable => transform_input_with(p, plan, x, first, count, layout, v, None),
     }
 }
@@ -158,9 +161,9 @@ pub(super) unsafe fn transform_output(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA; the
-        // rest is the caller's contract.
-        Isa::Avx2Fma => unsafe {
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA; the rest is the caller's contract.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe {
             transform_output_avx2(p, plan, m, first, count, epilogue, y);
         },
         // SAFETY: the caller's contract.
@@ -214,8 +217,11 @@ pub(super) fn transform_output_gradient(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { transform_output_gradient_avx2(p, plan, dy, first, count, z) },
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe {
+            transform_output_gradient_avx2(p, plan, dy, first, count, z)
+        },
         Isa::Portable => transform_output_gradient_with(p, plan, dy, first, count, z, None),
     }
 }
@@ -259,8 +265,11 @@ pub(super) fn scatter_input_gradient(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen where the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { scatter_input_gradient_avx2(p, plan, dv, first, count, images) },
+        // SAFETY: `Isa::Avx512` and `Isa::Avx2Fma` are only chosen where the CPU has
+        // AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2Fma => unsafe {
+            scatter_input_gradient_avx2(p, plan, dv, first, count, images)
+        },
         Isa::Portable => scatter_input_gradient_with(p, plan, dv, first, count, images, None),
     }
 }
