@@ -158,6 +158,16 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         &self.loss
     }
 
+    /// The number of classes that class labels may name (labels lie in
+    /// `0..classes`), or `None` where the loss takes no class labels.
+    pub fn classes(&self) -> Option<usize> {
+        match self.loss.kind {
+            LossKind::SparseCategoricalCrossentropy => Some(S::SIZE),
+            LossKind::BinaryCrossentropy if S::SIZE == 1 => Some(2),
+            _ => None,
+        }
+    }
+
     /// Which gradient [`Criterion::gradient`] holds: pass it to the model's `backward`.
     pub fn grad_at(&self) -> GradAt {
         self.grad_at
@@ -336,10 +346,9 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         };
         match targets {
             Targets::Classes(labels) => {
-                let classes = match kind {
-                    LossKind::SparseCategoricalCrossentropy => features,
-                    LossKind::BinaryCrossentropy if features == 1 => 2,
-                    _ => {
+                let classes = match self.classes() {
+                    Some(classes) => classes,
+                    None => {
                         return Err(Error::Config {
                             loss: name,
                             detail: format!(

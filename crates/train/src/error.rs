@@ -64,6 +64,38 @@ pub enum Error {
         /// What went non-finite, and where.
         detail: String,
     },
+    /// A sample's input holds NaN or an infinity: the data is at fault, not the model.
+    #[error(
+        "training stopped at epoch {epoch}, step {step}: the input of sample {index} of the data set holds {value} (at value {position} of the sample); the model's output went non-finite because of it: clean or drop that sample"
+    )]
+    NonFiniteInput {
+        /// The epoch (from 0).
+        epoch: usize,
+        /// The batch within the epoch (from 0).
+        step: usize,
+        /// The sample's index in the data set given to `fit`.
+        index: usize,
+        /// The value's position in the sample (after the pipeline).
+        position: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A class label beyond the model's classes, found before the first step.
+    #[error(
+        "the label of {data} sample {index} is {label}, but {model} has {classes} classes (0..{classes}); checked before the first step, so no weight changed"
+    )]
+    Label {
+        /// `training` or `validation`.
+        data: &'static str,
+        /// The sample's index in that data set.
+        index: usize,
+        /// The label.
+        label: u32,
+        /// The model's classes.
+        classes: usize,
+        /// The model.
+        model: &'static str,
+    },
     /// Options or data that do not fit the model.
     #[error("{0}")]
     Config(String),

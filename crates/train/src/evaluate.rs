@@ -85,8 +85,8 @@ impl Tta {
 /// [`Trainer::predict_with`]: crate::Trainer::predict_with
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvaluateOptions {
-    /// Samples per batch; more than the model's `max_batch` runs batches of
-    /// `max_batch`.
+    /// Samples per batch, from 1 to the model's `max_batch` (more is an error, as in
+    /// `fit`).
     pub batch_size: usize,
     /// Preprocessing of every sample (the training pipeline, as a rule).
     pub pipeline: Pipeline,

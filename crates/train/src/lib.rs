@@ -28,7 +28,7 @@
 //!         .verbose(Verbosity::Silent),
 //! )?;
 //! assert_eq!(history.names(), ["loss", "accuracy"]);
-//! let evaluation = trainer.evaluate(test, 64, &scale)?;
+//! let evaluation = trainer.evaluate(test, 32, &scale)?;
 //! assert!(evaluation.get("accuracy").unwrap_or(0.0) > 0.3, "{evaluation:?}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

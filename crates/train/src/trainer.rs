@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kiln_data::{Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset};
+use kiln_data::{
+    Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset, Target, TargetKind,
+};
 use kiln_kernels::{Backend, Group, ParamRef};
 use kiln_losses::{Criterion, Loss, Targets};
 use kiln_nn::{Mode, Model};
@@ -253,6 +255,47 @@ fn check_shape<B: Backend, M: Model<B>>(data: &dyn Dataset, what: &str) -> Resul
     Ok(())
 }
 
+/// Checks, before the first step, that every class label of `data` names one of the
+/// model's `classes`: a label found mid-epoch would fail its step after earlier ones
+/// had already changed the weights. One pass over the labels, made only where the data
+/// set declares more classes than the model has.
+fn check_labels(
+    data: &dyn Dataset,
+    classes: Option<usize>,
+    what: &'static str,
+    model: &'static str,
+) -> Result<()> {
+    let (Some(classes), TargetKind::Classes(declared)) = (classes, data.target_kind()) else {
+        return Ok(());
+    };
+    if declared <= classes {
+        return Ok(());
+    }
+    for index in 0..data.len() {
+        if let Target::Class(label) = data.get(index)?.target
+            && label as usize >= classes
+        {
+            return Err(Error::Label {
+                data: what,
+                index,
+                label,
+                classes,
+                model,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first non-finite value among `batch`'s inputs: the sample's index in the data
+/// set, the value's position in the sample, and the value.
+fn non_finite_input(batch: &kiln_data::Batch) -> Option<(usize, usize, f32)> {
+    let per_sample = batch.sample_shape().iter().product::<usize>().max(1);
+    let at = batch.inputs().iter().position(|v| !v.is_finite())?;
+    let index = batch.indices().get(at / per_sample).copied()?;
+    Some((index, at % per_sample, batch.inputs()[at]))
+}
+
 /// The loss's view of a batch's targets.
 fn targets(batch: &kiln_data::Batch) -> Targets<'_> {
     match batch.targets() {
@@ -303,15 +346,28 @@ const GRADIENT_GROUP: usize = 16;
 fn step_failure<B: Backend, M: Model<B>>(
     model: &M,
     e: Error,
-    epoch: usize,
-    step: usize,
+    batch: &kiln_data::Batch,
+    (epoch, step): (usize, usize),
     terminate_on_nan: bool,
 ) -> Error {
+    if let Error::Loss(kiln_losses::Error::NonFiniteOutput { .. }) = &e
+        && let Some((index, position, value)) = non_finite_input(batch)
+    {
+        return Error::NonFiniteInput {
+            epoch,
+            step,
+            index,
+            position,
+            value,
+        };
+    }
     if !terminate_on_nan {
         return e;
     }
     let detail = match &e {
         Error::Loss(kiln_losses::Error::NonFiniteOutput { index, value, .. }) => {
+            // The data set's index, not the position in the (shuffled) batch.
+            let index = batch.indices().get(*index).copied().unwrap_or(*index);
             let weights = match non_finite_layers::<B, M>(model, false) {
                 Err(e) => return e,
                 Ok(Health { layers, .. }) if !layers.is_empty() => {
@@ -326,7 +382,10 @@ fn step_failure<B: Backend, M: Model<B>>(
                 ),
                 Ok(_) => "the model has no weights".to_string(),
             };
-            format!("the model's output for sample {index} is {value}; {weights}")
+            format!(
+                "the model's output for sample {index} of the data set is {value}, its input \
+                 finite; {weights}"
+            )
         }
         // From the check on the CPU, or with the loss from a GPU.
         Error::Backend(kiln_kernels::Error::NonFinite {
@@ -492,8 +551,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         data: SharedData,
         options: &EvaluateOptions,
     ) -> Result<EvalBatches<M::Output, B>> {
-        let batch_size = options.batch_size.min(self.model.max_batch());
-        let batches = self.batch_options(batch_size, &options.pipeline, 1)?;
+        // A batch larger than the model's is an error, as in `fit`: capping it quietly
+        // would hide a mistyped size.
+        let batches = self.batch_options(options.batch_size, &options.pipeline, 1)?;
         EvalBatches::new::<M>(data, batches, options.tta, &self.backend)
     }
 
@@ -540,7 +600,8 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
     }
 
     /// The loss and every metric over `data` (no gradients, dropout off), in batches
-    /// of `batch_size` (at most the model's `max_batch`) preprocessed by `pipeline`:
+    /// of `batch_size` (at most the model's `max_batch`, else an error) preprocessed by
+    /// `pipeline`:
     /// [`Trainer::evaluate_with`] without test-time augmentation.
     pub fn evaluate(
         &mut self,
@@ -569,7 +630,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
 
     /// The model's outputs for every sample of `data`, in order (`len x output
     /// size` values; dropout off), in batches of `batch_size` (at most the model's
-    /// `max_batch`) preprocessed by `pipeline`: [`Trainer::predict_with`] without
+    /// `max_batch`, else an error) preprocessed by `pipeline`: [`Trainer::predict_with`] without
     /// test-time augmentation.
     pub fn predict(
         &mut self,
@@ -635,10 +696,13 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 "validation_freq must be at least 1 (validate every that many epochs)".into(),
             ));
         }
+        let classes = self.criterion.classes();
+        check_labels(&*data, classes, "training", M::NAME)?;
         let (train, validation): (SharedData, Option<SharedData>) = match &options.validation {
             Validation::None => (data, None),
             Validation::Data(v) => {
                 check_shape::<B, M>(&**v, "validation")?;
+                check_labels(&**v, classes, "validation", M::NAME)?;
                 (data, Some(Arc::clone(v)))
             }
             Validation::Split(fraction) => {
@@ -778,7 +842,13 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         } = self;
         let output = model.forward_host(batch.inputs(), Mode::Train)?;
         if let Err(e) = criterion.launch(&output, targets(batch), None) {
-            return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));
+            return Err(step_failure(
+                model,
+                e.into(),
+                batch,
+                (epoch, step),
+                terminate_on_nan,
+            ));
         }
         metrics.update(
             backend,
@@ -804,13 +874,27 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 checked = group.flush(|g| backend.check_finite_many(g));
             }
             if let Err(e) = checked {
-                return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan));
+                return Err(step_failure(
+                    model,
+                    e.into(),
+                    batch,
+                    (epoch, step),
+                    terminate_on_nan,
+                ));
             }
         }
         optimizer.step(model)?;
         let loss = match criterion.value() {
             Ok(loss) => loss,
-            Err(e) => return Err(step_failure(model, e.into(), epoch, step, terminate_on_nan)),
+            Err(e) => {
+                return Err(step_failure(
+                    model,
+                    e.into(),
+                    batch,
+                    (epoch, step),
+                    terminate_on_nan,
+                ));
+            }
         };
         if terminate_on_nan && !loss.is_finite() {
             return Err(Error::NonFinite {

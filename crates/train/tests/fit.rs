@@ -96,7 +96,7 @@ fn fit_learns_and_evaluate_agrees_with_the_last_validation() {
     let last = history.last().unwrap();
     assert!(last.get("val_accuracy").unwrap() > 0.75, "{last:?}");
     assert_eq!(last.learning_rate, 1e-3);
-    let eval = t.evaluate(test, 64, &scale()).unwrap();
+    let eval = t.evaluate(test, 32, &scale()).unwrap();
     for (name, value) in &eval.values {
         let logged = last.get(&format!("val_{name}")).unwrap();
         assert!((value - logged).abs() < 1e-6, "{name}: {value} vs {logged}");
@@ -111,8 +111,8 @@ fn metrics_match_a_host_computation_from_predict() {
     let (train, test) = digits();
     let mut t = trainer(2);
     t.fit(train, options(1)).unwrap();
-    let eval: Evaluation = t.evaluate(test.clone(), 50, &scale()).unwrap();
-    let outputs = t.predict(test.clone(), 50, &scale()).unwrap();
+    let eval: Evaluation = t.evaluate(test.clone(), 32, &scale()).unwrap();
+    let outputs = t.predict(test.clone(), 32, &scale()).unwrap();
     let labels = test.labels().unwrap();
     let mut confusion = vec![vec![0u64; 10]; 10];
     let (mut top3, mut loss) = (0usize, 0.0f64);
@@ -203,8 +203,8 @@ fn regression_metrics_match_a_host_computation() {
         .unwrap();
     let train_mse = history.last().unwrap();
     assert!((train_mse.get("loss").unwrap() - train_mse.get("mse").unwrap()).abs() < 1e-3);
-    let eval = t.evaluate(test.clone(), 64, &scale()).unwrap();
-    let outputs = t.predict(test.clone(), 64, &scale()).unwrap();
+    let eval = t.evaluate(test.clone(), 32, &scale()).unwrap();
+    let outputs = t.predict(test.clone(), 32, &scale()).unwrap();
     let DataTargets::Real { values, .. } = test.targets() else {
         unreachable!()
     };
@@ -280,7 +280,7 @@ fn early_stopping_restores_the_best_weights_and_callbacks_write_their_files() {
         .unwrap();
     let val = history.series("val_loss");
     let best = val.iter().cloned().fold(f64::INFINITY, f64::min);
-    let eval = t.evaluate(test, 64, &scale()).unwrap();
+    let eval = t.evaluate(test, 32, &scale()).unwrap();
     assert!(
         (eval.get("loss").unwrap() - best).abs() < 1e-6,
         "restored {eval:?}, best {best}"
@@ -484,14 +484,14 @@ fn a_moving_average_is_what_validation_evaluate_and_predict_use() {
             cpu.upload(values, p.value)
         })
         .unwrap();
-    let averaged = plain.evaluate(test.clone(), 64, &scale()).unwrap();
-    let evaluation = t.evaluate(test.clone(), 64, &scale()).unwrap();
+    let averaged = plain.evaluate(test.clone(), 32, &scale()).unwrap();
+    let evaluation = t.evaluate(test.clone(), 32, &scale()).unwrap();
     assert_eq!(evaluation.values, averaged.values);
     let last = history.epochs.last().unwrap();
     assert_eq!(last.get("val_loss"), averaged.get("loss"));
     assert_eq!(
-        t.predict(test.clone(), 64, &scale()).unwrap(),
-        plain.predict(test, 64, &scale()).unwrap()
+        t.predict(test.clone(), 32, &scale()).unwrap(),
+        plain.predict(test, 32, &scale()).unwrap()
     );
     // The trained weights differ from the averages.
     let mut differs = false;
