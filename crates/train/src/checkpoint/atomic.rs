@@ -20,7 +20,9 @@ static SERIAL: AtomicU64 = AtomicU64::new(0);
 /// power cut (best effort: not every platform can sync a directory).
 ///
 /// On any error, including one that `write` returns, the temporary file is removed,
-/// `path` is left as it was, and the error names `path`.
+/// `path` is left as it was, and the error names `path`. A process killed mid-write
+/// cannot remove its temporary file: each write first removes those that earlier
+/// writes to the same `path` left, by processes no longer running.
 pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -30,6 +32,7 @@ pub(crate) fn write_atomic(
         source,
     };
     let tmp = temporary_path(path).map_err(io_error)?;
+    remove_stale(path);
     let written = write_synced(&tmp, write).and_then(|()| fs::rename(&tmp, path));
     if let Err(source) = written {
         // The temporary file may not exist (creation failed); nothing else to do.
@@ -55,6 +58,46 @@ fn temporary_path(path: &Path) -> io::Result<PathBuf> {
         SERIAL.fetch_add(1, Ordering::Relaxed)
     ));
     Ok(path.with_file_name(tmp_name))
+}
+
+/// Removes the temporary files `<name>.tmp-<pid>-<n>` beside `path` whose process no
+/// longer runs. Best effort: a file that cannot be listed or removed stays, and where
+/// the system cannot say whether a process runs, every file stays.
+fn remove_stale(path: &Path) {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{name}.tmp-");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some((pid, serial)) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_once('-'))
+        else {
+            continue;
+        };
+        let serial_ok = !serial.is_empty() && serial.bytes().all(|b| b.is_ascii_digit());
+        match pid.parse::<u32>() {
+            Ok(pid) if serial_ok && pid != std::process::id() && !process_runs(pid) => {
+                let _ = fs::remove_file(entry.path());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether process `pid` runs; `true` where the system cannot tell (no `/proc`).
+fn process_runs(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
 /// Creates `tmp` (it must not exist), fills it and syncs it to the disk.
@@ -168,6 +211,40 @@ mod tests {
             assert_eq!(fs::read(&path).unwrap(), old, "room {room}");
             assert_eq!(entries(&dir), ["model.safetensors"], "room {room}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_removes_the_temporary_files_of_dead_writers_to_the_same_path() {
+        let dir = scratch_dir("stale");
+        let path = dir.join("model.safetensors");
+        // The pid of a process that has exited.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let dead = child.id();
+        let live = std::process::id();
+        let stale = [
+            format!("model.safetensors.tmp-{dead}-0"),
+            format!("model.safetensors.tmp-{dead}-17"),
+        ];
+        let kept = [
+            // A write in progress: this process, and process 1.
+            format!("model.safetensors.tmp-{live}-99"),
+            "model.safetensors.tmp-1-0".to_string(),
+            // Another file's, and names that only look alike.
+            format!("other.safetensors.tmp-{dead}-0"),
+            format!("model.safetensors.tmp-{dead}-x"),
+            format!("model.safetensors.tmp-{dead}"),
+            "model.safetensors.bak".to_string(),
+        ];
+        for name in stale.iter().chain(&kept) {
+            fs::write(dir.join(name), b"partial").unwrap();
+        }
+        write_atomic(&path, |w| w.write_all(b"new")).unwrap();
+        let mut expected: Vec<String> = kept.to_vec();
+        expected.push("model.safetensors".to_string());
+        expected.sort();
+        assert_eq!(entries(&dir), expected);
         fs::remove_dir_all(&dir).unwrap();
     }
 
