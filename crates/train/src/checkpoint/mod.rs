@@ -16,6 +16,9 @@
 //!   as it was, and the error names the file.
 //! - [`load_weights`] and [`load`] check every name, shape and element type against
 //!   the model before they change anything, and the error lists every difference.
+//!   They refuse a NaN or an infinity in any tensor they would load, naming the
+//!   tensor and the value's index ([`load_with_options`] with
+//!   [`LoadOptions::allow_non_finite`] loads it anyway).
 //! - [`Weights`] is the same snapshot in memory.
 //!
 //! ```
@@ -287,7 +290,9 @@ fn save_all<B: Backend, M: Model<B>>(
 /// - [`Error::Checkpoint`] naming `path` when it is not a valid safetensors file
 ///   (truncated, corrupt) or does not fit the model: the message lists every tensor
 ///   the file lacks, every tensor the model does not have, every shape that differs
-///   (both shapes) and every tensor that is not `F32`.
+///   (both shapes) and every tensor that is not `F32`; or when a tensor it would load
+///   holds a NaN or an infinity (the tensor and the index; see
+///   [`load_with_options`]).
 pub fn load_weights<B: Backend, M: Model<B>>(
     path: impl AsRef<Path>,
     model: &mut M,
@@ -310,7 +315,13 @@ pub fn load<B: Backend, M: Model<B>>(
     model: &mut M,
     optimizer: Option<&mut Optimizer<B>>,
 ) -> Result<CheckpointInfo> {
-    load_all(path.as_ref(), model, optimizer, None)
+    load_all(
+        path.as_ref(),
+        model,
+        optimizer,
+        None,
+        LoadOptions::default(),
+    )
 }
 
 /// [`load`], restoring `ema` too from the averages that [`save_with_ema`] saved, so
@@ -328,7 +339,73 @@ pub fn load_with_ema<B: Backend, M: Model<B>>(
     optimizer: Option<&mut Optimizer<B>>,
     ema: &mut Ema<B>,
 ) -> Result<CheckpointInfo> {
-    load_all(path.as_ref(), model, optimizer, Some(ema))
+    load_all(
+        path.as_ref(),
+        model,
+        optimizer,
+        Some(ema),
+        LoadOptions::default(),
+    )
+}
+
+/// How [`load_with_options`] treats what it reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load NaN and infinite values too. Off by default: loading refuses a tensor
+    /// that holds one, since a model with such a weight predicts NaN without a word.
+    pub allow_non_finite: bool,
+}
+
+impl LoadOptions {
+    /// Accepting non-finite values on or off.
+    #[must_use]
+    pub fn allow_non_finite(mut self, on: bool) -> Self {
+        self.allow_non_finite = on;
+        self
+    }
+}
+
+/// [`load`] or [`load_with_ema`] (when `ema` is given) under `options`; with the
+/// defaults, the same as they.
+///
+/// # Errors
+/// Those of [`load`] and [`load_with_ema`].
+pub fn load_with_options<B: Backend, M: Model<B>>(
+    path: impl AsRef<Path>,
+    model: &mut M,
+    optimizer: Option<&mut Optimizer<B>>,
+    ema: Option<&mut Ema<B>>,
+    options: LoadOptions,
+) -> Result<CheckpointInfo> {
+    load_all(path.as_ref(), model, optimizer, ema, options)
+}
+
+/// The first non-finite value among the tensors a load would apply: the tensor's
+/// name in the file, the value's index in it, and the value.
+fn first_non_finite(
+    decoded: &format::Decoded,
+    optimizer: bool,
+    ema: bool,
+) -> Option<(String, usize, f32)> {
+    let find = |values: &[f32]| values.iter().position(|v| !v.is_finite());
+    for (name, _, values) in decoded.weights.iter() {
+        if let Some(i) = find(values) {
+            return Some((name.to_string(), i, values[i]));
+        }
+    }
+    let optimizer = decoded.info.optimizer.as_ref().filter(|_| optimizer);
+    let optimizer = optimizer.into_iter().flat_map(|s| &s.tensors);
+    let ema = decoded.info.ema.as_ref().filter(|_| ema);
+    let ema = ema.into_iter().flat_map(|s| &s.tensors);
+    for ((name, values), prefix) in optimizer
+        .map(|t| (t, "optimizer."))
+        .chain(ema.map(|t| (t, "ema.")))
+    {
+        if let Some(i) = find(values) {
+            return Some((format!("{prefix}{name}"), i, values[i]));
+        }
+    }
+    None
 }
 
 fn load_all<B: Backend, M: Model<B>>(
@@ -336,8 +413,22 @@ fn load_all<B: Backend, M: Model<B>>(
     model: &mut M,
     optimizer: Option<&mut Optimizer<B>>,
     ema: Option<&mut Ema<B>>,
+    options: LoadOptions,
 ) -> Result<CheckpointInfo> {
     let decoded = read(path)?;
+    if !options.allow_non_finite
+        && let Some((tensor, index, value)) =
+            first_non_finite(&decoded, optimizer.is_some(), ema.is_some())
+    {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "tensor `{tensor}` holds {value} at index {index}: a model with it would \
+                 compute non-finite values; load it anyway with \
+                 LoadOptions::default().allow_non_finite(true)"
+            ),
+        ));
+    }
     let problems = decoded.weights.mismatches(model, &decoded.foreign)?;
     if !problems.is_empty() {
         let saved_as = match &decoded.info.model {
