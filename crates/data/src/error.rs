@@ -30,6 +30,14 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A WAV file cannot be read: a bad header, an unsupported encoding, no samples.
+    #[error("{}: {message}", path.display())]
+    Wav {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A file ends before the data its header or format promises.
     #[error(
         "{}: truncated in {what}: expected {expected} bytes, found {found}",

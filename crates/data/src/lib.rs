@@ -16,6 +16,8 @@
 //! - [`Pipeline`] and [`Stats`]: scaling, per-channel normalisation, feature
 //!   standardisation; [`split`]: train / validation / test and k-fold, seeded and
 //!   stratified; [`Batcher`]: shuffled, augmented batches in order.
+//! - [`audio`]: WAV files, resampling, labelled folders of clips, and the Free Spoken
+//!   Digit Dataset.
 //! - [`Frame`]: real tables, CSV or JSON records, with typed columns (numbers,
 //!   categories, text, dates) and missing cells; [`TablePipeline`]: their cleaning
 //!   (imputation, encoding, outliers, skew, dates, standardisation) fitted on the
@@ -46,6 +48,7 @@
 //! # Ok::<(), kiln_data::Error>(())
 //! ```
 
+pub mod audio;
 mod batch;
 pub mod cache;
 mod checksum;
