@@ -96,6 +96,15 @@ pub trait Dataset: Send + Sync {
     /// Sample `index` (`< len()`).
     fn get(&self, index: usize) -> Result<Sample<'_>>;
 
+    /// Sample `index` for training, drawn with `bits`: the random bits that the
+    /// batcher derives from (seed, epoch, index), the same for every thread. A data set
+    /// that augments its own samples (audio: a shift and a gain before the features,
+    /// masks after) draws from them; the others return [`get`](Dataset::get)'s sample.
+    fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
+        let _ = bits;
+        self.get(index)
+    }
+
     /// The number of elements of one input.
     fn sample_len(&self) -> usize {
         self.shape().iter().product()
@@ -118,6 +127,9 @@ impl<D: Dataset + ?Sized> Dataset for &D {
     fn get(&self, index: usize) -> Result<Sample<'_>> {
         (**self).get(index)
     }
+    fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
+        (**self).get_seeded(index, bits)
+    }
 }
 
 impl<D: Dataset + ?Sized> Dataset for Arc<D> {
@@ -135,6 +147,9 @@ impl<D: Dataset + ?Sized> Dataset for Arc<D> {
     }
     fn get(&self, index: usize) -> Result<Sample<'_>> {
         (**self).get(index)
+    }
+    fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
+        (**self).get_seeded(index, bits)
     }
 }
 
@@ -512,6 +527,11 @@ impl<D: Dataset> Dataset for Subset<D> {
         let len = self.indices.len();
         let &inner = self.indices.get(index).ok_or(Error::Index { index, len })?;
         self.inner.get(inner)
+    }
+    fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
+        let len = self.indices.len();
+        let &inner = self.indices.get(index).ok_or(Error::Index { index, len })?;
+        self.inner.get_seeded(inner, bits)
     }
 }
 

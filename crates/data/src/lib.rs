@@ -16,8 +16,8 @@
 //! - [`Pipeline`] and [`Stats`]: scaling, per-channel normalisation, feature
 //!   standardisation; [`split`]: train / validation / test and k-fold, seeded and
 //!   stratified; [`Batcher`]: shuffled, augmented batches in order.
-//! - [`audio`]: WAV files, resampling, labelled folders of clips, and the Free Spoken
-//!   Digit Dataset.
+//! - [`audio`]: WAV files, resampling, STFT, log-mel and MFCC features computed on the
+//!   batcher's threads, SpecAugment, and the Free Spoken Digit Dataset.
 //! - [`Frame`]: real tables, CSV or JSON records, with typed columns (numbers,
 //!   categories, text, dates) and missing cells; [`TablePipeline`]: their cleaning
 //!   (imputation, encoding, outliers, skew, dates, standardisation) fitted on the
@@ -70,6 +70,7 @@ pub mod read;
 mod rng;
 pub mod split;
 mod stats;
+pub mod text;
 
 pub use batch::{Augment, Batch, BatchOptions, BatchTargets, Batcher, Epoch};
 pub use cache::{Cache, Remote};

@@ -1,5 +1,6 @@
 //! The audio features against librosa on two real recordings (`tests/audio/`, values
-//! written by `tests/audio/librosa_features.py`), and loading labelled folders.
+//! written by `tests/audio/librosa_features.py`), and the FSDD loader on the shared
+//! archive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,10 +8,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kiln_data::audio::{
-    AudioOptions, FeatureOptions, Features, Kind, LabelFrom, MelScale, Waveforms, Window, read_wav,
+    AudioAugment, AudioOptions, FeatureOptions, Features, Kind, LabelFrom, MelScale, Spectrograms,
+    Waveforms, Window, fsdd, read_wav,
 };
+use kiln_data::{BatchOptions, Batcher, Dataset};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/audio")
@@ -121,6 +125,79 @@ fn bad_feature_settings_are_refused() {
     assert!(e(FeatureOptions::log_mel(8000, 256, 128, 40).band(0.0, 5000.0)).contains("5000"));
     assert!(e(FeatureOptions::log_mel(8000, 256, 128, 40).kind(Kind::Mfcc(41))).contains("41"));
     assert!(e(FeatureOptions::log_mel(8000, 64, 32, 128)).contains("covers no FFT bin"));
+}
+
+#[test]
+fn fsdd_official_split_and_augmented_batches() {
+    let Some(shared) = common::shared_data("fsdd_official_split_and_augmented_batches") else {
+        return;
+    };
+    let archive = shared.join("speech").join(fsdd::ARCHIVE);
+    if !archive.is_file() {
+        eprintln!(
+            "skipped: fsdd_official_split_and_augmented_batches: {} is absent",
+            archive.display()
+        );
+        return;
+    }
+    let clips = fsdd::load(&archive, &fsdd::options()).unwrap();
+    assert_eq!(clips.len(), 3000);
+    assert_eq!(clips.class_names().len(), 10);
+    assert_eq!(fsdd::speakers(&clips).unwrap().len(), 6);
+    let (train, test) = fsdd::official_split(&clips).unwrap();
+    assert_eq!((train.len(), test.len()), (2700, 300));
+    for (set, per_class) in [(&train, 270), (&test, 30)] {
+        let mut counts = [0usize; 10];
+        for &l in set.labels() {
+            counts[l as usize] += 1;
+        }
+        assert_eq!(counts, [per_class; 10]);
+    }
+    // The loaded clip is the recording, centred in its 8,000-sample window.
+    let raw = read_wav(&dir().join("7_theo_3.wav")).unwrap().samples;
+    let i = test
+        .names()
+        .iter()
+        .position(|n| n == "7_theo_3.wav")
+        .unwrap();
+    let pad = (8000 - raw.len()) / 2;
+    assert_eq!(&test.clip(i).unwrap()[pad..pad + raw.len()], &raw[..]);
+
+    let (rest, held) = fsdd::speaker_split(&clips, "theo").unwrap();
+    assert_eq!((rest.len(), held.len()), (2500, 500));
+
+    // Batches of augmented spectrograms are the same whatever the number of workers.
+    let spectrograms = Arc::new(
+        Spectrograms::new(test, FeatureOptions::log_mel(8000, 256, 128, 40))
+            .unwrap()
+            .augment(
+                AudioAugment::none()
+                    .shift(800)
+                    .gain(6.0)
+                    .time_mask(2, 10)
+                    .freq_mask(2, 8),
+            )
+            .unwrap(),
+    );
+    assert_eq!(spectrograms.shape(), [63, 40, 1]);
+    let epoch = |workers| {
+        let mut b = Batcher::new(
+            Arc::clone(&spectrograms),
+            BatchOptions::new(32).seed(3).workers(workers),
+        )
+        .unwrap();
+        let out: Vec<f32> = b
+            .epoch(1)
+            .flat_map(|batch| batch.unwrap().inputs().to_vec())
+            .collect();
+        out
+    };
+    let (one, two) = (epoch(0), epoch(2));
+    assert_eq!(one, two);
+    // Augmented: not the plain features.
+    let plain = spectrograms.to_memory().unwrap();
+    let order_free_sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
+    assert!((order_free_sum(&one) - order_free_sum(plain.floats().unwrap())).abs() > 1.0);
 }
 
 /// Writes a 16-bit mono WAV of `samples` at `rate`.

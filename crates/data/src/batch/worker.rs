@@ -235,7 +235,8 @@ fn fill<D: Dataset>(data: &D, plan: &Plan, job: &Job, b: usize, buf: &mut Buffer
     buf.len = end.saturating_sub(start);
     let s = plan.sample_len;
     for (slot, &index) in job.order[start..end].iter().enumerate() {
-        let sample = data.get(index)?;
+        let bits = hash3(plan.seed, job.epoch, index as u64);
+        let sample = data.get_seeded(index, bits)?;
         if sample.input.len() != s {
             return Err(Error::Config(format!(
                 "sample {index} has {} elements; the data set's shape {:?} needs {s}",
@@ -243,7 +244,6 @@ fn fill<D: Dataset>(data: &D, plan: &Plan, job: &Job, b: usize, buf: &mut Buffer
                 plan.shape
             )));
         }
-        let bits = hash3(plan.seed, job.epoch, index as u64);
         let dst = &mut buf.inputs[slot * s..(slot + 1) * s];
         match &sample.input {
             Input::U8(v) => plan
