@@ -832,18 +832,22 @@ impl Checker {
 }
 
 /// The layer that projects a residual block's `input` to its branch's `output`: a
-/// 1x1 convolution with the stride that gives the branch's size, or a dense layer on
-/// vectors; `None` when no single such layer does.
+/// 1x1 convolution (1-wide over sequences) with the stride that gives the branch's
+/// size, or a dense layer on vectors; `None` when no single such layer does.
 fn projection(input: &Shape, output: &Shape) -> Option<String> {
-    match (input.as_image(), output.as_image()) {
-        (Some((h, w, _)), Some((oh, ow, c))) => {
+    match (input.dims(), output.dims()) {
+        (&[h, w, _], &[oh, ow, c]) => {
             let stride = (1..=h.max(w)).find(|s| h.div_ceil(*s) == oh && w.div_ceil(*s) == ow);
             match stride? {
                 1 => Some(format!("Conv2d({c}, 1)")),
                 s => Some(format!("Conv2d({c}, 1, stride = {s})")),
             }
         }
-        _ if input.rank() == 1 && output.rank() == 1 => Some(format!("Dense({})", output.size())),
+        (&[t, _], &[ot, c]) => match (1..=t).find(|s| t.div_ceil(*s) == ot)? {
+            1 => Some(format!("Conv1d({c}, 1)")),
+            s => Some(format!("Conv1d({c}, 1, stride = {s})")),
+        },
+        (&[_], &[units]) => Some(format!("Dense({units})")),
         _ => None,
     }
 }

@@ -8,12 +8,13 @@ use kiln_kernels::ops::InputGrad;
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Cpu, CpuBuffer, GradAt, ParamMut, Storage};
 use kiln_nn::{
-    ActivationLayer, Backward, BatchNorm, Conv2d, Dense, Dropout, Error, Flatten, GlobalAvgPool2d,
-    Identity, Layer, Mode, Pool2d,
+    ActivationLayer, Backward, BatchNorm, Conv1d, Conv2d, Dense, Dropout, Error, Flatten,
+    GlobalAvgPool2d, GlobalPool1d, Identity, Layer, MaxPool1d, Mode, Pool2d,
 };
 use kiln_shape::{
-    Activation, BatchNormSpec, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec,
-    GlobalAvgPool2dSpec, IdentitySpec, Padding, Pool2dSpec, PoolMode, Shape, Spec,
+    Activation, BatchNormSpec, Conv1dSpec, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec,
+    GlobalAvgPool2dSpec, GlobalPool1dSpec, IdentitySpec, MaxPool1dSpec, Padding, Pool2dSpec,
+    PoolMode, Shape, Spec,
 };
 
 // Small enough that no tested point crosses a ReLU or max-pool kink with these seeds,
@@ -322,6 +323,52 @@ fn pooling_gradients() {
     }
     Case::<GlobalAvgPool2d<Cpu>>::new(GlobalAvgPool2dSpec, Shape::new(&[3, 5, 4]), 2, 5)
         .check("GlobalAvgPool2d");
+}
+
+#[test]
+fn conv1d_gradients() {
+    // (time, features), filters, kernel, stride, dilation, padding, activation, batch
+    for (input, filters, kernel, stride, dilation, padding, activation, batch) in [
+        ([9, 3], 4, 3, 1, 1, Padding::Valid, Activation::Linear, 2),
+        ([10, 2], 3, 4, 2, 1, Padding::Same, Activation::Tanh, 2),
+        ([11, 3], 2, 3, 1, 2, Padding::Causal, Activation::Sigmoid, 3),
+        ([16, 2], 3, 3, 2, 3, Padding::Valid, Activation::Gelu, 2),
+        ([7, 4], 2, 2, 3, 2, Padding::Same, Activation::Linear, 1),
+        ([12, 2], 3, 5, 1, 1, Padding::Causal, Activation::Relu, 2),
+    ] {
+        let spec = Conv1dSpec {
+            filters,
+            kernel,
+            stride,
+            dilation,
+            padding,
+            activation,
+        };
+        Case::<Conv1d<Cpu>>::new(spec, Shape::new(&input), batch, 10)
+            .check(&format!("{spec:?} on {input:?}"));
+    }
+}
+
+#[test]
+fn pooling_over_time_gradients() {
+    for (size, stride, padding, input) in [
+        (3, 2, Padding::Valid, [9, 3]),
+        (3, 2, Padding::Same, [8, 2]),
+        (2, 2, Padding::Valid, [8, 3]),
+        (4, 1, Padding::Same, [6, 2]),
+    ] {
+        let spec = MaxPool1dSpec {
+            size,
+            stride,
+            padding,
+        };
+        Case::<MaxPool1d<Cpu>>::new(spec, Shape::new(&input), 2, 11)
+            .check(&format!("{spec:?} on {input:?}"));
+    }
+    for mode in [PoolMode::Avg, PoolMode::Max] {
+        Case::<GlobalPool1d<Cpu>>::new(GlobalPool1dSpec { mode }, Shape::new(&[7, 4]), 3, 12)
+            .check(&format!("global {mode:?} over time"));
+    }
 }
 
 #[test]

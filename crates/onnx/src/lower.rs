@@ -13,6 +13,8 @@ use crate::builder::{Attr, ints};
 use crate::export::{Exporter, Form, Val};
 use crate::{Error, Result};
 
+mod conv1d;
+
 /// Layer `name` of spec `spec` applied to `x`, producing kiln shape `shape`.
 pub(crate) fn layer(
     ex: &mut Exporter,
@@ -38,6 +40,15 @@ pub(crate) fn layer(
     }
     if let Some(s) = any.downcast_ref::<BatchNormSpec>() {
         return batch_norm(ex, name, s, x);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::Conv1dSpec>() {
+        return conv1d::conv1d(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::MaxPool1dSpec>() {
+        return conv1d::max_pool1d(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::GlobalPool1dSpec>() {
+        return conv1d::global_pool1d(ex, name, s, x, shape);
     }
     if any.is::<GlobalAvgPool2dSpec>() {
         let x = ex.as_nchw(x);
@@ -386,8 +397,10 @@ mod tests {
                 args.set(arg.name, value);
             }
             let spec = (kind.spec)(&args);
-            // An image, or a vector for the kinds (Dense) that take only those.
-            let (input, shape) = [Shape::new(&[2, 2, 2]), Shape::new(&[2])]
+            // An image, or a vector for the kinds (Dense) that take only those, or a
+            // sequence.
+            let inputs = [Shape::new(&[2, 2, 2]), Shape::new(&[2]), Shape::new(&[2, 2])];
+            let (input, shape) = inputs
                 .into_iter()
                 .find_map(|input| Some((input, spec.output_shape(&input).ok()?)))
                 .unwrap_or_else(|| panic!("{} takes no test input", kind.name));

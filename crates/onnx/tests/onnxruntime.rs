@@ -1,9 +1,9 @@
 //! kiln's ONNX exports run in onnxruntime (Python) and give kiln's outputs within
 //! 1e-5: the seed CNN, a residual network with batch normalisation and a
-//! concatenation, and every layer kind alone, in both layouts; each file passes
-//! onnx's full checker. Needs a Python with onnx and onnxruntime (`KILN_PYTHON`,
-//! else `python3`); says that it skipped otherwise. The script is
-//! `tests/oracle/run_onnxruntime.py`.
+//! concatenation, the 1-D kinds over a sequence, and every layer kind alone, in
+//! both layouts; each file passes onnx's full checker. Needs a Python with onnx and
+//! onnxruntime (`KILN_PYTHON`, else `python3`); says that it skipped otherwise. The
+//! script is `tests/oracle/run_onnxruntime.py`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -74,6 +74,20 @@ kiln::model! { pub struct MaxPoolValid { input: [7, 7, 2], p: MaxPool2d(2) } }
 kiln::model! { pub struct AvgPoolSame { input: [7, 5, 2], p: AvgPool2d(3, stride = 2, padding = same) } }
 kiln::model! { pub struct AvgPoolValid { input: [6, 6, 2], p: AvgPool2d(size = 2, stride = 1) } }
 kiln::model! { pub struct GlobalAvgPool { input: [5, 4, 3], g: GlobalAvgPool2d } }
+kiln::model! {
+    /// The 1-D kinds: a causal dilated convolution, a strided `same` one, max
+    /// pooling with `same` padding, and both global poolings over time.
+    pub struct Sequence1d {
+        input: [17, 3],
+        causal: Conv1d(4, 3, relu, dilation = 2, padding = causal),
+        strided: Conv1d(5, 4, stride = 2, padding = same, activation = tanh),
+        pool: MaxPool1d(3, stride = 2, padding = same),
+        both: Concat { avg: GlobalAvgPool1d, max: GlobalMaxPool1d },
+        out: Dense(2, softmax),
+    }
+}
+kiln::model! { pub struct Conv1dValid { input: [9, 2], c: Conv1d(3, 2, stride = 3, dilation = 2) } }
+kiln::model! { pub struct MaxPool1dValid { input: [9, 2], p: MaxPool1d(2) } }
 kiln::model! { pub struct FlattenImage { input: [3, 4, 2], f: Flatten } }
 kiln::model! { pub struct IdentityAlone { input: [3, 3, 2], i: Identity } }
 kiln::model! { pub struct DropoutAlone { input: [9], d: Dropout(0.5) } }
@@ -252,6 +266,9 @@ fn every_layer_kind_and_block_runs_in_onnxruntime_as_in_kiln() {
         case::<BatchNormVector>(&dir, Layout::Nhwc),
         case::<BatchNormSequence>(&dir, Layout::Nhwc),
         case::<MaxPoolValid>(&dir, Layout::Nhwc),
+        case::<Sequence1d>(&dir, Layout::Nhwc),
+        case::<Conv1dValid>(&dir, Layout::Nhwc),
+        case::<MaxPool1dValid>(&dir, Layout::Nhwc),
         case::<AvgPoolValid>(&dir, Layout::Nhwc),
         case::<DropoutAlone>(&dir, Layout::Nhwc),
         case::<ReluAlone>(&dir, Layout::Nhwc),

@@ -133,7 +133,7 @@ pub enum ArgType {
     Size,
     /// An activation identifier: `relu`.
     Activation,
-    /// `valid` or `same`.
+    /// `valid`, `same` or (sequences) `causal`.
     Padding,
     /// A number, possibly negative: a rate, a slope.
     Number,
@@ -150,7 +150,7 @@ impl ArgType {
             Self::Count => "a count (a non-negative integer)",
             Self::Size => "a size like `3` or a (height, width) pair like `(3, 3)`",
             Self::Activation => "an activation name like `relu`",
-            Self::Padding => "`valid` or `same`",
+            Self::Padding => "`valid`, `same` or `causal`",
             Self::Number => "a number like `0.5`",
             Self::Flag => "`true` or `false`",
             Self::Choice(_) => "one of its names",

@@ -9,7 +9,8 @@
 //! It has no dependencies, so that the proc-macro stays light.
 //!
 //! Shapes are per sample: the batch size is a run-time value and never appears here.
-//! Images are `[height, width, channels]` (Keras order), feature vectors `[features]`.
+//! Images are `[height, width, channels]` (Keras order), sequences `[time, features]`
+//! (Keras's NLC), feature vectors `[features]`.
 //!
 //! ```
 //! use kiln_shape::{Activation, Conv2dSpec, Padding, Shape, Spec};
@@ -37,11 +38,13 @@ pub use activation::Activation;
 pub use error::{ShapeError, SpecError};
 pub use kind::{ArgDef, ArgType, ArgValue, Args, LayerKind, RustLiteral, Spec, Traits};
 pub use kinds::batch_norm::BatchNormSpec;
+pub use kinds::conv1d::Conv1dSpec;
 pub use kinds::conv2d::Conv2dSpec;
 pub use kinds::dense::DenseSpec;
 pub use kinds::dropout::DropoutSpec;
 pub use kinds::flatten::{FlattenSpec, IdentitySpec};
 pub use kinds::global_pool2d::GlobalAvgPool2dSpec;
+pub use kinds::pool1d::{GlobalPool1dSpec, MaxPool1dSpec};
 pub use kinds::pool2d::{Pool2dSpec, PoolMode};
 pub use kinds::{KINDS, kind};
 pub use shape::{MAX_RANK, Rank1, Rank2, Rank3, Shape, StaticShape};

@@ -74,15 +74,19 @@ static void matmul() {
 }
 
 static void conv2d() {
-    // batch, in h, w, c, filters, kernel h, w, stride h, w, pad top, left
-    for (auto g : std::vector<std::vector<unsigned>>{{2, 5, 6, 3, 4, 3, 3, 1, 1, 0, 0},
-                                                    {2, 7, 6, 3, 4, 3, 3, 2, 2, 1, 1},
-                                                    {3, 9, 9, 1, 5, 4, 4, 3, 2, 1, 1},
-                                                    {2, 6, 5, 70, 3, 3, 1, 1, 1, 1, 0}}) {
+    // batch, in h, w, c, filters, kernel h, w, stride h, w, pad top, left, bottom,
+    // dilation h; the last two are 1-D convolutions (width 1, time as the height),
+    // causal (all padding on top) and dilated with a stride.
+    for (auto g : std::vector<std::vector<unsigned>>{{2, 5, 6, 3, 4, 3, 3, 1, 1, 0, 0, 0, 1},
+                                                    {2, 7, 6, 3, 4, 3, 3, 2, 2, 1, 1, 1, 1},
+                                                    {3, 9, 9, 1, 5, 4, 4, 3, 2, 1, 1, 1, 1},
+                                                    {2, 6, 5, 70, 3, 3, 1, 1, 1, 1, 0, 1, 1},
+                                                    {2, 13, 1, 5, 6, 3, 1, 1, 1, 4, 0, 0, 2},
+                                                    {3, 17, 1, 3, 4, 4, 1, 2, 1, 3, 0, 3, 3}}) {
         unsigned B = g[0], IH = g[1], IW = g[2], IC = g[3], OC = g[4], KH = g[5], KW = g[6];
-        unsigned SH = g[7], SW = g[8], PT = g[9], PL = g[10];
-        unsigned OH = (IH + 2 * PT - KH) / SH + 1, OW = (IW + 2 * PL - KW) / SW + 1;
-        Conv2dParams p{B, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, PT, PL, ACT_RELU, 0.0f};
+        unsigned SH = g[7], SW = g[8], PT = g[9], PL = g[10], PB = g[11], DH = g[12];
+        unsigned OH = (IH + PT + PB - (DH * (KH - 1) + 1)) / SH + 1, OW = (IW + 2 * PL - KW) / SW + 1;
+        Conv2dParams p{B, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, PT, PL, DH, ACT_RELU, 0.0f};
         auto x = random_values(B * IH * IW * IC), w = random_values(KH * KW * IC * OC);
         auto bias = random_values(OC), dy = random_values(B * OH * OW * OC);
         auto dx0 = random_values(x.size());
@@ -95,7 +99,7 @@ static void conv2d() {
                         double s = bias[f];
                         for (unsigned ky = 0; ky < KH; ++ky)
                             for (unsigned kx = 0; kx < KW; ++kx) {
-                                int yy = int(oy * SH + ky) - int(PT), xx = int(ox * SW + kx) - int(PL);
+                                int yy = int(oy * SH + ky * DH) - int(PT), xx = int(ox * SW + kx) - int(PL);
                                 if (yy < 0 || yy >= int(IH) || xx < 0 || xx >= int(IW)) continue;
                                 for (unsigned c = 0; c < IC; ++c) {
                                     size_t xi = ((n * IH + yy) * IW + xx) * IC + c;

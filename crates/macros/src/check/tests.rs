@@ -141,14 +141,72 @@ fn names_and_input_errors() {
 
 #[test]
 fn unknown_layers_are_suggested() {
+    // Every kind, in `KINDS`' order.
+    let names: Vec<String> = kiln_shape::KINDS
+        .iter()
+        .map(|k| format!("`{}`", k.name))
+        .collect();
+    let (last, rest) = names.split_last().unwrap_or_else(|| panic!("no kinds"));
     assert_eq!(
         errors(
             quote! { struct M { input: [8, 8, 3], c: Conv2D(3, 3), p: MaxPooling2D(2), b: Upsampling } }
         ),
         [
-            "unknown layer `Conv2D`: did you mean `Conv2d`?",
-            "unknown layer `MaxPooling2D`: did you mean `MaxPool2d`?",
-            "unknown layer `Upsampling`; the layers are `Dense`, `Conv2d`, `BatchNorm`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool2d`, `Flatten`, `Identity`, `Dropout`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu` and `Softmax`, and the blocks `Residual`, `Concat` and `Sequential`",
+            "unknown layer `Conv2D`: did you mean `Conv2d`?".to_string(),
+            "unknown layer `MaxPooling2D`: did you mean `MaxPool2d`?".to_string(),
+            format!(
+                "unknown layer `Upsampling`; the layers are {} and {last}, and the blocks `Residual`, `Concat` and `Sequential`",
+                rest.join(", ")
+            ),
+        ]
+    );
+    assert!(names.starts_with(&["`Dense`".to_string(), "`Conv2d`".to_string()]));
+    assert_eq!(
+        errors(
+            quote! { struct M { input: [8, 3], c: Conv1D(4, 3), p: MaxPooling1D(2), g: GlobalAveragePooling1D } }
+        ),
+        [
+            "unknown layer `Conv1D`: did you mean `Conv1d`?",
+            "unknown layer `MaxPooling1D`: did you mean `MaxPool1d`?",
+            "unknown layer `GlobalAveragePooling1D`: did you mean `GlobalAvgPool1d`?",
+        ]
+    );
+}
+
+#[test]
+fn sequence_layers_check_their_numbers() {
+    let model = check_tokens(quote! {
+        struct Seq {
+            input: [40, 3],
+            c1: Conv1d(16, 5, relu, padding = causal, dilation = 2),
+            p1: MaxPool1d(2),
+            c2: Conv1d(8, 3, stride = 2),
+            g: GlobalMaxPool1d,
+            out: Dense(2, softmax),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let layers = layers(&model);
+    let shapes: Vec<&[usize]> = layers.iter().map(|l| l.output.dims()).collect();
+    assert_eq!(shapes, [&[40, 16][..], &[20, 16], &[9, 8], &[8], &[2]]);
+    assert_eq!(layers[0].parameters, 5 * 3 * 16 + 16);
+    assert_eq!(
+        errors(quote! { struct Seq { input: [40, 3], c: Conv1d(8, 9, dilation = 5) } }),
+        [
+            "`c: Conv1d(8, 9, dilation = 5)` expects a sequence of at least 41 time steps (its kernel of 9 with dilation 5) but the input is [40, 3]: use a smaller window, `padding = same` or `causal`, or less pooling before it"
+        ]
+    );
+    let errs = errors(quote! { struct Seq { input: [8, 8, 3], c: Conv1d(8, 3) } });
+    assert!(
+        errs[0].starts_with("`c: Conv1d(8, 3)` expects a rank-2 input [time, features]"),
+        "{errs:?}"
+    );
+    assert_eq!(
+        errors(
+            quote! { struct Seq { input: [20, 8], r: Residual { a: Conv1d(16, 3, stride = 2, padding = same) } } }
+        ),
+        [
+            "`r: Residual`: its branch produces [10, 16] but its input is [20, 8], which the shortcut carries unchanged: add `shortcut: Conv1d(16, 1, stride = 2)` to project it"
         ]
     );
 }

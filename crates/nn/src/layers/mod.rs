@@ -3,9 +3,11 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod conv1d;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
 mod params;
+pub mod pool1d;
 pub mod pool2d;

@@ -42,6 +42,11 @@ impl<B: Backend> KernelAndBias<B> {
         })
     }
 
+    /// The layer's kind.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
     fn units_of(shape: &Shape) -> usize {
         shape.dims().last().copied().unwrap_or(1)
     }

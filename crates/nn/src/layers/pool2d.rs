@@ -26,7 +26,12 @@ pub struct Pool2d<B: Backend> {
 }
 
 impl<B: Backend> Pool2d<B> {
-    fn with_params(backend: &B, name: &'static str, params: Pool2dParams) -> Result<Self> {
+    /// The pooling of geometry `params`, for layer kind `name`.
+    pub(crate) fn with_params(
+        backend: &B,
+        name: &'static str,
+        params: Pool2dParams,
+    ) -> Result<Self> {
         Ok(Self {
             name,
             reserve: backend.alloc(backend.pool2d_reserve_len(&params))?,

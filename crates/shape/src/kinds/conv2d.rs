@@ -2,7 +2,7 @@
 
 use super::dense::product_traits;
 use crate::kind::{ArgDef, ArgType, Args, LayerKind, Spec, Traits, at_least_one, struct_literal};
-use crate::window::{image, window_2d};
+use crate::window::{check_not_causal, image, window_2d};
 use crate::{Activation, Padding, Shape, ShapeError, SpecError};
 
 /// A 2-D convolution on an `[height, width, channels]` input.
@@ -58,6 +58,7 @@ impl Spec for Conv2dSpec {
         at_least_one(&mut errors, "filters", self.filters);
         at_least_one(&mut errors, "kernel", self.kernel.0.min(self.kernel.1));
         at_least_one(&mut errors, "stride", self.stride.0.min(self.stride.1));
+        check_not_causal(&mut errors, self.padding);
         errors.extend(self.activation.check().err());
         errors
     }

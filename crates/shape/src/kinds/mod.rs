@@ -3,11 +3,13 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod conv1d;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
 pub mod global_pool2d;
+pub mod pool1d;
 pub mod pool2d;
 
 use crate::kind::LayerKind;
@@ -21,6 +23,10 @@ pub static KINDS: &[&LayerKind] = &[
     &pool2d::MAX_POOL2D,
     &pool2d::AVG_POOL2D,
     &global_pool2d::GLOBAL_AVG_POOL2D,
+    &conv1d::CONV1D,
+    &pool1d::MAX_POOL1D,
+    &pool1d::GLOBAL_AVG_POOL1D,
+    &pool1d::GLOBAL_MAX_POOL1D,
     &flatten::FLATTEN,
     &flatten::IDENTITY,
     &dropout::DROPOUT,

@@ -2,7 +2,7 @@
 //! images.
 
 use crate::kind::{ArgDef, ArgType, Args, LayerKind, Spec, Traits, at_least_one, struct_literal};
-use crate::window::{image, window_2d};
+use crate::window::{check_not_causal, image, window_2d};
 use crate::{Padding, Shape, ShapeError, SpecError};
 
 /// What a pooling window computes.
@@ -75,6 +75,7 @@ impl Spec for Pool2dSpec {
         let mut errors = Vec::new();
         at_least_one(&mut errors, "size", self.size.0.min(self.size.1));
         at_least_one(&mut errors, "stride", self.stride.0.min(self.stride.1));
+        check_not_causal(&mut errors, self.padding);
         errors
     }
 

@@ -4,7 +4,9 @@
 //! Row `i` of the patch matrix is the receptive field of output pixel `i` (counted over
 //! the batch, row-major within each image); column `p` is the kernel tap
 //! `(ky, kx, c)`, so that the kernel `[kh, kw, c_in, c_out]` is already the right-hand
-//! matrix. In NHWC a row is `kh` contiguous runs of `kw * c_in` values of the input.
+//! matrix. In NHWC a row is `kh` contiguous runs of `kw * c_in` values of the input,
+//! `dilation_h` input rows apart (1 for images; a 1-D convolution's dilation, time
+//! being the height).
 //!
 //! The product gathers each `mc x kc` block of it (or of its transpose, for the weight
 //! gradient) into its worker's packing buffer just before the micro-kernel reads the
@@ -31,6 +33,7 @@ pub(crate) struct PatchGeometry {
     pub(crate) stride_w: usize,
     pub(crate) pad_top: usize,
     pub(crate) pad_left: usize,
+    pub(crate) dilation_h: usize,
 }
 
 impl PatchGeometry {
@@ -47,6 +50,11 @@ impl PatchGeometry {
     /// Input values over the batch.
     pub(crate) fn input_len(&self) -> usize {
         self.batch * self.in_h * self.in_w * self.in_c
+    }
+
+    /// Input rows one patch spans: `dilation_h * (kh - 1) + 1`.
+    fn span_h(&self) -> usize {
+        self.dilation_h * (self.kernel_h - 1) + 1
     }
 
     /// `batch` images of `ih x iw x c` under a square kernel of side `k`, stride `s`
@@ -72,6 +80,7 @@ impl PatchGeometry {
             stride_w: s,
             pad_top: pad,
             pad_left: pad,
+            dilation_h: 1,
         }
     }
 }
@@ -84,7 +93,7 @@ pub(crate) struct Patches<'a> {
 }
 
 /// Rows of the patch matrix that the micro-kernel reads straight from the images: a
-/// patch is `kh` runs of `kw * c_in` values, one input row apart.
+/// patch is `kh` runs of `kw * c_in` values, `dilation_h` input rows apart.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct InPlace {
     /// From one output pixel's patch to the next one's in the same output row.
@@ -106,14 +115,14 @@ impl Patches<'_> {
             && g.pad_left == 0
             && g.out_h > 0
             && g.out_w > 0
-            && (g.out_h - 1) * g.stride_h + g.kernel_h <= g.in_h
+            && (g.out_h - 1) * g.stride_h + g.span_h() <= g.in_h
             && (g.out_w - 1) * g.stride_w + g.kernel_w <= g.in_w;
         (whole && inside).then(|| {
             let run = g.kernel_w * g.in_c;
             InPlace {
                 row_stride: g.stride_w * g.in_c,
                 run,
-                jump: g.in_w * g.in_c - run,
+                jump: g.dilation_h * g.in_w * g.in_c - run,
             }
         })
     }
@@ -216,6 +225,7 @@ impl Patches<'_> {
         }
         let run = g.kernel_w * g.in_c;
         let row_len = g.in_w * g.in_c;
+        let tap_step = g.dilation_h * row_len;
         let image_len = g.in_h * row_len;
         let whole = cols.start == 0 && cols.end == g.cols();
         // The output pixel of row `first`, then stepped along without divisions.
@@ -228,14 +238,14 @@ impl Patches<'_> {
             let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
             let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
             let inside_x = x0 >= 0 && x0 as usize + g.kernel_w <= g.in_w;
-            let inside = inside_x && y0 >= 0 && y0 as usize + g.kernel_h <= g.in_h;
+            let inside = inside_x && y0 >= 0 && y0 as usize + g.span_h() <= g.in_h;
             if inside && whole {
                 // The common case, a whole patch away from the padding: one run per
                 // kernel row, each at a fixed step through the image.
                 let at = y0 as usize * row_len + x0 as usize * g.in_c;
-                let src = &image[at..at + (g.kernel_h - 1) * row_len + run];
+                let src = &image[at..at + (g.kernel_h - 1) * tap_step + run];
                 for (ky, d) in dst.chunks_exact_mut(run).enumerate() {
-                    copy_run(d, &src[ky * row_len..ky * row_len + run]);
+                    copy_run(d, &src[ky * tap_step..ky * tap_step + run]);
                 }
             } else {
                 self.gather_edge(image, (y0, x0), inside_x, cols.clone(), dst);
@@ -272,7 +282,7 @@ impl Patches<'_> {
             let lo = cols.start.max(seg);
             let hi = cols.end.min(seg + run);
             let d = &mut dst[lo - cols.start..hi - cols.start];
-            let y = y0 + ky as isize;
+            let y = y0 + (ky * g.dilation_h) as isize;
             if y < 0 || y >= g.in_h as isize {
                 d.fill(0.0);
                 continue;
@@ -320,7 +330,8 @@ impl Patches<'_> {
                     for ky in 0..g.kernel_h {
                         for kx in 0..g.kernel_w {
                             for c in 0..g.in_c {
-                                let y = (oy * g.stride_h + ky) as isize - g.pad_top as isize;
+                                let y = (oy * g.stride_h + ky * g.dilation_h) as isize
+                                    - g.pad_top as isize;
                                 let x = (ox * g.stride_w + kx) as isize - g.pad_left as isize;
                                 let inside = (0..g.in_h as isize).contains(&y)
                                     && (0..g.in_w as isize).contains(&x);
@@ -401,6 +412,55 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn dilated_sequences_match_the_definition() {
+        // A 1-D convolution's geometry: time as the height, a width of 1, taps
+        // `dilation_h` steps apart; valid (read in place), causal and same padding.
+        for &(time, c, k, s, d, pad) in &[
+            (12, 3, 3, 1, 2, 0),
+            (12, 2, 3, 1, 3, 6),
+            (11, 4, 4, 2, 2, 3),
+            (9, 1, 2, 1, 1, 1),
+        ] {
+            let g = PatchGeometry {
+                batch: 2,
+                in_h: time,
+                in_w: 1,
+                in_c: c,
+                out_h: (time + pad - (d * (k - 1) + 1)) / s + 1,
+                out_w: 1,
+                kernel_h: k,
+                kernel_w: 1,
+                stride_h: s,
+                stride_w: 1,
+                pad_top: pad,
+                pad_left: 0,
+                dilation_h: d,
+            };
+            let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
+            let p = Patches { x: &x, geometry: g };
+            let want = p.explicit();
+            let cols = g.cols();
+            let mut got = vec![f32::NAN; g.rows() * cols];
+            for lo in 0..cols {
+                p.gather(0, g.rows(), lo..cols, &mut got, cols, Isa::detect());
+                for r in 0..g.rows() {
+                    let at = r * cols;
+                    assert_eq!(
+                        &got[at..at + cols - lo],
+                        &want[at + lo..at + cols],
+                        "{g:?}: row {r}"
+                    );
+                }
+            }
+            let in_place = p.in_place(0..cols, cols);
+            assert_eq!(in_place.is_some(), pad == 0, "{g:?}");
+            if let Some(ip) = in_place {
+                assert_eq!(ip.jump, (d - 1) * c, "{g:?}");
             }
         }
     }

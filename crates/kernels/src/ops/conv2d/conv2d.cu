@@ -21,6 +21,7 @@ struct Conv2dParams {
     u32 stride_w;
     u32 pad_top;
     u32 pad_left;
+    u32 dilation_h;  // rows between kernel rows' inputs (a 1-D layer's dilation)
     u32 activation;
     float negative_slope;
 };
@@ -70,7 +71,7 @@ struct PatchRows {
         tap_next(t, step, p.in_c, p.kernel_w);
     }
     __device__ __forceinline__ float at(const Window& w, const Tap& t) const {
-        int yy = w.y0 + (int)t.ky, xx = w.x0 + (int)t.kx;
+        int yy = w.y0 + (int)(t.ky * p.dilation_h), xx = w.x0 + (int)t.kx;
         if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
         return x[w.image + ((u64)yy * p.in_w + xx) * p.in_c + t.c];
     }
@@ -102,7 +103,7 @@ struct PatchColumns {
         }
     }
     __device__ __forceinline__ float at(const Tap& t, const Pixel& px) const {
-        int yy = (int)(px.oy * p.stride_h + t.ky) - (int)p.pad_top;
+        int yy = (int)(px.oy * p.stride_h + t.ky * p.dilation_h) - (int)p.pad_top;
         int xx = (int)(px.ox * p.stride_w + t.kx) - (int)p.pad_left;
         if (yy < 0 || yy >= (int)p.in_h || xx < 0 || xx >= (int)p.in_w) return 0.0f;
         return x[px.image + ((u64)yy * p.in_w + xx) * p.in_c + t.c];
@@ -111,7 +112,8 @@ struct PatchColumns {
 
 // The output gradient gathered over windows as A of the input gradient: row i an input
 // pixel (n, y, x), column q = (ky, kx, o) the value dy[n, oy, ox, o] of the output
-// pixel whose window puts tap (ky, kx) on (y, x), or 0 where there is none.
+// pixel whose window puts tap (ky, kx) on (y, x), or 0 where there is none. With a
+// dilation, tap ky lies ky * dilation_h rows below its window's origin.
 struct GradientWindows {
     Conv2dParams p;
     const float* dy;
@@ -131,7 +133,7 @@ struct GradientWindows {
         tap_next(t, step, p.out_c, p.kernel_w);
     }
     __device__ __forceinline__ float at(const Pixel& px, const Tap& t) const {
-        int ty = px.y - (int)t.ky, tx = px.x - (int)t.kx;
+        int ty = px.y - (int)(t.ky * p.dilation_h), tx = px.x - (int)t.kx;
         if (ty < 0 || tx < 0) return 0.0f;
         u32 oy = (u32)ty, ox = (u32)tx;
         if (p.stride_h != 1 || p.stride_w != 1) {

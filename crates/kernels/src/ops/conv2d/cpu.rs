@@ -28,6 +28,7 @@ fn patches<'a>(p: &Conv2dParams, x: &'a [f32]) -> Patches<'a> {
             stride_w: us(p.stride_w),
             pad_top: us(p.pad_top),
             pad_left: us(p.pad_left),
+            dilation_h: us(p.dilation_h),
         },
     }
 }
@@ -48,7 +49,7 @@ fn col2im_image(p: &Conv2dParams, col: &[f32], image: &mut [f32], accumulate: bo
             let src = &col[(oy * ow + ox) * patch..][..patch];
             let x0 = (ox * us(p.stride_w)) as isize - p.pad_left as isize;
             for ky in 0..kh {
-                let y = (oy * us(p.stride_h) + ky) as isize - p.pad_top as isize;
+                let y = (oy * us(p.stride_h) + ky * us(p.dilation_h)) as isize - p.pad_top as isize;
                 if y < 0 || y >= ih as isize {
                     continue;
                 }

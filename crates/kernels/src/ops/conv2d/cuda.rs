@@ -48,7 +48,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
     fmad: true,
 };
 
-// SAFETY: `#[repr(C)]` of fourteen `u32` (the activation a `#[repr(u32)]` enum) and an
+// SAFETY: `#[repr(C)]` of fifteen `u32` (the activation a `#[repr(u32)]` enum) and an
 // `f32`, matching `struct Conv2dParams` in conv2d.cu.
 unsafe impl DeviceRepr for Conv2dParams {}
 

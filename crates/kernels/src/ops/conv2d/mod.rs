@@ -7,6 +7,11 @@
 //! matrix. The product gathers the patches block by block rather than building them
 //! (`cpu/gemm/patches.rs`); 3x3 stride-1 layers with enough channels use Winograd's
 //! transform instead (`winograd/`).
+//!
+//! A 1-D convolution of `[n, time, c_in]` sequences is this op with the time axis as
+//! the height and a width of 1 ([`Conv2dParams::conv1d`]): its kernel `[k, c_in,
+//! c_out]` is the `[k, 1, c_in, c_out]` one, and the vertical dilation spaces its
+//! taps.
 
 mod cpu;
 #[cfg(feature = "cuda")]
@@ -15,7 +20,7 @@ pub(crate) mod cuda;
 mod tests;
 mod winograd;
 
-use kiln_shape::{Conv2dSpec, Shape, conv_output_len, same_padding_before};
+use kiln_shape::{Conv1dSpec, Conv2dSpec, Shape, conv_output_len, same_padding_before};
 
 use super::activation::ActivationKind;
 use super::{InputGrad, u32_of, us};
@@ -53,6 +58,9 @@ pub struct Conv2dParams {
     pub pad_top: u32,
     /// Zero columns left of the input.
     pub pad_left: u32,
+    /// Rows from one kernel row's input to the next's (1: adjacent). A 2-D layer's is
+    /// 1; a 1-D layer's is its dilation along time.
+    pub dilation_h: u32,
     /// Applied by the forward pass after the bias: the spec's activation when it
     /// [fuses into an epilogue](ActivationKind::fuses_into_epilogue), else `Linear`
     /// (the layer then applies it as an op of its own).
@@ -93,11 +101,45 @@ impl Conv2dParams {
             stride_w: u32_of(OP, "stride", sw)?,
             pad_top: u32_of(OP, "padding", same_padding_before(h, kh, sh, spec.padding))?,
             pad_left: u32_of(OP, "padding", same_padding_before(w, kw, sw, spec.padding))?,
-            activation: if activation.fuses_into_epilogue() {
-                activation
-            } else {
-                ActivationKind::Linear
-            },
+            dilation_h: 1,
+            activation: epilogue(activation),
+            negative_slope,
+        })
+    }
+
+    /// The geometry of the 1-D convolution `spec` on a batch of `batch` sequences of
+    /// shape `input` (`[time, features]`): time as the height, a width of 1.
+    pub fn conv1d(spec: &Conv1dSpec, input: Shape, batch: usize) -> Result<Self> {
+        const OP: &str = "conv1d";
+        let invalid = |detail: String| Error::InvalidParams { op: OP, detail };
+        let &[time, features] = input.dims() else {
+            return Err(invalid(format!("input {input} is not [time, features]")));
+        };
+        let span = spec.span();
+        let Some(out) = conv_output_len(time, span, spec.stride, spec.padding) else {
+            return Err(invalid(format!(
+                "a kernel spanning {span} steps with stride {} does not fit input {input}",
+                spec.stride
+            )));
+        };
+        let (activation, negative_slope) = ActivationKind::of(spec.activation);
+        let before = same_padding_before(time, span, spec.stride, spec.padding);
+        Ok(Self {
+            batch: u32_of(OP, "batch", batch)?,
+            in_h: u32_of(OP, "time steps", time)?,
+            in_w: 1,
+            in_c: u32_of(OP, "features", features)?,
+            out_h: u32_of(OP, "output steps", out)?,
+            out_w: 1,
+            out_c: u32_of(OP, "filters", spec.filters)?,
+            kernel_h: u32_of(OP, "kernel", spec.kernel)?,
+            kernel_w: 1,
+            stride_h: u32_of(OP, "stride", spec.stride)?,
+            stride_w: 1,
+            pad_top: u32_of(OP, "padding", before)?,
+            pad_left: 0,
+            dilation_h: u32_of(OP, "dilation", spec.dilation)?,
+            activation: epilogue(activation),
             negative_slope,
         })
     }
@@ -131,6 +173,16 @@ impl Conv2dParams {
     /// Kernel values: `kh * kw * c_in * c_out`.
     pub fn weight_len(&self) -> usize {
         self.patch_len() * us(self.out_c)
+    }
+}
+
+/// `activation` when it [fuses into an epilogue](ActivationKind::fuses_into_epilogue),
+/// else `Linear` (the layer then applies it as an op of its own).
+fn epilogue(activation: ActivationKind) -> ActivationKind {
+    if activation.fuses_into_epilogue() {
+        activation
+    } else {
+        ActivationKind::Linear
     }
 }
 

@@ -46,6 +46,7 @@ pub(in crate::ops::conv2d) fn applies(p: &Conv2dParams) -> bool {
         && p.kernel_w == 3
         && p.stride_h == 1
         && p.stride_w == 1
+        && p.dilation_h == 1
         && us(p.in_c) >= MIN_CHANNELS
         && us(p.out_c) >= MIN_CHANNELS
         && us(p.in_c) * us(p.out_c) <= MAX_CHANNEL_PAIRS
