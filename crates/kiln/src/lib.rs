@@ -51,8 +51,9 @@ pub use kiln_train as train;
 
 pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
 
-/// `Result` of model construction, forward and backward.
-pub type Result<T, E = kiln_nn::Error> = std::result::Result<T, E>;
+mod error;
+
+pub use error::{Error, Result};
 
 /// The names a program that trains a model needs.
 pub mod prelude {
