@@ -53,11 +53,7 @@ fn optimizer(rule: Algorithm, peak: f64, schedule: &str, steps: u64) -> Optimize
     let optimizer = Optimizer::new(rule);
     match schedule {
         // Divided by 10 after a third, and again after two thirds, of the updates.
-        "step decay" => optimizer.schedule(StepDecay {
-            initial: peak,
-            step_size: steps.div_ceil(3),
-            gamma: 0.1,
-        }),
+        "step decay" => optimizer.schedule(StepDecay::new(peak, steps.div_ceil(3)).gamma(0.1)),
         "cosine decay" => optimizer.schedule(CosineDecay::new(peak, steps)),
         _ => optimizer.schedule(Constant(peak)),
     }

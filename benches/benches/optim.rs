@@ -87,10 +87,7 @@ fn optimizers(c: &mut Criterion) {
     });
     // SGD with momentum: parameter, gradient, buffer in; parameter, buffer out.
     group.throughput(Throughput::Bytes(5 * F32 * PARAMS as u64));
-    let mut sgd = Optimizer::new(Sgd {
-        momentum: 0.9,
-        ..Sgd::default()
-    });
+    let mut sgd = Optimizer::new(Sgd::default().momentum(0.9));
     sgd.step(&mut flat).expect("first step");
     group.bench_function("sgd_momentum", |b| {
         b.iter(|| sgd.step(&mut flat).expect("sgd"));

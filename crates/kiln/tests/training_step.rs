@@ -94,10 +94,7 @@ fn adam_and_the_loss_fit_a_small_problem() {
     let mut criterion = model
         .criterion(Loss::sparse_categorical_crossentropy())
         .unwrap();
-    let mut optimizer = Optimizer::new(Adam {
-        learning_rate: 1e-2,
-        ..Adam::default()
-    });
+    let mut optimizer = Optimizer::new(Adam::default().learning_rate(1e-2));
     // Four separable classes: the label is the quadrant of (x0, x1).
     let x: Vec<f32> = (0..64 * 6)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)

@@ -12,9 +12,10 @@
 //! ```
 //! use kiln_optim::{Adam, ExponentialDecay, Optimizer, Schedule};
 //!
-//! let schedule = ExponentialDecay { initial: 1e-2, decay_rate: 0.5, decay_steps: 100, staircase: true };
+//! let schedule = ExponentialDecay::new(1e-2, 0.5, 100).staircase(true);
 //! assert_eq!(schedule.learning_rate(250), 2.5e-3);
-//! let optimizer = Optimizer::<kiln_kernels::Cpu>::new(Adam::pytorch()).schedule(schedule);
+//! let adam = Adam::pytorch().learning_rate(1e-2).amsgrad(true);
+//! let optimizer = Optimizer::<kiln_kernels::Cpu>::new(adam).schedule(schedule);
 //! assert_eq!(optimizer.learning_rate(), 1e-2);
 //! // optimizer.step(&mut model)? after each backward pass.
 //! ```
@@ -25,6 +26,7 @@ mod error;
 mod group;
 mod optimizer;
 mod schedule;
+mod setters;
 
 pub use algorithm::{Adagrad, Adam, AdamW, Algorithm, Lion, Nadam, RmsProp, Sgd};
 pub use ema::{Ema, EmaState};

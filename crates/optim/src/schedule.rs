@@ -174,7 +174,7 @@ impl OneCycle {
         }
     }
 
-    fn anneal(&self, start: f64, end: f64, pct: f64) -> f64 {
+    fn interpolate(&self, start: f64, end: f64, pct: f64) -> f64 {
         match self.anneal {
             Anneal::Cos => end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0),
             Anneal::Linear => (end - start) * pct + start,
@@ -190,9 +190,9 @@ impl Schedule for OneCycle {
         let fall_end = self.total_steps as f64 - 1.0;
         let step = (step as f64).min(fall_end);
         if step <= rise_end {
-            self.anneal(initial, self.max_lr, step / rise_end)
+            self.interpolate(initial, self.max_lr, step / rise_end)
         } else {
-            self.anneal(self.max_lr, min, (step - rise_end) / (fall_end - rise_end))
+            self.interpolate(self.max_lr, min, (step - rise_end) / (fall_end - rise_end))
         }
     }
 }
