@@ -38,6 +38,19 @@
 //! optimizer.step(&mut model)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Guide
+//!
+//! - [Data](guide::data): CIFAR-10, MNIST, CSV and real tables, splits, preprocessing,
+//!   augmentation.
+//! - [Models](guide::models): `model!`'s syntax, blocks, and the errors it gives.
+//! - [Training](guide::training): `fit`, a training step by hand, losses, optimizers,
+//!   schedules, callbacks and metrics.
+//! - [Checkpoints, TensorBoard and ONNX](guide::files): save, load, resume, PyTorch.
+//! - [The GPU](guide::gpu) and [benchmarks](guide::benchmarks).
+//!
+//! Every fallible call returns [`kiln::Result`](Result), whose [`Error`] every crate's
+//! error converts into, so that `?` works across data, model and training calls.
 
 pub use kiln_data as data;
 pub use kiln_kernels as kernels;
@@ -67,13 +80,21 @@ pub mod prelude {
         ParamGroup, PolynomialDecay, RmsProp, Schedule, Sgd, StepDecay,
     };
     pub use kiln_shape::{Rank1, Rank2, Rank3, Shape};
+    pub use kiln_train::checkpoint;
     pub use kiln_train::{
         CsvLogger, EarlyStopping, EvaluateOptions, FitOptions, History, LearningRateScheduler,
         Metric, ModelCheckpoint, ReduceLrOnPlateau, TensorBoard, Trainer, Tta, Verbosity,
     };
 }
 
+pub mod guide;
+
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The architecture document's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/ARCHITECTURE.md")]
+pub struct ArchitectureDoctests;
