@@ -3,8 +3,15 @@
 //! CPU.
 //!
 //! ```text
-//! cargo run --release --example cifar10_resnet -- [--epochs N] [--batch-size N] [--seed N] [--data DIR] [--width 16|24|32]
+//! cargo run --release --example cifar10_resnet -- [--epochs N] [--batch-size N] [--seed N]
+//!     [--data DIR] [--device cpu|cuda] [--width 16|24|32] [--lr PEAK] [--ema DECAY]
+//!     [--cutout SIDE] [--label-smoothing S] [--train-samples N]
 //! ```
+//!
+//! The defaults (width 16, 26 epochs, batch 512, peak rate 0.2, label smoothing 0.2,
+//! no moving average, no cutout) are the recipe measured in the README: 90.4 % test
+//! accuracy in 11.3 minutes of training on two cores (90.0 % in 9.8 with 22 epochs). `examples/python/cifar10_resnet_torch.py`
+//! is the same recipe in PyTorch.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,7 +96,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let train_samples = take_flag(&mut raw, "--train-samples", 50_000usize)?;
     let args = Args::parse_from(
         Args {
-            epochs: 10,
+            epochs: 26,
             batch_size: 512,
             seed: 1,
             data: None,
@@ -169,18 +176,15 @@ fn train<B: Backend, M: Model<B, Input = Rank3<32, 32, 3>, Output = Rank1<10>>>(
     let std = vec![0.2470, 0.2435, 0.2616];
     let pipeline = Pipeline::new().scale(1.0 / 255.0).normalize(mean, std);
     let steps = (args.epochs * train.len().div_ceil(args.batch_size)) as u64;
-    let schedule = OneCycle {
-        pct_start: 0.25,
-        div_factor: 20.0,
-        final_div_factor: 200.0,
-        anneal: Anneal::Linear,
-        ..OneCycle::new(lr, steps)
-    };
-    let sgd = Sgd {
-        learning_rate: lr,
-        momentum: 0.9,
-        nesterov: true,
-    };
+    let schedule = OneCycle::new(lr, steps)
+        .pct_start(0.25)
+        .div_factor(20.0)
+        .final_div_factor(200.0)
+        .anneal(Anneal::Linear);
+    let sgd = Sgd::default()
+        .learning_rate(lr)
+        .momentum(0.9)
+        .nesterov(true);
     let optimizer = Optimizer::new(sgd)
         .schedule(schedule)
         .weight_decay(5e-4)

@@ -8,13 +8,14 @@ normalisation, random crops of 4 zero-padded pixels, horizontal flips, optional
 cutout), the same optimisation (Nesterov SGD with momentum 0.9, weight decay 5e-4 on
 the weights but not on biases and normalisation parameters, a one-cycle schedule
 rising linearly for a quarter of the steps then falling linearly, label smoothing
-0.2), the same moving average of the weights and running statistics (every 5 steps),
+0.2), the same optional moving average of the weights and running statistics
+(`--ema DECAY`, every 5 steps),
 and the same evaluation (the mean of the outputs for each test image and its mirror).
 PyTorch runs in its fastest CPU configuration for this network (channels-last) on
 the threads given.
 
     pip install torch numpy
-    python3 examples/python/cifar10_resnet_torch.py ../shared/data/cifar10 --width 16 --epochs 13
+    python3 examples/python/cifar10_resnet_torch.py ../shared/data/cifar10
 
 Prints a line an epoch and, last, a `result: {json}` line with the fields of the
 kiln example's.
@@ -123,10 +124,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data", nargs="?", default="../shared/data/cifar10")
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=13)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=26)
+    ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=0.2)
-    ap.add_argument("--ema", type=float, default=0.99)
+    ap.add_argument("--ema", type=float, default=0.0)
     ap.add_argument("--cutout", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
