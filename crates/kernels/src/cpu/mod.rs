@@ -3,6 +3,7 @@
 pub mod env;
 pub mod gemm;
 mod pool;
+mod profile;
 
 use std::sync::Arc;
 
@@ -73,8 +74,11 @@ impl Cpu {
     /// A CPU backend with one thread per available core, or `KILN_THREADS` threads
     /// where that is set (a value that is not a whole number from 1 up is an error; one
     /// above [`env::max_threads`] is capped with a warning). `KILN_CPU_ISA`, where set,
-    /// must name a code path (`avx512`, `avx2` or `portable`).
+    /// must name a code path (`avx512`, `avx2` or `portable`). In a build whose kernels
+    /// are unoptimised (a program's debug build without `opt-level` for its
+    /// dependencies) it says so once, on standard error, with the fix.
     pub fn new() -> Result<Self> {
+        profile::warn_if_unoptimised();
         env::check_isa()?;
         let threads = env::threads_from_env()?.unwrap_or_else(env::available);
         Self::with_threads(threads)
