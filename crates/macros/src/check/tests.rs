@@ -397,7 +397,10 @@ fn sizes_beyond_what_kernels_index_are_errors_on_the_layer() {
     let errs = errors(quote! {
         struct Net { input: [4, 4, 1], conv: Conv2d(4611686018427387904, 1) }
     });
-    assert!(errs[0].contains("`conv: Conv2d(4611686018427387904, 1)`"), "{errs:?}");
+    assert!(
+        errs[0].contains("`conv: Conv2d(4611686018427387904, 1)`"),
+        "{errs:?}"
+    );
     let errs = errors(quote! {
         struct Net { input: [1000, 1000, 3], conv: Conv2d(5000, 1) }
     });
@@ -427,4 +430,266 @@ fn sizes_at_the_limit_check() {
     })
     .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(layers(&model)[0].parameters, 65535 * 65535 + 65535);
+}
+
+/// A small deterministic generator for the property tests (xorshift64*).
+struct Gen(u64);
+
+impl Gen {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// One generated layer: its declaration, and its output shape and parameters on a
+/// given input as computed here, from Keras's rules, apart from kiln-shape.
+struct Generated {
+    source: String,
+    /// `None` when the layer cannot take its input.
+    expect: Option<(Vec<usize>, usize)>,
+}
+
+/// Keras's output length of a window: `valid` drops the partial windows, `same` pads.
+fn window(input: usize, size: usize, stride: usize, same: bool) -> Option<usize> {
+    if same {
+        Some(input.div_ceil(stride))
+    } else if size <= input {
+        Some((input - size) / stride + 1)
+    } else {
+        None
+    }
+}
+
+fn generate_layer(g: &mut Gen, input: &[usize]) -> Generated {
+    let image = |f: &dyn Fn(usize, usize) -> Option<(usize, usize)>| match input {
+        [h, w, _] => f(*h, *w),
+        _ => None,
+    };
+    match g.below(5) {
+        0 => {
+            let (filters, kernel, stride) = (1 + g.below(6), 1 + g.below(5), 1 + g.below(3));
+            let same = g.below(2) == 0;
+            let padding = if same { "same" } else { "valid" };
+            let out = image(&|h, w| {
+                Some((
+                    window(h, kernel, stride, same)?,
+                    window(w, kernel, stride, same)?,
+                ))
+            });
+            let channels = input.last().copied().unwrap_or(0);
+            Generated {
+                source: format!(
+                    "Conv2d(filters = {filters}, kernel = {kernel}, stride = {stride}, padding = {padding})"
+                ),
+                expect: out.map(|(h, w)| {
+                    (
+                        vec![h, w, filters],
+                        kernel * kernel * channels * filters + filters,
+                    )
+                }),
+            }
+        }
+        1 | 2 => {
+            let kind = if g.below(2) == 0 {
+                "MaxPool2d"
+            } else {
+                "AvgPool2d"
+            };
+            let (size, stride) = (1 + g.below(4), 1 + g.below(3));
+            let same = g.below(3) == 0;
+            let padding = if same { "same" } else { "valid" };
+            let out = image(&|h, w| {
+                Some((
+                    window(h, size, stride, same)?,
+                    window(w, size, stride, same)?,
+                ))
+            });
+            Generated {
+                source: format!("{kind}(size = {size}, stride = {stride}, padding = {padding})"),
+                expect: out.map(|(h, w)| (vec![h, w, input[2]], 0)),
+            }
+        }
+        3 => Generated {
+            source: "Flatten".to_string(),
+            // As Keras's: a vector passes unchanged.
+            expect: Some((vec![input.iter().product()], 0)),
+        },
+        _ => {
+            let units = 1 + g.below(20);
+            Generated {
+                source: format!("Dense({units})"),
+                expect: (input.len() == 1).then(|| (vec![units], input[0] * units + units)),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_shape_arithmetic_matches_an_independent_calculation() {
+    let mut g = Gen(0x6b69_6c6e);
+    let (mut checked, mut refused) = (0, 0);
+    for case in 0..3000 {
+        let input = vec![1 + g.below(24), 1 + g.below(24), 1 + g.below(4)];
+        let mut shape = Some(input.clone());
+        let mut expected = Vec::new();
+        let mut fields = Vec::new();
+        for i in 0..1 + g.below(6) {
+            let layer = shape.as_deref().map(|s| generate_layer(&mut g, s));
+            let Some(layer) = layer else { break };
+            fields.push(format!("l{i}: {},", layer.source));
+            shape = layer.expect.as_ref().map(|(s, _)| s.clone());
+            expected.push(layer.expect);
+            if shape.is_none() {
+                break;
+            }
+        }
+        let text = format!(
+            "struct Net {{ input: [{}, {}, {}], {} }}",
+            input[0],
+            input[1],
+            input[2],
+            fields.join(" ")
+        );
+        let tokens: TokenStream = text.parse().unwrap();
+        let result = check_tokens(tokens);
+        let first_bad = expected.iter().position(Option::is_none);
+        match (result, first_bad) {
+            (Ok(model), None) => {
+                let layers = layers(&model);
+                assert_eq!(layers.len(), expected.len(), "{text}");
+                for (layer, want) in layers.iter().zip(&expected) {
+                    let (dims, parameters) = want.as_ref().unwrap();
+                    assert_eq!(layer.output.dims(), dims.as_slice(), "case {case}: {text}");
+                    assert_eq!(layer.parameters, *parameters, "case {case}: {text}");
+                }
+                checked += 1;
+            }
+            (Err(errors), Some(bad)) => {
+                assert!(
+                    errors.iter().any(|e| e.contains(&format!("l{bad}"))),
+                    "case {case}: {text}: {errors:?}"
+                );
+                refused += 1;
+            }
+            (Ok(_), Some(bad)) => panic!("case {case}: {text}: l{bad} was expected to fail"),
+            (Err(errors), None) => panic!("case {case}: {text}: {errors:?}"),
+        }
+    }
+    // Both sides of the property are exercised.
+    assert!(
+        checked > 500 && refused > 500,
+        "{checked} checked, {refused} refused"
+    );
+}
+
+/// Random token trees from `model!`'s words and others: balanced, so that they lex.
+fn random_tokens(g: &mut Gen, depth: usize, out: &mut String) {
+    const WORDS: &[&str] = &[
+        "struct",
+        "pub",
+        "Net",
+        "input",
+        "Dense",
+        "Conv2d",
+        "MaxPool2d",
+        "Flatten",
+        "relu",
+        "softmax",
+        "same",
+        "valid",
+        "filters",
+        "kernel",
+        "stride",
+        "units",
+        "Residual",
+        "Concat",
+        "shortcut",
+        "BatchNorm",
+        "Dropout",
+        "r#struct",
+        "_",
+        "self",
+        "0",
+        "1",
+        "3",
+        "4294967297",
+        "99999999999999999999999",
+        "1.5",
+        "1e300",
+        "-1",
+        "\"text\"",
+        "'c'",
+        "b'x'",
+        ":",
+        "::",
+        ",",
+        "=",
+        ";",
+        ".",
+        "#",
+        "!",
+        "-",
+        "/",
+        "*",
+        "&",
+        "<",
+        ">",
+        "|",
+        "///",
+        "'a",
+    ];
+    for _ in 0..g.below(8) {
+        match g.below(10) {
+            0 if depth < 4 => {
+                let (open, close) = [("(", ")"), ("[", "]"), ("{", "}")][g.below(3)];
+                out.push_str(open);
+                random_tokens(g, depth + 1, out);
+                out.push_str(close);
+            }
+            _ => out.push_str(g.pick(WORDS)),
+        }
+        out.push(' ');
+    }
+}
+
+#[test]
+fn random_token_streams_give_errors_never_a_panic() {
+    let mut g = Gen(0x746f_6b65);
+    let valid = "pub struct Net { input: [8, 8, 2], c: Conv2d(4, 3, relu), p: MaxPool2d(2), \
+                 f: Flatten, r: Residual { d: Dense(36) }, o: Dense(3, softmax), }";
+    for case in 0..20_000 {
+        let text = if case % 2 == 0 {
+            let mut text = String::new();
+            random_tokens(&mut g, 0, &mut text);
+            text
+        } else {
+            // A valid model with one span of its text replaced by random tokens.
+            let cut = g.below(valid.len());
+            let end = (cut + g.below(20)).min(valid.len());
+            let mut noise = String::new();
+            random_tokens(&mut g, 3, &mut noise);
+            format!("{}{noise}{}", &valid[..cut], &valid[end..])
+        };
+        let Ok(tokens) = text.parse::<TokenStream>() else {
+            continue;
+        };
+        let outcome = std::panic::catch_unwind(|| match parse(tokens) {
+            Err(err) => err.into_compile_error(),
+            Ok(def) => match check(def) {
+                Ok(model) => crate::expand::expand(&model),
+                Err((header, err)) => crate::expand::stub(&header, err),
+            },
+        });
+        assert!(
+            outcome.is_ok(),
+            "case {case}: the macro panicked on `{text}`"
+        );
+    }
 }
