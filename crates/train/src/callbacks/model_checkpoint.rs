@@ -12,6 +12,10 @@ use crate::{EpochLog, Result};
 /// Saves a safetensors checkpoint after every epoch, or only when `monitor` improves
 /// (Keras's `ModelCheckpoint`). The path may hold `{epoch}` (from 1, as Keras prints
 /// it). Writes are atomic: a crash mid-write leaves the previous file intact.
+///
+/// A write that fails (a full disk, a read-only folder) stops `fit` with the error,
+/// which names the file; with [`ModelCheckpoint::warn_on_error`] it prints a warning
+/// instead and training goes on, the previous checkpoint left as it was.
 #[derive(Debug)]
 pub struct ModelCheckpoint {
     /// Where to write; `{epoch}` is replaced by the epoch number.
@@ -23,8 +27,12 @@ pub struct ModelCheckpoint {
     /// Save only when `monitor` improves.
     pub save_best_only: bool,
     best: Option<f64>,
+    /// Warn and train on when a write fails, instead of stopping.
+    pub warn_on_error: bool,
     /// The files written, in order.
     pub saved: Vec<PathBuf>,
+    /// The writes that failed with `warn_on_error`: the file and the error.
+    pub failed: Vec<(PathBuf, String)>,
 }
 
 impl ModelCheckpoint {
@@ -36,8 +44,18 @@ impl ModelCheckpoint {
             mode: Mode::Auto,
             save_best_only: false,
             best: None,
+            warn_on_error: false,
             saved: Vec::new(),
+            failed: Vec::new(),
         }
+    }
+
+    /// The same, printing a warning and training on when a write fails (the previous
+    /// checkpoint stays as it was), instead of stopping `fit` with the error.
+    #[must_use]
+    pub fn warn_on_error(mut self, on: bool) -> Self {
+        self.warn_on_error = on;
+        self
     }
 
     /// The same, saving only when `monitor` improves.
@@ -75,8 +93,17 @@ impl<B: Backend, M: Model<B>> Callback<B, M> for ModelCheckpoint {
             self.best = Some(value);
         }
         let path = self.path_for(log.epoch);
-        save(&path, ctx, log.epoch)?;
-        self.saved.push(path);
+        match save(&path, ctx, log.epoch) {
+            Ok(()) => self.saved.push(path),
+            Err(e) if self.warn_on_error => {
+                eprintln!(
+                    "warning: the checkpoint of epoch {} was not saved: {e}",
+                    log.epoch + 1
+                );
+                self.failed.push((path, e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 }
