@@ -16,53 +16,30 @@ use crate::{compare, gpu_report, peer};
 /// The benchmark binaries of the `kiln-benches` package, in the order they run.
 const BENCHES: &[&str] = &["peak", "gemm", "layers", "optim", "data"];
 
-struct Options {
+/// `cargo xtask bench`'s options.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Each benchmark briefly, one round of each model.
+    #[arg(long)]
     quick: bool,
-    /// The GPU benchmark instead of the CPU ones.
+    /// The GPU benchmark instead of the CPU ones (a build with CUDA and a GPU).
+    #[arg(long)]
     gpu: bool,
+    /// Only the benchmarks whose names match this regex.
+    #[arg(long, value_name = "REGEX")]
     filter: Option<String>,
-    threads: Option<usize>,
+    /// CPU threads (default: 1 and 2 for the models, every core otherwise).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// Alternations of kiln and PyTorch for each model's configurations.
-    rounds: usize,
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
 }
 
-fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut options = Options {
-        quick: false,
-        gpu: false,
-        filter: None,
-        threads: None,
-        rounds: 3,
-    };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => options.quick = true,
-            "--gpu" => options.gpu = true,
-            "--filter" => options.filter = Some(it.next().ok_or("--filter needs a regex")?),
-            "--rounds" => {
-                let n = it.next().ok_or("--rounds needs a number")?;
-                options.rounds = n
-                    .parse()
-                    .ok()
-                    .filter(|&r| r > 0)
-                    .ok_or_else(|| format!("--rounds: `{n}` is not a positive number"))?;
-            }
-            "--threads" => {
-                let n = it.next().ok_or("--threads needs a number")?;
-                options.threads = Some(
-                    n.parse()
-                        .map_err(|_| format!("--threads: `{n}` is not a number"))?,
-                );
-            }
-            other => {
-                return Err(format!(
-                    "unknown option `{other}`; options: --quick, --gpu, --filter REGEX, --threads N, --rounds N"
-                ));
-            }
-        }
+impl Options {
+    fn threads(&self) -> Option<usize> {
+        self.threads.map(|t| t as usize)
     }
-    Ok(options)
 }
 
 /// Runs one criterion benchmark binary (built with the `cuda` feature for `--gpu`),
@@ -107,17 +84,16 @@ fn cargo_bench(
     Ok(())
 }
 
-pub fn run(args: Vec<String>) -> Result<(), String> {
-    let options = parse(args)?;
+pub fn run(options: &Options) -> Result<(), String> {
     let root = workspace_root();
     let criterion_dir = root.join("target/criterion");
     let started = std::time::SystemTime::now();
     if options.gpu {
-        cargo_bench(&root, "gpu", &options, options.filter.as_deref())?;
+        cargo_bench(&root, "gpu", options, options.filter.as_deref())?;
         return gpu_report::run(&root, started, options.quick);
     }
     for bench in BENCHES {
-        cargo_bench(&root, bench, &options, options.filter.as_deref())?;
+        cargo_bench(&root, bench, options, options.filter.as_deref())?;
     }
     // The models, configuration by configuration, kiln then PyTorch, so that drift on
     // a shared machine hits both.
@@ -126,14 +102,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let with_torch = (!models.is_empty() || wants("optim")) && peer::torch_available();
     let mut torch_models = Vec::new();
     let mut model_rounds: Vec<Row> = Vec::new();
-    let rounds = if options.quick { 1 } else { options.rounds };
+    let rounds = if options.quick { 1 } else { options.rounds as usize };
     for model in &models {
         for round in 0..rounds {
             println!("xtask: {}, round {} of {rounds}", model.title, round + 1);
-            for (batch, threads) in compare::configs(model, options.threads) {
+            for (batch, threads) in compare::configs(model, options.threads()) {
                 let group = format!("{}_batch{batch}_threads{threads}/", model.name);
                 let at = std::time::SystemTime::now();
-                cargo_bench(&root, "models", &options, Some(&group))?;
+                cargo_bench(&root, "models", options, Some(&group))?;
                 model_rounds.extend(
                     collect(&criterion_dir, at)?
                         .into_iter()
@@ -165,7 +141,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     }
     let out = root.join("target/kiln-bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let threads = options.threads.unwrap_or(2);
+    let threads = options.threads().unwrap_or(2);
     let torch = if wants("optim") && with_torch {
         peer::run(
             &root,

@@ -16,29 +16,8 @@ use crate::gpu_report::write_report;
 use crate::results::{collect, workspace_root, write};
 
 /// `gpu-report`: the report from a criterion folder and the peer's output.
-pub fn report(args: Vec<String>) -> Result<(), String> {
-    let (mut criterion, mut torch, mut out) = (None, None, None);
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or(format!("{arg} needs a path"))
-                .map(PathBuf::from)
-        };
-        match arg.as_str() {
-            "--criterion" => criterion = Some(value()?),
-            "--torch" => torch = Some(value()?),
-            "--out" => out = Some(value()?),
-            other => {
-                return Err(format!(
-                    "unknown option `{other}`; options: --criterion DIR, --torch FILE, --out DIR"
-                ));
-            }
-        }
-    }
-    let criterion = criterion.ok_or("gpu-report needs --criterion DIR")?;
-    let out = out.ok_or("gpu-report needs --out DIR")?;
-    let rows = collect(&criterion, std::time::UNIX_EPOCH)?;
+pub fn report(criterion: &Path, torch: Option<&Path>, out: &Path) -> Result<(), String> {
+    let rows = collect(criterion, std::time::UNIX_EPOCH)?;
     if rows.is_empty() {
         return Err(format!(
             "no criterion results under {}",
@@ -46,23 +25,19 @@ pub fn report(args: Vec<String>) -> Result<(), String> {
         ));
     }
     let torch = match torch {
-        Some(path) => std::fs::read_to_string(&path)
+        Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect(),
         None => Vec::new(),
     };
-    write_report(&rows, &torch, &out)
+    write_report(&rows, &torch, out)
 }
 
 /// `gpu-bundle DIR`: everything the GPU checks need, built here, for a machine with a
 /// GPU and no Rust toolchain.
-pub fn bundle(args: Vec<String>) -> Result<(), String> {
-    let [dir] = args.as_slice() else {
-        return Err("usage: cargo xtask gpu-bundle DIR".into());
-    };
-    let dir = PathBuf::from(dir);
+pub fn bundle(dir: &Path) -> Result<(), String> {
     let root = workspace_root();
     std::fs::create_dir_all(dir.join("bin"))
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -7,7 +7,8 @@
 //! - `gpu-bundle DIR`: the CUDA tests, the GPU benchmark and a script that runs them, built
 //!   here for a GPU machine without Rust;
 //! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the GPU report from results
-//!   gathered there.
+//!   gathered there;
+//! - `user-crate`: a new user's program in a crate of its own, built in debug and run.
 //!
 //! The task modules (`bench`, `gpu`) use the shared ones below them and never each
 //! other: `compare` (the benchmark models against PyTorch), `gpu_report`, `peer` (the PyTorch
@@ -19,20 +20,58 @@ mod gpu;
 mod gpu_report;
 mod peer;
 mod results;
+mod user_crate;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The tasks, for messages.
-const TASKS: &str = "bench, gpu-bundle, gpu-report";
+use clap::{Parser, Subcommand};
+
+/// kiln's project chores.
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run the criterion benchmarks (kiln against PyTorch where it is installed) and
+    /// write target/kiln-bench/report.{md,json}.
+    Bench(bench::Options),
+    /// Build the CUDA tests, the GPU benchmark and a script that runs them, for a GPU
+    /// machine without Rust.
+    GpuBundle {
+        /// The folder to fill.
+        dir: PathBuf,
+    },
+    /// Write the GPU report from results gathered on a GPU machine.
+    GpuReport {
+        /// Criterion's folder from the GPU machine.
+        #[arg(long, value_name = "DIR")]
+        criterion: PathBuf,
+        /// PyTorch's JSON lines from the same machine.
+        #[arg(long, value_name = "FILE")]
+        torch: Option<PathBuf>,
+        /// Where to write the report.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Build, in debug, and run a new user's program in a crate of its own.
+    UserCrate,
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let result = match args.next().as_deref() {
-        Some("bench") => bench::run(args.collect()),
-        Some("gpu-bundle") => gpu::bundle(args.collect()),
-        Some("gpu-report") => gpu::report(args.collect()),
-        Some(other) => Err(format!("unknown task `{other}`; tasks: {TASKS}")),
-        None => Err(format!("usage: cargo xtask <task>; tasks: {TASKS}")),
+    let result = match Cli::parse().task {
+        Task::Bench(options) => bench::run(&options),
+        Task::GpuBundle { dir } => gpu::bundle(&dir),
+        Task::GpuReport {
+            criterion,
+            torch,
+            out,
+        } => gpu::report(&criterion, torch.as_deref(), &out),
+        Task::UserCrate => user_crate::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
