@@ -44,8 +44,8 @@ mod progress;
 mod trainer;
 
 pub use callbacks::{
-    Callback, Context, CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
-    ReduceLrOnPlateau, TensorBoard,
+    Callback, Context, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
+    MonitorMode, ReduceLrOnPlateau, TensorBoard,
 };
 pub use checkpoint::{CheckpointExtra, CheckpointInfo, Weights};
 pub use error::{Error, Result};

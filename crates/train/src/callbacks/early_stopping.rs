@@ -3,7 +3,7 @@
 use kiln_kernels::Backend;
 use kiln_nn::Model;
 
-use super::{Callback, Context, Mode, monitored};
+use super::{Callback, Context, MonitorMode, monitored};
 use crate::checkpoint::Weights;
 use crate::{EpochLog, Result};
 
@@ -15,7 +15,7 @@ pub struct EarlyStopping {
     /// The logged value to watch (`val_loss`).
     pub monitor: String,
     /// Whether it should go down or up.
-    pub mode: Mode,
+    pub mode: MonitorMode,
     /// Epochs without improvement tolerated.
     pub patience: usize,
     /// The smallest change that counts as an improvement.
@@ -36,7 +36,7 @@ impl EarlyStopping {
     pub fn new(monitor: impl Into<String>) -> Self {
         Self {
             monitor: monitor.into(),
-            mode: Mode::Auto,
+            mode: MonitorMode::Auto,
             patience: 0,
             min_delta: 0.0,
             restore_best_weights: false,
@@ -64,7 +64,7 @@ impl EarlyStopping {
 
     /// The same with a mode.
     #[must_use]
-    pub fn mode(mut self, mode: Mode) -> Self {
+    pub fn mode(mut self, mode: MonitorMode) -> Self {
         self.mode = mode;
         self
     }

@@ -6,7 +6,7 @@ use kiln_kernels::Backend;
 use kiln_nn::Model;
 use kiln_optim::{Monitor, Schedule};
 
-use super::{Callback, Context, Mode, monitored};
+use super::{Callback, Context, MonitorMode, monitored};
 use crate::{EpochLog, Result};
 
 /// Sets the learning rate at the start of every epoch from a schedule of the epoch
@@ -46,7 +46,7 @@ pub struct ReduceLrOnPlateau {
 
 impl ReduceLrOnPlateau {
     /// Watches `monitor` with PyTorch's defaults (factor 0.1, patience 10).
-    pub fn new(monitor: impl Into<String>, mode: Mode) -> Self {
+    pub fn new(monitor: impl Into<String>, mode: MonitorMode) -> Self {
         let monitor = monitor.into();
         let direction = if mode.maximise(&monitor) {
             Monitor::Max

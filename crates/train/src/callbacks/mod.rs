@@ -89,7 +89,7 @@ pub trait Callback<B: Backend, M: Model<B>> {
 
 /// Whether a monitored value improves by going down or up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub enum MonitorMode {
     /// Up for names with `acc`, `precision`, `recall`, `f1` or `r2`, down otherwise
     /// (as Keras guesses).
     Auto,
@@ -99,13 +99,13 @@ pub enum Mode {
     Max,
 }
 
-impl Mode {
+impl MonitorMode {
     /// Whether larger is better for `monitor`.
     pub(crate) fn maximise(self, monitor: &str) -> bool {
         match self {
-            Mode::Min => false,
-            Mode::Max => true,
-            Mode::Auto => ["acc", "precision", "recall", "f1", "r2"]
+            MonitorMode::Min => false,
+            MonitorMode::Max => true,
+            MonitorMode::Auto => ["acc", "precision", "recall", "f1", "r2"]
                 .iter()
                 .any(|k| monitor.contains(k)),
         }

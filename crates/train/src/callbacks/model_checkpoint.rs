@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use kiln_kernels::Backend;
 use kiln_nn::Model;
 
-use super::{Callback, Context, Mode, monitored};
+use super::{Callback, Context, MonitorMode, monitored};
 use crate::checkpoint;
 use crate::{EpochLog, Result};
 
@@ -23,7 +23,7 @@ pub struct ModelCheckpoint {
     /// The logged value that decides what is best.
     pub monitor: String,
     /// Whether it should go down or up.
-    pub mode: Mode,
+    pub mode: MonitorMode,
     /// Save only when `monitor` improves.
     pub save_best_only: bool,
     best: Option<f64>,
@@ -41,7 +41,7 @@ impl ModelCheckpoint {
         Self {
             path: path.into(),
             monitor: "val_loss".into(),
-            mode: Mode::Auto,
+            mode: MonitorMode::Auto,
             save_best_only: false,
             best: None,
             warn_on_error: false,
