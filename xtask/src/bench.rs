@@ -102,7 +102,11 @@ pub fn run(options: &Options) -> Result<(), String> {
     let with_torch = (!models.is_empty() || wants("optim")) && peer::torch_available();
     let mut torch_models = Vec::new();
     let mut model_rounds: Vec<Row> = Vec::new();
-    let rounds = if options.quick { 1 } else { options.rounds as usize };
+    let rounds = if options.quick {
+        1
+    } else {
+        options.rounds as usize
+    };
     for model in &models {
         for round in 0..rounds {
             println!("xtask: {}, round {} of {rounds}", model.title, round + 1);

@@ -48,8 +48,13 @@ fn markdown_files() -> Vec<PathBuf> {
 
 #[test]
 fn the_readme_is_at_most_about_twelve_kilobytes() {
-    let len = std::fs::metadata(root().join("README.md")).expect("README.md").len();
-    assert!(len <= 12 * 1024, "README.md is {len} bytes: move detail to docs/");
+    let len = std::fs::metadata(root().join("README.md"))
+        .expect("README.md")
+        .len();
+    assert!(
+        len <= 12 * 1024,
+        "README.md is {len} bytes: move detail to docs/"
+    );
 }
 
 #[test]
@@ -66,11 +71,16 @@ fn every_relative_link_in_the_readme_and_docs_resolves() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to nothing:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to nothing:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
 fn links_are_found_with_and_without_anchors() {
-    let found = link_targets("see [a](docs/A.md#x), [b](https://x.y) and [c](#local) or [d](e/f.md)");
+    let found =
+        link_targets("see [a](docs/A.md#x), [b](https://x.y) and [c](#local) or [d](e/f.md)");
     assert_eq!(found, ["docs/A.md", "e/f.md"]);
 }

@@ -603,7 +603,14 @@ fn weights_too_large_for_memory_are_an_error_naming_the_layer_and_the_size() {
         panic!("1.2 TB of weights were allocated");
     };
     assert!(
-        matches!(&err, Error::Build { model: "TooLarge", layer: "wide", .. }),
+        matches!(
+            &err,
+            Error::Build {
+                model: "TooLarge",
+                layer: "wide",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let msg = err.to_string();
