@@ -30,7 +30,9 @@
 mod criterion;
 mod error;
 mod loss;
+mod sequence;
 
 pub use criterion::{Criterion, Targets};
 pub use error::{Error, Result};
 pub use loss::{Loss, Reduction};
+pub use sequence::SequenceCriterion;
