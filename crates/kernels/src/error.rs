@@ -69,6 +69,22 @@ pub enum Error {
         /// The number of classes.
         classes: usize,
     },
+    /// A token id that is not an integer below the vocabulary.
+    #[error(
+        "{op}: the token id at batch row {row}, position {position} is {value}, not an id in 0..{vocabulary}"
+    )]
+    InvalidToken {
+        /// The op.
+        op: &'static str,
+        /// The sample (batch row).
+        row: usize,
+        /// The time step within the sample.
+        position: usize,
+        /// The id as stored.
+        value: f32,
+        /// The vocabulary.
+        vocabulary: usize,
+    },
     /// The backend could not allocate a buffer.
     #[error("out of memory: cannot allocate a buffer of {len} f32 values on {backend}")]
     OutOfMemory {

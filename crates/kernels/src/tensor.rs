@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use kiln_shape::{Shape, StaticShape};
+use kiln_shape::{Shape, StaticShape, Tokens};
 
 use crate::{Backend, Error, Result};
 
@@ -127,6 +127,34 @@ impl<S: StaticShape, B: Backend> Tensor<S, B> {
     /// The values on the host. Allocates.
     pub fn to_vec(&self, backend: &B) -> Result<Vec<f32>> {
         backend.to_host(&self.buffer, self.len())
+    }
+}
+
+impl<const T: usize, const V: usize, B: Backend> Tensor<Tokens<T, V>, B> {
+    /// A batch of `batch` sequences of `T` token ids, sequence after sequence.
+    ///
+    /// Fails unless there are `batch * T` ids, each below the vocabulary `V` (the
+    /// error names the batch row and position of the first that is not).
+    pub fn from_ids(backend: &B, batch: usize, ids: &[u32]) -> Result<Self> {
+        if ids.len() != batch * T {
+            return Err(Error::TensorLength {
+                shape: Tokens::<T, V>::SHAPE,
+                batch,
+                needed: batch * T,
+                got: ids.len(),
+            });
+        }
+        if let Some(i) = ids.iter().position(|&id| id as usize >= V) {
+            return Err(Error::InvalidToken {
+                op: "Tensor::from_ids",
+                row: i / T.max(1),
+                position: i % T.max(1),
+                value: ids[i] as f32,
+                vocabulary: V,
+            });
+        }
+        let values: Vec<f32> = ids.iter().map(|&id| id as f32).collect();
+        Self::from_slice(backend, batch, &values)
     }
 }
 

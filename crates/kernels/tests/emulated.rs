@@ -148,6 +148,16 @@ fn concatenation() {
 }
 
 #[test]
+fn embedding_gather_and_scatter() {
+    run("embedding", &[]);
+}
+
+#[test]
+fn lstm_through_time() {
+    run("recurrent", &[]);
+}
+
+#[test]
 fn dropout_mask_is_the_cpu_mask() {
     let (seed, rate) = (u64::MAX - 5, 0.3f32);
     let mut args = vec![seed.to_string(), rate.to_string()];

@@ -1,7 +1,7 @@
 //! A steady-state training step (forward, loss, backward, optimizer update) of the
-//! seed CNN, and of a model of nested residual blocks and a concatenation, performs
-//! no heap allocation, on any thread: every buffer is sized when the model, the loss
-//! and the optimizer are built or first used.
+//! seed CNN, of a model of nested residual blocks and a concatenation, and of stacked
+//! LSTMs, performs no heap allocation, on any thread: every buffer is sized when the
+//! model, the loss and the optimizer are built or first used.
 
 // The harness is shared by the test below; a failing call fails the test.
 #![allow(clippy::unwrap_used)]
@@ -95,6 +95,17 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// Stacked LSTMs over a real-valued sequence, the second returning its last step:
+    /// backpropagation through time runs over the layers' own workspaces.
+    pub struct StackedLstm {
+        input: [12, 5],
+        lstm1: Lstm(16, return_sequences = true),
+        lstm2: Lstm(16),
+        out: Dense(10, softmax),
+    }
+}
+
 /// Heap allocations over four steady-state training steps of `model` (after two to
 /// warm up), alternating typed and host batches.
 fn steady_state_allocations<M: Model<Cpu>>(mut model: M, batch: usize) -> usize {
@@ -151,5 +162,10 @@ fn a_training_step_allocates_nothing() {
     assert_eq!(
         allocations, 0,
         "batch normalisation, residual and concatenated blocks: {allocations} heap allocations in 4 steady-state steps"
+    );
+    let allocations = steady_state_allocations(StackedLstm::new(&cpu, 8, 1).unwrap(), 8);
+    assert_eq!(
+        allocations, 0,
+        "stacked LSTMs: {allocations} heap allocations in 4 steady-state steps"
     );
 }

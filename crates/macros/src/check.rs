@@ -309,7 +309,33 @@ fn input_shape(field: &ShapeField, errors: &mut Vec<syn::Error>) -> Option<Shape
         ));
         return None;
     }
-    let shape = Shape::try_new(&dims)?;
+    let mut shape = Shape::try_new(&dims)?;
+    if let Some((word, vocabulary)) = &field.tokens {
+        match vocabulary.base10_parse::<usize>() {
+            Ok(0) => {
+                errors.push(syn::Error::new_spanned(
+                    vocabulary,
+                    "a vocabulary must hold at least 1 token, got 0",
+                ));
+                return None;
+            }
+            Ok(v) if dims.len() == 1 => shape = Shape::tokens(&dims, v),
+            Ok(_) => {
+                errors.push(syn::Error::new_spanned(
+                    word,
+                    format!(
+                        "token ids form a sequence of rank 1, `tokens[time] of vocabulary`, not rank {}",
+                        dims.len()
+                    ),
+                ));
+                return None;
+            }
+            Err(err) => {
+                errors.push(err);
+                return None;
+            }
+        }
+    }
     if shape.checked_size().is_none() {
         errors.push(syn::Error::new_spanned(
             field,
@@ -553,7 +579,7 @@ impl Checker {
         }
 
         let (input, from) = current?;
-        let output = match spec.output_shape(&input) {
+        let output = match spec.output_for(&input) {
             Ok(output) => output,
             Err(err) => {
                 let message = shape_message(&path, &source, &from, &err);

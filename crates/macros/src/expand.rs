@@ -207,7 +207,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Like `forward`, on host data (samples in row-major order) uploaded
             /// straight into the workspace.
             pub fn forward_host(&mut self, x: &[f32], mode: ::kiln::nn::Mode) -> #result<#view_out> {
-                if x.len() % #input_size != 0 {
+                if !x.len().is_multiple_of(#input_size) {
                     return ::core::result::Result::Err(::kiln::nn::Error::InputLength {
                         model: Self::NAME,
                         len: x.len(),

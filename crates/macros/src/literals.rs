@@ -5,9 +5,17 @@ use kiln_shape::{Activation, RustLiteral, Shape};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// The compile-time marker of a shape (`::kiln::shape::Rank3<32, 32, 3>`).
+/// The compile-time marker of a shape (`::kiln::shape::Rank3<32, 32, 3>`,
+/// `::kiln::shape::Tokens<64, 65>`).
 pub fn marker(shape: &Shape) -> Option<TokenStream> {
     let dims: Vec<Literal> = shape.dims().iter().map(|d| lit(*d)).collect();
+    if let Some(vocabulary) = shape.vocabulary() {
+        let v = lit(vocabulary);
+        return match dims.as_slice() {
+            [t] => Some(quote!(::kiln::shape::Tokens<#t, #v>)),
+            _ => None,
+        };
+    }
     match dims.as_slice() {
         [a] => Some(quote!(::kiln::shape::Rank1<#a>)),
         [a, b] => Some(quote!(::kiln::shape::Rank2<#a, #b>)),
@@ -24,7 +32,13 @@ pub fn lit(value: usize) -> Literal {
 /// `::kiln::shape::Shape::new(&[..])`.
 pub fn shape_tokens(shape: &Shape) -> TokenStream {
     let dims = shape.dims().iter().map(|d| lit(*d));
-    quote!(::kiln::shape::Shape::new(&[#(#dims),*]))
+    match shape.vocabulary() {
+        Some(vocabulary) => {
+            let v = lit(vocabulary);
+            quote!(::kiln::shape::Shape::tokens(&[#(#dims),*], #v))
+        }
+        None => quote!(::kiln::shape::Shape::new(&[#(#dims),*])),
+    }
 }
 
 /// `::kiln::shape::Activation::..`.

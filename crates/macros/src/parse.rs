@@ -37,7 +37,7 @@ pub enum Field {
     Broken(syn::Error),
 }
 
-/// `input: [32, 32, 3]`.
+/// `input: [32, 32, 3]`, or token ids: `input: tokens[64] of 65`.
 pub struct ShapeField {
     /// The field's name (`input`, unless the user erred).
     pub name: Ident,
@@ -45,6 +45,8 @@ pub struct ShapeField {
     pub bracket: token::Bracket,
     /// The dimensions as written.
     pub dims: Punctuated<LitInt, Token![,]>,
+    /// For token ids, `tokens` and the vocabulary after `of`.
+    pub tokens: Option<(Ident, LitInt)>,
 }
 
 /// `conv1: Conv2d(32, 3, relu)`.
@@ -195,14 +197,50 @@ fn parse_field(input: ParseStream) -> syn::Result<Field> {
     }
     let name: Ident = input.parse()?;
     input.parse::<Token![:]>()?;
+    let tokens_word = if input.peek(Ident) && input.peek2(token::Bracket) {
+        let word: Ident = input.parse()?;
+        if word != "tokens" {
+            return Err(syn::Error::new_spanned(
+                &word,
+                format!(
+                    "unknown input kind `{word}`: write `tokens[time] of vocabulary` for token ids, or a shape like `[time, features]`"
+                ),
+            ));
+        }
+        Some(word)
+    } else {
+        None
+    };
     if input.peek(token::Bracket) {
         let content;
         let bracket = syn::bracketed!(content in input);
         let dims = Punctuated::parse_terminated(&content)?;
+        let tokens = match tokens_word {
+            Some(word) => {
+                let of: Ident = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected `of` and the vocabulary: `tokens[64] of 65`",
+                    )
+                })?;
+                if of != "of" {
+                    return Err(syn::Error::new_spanned(
+                        &of,
+                        "expected `of` and the vocabulary: `tokens[64] of 65`",
+                    ));
+                }
+                let vocabulary: LitInt = input.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "expected the vocabulary size: `tokens[64] of 65`")
+                })?;
+                Some((word, vocabulary))
+            }
+            None => None,
+        };
         return Ok(Field::Shape(ShapeField {
             name,
             bracket,
             dims,
+            tokens,
         }));
     }
     let kind: Ident = input.parse().map_err(|e| {
@@ -371,7 +409,13 @@ impl ToTokens for LayerCall {
 impl ToTokens for ShapeField {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         self.name.to_tokens(tokens);
+        if let Some((word, _)) = &self.tokens {
+            word.to_tokens(tokens);
+        }
         self.bracket.surround(tokens, |t| self.dims.to_tokens(t));
+        if let Some((_, vocabulary)) = &self.tokens {
+            vocabulary.to_tokens(tokens);
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub fn value_shapes(input: Shape, graph: &[Node]) -> Result<Vec<Shape>, &'static
             shapes.get(v).copied().ok_or(node.name)
         };
         let shape = match node.op {
-            NodeOp::Layer(spec) => spec.output_shape(&of(0)?).ok(),
+            NodeOp::Layer(spec) => spec.output_for(&of(0)?).ok(),
             NodeOp::Add { .. } => Some(of(1)?),
             NodeOp::Concat => {
                 let mut dims = of(0)?.dims().to_vec();

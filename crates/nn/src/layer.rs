@@ -178,7 +178,7 @@ pub(crate) fn checked_output(spec: &impl Spec, input: Shape) -> Result<Shape> {
             detail,
         });
     }
-    spec.output_shape(&input).map_err(|source| Error::Shape {
+    spec.output_for(&input).map_err(|source| Error::Shape {
         kind: spec.kind_name(),
         source,
     })

@@ -9,6 +9,8 @@ use kiln_shape::{
     same_padding_before,
 };
 
+mod sequence;
+
 use crate::builder::{Attr, ints};
 use crate::export::{Exporter, Form, Val};
 use crate::{Error, Result};
@@ -84,6 +86,15 @@ pub(crate) fn layer(
         let ratio = ex.b.constant(&format!("{name}.ratio"), &[], &[s.rate]);
         let y = ex.b.node("Dropout", name, &[&x.name, &ratio], name, vec![]);
         return Ok(Val { name: y, ..out });
+    }
+    if any.is::<kiln_shape::EmbeddingSpec>() {
+        return sequence::embedding(ex, name, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::RecurrentSpec>() {
+        return sequence::lstm(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::TimeDenseSpec>() {
+        return sequence::time_dense(ex, name, s, x, shape);
     }
     if let Some(&a) = any.downcast_ref::<Activation>() {
         if a == Activation::Linear {
@@ -398,17 +409,30 @@ mod tests {
             }
             let spec = (kind.spec)(&args);
             // An image, or a vector for the kinds (Dense) that take only those, or a
-            // sequence.
-            let inputs = [Shape::new(&[2, 2, 2]), Shape::new(&[2]), Shape::new(&[2, 2])];
+            // sequence of values or of token ids.
+            let inputs = [
+                Shape::new(&[2, 2, 2]),
+                Shape::new(&[2]),
+                Shape::new(&[2, 2]),
+                Shape::tokens(&[2], 2),
+            ];
             let (input, shape) = inputs
                 .into_iter()
-                .find_map(|input| Some((input, spec.output_shape(&input).ok()?)))
+                .find_map(|input| Some((input, spec.output_for(&input).ok()?)))
                 .unwrap_or_else(|| panic!("{} takes no test input", kind.name));
             let tensors = crate::export::Tensors::from([
                 ("l.weight".to_string(), (vec![2, 2], vec![1.0; 4])),
                 ("l.bias".to_string(), (vec![2], vec![0.0; 2])),
                 ("l.running_mean".to_string(), (vec![2], vec![0.0; 2])),
                 ("l.running_var".to_string(), (vec![2], vec![1.0; 2])),
+                // A recurrent layer's bias is wider than the others': it has a name
+                // of its own.
+                ("lstm.kernel".to_string(), (vec![2, 8], vec![1.0; 16])),
+                (
+                    "lstm.recurrent_kernel".to_string(),
+                    (vec![2, 8], vec![1.0; 16]),
+                ),
+                ("lstm.bias".to_string(), (vec![8], vec![0.0; 8])),
             ]);
             let mut ex = Exporter::new(&tensors);
             let x = Val {
@@ -416,7 +440,13 @@ mod tests {
                 form: Form::Kiln,
                 shape: input,
             };
-            let y = layer(&mut ex, "l", &*spec, &x, shape);
+            let any: &dyn Any = &*spec;
+            let name = if any.is::<kiln_shape::RecurrentSpec>() {
+                "lstm"
+            } else {
+                "l"
+            };
+            let y = layer(&mut ex, name, &*spec, &x, shape);
             assert!(y.is_ok(), "{}: {:?}", kind.name, y.err());
         }
     }

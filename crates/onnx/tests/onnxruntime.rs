@@ -99,6 +99,15 @@ kiln::model! { pub struct GeluAlone { input: [9], a: Gelu } }
 kiln::model! { pub struct SoftmaxImage { input: [3, 3, 4], conv: Conv2d(5, 1), a: Softmax } }
 kiln::model! { pub struct SoftmaxVector { input: [9], a: Softmax } }
 kiln::model! {
+    pub struct TokenLstm {
+        input: tokens[6] of 9,
+        embed: Embedding(9, 4),
+        lstm: Lstm(5, return_sequences = true),
+        out: TimeDense(9, softmax),
+    }
+}
+kiln::model! { pub struct LstmLastStep { input: [6, 3], lstm: Lstm(5), out: Dense(2) } }
+kiln::model! {
     pub struct ResidualAlone {
         input: [4, 4, 3],
         r: Residual(activation = tanh) { a: Conv2d(3, 3, padding = same) },
@@ -205,7 +214,11 @@ fn case<M: Model<Cpu>>(dir: &Path, layout: Layout) -> serde_json::Value {
     randomise(&mut model, 7);
     let mut rng = Rng::new(11);
     let x: Vec<f32> = (0..BATCH * M::INPUT_SHAPE.size())
-        .map(|_| rng.uniform_in(-2.0, 2.0))
+        .map(|_| match M::INPUT_SHAPE.vocabulary() {
+            // Token ids, as exact floats.
+            Some(v) => (rng.uniform() * v as f32).floor().min(v as f32 - 1.0),
+            None => rng.uniform_in(-2.0, 2.0),
+        })
         .collect();
     let y = model
         .forward_host(&x, Mode::Eval)
@@ -276,6 +289,8 @@ fn every_layer_kind_and_block_runs_in_onnxruntime_as_in_kiln() {
         case::<TanhAlone>(&dir, Layout::Nhwc),
         case::<GeluAlone>(&dir, Layout::Nhwc),
         case::<SoftmaxVector>(&dir, Layout::Nhwc),
+        case::<TokenLstm>(&dir, Layout::Nhwc),
+        case::<LstmLastStep>(&dir, Layout::Nhwc),
     ]);
     let manifest = dir.join("manifest.json");
     std::fs::write(&manifest, serde_json::to_vec(&cases).unwrap()).unwrap();

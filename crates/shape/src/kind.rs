@@ -289,6 +289,8 @@ pub struct Traits {
     /// input (max pooling routes each window's gradient only where the maximum is
     /// positive): the layer before then skips its own ReLU backward.
     pub absorbs_relu_below: bool,
+    /// The layer takes token ids (an `Embedding`); every other kind refuses them.
+    pub takes_tokens: bool,
 }
 
 /// One configured layer: what `model!` checks and the layer is built from.
@@ -307,6 +309,20 @@ pub trait Spec: fmt::Debug + Any {
 
     /// The output shape for one sample of shape `input`.
     fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError>;
+
+    /// [`Spec::output_shape`] after the check every kind shares: token ids go only
+    /// into a kind whose [`Traits::takes_tokens`] says so. What `model!` and the
+    /// layers call.
+    fn output_for(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        if let Some(vocabulary) = input.vocabulary()
+            && !self.traits().takes_tokens
+        {
+            return Err(ShapeError::new("real values", *input).hint(format!(
+                "token ids go into an `Embedding` first: insert `Embedding({vocabulary}, width)` before it"
+            )));
+        }
+        self.output_shape(input)
+    }
 
     /// The number of trainable parameters for an input of shape `input`, or `None`
     /// when it overflows `usize`. Meaningful only when [`Spec::output_shape`]

@@ -42,12 +42,15 @@ pub use kinds::conv1d::Conv1dSpec;
 pub use kinds::conv2d::Conv2dSpec;
 pub use kinds::dense::DenseSpec;
 pub use kinds::dropout::DropoutSpec;
+pub use kinds::embedding::EmbeddingSpec;
 pub use kinds::flatten::{FlattenSpec, IdentitySpec};
 pub use kinds::global_pool2d::GlobalAvgPool2dSpec;
 pub use kinds::pool1d::{GlobalPool1dSpec, MaxPool1dSpec};
 pub use kinds::pool2d::{Pool2dSpec, PoolMode};
+pub use kinds::recurrent::{Cell, RecurrentSpec};
+pub use kinds::time_dense::TimeDenseSpec;
 pub use kinds::{KINDS, kind};
-pub use shape::{MAX_RANK, Rank1, Rank2, Rank3, Shape, StaticShape};
+pub use shape::{MAX_RANK, Rank1, Rank2, Rank3, Shape, StaticShape, Tokens};
 pub use window::{Padding, conv_output_len, same_padding_before};
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The run-time [`Shape`] and the compile-time shape markers ([`Rank1`], [`Rank2`],
-//! [`Rank3`]) that make a batch of the wrong shape a type error.
+//! [`Rank3`], [`Tokens`]) that make a batch of the wrong shape a type error.
 
 use std::fmt;
 
@@ -13,10 +13,15 @@ pub const MAX_RANK: usize = 4;
 ///
 /// `Shape` is `Copy` and usable in `const` context, so the `model!` macro can emit
 /// shapes as constants.
+///
+/// A shape of token ids ([`Shape::tokens`]) also carries its vocabulary: its values
+/// are integers below it, which only an `Embedding` takes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shape {
     dims: [usize; MAX_RANK],
     rank: usize,
+    /// The vocabulary of token ids; 0 for real values.
+    vocabulary: usize,
 }
 
 impl Shape {
@@ -49,7 +54,36 @@ impl Shape {
         Some(Self {
             dims: out,
             rank: dims.len(),
+            vocabulary: 0,
         })
+    }
+
+    /// A shape of token ids below `vocabulary`: `tokens[64] of 65`.
+    ///
+    /// # Panics
+    /// As [`Shape::new`].
+    pub const fn tokens(dims: &[usize], vocabulary: usize) -> Self {
+        let mut shape = Self::new(dims);
+        shape.vocabulary = vocabulary;
+        shape
+    }
+
+    /// The vocabulary when the values are token ids, `None` for real values.
+    pub const fn vocabulary(&self) -> Option<usize> {
+        if self.vocabulary == 0 {
+            None
+        } else {
+            Some(self.vocabulary)
+        }
+    }
+
+    /// `(time, features)` when the shape is a real-valued sequence (rank 2).
+    pub const fn as_sequence(&self) -> Option<(usize, usize)> {
+        if self.rank == 2 && self.vocabulary == 0 {
+            Some((self.dims[0], self.dims[1]))
+        } else {
+            None
+        }
     }
 
     /// The number of dimensions.
@@ -113,8 +147,11 @@ impl fmt::Debug for Shape {
 }
 
 impl fmt::Display for Shape {
-    /// Writes `[2, 2, 128]`.
+    /// Writes `[2, 2, 128]`, or `tokens[64] of 65` for token ids.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.vocabulary != 0 {
+            f.write_str("tokens")?;
+        }
         f.write_str("[")?;
         for (i, d) in self.dims().iter().enumerate() {
             if i > 0 {
@@ -122,7 +159,11 @@ impl fmt::Display for Shape {
             }
             write!(f, "{d}")?;
         }
-        f.write_str("]")
+        f.write_str("]")?;
+        if self.vocabulary != 0 {
+            write!(f, " of {}", self.vocabulary)?;
+        }
+        Ok(())
     }
 }
 
@@ -151,6 +192,21 @@ pub struct Rank2<const A: usize, const B: usize>;
 /// channels).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rank3<const A: usize, const B: usize, const C: usize>;
+
+/// Compile-time marker of a sequence of `T` token ids below `V` (`input: tokens[T] of
+/// V`).
+///
+/// A batch of it is a tensor of its own type, so pixels or features cannot be given
+/// where token ids belong; the ids travel as exact `f32` values (every integer below
+/// 2^24 is one), the way class labels reach the loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens<const T: usize, const V: usize>;
+
+impl<const T: usize, const V: usize> StaticShape for Tokens<T, V> {
+    const DIMS: &'static [usize] = &[T];
+    const SIZE: usize = T;
+    const SHAPE: Shape = Shape::tokens(&[T], V);
+}
 
 impl<const A: usize> StaticShape for Rank1<A> {
     const DIMS: &'static [usize] = &[A];
@@ -192,5 +248,16 @@ mod tests {
         assert_eq!(<Rank3<32, 32, 3>>::SIZE, 3072);
         assert_eq!(<Rank2<16, 8>>::DIMS, &[16, 8]);
         assert_eq!(<Rank1<10>>::SIZE, 10);
+    }
+
+    #[test]
+    fn token_shapes_carry_their_vocabulary() {
+        let tokens = <Tokens<64, 65>>::SHAPE;
+        assert_eq!(tokens.to_string(), "tokens[64] of 65");
+        assert_eq!(tokens.vocabulary(), Some(65));
+        assert_eq!(tokens.dims(), &[64]);
+        assert_ne!(tokens, Shape::new(&[64]));
+        assert_eq!(Shape::new(&[64]).vocabulary(), None);
+        assert_eq!(Shape::new(&[16, 8]).as_sequence(), Some((16, 8)));
     }
 }

@@ -36,8 +36,11 @@ pub(crate) const STATUS_WORDS: usize = 3;
 pub(crate) struct Origin {
     pub(crate) op: &'static str,
     pub(crate) operand: &'static str,
-    /// Classes, for an invalid target.
+    /// Classes, for an invalid target (the vocabulary, for a token id).
     pub(crate) classes: usize,
+    /// Ids a sequence, for a token id (its index becomes a batch row and a
+    /// position); 0 for a class label.
+    pub(crate) steps: usize,
 }
 
 /// The status words and, for each, the first launch since the last check that could
@@ -110,6 +113,7 @@ impl Cuda {
                 op: "kernel",
                 operand: "input",
                 classes: 0,
+                steps: 0,
             })
         };
         if let Some((index, value)) = decode(host[StatusWord::NonFiniteOutput as usize]) {
@@ -123,6 +127,15 @@ impl Cuda {
         }
         if let Some((index, value)) = decode(host[StatusWord::InvalidTarget as usize]) {
             let o = origin(StatusWord::InvalidTarget);
+            if let Some(row) = index.checked_div(o.steps) {
+                return Err(Error::InvalidToken {
+                    op: o.op,
+                    row,
+                    position: index % o.steps,
+                    value,
+                    vocabulary: o.classes,
+                });
+            }
             return Err(Error::InvalidTarget {
                 op: o.op,
                 index,

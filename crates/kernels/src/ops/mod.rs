@@ -41,12 +41,14 @@ ops! {
     concat: ConcatKernel,
     conv2d: Conv2dKernel,
     dropout: DropoutKernel,
+    embedding: EmbeddingKernel,
     ema: EmaKernel,
     loss: LossKernel,
     matmul: MatmulKernel,
     metric: MetricKernel,
     optimizer: OptimizerKernel,
     pool2d: Pool2dKernel,
+    recurrent: RecurrentKernel,
     reduce: ReduceKernel,
 }
 

@@ -48,6 +48,15 @@ impl<B: Backend> Dense<B> {
     }
 }
 
+impl<B: Backend> Dense<B> {
+    /// The same layer, its parameters reported under another kind (a `TimeDense`
+    /// is this layer over every time step).
+    pub(crate) fn relabel(mut self, kind: &'static str) -> Self {
+        self.params.kind = kind;
+        self
+    }
+}
+
 impl<B: Backend> Layer<B> for Dense<B> {
     type Spec = DenseSpec;
 

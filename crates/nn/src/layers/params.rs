@@ -12,7 +12,7 @@ use crate::init::glorot_uniform;
 #[derive(Debug)]
 pub(crate) struct KernelAndBias<B: Backend> {
     /// The layer's kind, for the visits.
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     kernel_shape: Shape,
     pub(crate) weight: B::Buffer,
     pub(crate) bias: B::Buffer,

@@ -17,10 +17,7 @@ pub static DENSE: LayerKind = LayerKind {
     name: "Dense",
     aliases: &["Linear", "FullyConnected"],
     about: "`activation(x W + b)` on a vector",
-    args: &[
-        ArgDef::required("units", ArgType::Count).aliases(&["out_features"]),
-        ArgDef::optional("activation", ArgType::Activation, "linear"),
-    ],
+    args: UNITS_AND_ACTIVATION,
     runtime: "::kiln::nn::layers::dense::Dense<B>",
     spec: |args| {
         Box::new(DenseSpec {
@@ -30,16 +27,31 @@ pub static DENSE: LayerKind = LayerKind {
     },
 };
 
+/// The arguments of the kinds that multiply by a kernel of `units` columns and
+/// apply an activation (`Dense`, `TimeDense`).
+pub(crate) const UNITS_AND_ACTIVATION: &[ArgDef] = &[
+    ArgDef::required("units", ArgType::Count).aliases(&["out_features"]),
+    ArgDef::optional("activation", ArgType::Activation, "linear"),
+];
+
+/// The problems of `units` and `activation`, the checks of such a kind.
+pub(crate) fn validate_units_and_activation(
+    units: usize,
+    activation: Activation,
+) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    at_least_one(&mut errors, "units", units);
+    errors.extend(activation.check().err());
+    errors
+}
+
 impl Spec for DenseSpec {
     fn kind_name(&self) -> &'static str {
         DENSE.name
     }
 
     fn validate(&self) -> Vec<SpecError> {
-        let mut errors = Vec::new();
-        at_least_one(&mut errors, "units", self.units);
-        errors.extend(self.activation.check().err());
-        errors
+        validate_units_and_activation(self.units, self.activation)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError> {

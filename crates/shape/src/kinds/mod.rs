@@ -7,10 +7,13 @@ pub mod conv1d;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
 pub mod global_pool2d;
 pub mod pool1d;
 pub mod pool2d;
+pub mod recurrent;
+pub mod time_dense;
 
 use crate::kind::LayerKind;
 use crate::{Shape, ShapeError};
@@ -36,6 +39,9 @@ pub static KINDS: &[&LayerKind] = &[
     &activation::TANH,
     &activation::GELU,
     &activation::SOFTMAX,
+    &embedding::EMBEDDING,
+    &recurrent::LSTM,
+    &time_dense::TIME_DENSE,
 ];
 
 /// The kind named `name`, exactly.

@@ -86,6 +86,7 @@ impl LossKernel for Cuda {
                     op: OP,
                     operand: "output",
                     classes: features,
+                    steps: 0,
                 },
             ),
             (
@@ -94,6 +95,7 @@ impl LossKernel for Cuda {
                     op: OP,
                     operand: "target",
                     classes: features,
+                    steps: 0,
                 },
             ),
         ];

@@ -71,6 +71,7 @@ impl MetricKernel for Cuda {
                     op: OP,
                     operand: "target",
                     classes: features,
+                    steps: 0,
                 };
                 self.with_reports(&[(StatusWord::InvalidTarget, origin)], |status| {
                     let mut args = self.stream().launch_builder(&f);

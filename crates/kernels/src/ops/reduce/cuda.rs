@@ -128,6 +128,7 @@ impl ReduceKernel for Cuda {
             op: OP,
             operand: "x",
             classes: 0,
+            steps: 0,
         };
         in_groups(xs, GROUP, fresh, add, |group, count, cfg| {
             let group = FiniteGroup { count, ..*group };

@@ -1,0 +1,336 @@
+//! The recurrent layers: one input product over every time step, then the cell's
+//! loop over time in the backend's recurrent op, and back through time the same way.
+//!
+//! # Weights, and how they map to Keras's and PyTorch's
+//! kiln keeps Keras's layouts and names (a checkpoint holds `lstm.kernel`,
+//! `lstm.recurrent_kernel`, `lstm.bias`):
+//!
+//! | tensor | kiln / Keras | PyTorch `nn.LSTM` |
+//! |---|---|---|
+//! | `kernel` | `[features, 4 units]` | `weight_ih_l0`ᵀ (`[4 units, features]`) |
+//! | `recurrent_kernel` | `[units, 4 units]` | `weight_hh_l0`ᵀ (`[4 units, units]`) |
+//! | `bias` | `[4 units]` | `bias_ih_l0 + bias_hh_l0` |
+//!
+//! The gate blocks come in the same order in all three, `i, f, g, o` (input, forget,
+//! cell candidate, output; Keras writes `i, f, c, o`), so a Keras LSTM's weights load
+//! as they are, and PyTorch's after a transpose and the sum of its two biases
+//! ([`lstm_weights_from_pytorch`]). PyTorch's `batch_first=True` is kiln's (and
+//! Keras's) `[batch, time, features]`.
+
+use kiln_kernels::ops::bias::BiasParams;
+use kiln_kernels::ops::matmul::MatmulParams;
+use kiln_kernels::ops::recurrent::{RecurrentParams, RecurrentWorkspace};
+use kiln_kernels::rng::Rng;
+use kiln_kernels::{Backend, ParamMut, ParamRef, ViewParams, VisitParams};
+use kiln_shape::{Cell, RecurrentSpec, Shape};
+
+use crate::init::glorot_uniform;
+use crate::layer::checked_output;
+use crate::{Backward, Error, Layer, Mode, Result};
+
+/// A recurrent layer over `[time, features]` sequences, from zero initial states or,
+/// `stateful`, from the states its previous call ended with (the gradient cut there:
+/// truncated backpropagation through time; [`Recurrent::reset_states`] starts again).
+/// A stateful layer keeps one state a batch row, so its batches keep their size.
+///
+/// # Shapes
+/// - input: `[batch, time, features]`
+/// - output: `[batch, time, units]` with `return_sequences = true`, else the last
+///   step's `[batch, units]`
+/// - `kernel`: `[features, gates * units]`, glorot-uniform
+/// - `recurrent_kernel`: `[units, gates * units]`, orthogonal (Keras's default)
+/// - `bias`: `[gates * units]`, zero but for the LSTM's forget gate, 1 (Keras's
+///   `unit_forget_bias`)
+///
+/// Its workspace (gates, states and their gradients for every step) is sized for the
+/// largest batch when the layer is built, so neither pass allocates. Stack layers
+/// by giving every one but the last `return_sequences = true`.
+#[derive(Debug)]
+pub struct Recurrent<B: Backend> {
+    spec: RecurrentSpec,
+    time: usize,
+    features: usize,
+    kernel: B::Buffer,
+    recurrent_kernel: B::Buffer,
+    bias: B::Buffer,
+    dkernel: B::Buffer,
+    drecurrent_kernel: B::Buffer,
+    dbias: B::Buffer,
+    ws: RecurrentWorkspace<B::Buffer>,
+    /// A stateful layer's next call starts from the last one's states.
+    carried: bool,
+}
+
+/// Keras-layout weights of an LSTM: `kernel`, `recurrent_kernel` and `bias`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmWeights {
+    /// `[features, 4 units]`.
+    pub kernel: Vec<f32>,
+    /// `[units, 4 units]`.
+    pub recurrent_kernel: Vec<f32>,
+    /// `[4 units]`.
+    pub bias: Vec<f32>,
+}
+
+/// The weights of a PyTorch `nn.LSTM` layer (`weight_ih_l0` `[4 units, features]`,
+/// `weight_hh_l0` `[4 units, units]`, `bias_ih_l0` and `bias_hh_l0` `[4 units]`, row
+/// major) in kiln's layout: transposed, the biases summed. Fails when a length does
+/// not match `features` and `units`.
+pub fn lstm_weights_from_pytorch(
+    features: usize,
+    units: usize,
+    weight_ih: &[f32],
+    weight_hh: &[f32],
+    bias_ih: &[f32],
+    bias_hh: &[f32],
+) -> Result<LstmWeights> {
+    let w = 4 * units;
+    for (name, len, needed) in [
+        ("weight_ih", weight_ih.len(), w * features),
+        ("weight_hh", weight_hh.len(), w * units),
+        ("bias_ih", bias_ih.len(), w),
+        ("bias_hh", bias_hh.len(), w),
+    ] {
+        if len != needed {
+            return Err(Error::Spec {
+                kind: "Lstm",
+                detail: format!("PyTorch's {name} holds {len} values, {needed} expected"),
+            });
+        }
+    }
+    let transpose = |m: &[f32], cols: usize| -> Vec<f32> {
+        let mut out = vec![0.0; m.len()];
+        for r in 0..w {
+            for c in 0..cols {
+                out[c * w + r] = m[r * cols + c];
+            }
+        }
+        out
+    };
+    Ok(LstmWeights {
+        kernel: transpose(weight_ih, features),
+        recurrent_kernel: transpose(weight_hh, units),
+        bias: bias_ih.iter().zip(bias_hh).map(|(a, b)| a + b).collect(),
+    })
+}
+
+/// `rows x cols` values whose rows are orthonormal (`rows <= cols`): Gram-Schmidt on
+/// normal draws, Keras's `Orthogonal` initialiser for a recurrent kernel.
+fn orthogonal(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut normal = || {
+        // Box-Muller from two uniforms in (0, 1].
+        let u1 = 1.0 - f64::from(rng.uniform());
+        let u2 = f64::from(rng.uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let mut m: Vec<f64> = (0..rows * cols).map(|_| normal()).collect();
+    for r in 0..rows {
+        for q in 0..r {
+            let dot: f64 = (0..cols).map(|c| m[r * cols + c] * m[q * cols + c]).sum();
+            for c in 0..cols {
+                m[r * cols + c] -= dot * m[q * cols + c];
+            }
+        }
+        let norm = (0..cols)
+            .map(|c| m[r * cols + c].powi(2))
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-12);
+        for c in 0..cols {
+            m[r * cols + c] /= norm;
+        }
+    }
+    m.into_iter().map(|v| v as f32).collect()
+}
+
+impl<B: Backend> Recurrent<B> {
+    fn params(&self, batch: usize) -> Result<RecurrentParams> {
+        Ok(RecurrentParams::new(
+            batch,
+            self.time,
+            self.spec.units,
+            self.spec.return_sequences,
+        )?
+        .carrying(self.carried))
+    }
+
+    /// A stateful layer's next call starts from zero states again (a new stream, a
+    /// new generated text); a layer that is not stateful always does.
+    pub fn reset_states(&mut self) {
+        self.carried = false;
+    }
+
+    /// The input product over all steps: `[batch * time, features] x [features, width]`.
+    fn projection(&self, batch: usize) -> Result<MatmulParams> {
+        let u32_of = |v: usize| {
+            u32::try_from(v).map_err(|_| Error::Spec {
+                kind: self.spec.cell.name(),
+                detail: format!("size {v} does not fit in 32 bits"),
+            })
+        };
+        Ok(MatmulParams {
+            m: u32_of(batch * self.time)?,
+            n: u32_of(self.spec.gate_width())?,
+            k: u32_of(self.features)?,
+            trans_a: false,
+            trans_b: false,
+            accumulate: false,
+        })
+    }
+
+    fn shapes(&self) -> [Shape; 3] {
+        let (f, h, w) = (self.features, self.spec.units, self.spec.gate_width());
+        [Shape::new(&[f, w]), Shape::new(&[h, w]), Shape::new(&[w])]
+    }
+}
+
+const NAMES: [&str; 3] = ["kernel", "recurrent_kernel", "bias"];
+
+impl<B: Backend> Layer<B> for Recurrent<B> {
+    type Spec = RecurrentSpec;
+
+    fn build(
+        backend: &B,
+        spec: &RecurrentSpec,
+        input: Shape,
+        max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        checked_output(spec, input)?;
+        let (time, features) = (input.dims()[0], input.dims()[1]);
+        let (h, w) = (spec.units, spec.gate_width());
+        let kernel = glorot_uniform(backend, features * w, features, w, rng)?;
+        let recurrent_kernel = backend.alloc_from(&orthogonal(h, w, rng))?;
+        let mut bias = vec![0.0; w];
+        match spec.cell {
+            Cell::Lstm => bias[h..2 * h].fill(1.0),
+        }
+        Ok(Self {
+            spec: *spec,
+            time,
+            features,
+            kernel,
+            recurrent_kernel,
+            bias: backend.alloc_from(&bias)?,
+            dkernel: backend.alloc(features * w)?,
+            drecurrent_kernel: backend.alloc(h * w)?,
+            dbias: backend.alloc(w)?,
+            ws: RecurrentWorkspace::new(backend, max_batch, time, h, spec.cell.gates())?,
+            carried: false,
+        })
+    }
+
+    fn forward(
+        &mut self,
+        backend: &B,
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+        batch: usize,
+        _mode: Mode,
+    ) -> Result<()> {
+        let proj = self.projection(batch)?;
+        backend.matmul(&proj, x, &self.kernel, &mut self.ws.gates)?;
+        backend.bias_activation(
+            &BiasParams::new(proj.m, proj.n),
+            &self.bias,
+            &mut self.ws.gates,
+        )?;
+        let p = self.params(batch)?;
+        match self.spec.cell {
+            Cell::Lstm => backend.lstm_fwd(&p, &self.recurrent_kernel, &mut self.ws, y)?,
+        }
+        // The backward pass of this call still reads its initial states, so the next
+        // call, not this one, copies the last ones over.
+        self.carried = self.spec.stateful;
+        Ok(())
+    }
+
+    fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let x = pass.input(self.spec.cell.name())?;
+        let p = self.params(pass.batch)?;
+        match self.spec.cell {
+            Cell::Lstm => backend.lstm_bwd(
+                &p,
+                &self.recurrent_kernel,
+                &mut self.ws,
+                pass.dy,
+                &mut self.drecurrent_kernel,
+            )?,
+        }
+        // The gates' gradient now holds every step: the input product's gradients
+        // are one product each, as in a dense layer.
+        let proj = self.projection(pass.batch)?;
+        let dgates = &self.ws.gates;
+        let dw = MatmulParams {
+            m: proj.k,
+            n: proj.n,
+            k: proj.m,
+            trans_a: true,
+            trans_b: false,
+            accumulate: true,
+        };
+        backend.matmul(&dw, x, dgates, &mut self.dkernel)?;
+        backend.bias_grad(&BiasParams::new(proj.m, proj.n), dgates, &mut self.dbias)?;
+        if let Some(dx) = pass.dx {
+            let dxp = MatmulParams {
+                m: proj.m,
+                n: proj.k,
+                k: proj.n,
+                trans_a: false,
+                trans_b: true,
+                accumulate: dx.accumulate,
+            };
+            backend.matmul(&dxp, dgates, &self.kernel, dx.buffer)?;
+        }
+        Ok(())
+    }
+
+    fn visit_parameters<'a>(
+        &'a mut self,
+        layer: &'static str,
+        f: VisitParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
+        let kind = self.spec.cell.name();
+        let shapes = self.shapes();
+        let tensors = [
+            (&mut self.kernel, &mut self.dkernel),
+            (&mut self.recurrent_kernel, &mut self.drecurrent_kernel),
+            (&mut self.bias, &mut self.dbias),
+        ];
+        for ((name, shape), (value, grad)) in NAMES.into_iter().zip(shapes).zip(tensors) {
+            f(ParamMut {
+                layer,
+                kind,
+                name,
+                shape,
+                value,
+                grad,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn parameters<'a>(
+        &'a self,
+        layer: &'static str,
+        f: ViewParams<'_, 'a, B>,
+    ) -> kiln_kernels::Result<()> {
+        let kind = self.spec.cell.name();
+        let tensors = [
+            (&self.kernel, &self.dkernel),
+            (&self.recurrent_kernel, &self.drecurrent_kernel),
+            (&self.bias, &self.dbias),
+        ];
+        for ((name, shape), (value, grad)) in NAMES.into_iter().zip(self.shapes()).zip(tensors) {
+            f(ParamRef {
+                layer,
+                kind,
+                name,
+                shape,
+                value,
+                grad,
+            })?;
+        }
+        Ok(())
+    }
+}

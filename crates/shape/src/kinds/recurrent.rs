@@ -1,0 +1,188 @@
+//! The recurrent layers: `Lstm(units)`, over a `[time, features]` sequence.
+
+use crate::kind::{
+    ArgDef, ArgType, LayerKind, RustLiteral, Spec, Traits, at_least_one, struct_literal,
+};
+use crate::{Shape, ShapeError, SpecError};
+
+/// The cell a recurrent layer runs at each time step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// Long short-term memory: input, forget, cell and output gates (Keras's order).
+    Lstm,
+}
+
+impl Cell {
+    /// Gate blocks of `units` columns in the input and recurrent kernels.
+    pub const fn gates(self) -> usize {
+        match self {
+            Self::Lstm => 4,
+        }
+    }
+
+    /// The kind's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Lstm => "Lstm",
+        }
+    }
+}
+
+impl RustLiteral for Cell {
+    fn rust(&self) -> String {
+        match self {
+            Self::Lstm => "::kiln::shape::Cell::Lstm".into(),
+        }
+    }
+}
+
+/// A recurrent layer: its cell, its width, and whether it returns every time step's
+/// output or only the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrentSpec {
+    /// The cell.
+    pub cell: Cell,
+    /// Width of the hidden state and of the output.
+    pub units: usize,
+    /// `[time, units]` out when set, else the last step's `[units]` (Keras's default).
+    pub return_sequences: bool,
+    /// Each call starts from the states the previous call ended with (Keras's
+    /// `stateful`): a long stream read window after window with the gradient cut at
+    /// each window's start (truncated backpropagation through time), or generation
+    /// one token at a time. The layer's `reset_states` starts again from zero.
+    pub stateful: bool,
+}
+
+/// `Lstm`.
+pub static LSTM: LayerKind = LayerKind {
+    name: "Lstm",
+    aliases: &["LSTM", "CuDNNLSTM"],
+    about: "long short-term memory over `[time, features]`: `[time, units]` or the last `[units]`",
+    args: &[
+        ArgDef::required("units", ArgType::Count).aliases(&["hidden_size"]),
+        ArgDef::optional("return_sequences", ArgType::Flag, "false").named_only(),
+        ArgDef::optional("stateful", ArgType::Flag, "false").named_only(),
+    ],
+    runtime: "::kiln::nn::layers::recurrent::Recurrent<B>",
+    spec: |args| {
+        Box::new(RecurrentSpec {
+            cell: Cell::Lstm,
+            units: args.count("units").unwrap_or(0),
+            return_sequences: args.flag("return_sequences").unwrap_or(false),
+            stateful: args.flag("stateful").unwrap_or(false),
+        })
+    },
+};
+
+impl RecurrentSpec {
+    /// The number of gate columns of the kernels: gates times units.
+    pub const fn gate_width(&self) -> usize {
+        self.cell.gates() * self.units
+    }
+}
+
+impl Spec for RecurrentSpec {
+    fn kind_name(&self) -> &'static str {
+        self.cell.name()
+    }
+
+    fn validate(&self) -> Vec<SpecError> {
+        let mut errors = Vec::new();
+        at_least_one(&mut errors, "units", self.units);
+        errors
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let Some((time, _)) = input.as_sequence() else {
+            let err = ShapeError::new("a `[time, features]` sequence", *input);
+            return Err(match input.rank() {
+                1 => err.hint(
+                    "a vector has no time axis: give the layer before it `return_sequences = true`, or declare `input: [time, features]`",
+                ),
+                3 => err.hint("a recurrent layer reads sequences, not images: use `Conv2d` on images"),
+                _ => err,
+            });
+        };
+        Ok(if self.return_sequences {
+            Shape::new(&[time, self.units])
+        } else {
+            Shape::new(&[self.units])
+        })
+    }
+
+    fn parameter_count(&self, input: &Shape) -> Option<usize> {
+        let features = input.dims().last().copied().unwrap_or(0);
+        let per_gate = features
+            .checked_add(self.units)?
+            .checked_mul(self.units)?
+            .checked_add(self.units)?;
+        per_gate.checked_mul(self.cell.gates())
+    }
+
+    fn traits(&self) -> Traits {
+        // The weight gradient reads the input; the states the backward pass needs
+        // live in the layer's own workspace.
+        Traits {
+            reads_input: true,
+            ..Traits::default()
+        }
+    }
+
+    fn rust(&self) -> String {
+        struct_literal(
+            "::kiln::shape::RecurrentSpec",
+            &[
+                ("cell", &self.cell),
+                ("units", &self.units),
+                ("return_sequences", &self.return_sequences),
+                ("stateful", &self.stateful),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lstm(units: usize, return_sequences: bool) -> RecurrentSpec {
+        RecurrentSpec {
+            cell: Cell::Lstm,
+            units,
+            return_sequences,
+            stateful: false,
+        }
+    }
+
+    #[test]
+    fn sequences_or_the_last_step() {
+        let input = Shape::new(&[64, 32]);
+        assert_eq!(
+            lstm(128, true).output_for(&input).unwrap(),
+            Shape::new(&[64, 128])
+        );
+        assert_eq!(
+            lstm(128, false).output_for(&input).unwrap(),
+            Shape::new(&[128])
+        );
+        // Keras: 4 * ((32 + 128) * 128 + 128).
+        assert_eq!(lstm(128, true).parameter_count(&input), Some(82_432));
+    }
+
+    #[test]
+    fn images_and_vectors_are_refused() {
+        let err = lstm(8, true)
+            .output_for(&Shape::new(&[32, 32, 3]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expects a `[time, features]` sequence but gets [32, 32, 3]: a recurrent layer reads sequences, not images: use `Conv2d` on images"
+        );
+        let err = lstm(8, true).output_for(&Shape::new(&[16])).unwrap_err();
+        assert!(err.to_string().contains("return_sequences = true"), "{err}");
+        let err = lstm(8, true)
+            .output_for(&Shape::tokens(&[16], 65))
+            .unwrap_err();
+        assert!(err.to_string().contains("Embedding(65, width)"), "{err}");
+    }
+}
