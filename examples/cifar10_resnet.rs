@@ -70,40 +70,46 @@ fn main() -> std::process::ExitCode {
     kiln_examples::main_with(run)
 }
 
-/// Takes `--flag value` out of `raw`, parsed, or `default`.
-fn take_flag<T: std::str::FromStr>(
-    raw: &mut Vec<String>,
-    flag: &str,
-    default: T,
-) -> Result<T, String> {
-    match raw.iter().position(|a| a == flag) {
-        Some(i) => {
-            let v = raw.get(i + 1).cloned().unwrap_or_default();
-            raw.drain(i..(i + 2).min(raw.len()));
-            v.parse::<T>().map_err(|_| format!("{flag}: `{v}`"))
-        }
-        None => Ok(default),
-    }
+/// The recipe's own flags, beside the common ones.
+#[derive(clap::Args, Debug)]
+struct RecipeFlags {
+    /// Channels of the first convolution: 16, 24 or 32.
+    #[arg(long, value_name = "W", default_value_t = 16)]
+    width: usize,
+    /// The one-cycle schedule's peak learning rate.
+    #[arg(long, value_name = "PEAK", default_value_t = 0.2)]
+    lr: f64,
+    /// The side of the square cut out of each training image (0: none).
+    #[arg(long, value_name = "SIDE", default_value_t = 0)]
+    cutout: usize,
+    /// The decay of a moving average of the weights used for evaluation (0: none).
+    #[arg(long, value_name = "DECAY", default_value_t = 0.0)]
+    ema: f64,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long, value_name = "S", default_value_t = 0.2)]
+    label_smoothing: f32,
+    /// Train on the first N training images only.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    train_samples: usize,
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut raw: Vec<String> = std::env::args().skip(1).collect();
-    let width = take_flag(&mut raw, "--width", 16usize)?;
-    let lr = take_flag(&mut raw, "--lr", 0.2f64)?;
-    let cutout = take_flag(&mut raw, "--cutout", 0usize)?;
-    let ema = take_flag(&mut raw, "--ema", 0.0f64)?;
-    let smoothing = take_flag(&mut raw, "--label-smoothing", 0.2f32)?;
-    let train_samples = take_flag(&mut raw, "--train-samples", 50_000usize)?;
-    let args = Args::parse_from(
-        Args {
-            epochs: 26,
-            batch_size: 512,
-            seed: 1,
-            data: None,
-            device: Device::Cpu,
-        },
-        raw,
-    )?;
+    let defaults = Args {
+        epochs: 26,
+        batch_size: 512,
+        seed: 1,
+        data: None,
+        device: Device::Cpu,
+    };
+    let (args, flags) = Args::parse_with::<RecipeFlags>(defaults, true)?;
+    let RecipeFlags {
+        width,
+        lr,
+        cutout,
+        ema,
+        label_smoothing: smoothing,
+        train_samples,
+    } = flags;
     let loading = Instant::now();
     let (train, test) = match &args.data {
         Some(dir) => cifar::load_dir(dir)?,

@@ -1,7 +1,11 @@
-//! The command-line arguments every example takes: `--epochs`, `--batch-size`,
-//! `--seed` and, where it reads files, `--data DIR`.
+//! The command lines of the examples, parsed by clap: `--epochs`, `--batch-size`,
+//! `--seed`, `--data DIR` and, for the examples that train on a GPU, `--device`, with
+//! each example's own defaults shown by `--help`; an example adds its own flags as a
+//! `clap::Args` struct ([`Args::parse_with`]).
 
 use std::path::{Path, PathBuf};
+
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 /// The folder of data files that ships with the examples (`examples/data`), found
 /// from the package's own directory so that any working directory will do.
@@ -25,7 +29,7 @@ pub struct Args {
 }
 
 /// The device an example trains on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Device {
     /// The CPU backend (every core).
     #[default]
@@ -34,62 +38,118 @@ pub enum Device {
     Cuda,
 }
 
+// The flags every example takes; `--device` is hidden (and refused) where an example
+// trains on the CPU only. (A comment, not a doc comment: clap would show it as the
+// example's description.)
+#[derive(Parser, Debug)]
+struct Common<E: clap::Args> {
+    /// Epochs to train.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    epochs: usize,
+    /// Samples per batch.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    batch_size: usize,
+    /// The seed of initialisation, shuffling and augmentation.
+    #[arg(long, value_name = "N")]
+    seed: u64,
+    /// A folder with the data files (default: the example's own, or a verified
+    /// download).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Where to train (`cuda` needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+    #[command(flatten)]
+    extra: E,
+}
+
+/// No flags of an example's own.
+#[derive(clap::Args, Debug)]
+pub struct NoExtra {}
+
+/// `arg`, optional, with the example's default (shown by `--help`).
+fn with_default(arg: Arg, value: impl ToString) -> Arg {
+    arg.required(false).default_value(value.to_string())
+}
+
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number of at least 1")),
+    }
+}
+
 impl Args {
-    /// Reads the process's arguments over `defaults`; an unknown flag or a bad value
-    /// is an error that lists what is accepted.
+    /// Reads the process's arguments over `defaults`; `--help` prints the flags and
+    /// their defaults, and an unknown flag or a bad value is an error that says what
+    /// is accepted.
     pub fn parse(defaults: Args) -> Result<Args, String> {
-        Self::parse_from(defaults, std::env::args().skip(1))
+        Self::parse_with::<NoExtra>(defaults, true).map(|(args, _)| args)
     }
 
-    /// [`Args::parse`] for an example that trains on the CPU only: `--device cuda` is an
-    /// error that names the examples that take it.
+    /// [`Args::parse`] for an example that trains on the CPU only: it offers no
+    /// `--device`, and `--device cuda` is an error that names the examples that take it.
     pub fn parse_cpu_only(defaults: Args) -> Result<Args, String> {
-        let args = Self::parse(defaults)?;
-        if args.device != Device::Cpu {
-            return Err(
-                "this example trains on the CPU; quickstart and cifar10_cnn take --device cuda"
-                    .into(),
-            );
-        }
-        Ok(args)
+        Self::parse_with::<NoExtra>(defaults, false).map(|(args, _)| args)
     }
 
-    /// Reads `args` over `defaults`.
+    /// [`Args::parse`] with an example's own flags `E` (a `clap::Args` struct, its
+    /// defaults in its attributes); `gpu` says whether the example takes `--device`.
+    pub fn parse_with<E: clap::Args>(defaults: Args, gpu: bool) -> Result<(Args, E), String> {
+        Self::parse_from_with(defaults, gpu, std::env::args())
+    }
+
+    /// [`Args::parse`] from `args` (the program's name first).
     pub fn parse_from(
         defaults: Args,
         args: impl IntoIterator<Item = String>,
     ) -> Result<Args, String> {
-        let mut out = defaults;
-        let mut it = args.into_iter();
-        while let Some(flag) = it.next() {
-            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--epochs" => {
-                    out.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?
-                }
-                "--batch-size" => {
-                    out.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?;
-                }
-                "--seed" => out.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-                "--data" => out.data = Some(PathBuf::from(value()?)),
-                "--device" => {
-                    out.device = match value()?.as_str() {
-                        "cpu" => Device::Cpu,
-                        "cuda" => Device::Cuda,
-                        other => return Err(format!("--device: `{other}` is not cpu or cuda")),
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "unknown argument `{other}`; expected --epochs N, --batch-size N, --seed N, --data DIR or --device cpu|cuda"
-                    ));
-                }
+        let args = std::iter::once("example".to_string()).chain(args);
+        Self::parse_from_with::<NoExtra>(defaults, true, args).map(|(args, _)| args)
+    }
+
+    fn parse_from_with<E: clap::Args>(
+        defaults: Args,
+        gpu: bool,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<(Args, E), String> {
+        let mut args = args.into_iter().peekable();
+        let name = args
+            .peek()
+            .and_then(|p| Path::new(p).file_stem())
+            .map_or("example".to_string(), |s| s.to_string_lossy().into_owned());
+        let command = Common::<E>::command()
+            .name(name)
+            .about(None::<&str>)
+            .mut_arg("epochs", |a| with_default(a, defaults.epochs))
+            .mut_arg("batch_size", |a| with_default(a, defaults.batch_size))
+            .mut_arg("seed", |a| with_default(a, defaults.seed))
+            .mut_arg("device", |a: Arg| a.hide(!gpu));
+        let matches: ArgMatches = match command.try_get_matches_from(args) {
+            Ok(matches) => matches,
+            // `--help` and `--version` print and end the process, as users expect.
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let message = e.render().to_string();
+                let message = message.strip_prefix("error: ").unwrap_or(&message);
+                return Err(message.trim_end().to_string());
             }
+        };
+        let common = Common::<E>::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        if !gpu && common.device != Device::Cpu {
+            return Err(
+                "this example trains on the CPU; quickstart, cifar10_cnn and cifar10_resnet take --device cuda"
+                    .into(),
+            );
         }
-        if out.epochs == 0 || out.batch_size == 0 {
-            return Err("--epochs and --batch-size must be at least 1".into());
-        }
-        Ok(out)
+        let args = Args {
+            epochs: common.epochs,
+            batch_size: common.batch_size,
+            seed: common.seed,
+            data: common.data.or(defaults.data),
+            device: common.device,
+        };
+        Ok((args, common.extra))
     }
 
     /// The folder given with `--data`, else [`default_data_dir`].
@@ -112,16 +172,52 @@ mod tests {
         }
     }
 
+    #[derive(clap::Args, Debug)]
+    struct Width {
+        /// Channels of the first layer.
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+    }
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        std::iter::once("quickstart")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
     #[test]
     fn flags_override_defaults_and_bad_ones_are_named() {
         let args = ["--epochs", "2", "--data", "/tmp/x", "--seed", "9"].map(String::from);
         let parsed = Args::parse_from(defaults(), args).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(parsed.epochs, 2);
-        assert_eq!(parsed.seed, 9);
+        assert_eq!((parsed.epochs, parsed.batch_size, parsed.seed), (2, 64, 9));
         assert_eq!(parsed.data, Some(PathBuf::from("/tmp/x")));
         let err = Args::parse_from(defaults(), ["--lr".to_string()]).err();
         assert!(err.is_some_and(|e| e.contains("--lr")));
         let err = Args::parse_from(defaults(), ["--epochs".to_string(), "0".into()]).err();
-        assert!(err.is_some());
+        assert!(err.is_some_and(|e| e.contains("at least 1")));
+    }
+
+    #[test]
+    fn an_examples_own_flags_and_the_cpu_only_refusal() {
+        let (args, width) = Args::parse_from_with::<Width>(defaults(), true, argv(&["--width", "32"]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((args.epochs, width.width), (5, 32));
+        let (_, width) = Args::parse_from_with::<Width>(defaults(), true, argv(&[]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(width.width, 16);
+        let err = Args::parse_from_with::<NoExtra>(defaults(), false, argv(&["--device", "cuda"]));
+        assert!(err.is_err_and(|e| e.contains("trains on the CPU")));
+    }
+
+    #[test]
+    fn help_lists_the_flags_with_the_examples_defaults() {
+        let help = Common::<Width>::command()
+            .mut_arg("epochs", |a| with_default(a, 7))
+            .mut_arg("device", |a: Arg| a.hide(true))
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--epochs <N>") && help.contains("[default: 7]"), "{help}");
+        assert!(help.contains("--width") && !help.contains("--device"), "{help}");
     }
 }
