@@ -82,7 +82,8 @@ use proc_macro::TokenStream;
 ///
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/kinds.md"))]
 ///
-/// `kernel`, `stride` and `size` take `3` or `(3, 3)`; `padding` is `valid` or `same`;
+/// `kernel`, `stride` and `size` take `3` or `(3, 3)` (a 1-D layer's, `3`); `padding`
+/// is `valid`, `same` or, for `Conv1d` over a `[time, features]` sequence, `causal`;
 /// activations are `linear`, `relu`, `leaky_relu`, `sigmoid`, `tanh`, `gelu`,
 /// `softmax`. Inside a block, names are the block's own: `res2.a`, `res2.shortcut` in
 /// the layer table and checkpoints.
