@@ -39,6 +39,7 @@ mod error;
 mod evaluate;
 mod history;
 pub mod metrics;
+#[cfg(feature = "plots")]
 pub mod plot;
 mod progress;
 mod trainer;
@@ -52,6 +53,7 @@ pub use error::{Error, Result};
 pub use evaluate::{EvaluateOptions, Tta};
 pub use history::{EpochLog, History};
 pub use metrics::{ConfusionMatrix, Metric};
+#[cfg(feature = "plots")]
 pub use plot::{plot_history, plot_runs};
 pub use progress::Verbosity;
 pub use trainer::{Evaluation, FitOptions, SharedData, Trainer, Validation};

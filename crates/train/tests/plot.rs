@@ -1,6 +1,6 @@
 //! `plot_history` and `plot_runs` on files: valid PNGs, atomic replacement, and clear
 //! errors that name the path.
-
+#![cfg(feature = "plots")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
