@@ -111,6 +111,57 @@ pub(crate) fn parallel_map<T: Sync, U: Send>(
         .collect()
 }
 
+/// The members of the tar archive at `path` (gzipped or plain, told apart by their
+/// first bytes) whose names `wanted` accepts, with their bytes, in archive order.
+/// Names lose a leading `./`; errors name the archive and the member.
+pub(crate) fn tar_members(
+    path: &Path,
+    mut wanted: impl FnMut(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    use std::io::BufRead;
+
+    let bad = |message: String| Error::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.is_empty() {
+        return Err(Error::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let source: Box<dyn Read> = if is_gzip(head) {
+        Box::new(MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut tar = tar::Archive::new(source);
+    let entries = tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("corrupt or cut short: {e}")))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(format!("bad member name: {e}")))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if !wanted(&name) {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 28));
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("member {name} is corrupt or cut short: {e}")))?;
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
 /// The available parallelism, at least 1.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -6,10 +6,7 @@
 //! set (300 recordings) and 5 to 49 in the training set (2,700). [`speaker_split`]
 //! holds one speaker out instead, the harder test.
 
-use std::io::{BufReader, Read};
 use std::path::Path;
-
-use flate2::read::MultiGzDecoder;
 
 use super::clips::{AudioOptions, LabelFrom, Waveforms, label_of};
 use crate::cache::{Cache, MIRROR_VAR};
@@ -53,26 +50,6 @@ pub fn load(path: &Path, options: &AudioOptions) -> Result<Waveforms> {
 /// The recordings of the archive at `path`, which is not checksummed (a hand-made
 /// archive of another commit reads as well); [`load_data`] verifies the published one.
 pub fn load_archive(path: &Path, options: &AudioOptions) -> Result<Waveforms> {
-    let bad = |message: String| Error::Archive {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let head = {
-        use std::io::BufRead;
-        reader.fill_buf().map_err(|e| Error::io(path, e))?.to_vec()
-    };
-    if head.is_empty() {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    let source: Box<dyn Read> = if crate::read::is_gzip(&head) {
-        Box::new(MultiGzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
     let separator = match options.labels {
         LabelFrom::FileName { separator } => separator,
         LabelFrom::Subfolder => {
@@ -81,37 +58,23 @@ pub fn load_archive(path: &Path, options: &AudioOptions) -> Result<Waveforms> {
             ));
         }
     };
-    let mut files = Vec::new();
-    let mut tar = tar::Archive::new(source);
-    let entries = tar
-        .entries()
-        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("corrupt or cut short: {e}")))?;
-        let name = entry
-            .path()
-            .map_err(|e| bad(format!("bad member name: {e}")))?
-            .into_owned();
-        if !name
+    let is_wav = |name: &str| {
+        Path::new(name)
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-        {
-            continue;
-        }
+    };
+    let mut files = Vec::new();
+    for (name, bytes) in crate::read::tar_members(path, is_wav)? {
         // Errors name the member inside the archive: `x.tar.gz/recordings/0_george_0.wav`.
         let member = path.join(&name);
-        let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 24));
-        entry.read_to_end(&mut bytes).map_err(|e| {
-            bad(format!(
-                "member {} is corrupt or cut short: {e}",
-                name.display()
-            ))
-        })?;
         let label = label_of(&member, separator)?;
         files.push((member, bytes, label));
     }
     if files.is_empty() {
-        return Err(bad("holds no .wav file".into()));
+        return Err(Error::Archive {
+            path: path.to_path_buf(),
+            message: "holds no .wav file".into(),
+        });
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Waveforms::from_files(&files, options)

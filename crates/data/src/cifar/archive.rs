@@ -2,10 +2,7 @@
 //! extracting them into the cache, atomically (a temporary folder renamed into place
 //! once every file was read and verified).
 
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-
-use flate2::read::MultiGzDecoder;
 
 use super::{ARCHIVE_FOLDER, Cifar10, Member, assemble, parse_raw};
 use crate::dataset::InMemory;
@@ -83,53 +80,19 @@ fn read_members(spec: &Cifar10, path: &Path) -> Result<Vec<Vec<u8>>> {
         path: path.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut head = [0u8; 2];
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let n = {
-        use std::io::BufRead;
-        let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-        let n = buf.len().min(2);
-        head[..n].copy_from_slice(&buf[..n]);
-        n
-    };
-    if n == 0 {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    let source: Box<dyn Read> = if read::is_gzip(&head) {
-        Box::new(MultiGzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
     let members: Vec<&Member> = spec.train.iter().chain([&spec.test]).collect();
-    let mut found: Vec<Option<Vec<u8>>> = vec![None; members.len()];
-    let mut tar = tar::Archive::new(source);
-    let entries = tar
-        .entries()
-        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("corrupt or cut short: {e}")))?;
-        let name = entry
-            .path()
-            .map_err(|e| bad(format!("bad member name: {e}")))?
-            .to_string_lossy()
-            .into_owned();
-        let name = name.trim_start_matches("./");
-        let Some(i) = members.iter().position(|m| {
+    let position = |name: &str| {
+        members.iter().position(|m| {
             name == m.name
                 || name
                     .strip_prefix(ARCHIVE_FOLDER)
                     .and_then(|r| r.strip_prefix('/'))
                     == Some(&m.name)
-        }) else {
-            continue;
-        };
-        let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 28));
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("member {name} is corrupt or cut short: {e}")))?;
+        })
+    };
+    let mut found: Vec<Option<Vec<u8>>> = vec![None; members.len()];
+    for (name, bytes) in read::tar_members(path, |name| position(name).is_some())? {
+        let Some(i) = position(&name) else { continue };
         if let Some(c) = &members[i].checksum {
             c.verify(&bytes, &member_path(path, members[i]))?;
         }
