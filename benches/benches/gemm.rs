@@ -13,8 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln::kernels::ops::matmul::{MatmulKernel, MatmulParams};
-use kiln::kernels::{Cpu, Storage};
+use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
+use kiln_kernels::{Cpu, Storage};
 
 /// One product: `c (m x n) = op(a) (m x k) * op(b) (k x n)`, row-major storage.
 struct Shape {

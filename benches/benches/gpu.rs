@@ -19,7 +19,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use kiln::kernels::ops::matmul::{MatmulKernel, MatmulParams};
+use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
 use kiln::prelude::*;
 use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
 

@@ -7,8 +7,8 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln::kernels::CpuBuffer;
-use kiln::kernels::{ParamMut, ParamRef, Trainable, ViewParams, VisitParams};
+use kiln_kernels::CpuBuffer;
+use kiln_kernels::{ParamMut, ParamRef, Trainable, ViewParams, VisitParams};
 use kiln::prelude::*;
 use kiln::shape::{Activation, Shape};
 

@@ -53,7 +53,6 @@
 //! error converts into, so that `?` works across data, model and training calls.
 
 pub use kiln_data as data;
-pub use kiln_kernels as kernels;
 pub use kiln_losses as losses;
 pub use kiln_macros::model;
 pub use kiln_nn as nn;
@@ -63,6 +62,25 @@ pub use kiln_shape as shape;
 pub use kiln_train as train;
 
 pub use kiln_kernels::{Backend, Cpu, Cuda, Storage, Tensor, TensorRef};
+
+/// Backends, tensors, the parameter vocabulary a model exposes, and the seeded random
+/// numbers of the initialisers. The ops and the CPU GEMM stay in `kiln-kernels`, for
+/// benchmarks and new backends.
+pub mod kernels {
+    #[cfg(feature = "cuda")]
+    pub use kiln_kernels::CudaBuffer;
+    pub use kiln_kernels::rng;
+    pub use kiln_kernels::{
+        Backend, Cpu, CpuBuffer, Cuda, Error, GradAt, Group, ParamMut, ParamRef, Result, StateMut,
+        StateRef, Storage, Tensor, TensorRef, Trainable, ViewParams, ViewState, VisitParams,
+        VisitState, zero_gradients,
+    };
+
+    /// The input-gradient request of a model's backward pass.
+    pub mod ops {
+        pub use kiln_kernels::ops::InputGrad;
+    }
+}
 
 mod error;
 
