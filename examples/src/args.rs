@@ -200,8 +200,9 @@ mod tests {
 
     #[test]
     fn an_examples_own_flags_and_the_cpu_only_refusal() {
-        let (args, width) = Args::parse_from_with::<Width>(defaults(), true, argv(&["--width", "32"]))
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let (args, width) =
+            Args::parse_from_with::<Width>(defaults(), true, argv(&["--width", "32"]))
+                .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((args.epochs, width.width), (5, 32));
         let (_, width) = Args::parse_from_with::<Width>(defaults(), true, argv(&[]))
             .unwrap_or_else(|e| unreachable!("{e}"));
@@ -217,7 +218,13 @@ mod tests {
             .mut_arg("device", |a: Arg| a.hide(true))
             .render_long_help()
             .to_string();
-        assert!(help.contains("--epochs <N>") && help.contains("[default: 7]"), "{help}");
-        assert!(help.contains("--width") && !help.contains("--device"), "{help}");
+        assert!(
+            help.contains("--epochs <N>") && help.contains("[default: 7]"),
+            "{help}"
+        );
+        assert!(
+            help.contains("--width") && !help.contains("--device"),
+            "{help}"
+        );
     }
 }
