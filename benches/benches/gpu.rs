@@ -19,9 +19,9 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
 use kiln::prelude::*;
 use kiln_benches::{SeedCnn, seed_images, seed_labels, train_step};
+use kiln_kernels::ops::matmul::{MatmulKernel, MatmulParams};
 
 /// Batch sizes of the seed CNN: one that leaves most of the GPU idle, and one that fills it.
 const BATCHES: [usize; 2] = [64, 1024];

@@ -15,14 +15,14 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln_kernels::GradAt;
-use kiln_kernels::ops::InputGrad;
-use kiln_kernels::rng::Rng;
 use kiln::nn::{Backward, BatchNorm, Conv2d, Dense, Layer, Mode, Pool2d};
 use kiln::shape::{
     Activation, BatchNormSpec, Conv2dSpec, DenseSpec, Padding, Pool2dSpec, PoolMode, Shape, Spec,
 };
 use kiln::{Cpu, Storage};
+use kiln_kernels::GradAt;
+use kiln_kernels::ops::InputGrad;
+use kiln_kernels::rng::Rng;
 
 const BATCH: usize = 64;
 

@@ -7,10 +7,10 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln_kernels::CpuBuffer;
-use kiln_kernels::{ParamMut, ParamRef, Trainable, ViewParams, VisitParams};
 use kiln::prelude::*;
 use kiln::shape::{Activation, Shape};
+use kiln_kernels::CpuBuffer;
+use kiln_kernels::{ParamMut, ParamRef, Trainable, ViewParams, VisitParams};
 
 /// One million parameters, as one tensor.
 const PARAMS: usize = 1 << 20;
