@@ -62,7 +62,11 @@ kiln::model! {
 /// lies in.
 fn ramp(class: usize, t: usize) -> (f64, usize) {
     let rising = 2.0 * (t as f64 + 0.5) / MOTIF as f64 - 1.0;
-    let value = if class % 2 == 0 { rising } else { -rising };
+    let value = if class.is_multiple_of(2) {
+        rising
+    } else {
+        -rising
+    };
     (value, class / 2)
 }
 

@@ -211,7 +211,7 @@ fn conv1d_matches_pytorch() {
 
 #[test]
 fn max_pool1d_matches_pytorch() {
-    let cases: [(&str, usize, usize, Padding, [&[usize]; 2], [&[f32]; 2]); 3] = [
+    let cases = [
         (
             "valid, 3 by 2",
             3,
