@@ -589,33 +589,59 @@ fn max_pooling_through_a_relu_gives_the_gradients_of_separate_passes() {
 }
 
 kiln::model! {
-    /// A model whose weights (300 billion values, 1.2 TB) fit no memory.
+    /// A model of 2.5 billion weights (10 GB): each tensor within what kernels
+    /// index, the whole beyond the address space the test gives it.
     struct TooLarge {
-        input: [1000, 1000, 3],
-        flat: Flatten,
-        wide: Dense(100000),
+        input: [50000],
+        wide: Dense(50000),
     }
 }
 
+/// Set in the child process that builds `TooLarge` under a memory limit.
+const TOO_LARGE_CHILD: &str = "KILN_TOO_LARGE_CHILD";
+
 #[test]
 fn weights_too_large_for_memory_are_an_error_naming_the_layer_and_the_size() {
-    let Err(err) = TooLarge::new(&Cpu::with_threads(1).unwrap(), 1, 0) else {
-        panic!("1.2 TB of weights were allocated");
-    };
+    if std::env::var_os(TOO_LARGE_CHILD).is_some() {
+        // The child: 4 GB of address space, as a machine too small for the model.
+        let Err(err) = TooLarge::new(&Cpu::with_threads(1).unwrap(), 1, 0) else {
+            panic!("10 GB of weights were allocated in 4 GB");
+        };
+        assert!(
+            matches!(
+                &err,
+                Error::Build {
+                    model: "TooLarge",
+                    layer: "wide",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        println!("child: {err}");
+        return;
+    }
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000; exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "weights_too_large_for_memory_are_an_error_naming_the_layer_and_the_size",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(TOO_LARGE_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        matches!(
-            &err,
-            Error::Build {
-                model: "TooLarge",
-                layer: "wide",
-                ..
-            }
-        ),
-        "{err:?}"
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    let msg = err.to_string();
     assert!(
-        msg.contains("`wide`") && msg.contains("300000000000 f32 values"),
-        "{msg}"
+        stdout.contains("child: TooLarge: cannot build layer `wide`")
+            && stdout.contains("2500000000 f32 values"),
+        "{stdout}"
     );
 }
