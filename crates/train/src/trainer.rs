@@ -840,15 +840,11 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             backend,
             ..
         } = self;
+        let fail =
+            |model: &M, e: Error| step_failure(model, e, batch, (epoch, step), terminate_on_nan);
         let output = model.forward_host(batch.inputs(), Mode::Train)?;
         if let Err(e) = criterion.launch(&output, targets(batch), None) {
-            return Err(step_failure(
-                model,
-                e.into(),
-                batch,
-                (epoch, step),
-                terminate_on_nan,
-            ));
+            return Err(fail(model, e.into()));
         }
         metrics.update(
             backend,
@@ -874,26 +870,14 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 checked = group.flush(|g| backend.check_finite_many(g));
             }
             if let Err(e) = checked {
-                return Err(step_failure(
-                    model,
-                    e.into(),
-                    batch,
-                    (epoch, step),
-                    terminate_on_nan,
-                ));
+                return Err(fail(model, e.into()));
             }
         }
         optimizer.step(model)?;
         let loss = match criterion.value() {
             Ok(loss) => loss,
             Err(e) => {
-                return Err(step_failure(
-                    model,
-                    e.into(),
-                    batch,
-                    (epoch, step),
-                    terminate_on_nan,
-                ));
+                return Err(fail(model, e.into()));
             }
         };
         if terminate_on_nan && !loss.is_finite() {
