@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_data::audio::{
-    AudioAugment, AudioOptions, FeatureOptions, Features, Kind, LabelFrom, MelScale, Spectrograms,
-    Waveforms, Window, fsdd, read_wav,
+    AudioAugment, AudioOptions, FeatureKind, FeatureOptions, Features, LabelFrom, MelScale,
+    Spectrograms, Waveforms, Window, fsdd, read_wav,
 };
 use kiln_data::{BatchOptions, Batcher, Dataset};
 
@@ -65,7 +65,8 @@ fn samples_match_soundfile() {
 fn power_spectrum_matches_librosa() {
     let want = expected();
     let features =
-        Features::new(FeatureOptions::log_mel(8000, 256, 128, 40).kind(Kind::Power)).unwrap();
+        Features::new(FeatureOptions::log_mel(8000, 256, 128, 40).kind(FeatureKind::Power))
+            .unwrap();
     for f in FILES {
         let clip = read_wav(&dir().join(f)).unwrap().samples;
         let got = features.compute(&clip);
@@ -107,7 +108,8 @@ fn log_mel_matches_librosa_on_both_scales() {
 fn mfcc_matches_librosa() {
     let want = expected();
     let mfcc =
-        Features::new(FeatureOptions::log_mel(8000, 256, 128, 40).kind(Kind::Mfcc(13))).unwrap();
+        Features::new(FeatureOptions::log_mel(8000, 256, 128, 40).kind(FeatureKind::Mfcc(13)))
+            .unwrap();
     for f in FILES {
         let clip = read_wav(&dir().join(f)).unwrap().samples;
         let got = mfcc.compute(&clip);
@@ -123,7 +125,9 @@ fn bad_feature_settings_are_refused() {
     let e = |o: FeatureOptions| Features::new(o).unwrap_err().to_string();
     assert!(e(FeatureOptions::log_mel(8000, 256, 0, 40)).contains("hop 0"));
     assert!(e(FeatureOptions::log_mel(8000, 256, 128, 40).band(0.0, 5000.0)).contains("5000"));
-    assert!(e(FeatureOptions::log_mel(8000, 256, 128, 40).kind(Kind::Mfcc(41))).contains("41"));
+    assert!(
+        e(FeatureOptions::log_mel(8000, 256, 128, 40).kind(FeatureKind::Mfcc(41))).contains("41")
+    );
     assert!(e(FeatureOptions::log_mel(8000, 64, 32, 128)).contains("covers no FFT bin"));
 }
 

@@ -49,7 +49,7 @@ impl Window {
 
 /// Which feature to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum FeatureKind {
     /// The power spectrum, `n_fft / 2 + 1` bins a frame.
     Power,
     /// The log-mel spectrogram in decibels, `n_mels` bands a frame.
@@ -62,7 +62,7 @@ pub enum Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureOptions {
     /// The feature.
-    pub kind: Kind,
+    pub kind: FeatureKind,
     /// The clips' sample rate (Hz).
     pub sample_rate: u32,
     /// The frame length, which is also the FFT's size.
@@ -96,7 +96,7 @@ impl FeatureOptions {
     /// floored 80 dB below the peak.
     pub fn log_mel(sample_rate: u32, n_fft: usize, hop: usize, n_mels: usize) -> Self {
         Self {
-            kind: Kind::LogMel,
+            kind: FeatureKind::LogMel,
             sample_rate,
             n_fft,
             hop,
@@ -112,7 +112,7 @@ impl FeatureOptions {
     }
 
     /// The same settings computing `kind` instead.
-    pub fn kind(mut self, kind: Kind) -> Self {
+    pub fn kind(mut self, kind: FeatureKind) -> Self {
         self.kind = kind;
         self
     }
@@ -196,19 +196,19 @@ impl Features {
             ));
         }
         let n_coeffs = match o.kind {
-            Kind::Mfcc(n) => n,
+            FeatureKind::Mfcc(n) => n,
             _ => 0,
         };
-        if o.kind != Kind::Power && (o.n_mels == 0 || n_coeffs > o.n_mels) {
+        if o.kind != FeatureKind::Power && (o.n_mels == 0 || n_coeffs > o.n_mels) {
             return bad(format!(
                 "{} mel bands cannot give {n_coeffs} coefficients (need 1 <= n <= n_mels)",
                 o.n_mels
             ));
         }
-        if matches!(o.kind, Kind::Mfcc(0)) {
+        if matches!(o.kind, FeatureKind::Mfcc(0)) {
             return bad("MFCCs need at least one coefficient".into());
         }
-        let bands = if o.kind == Kind::Power {
+        let bands = if o.kind == FeatureKind::Power {
             Vec::new()
         } else {
             filterbank(
@@ -269,9 +269,9 @@ impl Features {
     /// The values of each frame: FFT bins, mel bands or coefficients.
     pub fn bands(&self) -> usize {
         match self.options.kind {
-            Kind::Power => self.options.n_fft / 2 + 1,
-            Kind::LogMel => self.options.n_mels,
-            Kind::Mfcc(n) => n,
+            FeatureKind::Power => self.options.n_fft / 2 + 1,
+            FeatureKind::LogMel => self.options.n_mels,
+            FeatureKind::Mfcc(n) => n,
         }
     }
 
@@ -291,17 +291,17 @@ impl Features {
     pub fn compute_into(&self, clip: &[f32], out: &mut [f32]) {
         let o = &self.options;
         match o.kind {
-            Kind::Power => {
+            FeatureKind::Power => {
                 let bins = self.bands();
                 self.each_power(clip, |t, power| {
                     out[t * bins..(t + 1) * bins].copy_from_slice(power);
                 });
             }
-            Kind::LogMel => {
+            FeatureKind::LogMel => {
                 self.mel_into(clip, out);
                 to_db(out, o.top_db);
             }
-            Kind::Mfcc(n) => {
+            FeatureKind::Mfcc(n) => {
                 let m = o.n_mels;
                 let mut db = vec![0.0; self.frames(clip.len()) * m];
                 self.mel_into(clip, &mut db);

@@ -50,7 +50,7 @@ mod wav;
 
 pub use augment::AudioAugment;
 pub use clips::{AudioOptions, LabelFrom, Waveforms};
-pub use features::{FeatureOptions, Features, Kind, Window, to_db};
+pub use features::{FeatureKind, FeatureOptions, Features, Window, to_db};
 pub use mel::MelScale;
 pub use resample::{Align, fit_length, resample};
 pub use spectrograms::Spectrograms;
