@@ -1,8 +1,11 @@
 //! kiln-data's speed on CIFAR-10: (a) the batcher delivering batches of 64 with a
 //! random crop (padding 4) and flip, and with cutout (12 pixels) on top, scaled and
 //! normalised, from 2 worker threads (throughput in images); (b) loading the training and test sets from the gzipped
-//! files, MD5-verified. Real data comes from `../shared/data/cifar10` beside the
-//! project when present; otherwise (a) runs on synthetic images and (b) is skipped.
+//! files, MD5-verified; (c) the batcher delivering batches of 64 augmented log-mel
+//! spectrograms of the Free Spoken Digit Dataset (shift, gain, SpecAugment; features
+//! computed on the workers, throughput in spectrograms), against the `spoken_digits`
+//! example's training rate. Real data comes from `../shared/data` beside the project
+//! when present; otherwise (a) runs on synthetic images and (b) and (c) are skipped.
 //! Run with `cargo xtask bench`.
 
 // A benchmark whose setup fails has nothing to measure: it stops with the error.
@@ -13,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln_data::{Augment, BatchOptions, Batcher, InMemory, Inputs, Pipeline, Targets, cifar};
+use kiln_data::audio::{AudioAugment, FeatureOptions, Spectrograms, fsdd};
+use kiln_data::{
+    Augment, BatchOptions, Batcher, Dataset, InMemory, Inputs, Pipeline, Targets, cifar,
+};
 
 const BATCH: usize = 64;
 
@@ -84,22 +90,29 @@ fn batcher(c: &mut Criterion) {
         let mut batcher = Batcher::new(Arc::clone(&train), options).expect("batcher");
         group.bench_function(format!("batches64_{name}_workers{workers}"), |b| {
             let mut epoch = 0;
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    for batch in batcher.epoch(epoch).take(left as usize) {
-                        let batch = batch.expect("batch");
-                        std::hint::black_box(batch.inputs()[0]);
-                        left -= 1;
-                    }
-                    epoch += 1;
-                }
-                start.elapsed()
-            });
+            b.iter_custom(|iters| time_batches(&mut batcher, iters, &mut epoch));
         });
     }
     group.finish();
+}
+
+/// The time `batcher` takes to deliver `iters` batches, from epoch `epoch` on.
+fn time_batches<D: Dataset + 'static>(
+    batcher: &mut Batcher<D>,
+    iters: u64,
+    epoch: &mut u64,
+) -> Duration {
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        for batch in batcher.epoch(*epoch).take(left as usize) {
+            let batch = batch.expect("batch");
+            std::hint::black_box(batch.inputs()[0]);
+            left -= 1;
+        }
+        *epoch += 1;
+    }
+    start.elapsed()
 }
 
 fn load(c: &mut Criterion) {
@@ -117,5 +130,49 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batcher, load);
+fn spectrograms(c: &mut Criterion) {
+    let archive = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/speech"
+    ))
+    .join(fsdd::ARCHIVE);
+    if !archive.is_file() {
+        eprintln!(
+            "data: {} is absent; the spectrogram benchmark is skipped",
+            archive.display()
+        );
+        return;
+    }
+    let clips = fsdd::load(&archive, &fsdd::options()).expect("FSDD");
+    let (train, _) = fsdd::official_split(&clips).expect("split");
+    // The `spoken_digits` example's features and augmentation.
+    let data = Spectrograms::new(
+        train,
+        FeatureOptions::log_mel(fsdd::SAMPLE_RATE, 256, 128, 40),
+    )
+    .expect("features")
+    .augment(
+        AudioAugment::none()
+            .shift(800)
+            .gain(6.0)
+            .time_mask(2, 10)
+            .freq_mask(2, 8),
+    )
+    .expect("augmentation");
+    let workers = workers();
+    let mut batcher =
+        Batcher::new(data, BatchOptions::new(BATCH).seed(1).workers(workers)).expect("batcher");
+    let mut group = c.benchmark_group("data_fsdd_real");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(
+        format!("log_mel_batches64_specaugment_workers{workers}"),
+        |b| {
+            let mut epoch = 0;
+            b.iter_custom(|iters| time_batches(&mut batcher, iters, &mut epoch));
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, batcher, load, spectrograms);
 criterion_main!(benches);
