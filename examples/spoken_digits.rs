@@ -67,29 +67,23 @@ fn augmentation() -> AudioAugment {
         .freq_mask(2, 8)
 }
 
+/// The example's own flag, beside the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
+    /// The speaker held out for the second run (`none`: no second run).
+    #[arg(long, value_name = "SPEAKER", default_value = "theo")]
+    heldout: String,
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut raw: Vec<String> = std::env::args().skip(1).collect();
-    let heldout = match raw.iter().position(|a| a == "--heldout") {
-        Some(i) => {
-            let v = raw
-                .get(i + 1)
-                .cloned()
-                .ok_or("--heldout: a speaker or `none`")?;
-            raw.drain(i..i + 2);
-            v
-        }
-        None => "theo".to_string(),
+    let defaults = Args {
+        epochs: 30,
+        batch_size: 64,
+        seed: 1,
+        data: None,
+        device: Device::Cpu,
     };
-    let args = Args::parse_from(
-        Args {
-            epochs: 30,
-            batch_size: 64,
-            seed: 1,
-            data: None,
-            device: Device::Cpu,
-        },
-        raw,
-    )?;
+    let (args, Flags { heldout }) = Args::parse_with::<Flags>(defaults, true)?;
     let loading = Instant::now();
     let clips = match &args.data {
         Some(path) => fsdd::load(path, &fsdd::options())?,
