@@ -251,27 +251,33 @@ impl RecurrentKernel for Cpu {
                     1.0,
                     d.step_mut(ws.dhidden.as_mut_slice(), t - 1, h),
                 );
-                // dU += h[t-1]^T dG[t].
-                sgemm(
-                    self.inner(),
-                    1.0,
-                    d.step(ws.hidden.as_slice(), t - 1, h).t(),
-                    d.step(dg, t, w),
-                    1.0,
-                    MatMut::row_major(du.as_mut_slice(), h, w),
-                );
-            } else if carry {
-                // dU += h0^T dG[0]; the carried states get no gradient.
-                sgemm(
-                    self.inner(),
-                    1.0,
-                    MatRef::row_major(ws.h0.as_slice(), d.batch, h).t(),
-                    d.step(ws.gates.as_slice(), 0, w),
-                    1.0,
-                    MatMut::row_major(du.as_mut_slice(), h, w),
-                );
             }
         }
+        // dU += sum over steps of h[t-1]^T dG[t], as one product over every step:
+        // the hidden gradients are spent, so their buffer takes each step's previous
+        // state (h0 or zero before the first), and the sum runs along K = batch * time.
+        let hidden = ws.hidden.as_slice();
+        let h0 = ws.h0.as_slice();
+        let prev = &mut ws.dhidden.as_mut_slice()[..states];
+        for (row, out) in prev.chunks_exact_mut(h.max(1)).enumerate() {
+            let (b, t) = (row / d.time, row % d.time);
+            if t > 0 {
+                out.copy_from_slice(&hidden[(row - 1) * h..row * h]);
+            } else if carry {
+                out.copy_from_slice(&h0[b * h..b * h + h]);
+            } else {
+                out.fill(0.0);
+            }
+        }
+        let rows = d.batch * d.time;
+        sgemm(
+            self.inner(),
+            1.0,
+            MatRef::row_major(&ws.dhidden.as_slice()[..states], rows, h).t(),
+            MatRef::row_major(&ws.gates.as_slice()[..rows * w], rows, w),
+            1.0,
+            MatMut::row_major(du.as_mut_slice(), h, w),
+        );
         Ok(())
     }
 }
