@@ -128,3 +128,64 @@ fn a_real_valued_sequence_model_learns_a_sign() {
     }
     assert!(last < 0.1, "{last}");
 }
+
+kiln::model! {
+    /// `TinyLm` one token at a time, its LSTMs stateful.
+    pub struct TinyLmStep {
+        input: tokens[1] of 11,
+        embed: Embedding(11, 6),
+        lstm1: Lstm(12, return_sequences = true, stateful = true),
+        lstm2: Lstm(12, return_sequences = true, stateful = true),
+        out: TimeDense(11, softmax),
+    }
+}
+
+/// Generation one token at a time, the states carried, gives the probabilities the
+/// windowed model gives at every step: nothing of the prefix is recomputed.
+#[test]
+fn a_stateful_step_model_follows_the_windowed_one() {
+    let cpu = Cpu::with_threads(1).unwrap();
+    let mut lm = TinyLm::new(&cpu, 1, 3).unwrap();
+    let mut step = TinyLmStep::new(&cpu, 1, 4).unwrap();
+    let mut weights = Vec::new();
+    lm.parameters(&mut |p| {
+        weights.push((p.layer, p.name, cpu.to_host(p.value, p.shape.size())?));
+        Ok(())
+    })
+    .unwrap();
+    let mut copied = 0;
+    step.visit_parameters(&mut |p| {
+        let (_, _, values) = weights
+            .iter()
+            .find(|(l, n, _)| *l == p.layer && *n == p.name)
+            .unwrap();
+        copied += 1;
+        cpu.upload(values, p.value)
+    })
+    .unwrap();
+    assert_eq!(copied, weights.len());
+    let ids = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+    let whole = lm
+        .forward_host(&ids, Mode::Eval)
+        .unwrap()
+        .to_vec(&cpu)
+        .unwrap();
+    for (t, id) in ids.iter().enumerate() {
+        let one = step
+            .forward_host(&[*id], Mode::Eval)
+            .unwrap()
+            .to_vec(&cpu)
+            .unwrap();
+        for (a, b) in one.iter().zip(&whole[t * 11..(t + 1) * 11]) {
+            assert!((a - b).abs() < 1e-6, "step {t}: {a} vs {b}");
+        }
+    }
+    step.lstm1.reset_states();
+    step.lstm2.reset_states();
+    let again = step
+        .forward_host(&ids[..1], Mode::Eval)
+        .unwrap()
+        .to_vec(&cpu)
+        .unwrap();
+    assert_eq!(&again[..], &whole[..11]);
+}
