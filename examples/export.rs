@@ -46,7 +46,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => mnist::embedded()?,
     };
     let (train, test) = (Arc::new(train), Arc::new(test));
-    let out = Path::new("target").join("kiln-examples").join("export");
+    let out = kiln_examples::report::output_dir().join("export");
     std::fs::create_dir_all(&out)?;
 
     let model = DigitCnn::new(&Cpu::new()?, args.batch_size, args.seed)?;

@@ -6,12 +6,33 @@ use std::path::{Path, PathBuf};
 
 use kiln::train::History;
 
-/// `target/kiln-examples/{name}.png` (relative to the working directory, as cargo's
-/// `target/`), after creating the folder.
+/// `{target}/kiln-examples/{name}.png`, after creating the folder: see [`output_dir`].
 pub fn plot_path(name: &str) -> std::io::Result<PathBuf> {
-    let dir = Path::new("target").join("kiln-examples");
+    let dir = output_dir();
     std::fs::create_dir_all(&dir)?;
     Ok(dir.join(format!("{name}.png")))
+}
+
+/// Where the examples write their files: `kiln-examples` in the cargo target directory
+/// the example was built in (found from the program's own path,
+/// `{target}/{profile}/examples/{name}`), else in `$CARGO_TARGET_DIR`, else in
+/// `./target`.
+pub fn output_dir() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let built_in = exe.as_deref().and_then(target_of_example);
+    built_in
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("kiln-examples")
+}
+
+/// The target directory of an example binary at `{target}/{profile}/examples/{name}`.
+fn target_of_example(exe: &Path) -> Option<PathBuf> {
+    let examples = exe.parent()?;
+    if examples.file_name()? != "examples" {
+        return None;
+    }
+    Some(examples.parent()?.parent()?.to_path_buf())
 }
 
 /// Training samples per second over one or more runs: `samples_per_epoch` times the
@@ -150,5 +171,17 @@ mod tests {
             json.to_string(),
             r#"{"accuracy": 0.9735, "loss": null, "name": "a \"b\"", "run": {"x": 1.0}}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[test]
+    fn an_examples_files_go_to_the_target_directory_it_was_built_in() {
+        let exe = Path::new("/build/out/release/examples/quickstart");
+        assert_eq!(target_of_example(exe), Some(PathBuf::from("/build/out")));
+        assert_eq!(target_of_example(Path::new("/usr/bin/quickstart")), None);
     }
 }
