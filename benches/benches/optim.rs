@@ -125,7 +125,7 @@ fn losses(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 criterion
-                    .compute(&output.view(), Targets::Classes(&labels), None)
+                    .compute(&output.view(), BatchTargets::Labels(&labels), None)
                     .expect("loss")
             });
         });

@@ -95,7 +95,7 @@ pub fn train_step<B: Backend, M: Model<B>>(
     optimizer: &mut Optimizer<B>,
 ) -> Result<f32, Box<dyn std::error::Error>> {
     let output = model.forward(x, Mode::Train)?;
-    let value = loss.compute(&output, Targets::Classes(labels), None)?;
+    let value = loss.compute(&output, BatchTargets::Labels(labels), None)?;
     model.zero_grad()?;
     model.backward(loss.gradient(), loss.grad_at())?;
     optimizer.step(model)?;

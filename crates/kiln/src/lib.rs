@@ -31,7 +31,7 @@
 //! let mut criterion = model.criterion(Loss::sparse_categorical_crossentropy())?;
 //! let mut optimizer = Optimizer::new(Adam::default());
 //! let output = model.forward(&x, Mode::Train)?;
-//! let loss = criterion.compute(&output, Targets::Classes(&[3, 7]), None)?;
+//! let loss = criterion.compute(&output, BatchTargets::Labels(&[3, 7]), None)?;
 //! assert!((loss - 10f32.ln()).abs() < 0.5, "about ln(10) before training: {loss}");
 //! model.zero_grad()?;
 //! model.backward(criterion.gradient(), criterion.grad_at())?;
@@ -90,7 +90,7 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use kiln_data::{Augment, Dataset, Pipeline};
     pub use kiln_kernels::{Backend, Cpu, Cuda, GradAt, Storage, Tensor, TensorRef, Trainable};
-    pub use kiln_losses::{Criterion, Loss, Reduction, Targets};
+    pub use kiln_losses::{BatchTargets, Criterion, Loss, Reduction};
     pub use kiln_nn::{Mode, Model};
     pub use kiln_onnx::ExportOnnx;
     pub use kiln_optim::{

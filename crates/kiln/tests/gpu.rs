@@ -113,7 +113,7 @@ fn a_steady_state_step_allocates_no_device_memory() {
     let mut step = |model: &mut DigitCnn<Cuda>| {
         let output = model.forward_host(&images, Mode::Train).unwrap();
         criterion
-            .launch(&output, Targets::Classes(&labels), None)
+            .launch(&output, BatchTargets::Labels(&labels), None)
             .unwrap();
         model.zero_grad().unwrap();
         model

@@ -126,7 +126,7 @@ fn steady_state_allocations<M: Model<Cpu>>(mut model: M, batch: usize) -> usize 
             model.forward_host(&images, Mode::Train).unwrap()
         };
         let loss = criterion
-            .compute(&output, Targets::Classes(&labels), None)
+            .compute(&output, BatchTargets::Labels(&labels), None)
             .unwrap();
         assert!(loss.is_finite());
         model.zero_grad().unwrap();

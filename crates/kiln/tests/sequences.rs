@@ -118,7 +118,7 @@ fn a_real_valued_sequence_model_learns_a_sign() {
     for _ in 0..300 {
         let out = model.forward_host(&x, Mode::Train).unwrap();
         last = criterion
-            .compute(&out, Targets::Classes(&labels), None)
+            .compute(&out, BatchTargets::Labels(&labels), None)
             .unwrap();
         model.zero_grad().unwrap();
         model

@@ -51,7 +51,7 @@ fn step<M: Model<Cpu, Input = Rank1<6>, Output = Rank1<4>>>(
     .unwrap();
     let output = model.forward_host(x, Mode::Train).unwrap();
     let value = criterion
-        .compute(&output, Targets::Classes(labels), None)
+        .compute(&output, BatchTargets::Labels(labels), None)
         .unwrap();
     model.zero_grad().unwrap();
     model
@@ -108,7 +108,7 @@ fn adam_and_the_loss_fit_a_small_problem() {
         let output = model.forward_host(&x, Mode::Train).unwrap();
         losses.push(
             criterion
-                .compute(&output, Targets::Classes(&labels), None)
+                .compute(&output, BatchTargets::Labels(&labels), None)
                 .unwrap(),
         );
         model.zero_grad().unwrap();

@@ -10,10 +10,10 @@ use crate::{Error, Loss, Reduction, Result};
 
 /// What the model should have predicted for one batch.
 #[derive(Clone, Copy, Debug)]
-pub enum Targets<'a> {
+pub enum BatchTargets<'a> {
     /// One class label a sample: sparse categorical cross-entropy, or binary
     /// cross-entropy on a single output (labels 0 and 1).
-    Classes(&'a [u32]),
+    Labels(&'a [u32]),
     /// One value a output value, sample after sample: regression targets, one-hot
     /// rows, probabilities.
     Values(&'a [f32]),
@@ -201,7 +201,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
     pub fn compute(
         &mut self,
         output: &TensorRef<'_, S, B>,
-        targets: Targets<'_>,
+        targets: BatchTargets<'_>,
         sample_weights: Option<&[f32]>,
     ) -> Result<f32> {
         self.launch(output, targets, sample_weights)?;
@@ -218,7 +218,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
     pub fn launch(
         &mut self,
         output: &TensorRef<'_, S, B>,
-        targets: Targets<'_>,
+        targets: BatchTargets<'_>,
         sample_weights: Option<&[f32]>,
     ) -> Result<()> {
         let name = self.loss.name();
@@ -333,7 +333,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
 
     /// Checks `targets` and copies them, as `f32`, into the host staging buffer;
     /// returns how many values it holds.
-    fn stage_targets(&mut self, targets: Targets<'_>, batch: usize) -> Result<usize> {
+    fn stage_targets(&mut self, targets: BatchTargets<'_>, batch: usize) -> Result<usize> {
         let name = self.loss.name();
         let kind = self.loss.kind;
         let features = S::SIZE;
@@ -345,7 +345,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
             expected,
         };
         match targets {
-            Targets::Classes(labels) => {
+            BatchTargets::Labels(labels) => {
                 let classes = match self.classes() {
                     Some(classes) => classes,
                     None => {
@@ -376,12 +376,12 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
                 }
                 Ok(batch)
             }
-            Targets::Values(values) => {
+            BatchTargets::Values(values) => {
                 if kind.sparse_targets() {
                     return Err(Error::Config {
                         loss: name,
                         detail: "sparse_categorical_crossentropy takes class labels \
-                                 (Targets::Classes); for one-hot rows use \
+                                 (BatchTargets::Labels); for one-hot rows use \
                                  categorical_crossentropy"
                             .into(),
                     });
@@ -408,7 +408,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
     /// staging buffer; returns whether there are any.
     fn stage_weights(
         &mut self,
-        targets: Targets<'_>,
+        targets: BatchTargets<'_>,
         sample_weights: Option<&[f32]>,
         batch: usize,
     ) -> Result<bool> {
@@ -441,9 +441,11 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         if let Some(class_weights) = &self.loss.class_weights {
             for (i, w) in weights.iter_mut().enumerate() {
                 let class = match targets {
-                    Targets::Classes(labels) => labels[i] as usize,
-                    Targets::Values(values) if features == 1 => usize::from(values[i] >= 0.5),
-                    Targets::Values(values) => argmax(&values[i * features..(i + 1) * features]),
+                    BatchTargets::Labels(labels) => labels[i] as usize,
+                    BatchTargets::Values(values) if features == 1 => usize::from(values[i] >= 0.5),
+                    BatchTargets::Values(values) => {
+                        argmax(&values[i * features..(i + 1) * features])
+                    }
                 };
                 *w *= class_weights[class];
             }

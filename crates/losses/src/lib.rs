@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use kiln_kernels::{Cpu, Tensor};
-//! use kiln_losses::{Criterion, Loss, Targets};
+//! use kiln_losses::{BatchTargets, Criterion, Loss};
 //! use kiln_shape::{Activation, Rank1};
 //!
 //! let cpu = Cpu::with_threads(1)?;
@@ -19,7 +19,7 @@
 //! let probs = Tensor::<Rank1<3>, _>::from_slice(&cpu, 2, &[0.7, 0.2, 0.1, 0.1, 0.1, 0.8])?;
 //! let loss = Loss::sparse_categorical_crossentropy();
 //! let mut criterion = Criterion::<Rank1<3>, Cpu>::new(loss, &cpu, 2, Some(Activation::Softmax))?;
-//! let value = criterion.compute(&probs.view(), Targets::Classes(&[0, 2]), None)?;
+//! let value = criterion.compute(&probs.view(), BatchTargets::Labels(&[0, 2]), None)?;
 //! assert!((value - (-(0.7f32.ln()) - 0.8f32.ln()) / 2.0).abs() < 1e-6);
 //! // The fused gradient with respect to the logits: (p - y) / batch.
 //! let grad = criterion.gradient().to_vec(&cpu)?;
@@ -32,7 +32,7 @@ mod error;
 mod loss;
 mod sequence;
 
-pub use criterion::{Criterion, Targets};
+pub use criterion::{BatchTargets, Criterion};
 pub use error::{Error, Result};
 pub use loss::{Loss, Reduction};
 pub use sequence::SequenceCriterion;

@@ -5,7 +5,7 @@
 use kiln_kernels::{Backend, GradAt, Tensor, TensorRef};
 use kiln_shape::{Activation, Rank1, Rank2};
 
-use crate::{Criterion, Error, Loss, Reduction, Result, Targets};
+use crate::{BatchTargets, Criterion, Error, Loss, Reduction, Result};
 
 /// A loss over each time step of a batch of `[T, V]` outputs, each step its own
 /// row of `V` classes: the mean over steps (over the unmasked steps with a mask), as
@@ -83,7 +83,7 @@ impl<const T: usize, const V: usize, B: Backend> SequenceCriterion<T, V, B> {
             Some(_) => &mut self.masked,
             None => &mut self.steps,
         };
-        let value = criterion.compute(&rows, Targets::Classes(labels), mask)?;
+        let value = criterion.compute(&rows, BatchTargets::Labels(labels), mask)?;
         self.grad.set_batch(&self.backend, batch)?;
         self.backend.copy(
             criterion.gradient().buffer(),

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kiln_kernels::{Cpu, Tensor};
-use kiln_losses::{Criterion, Error, Loss, Targets};
+use kiln_losses::{BatchTargets, Criterion, Error, Loss};
 use kiln_shape::{Activation, Rank1};
 
 type Out = Rank1<3>;
@@ -21,7 +21,7 @@ fn setup(loss: Loss) -> (Cpu, Criterion<Out, Cpu>, Tensor<Out, Cpu>) {
 fn a_label_out_of_range_names_the_sample_and_the_label() {
     let (_, mut c, out) = setup(Loss::sparse_categorical_crossentropy());
     let err = c
-        .compute(&out.view(), Targets::Classes(&[0, 3]), None)
+        .compute(&out.view(), BatchTargets::Labels(&[0, 3]), None)
         .unwrap_err();
     assert!(matches!(
         err,
@@ -43,7 +43,7 @@ fn a_label_out_of_range_names_the_sample_and_the_label() {
 fn mismatched_batch_sizes_are_refused() {
     let (_, mut c, out) = setup(Loss::sparse_categorical_crossentropy());
     let err = c
-        .compute(&out.view(), Targets::Classes(&[0, 1, 2]), None)
+        .compute(&out.view(), BatchTargets::Labels(&[0, 1, 2]), None)
         .unwrap_err();
     assert!(
         matches!(
@@ -57,7 +57,7 @@ fn mismatched_batch_sizes_are_refused() {
         "{err}"
     );
     let err = c
-        .compute(&out.view(), Targets::Classes(&[0, 1]), Some(&[1.0]))
+        .compute(&out.view(), BatchTargets::Labels(&[0, 1]), Some(&[1.0]))
         .unwrap_err();
     assert!(
         matches!(
@@ -71,7 +71,7 @@ fn mismatched_batch_sizes_are_refused() {
     );
     let (_, mut c, out) = setup(Loss::categorical_crossentropy());
     let err = c
-        .compute(&out.view(), Targets::Values(&[1.0, 0.0, 0.0]), None)
+        .compute(&out.view(), BatchTargets::Values(&[1.0, 0.0, 0.0]), None)
         .unwrap_err();
     assert!(
         matches!(
@@ -93,7 +93,7 @@ fn non_finite_outputs_and_targets_are_named() {
     let out =
         Tensor::<Out, Cpu>::from_slice(&cpu, 2, &[0.0, 1.0, 2.0, 3.0, f32::INFINITY, 5.0]).unwrap();
     let err = c
-        .compute(&out.view(), Targets::Values(&[0.0; 6]), None)
+        .compute(&out.view(), BatchTargets::Values(&[0.0; 6]), None)
         .unwrap_err();
     assert!(
         matches!(err, Error::NonFiniteOutput { index: 1, position: 1, value, .. } if value.is_infinite()),
@@ -104,7 +104,7 @@ fn non_finite_outputs_and_targets_are_named() {
     let mut targets = [0.0; 6];
     targets[3] = f32::NAN;
     let err = c
-        .compute(&out.view(), Targets::Values(&targets), None)
+        .compute(&out.view(), BatchTargets::Values(&targets), None)
         .unwrap_err();
     assert!(
         matches!(err, Error::NonFiniteTarget { index: 1, .. }),
@@ -149,7 +149,7 @@ fn options_that_do_not_fit_are_config_errors() {
     // Class labels with a loss that takes rows of values.
     let (_, mut c, out) = setup(Loss::categorical_crossentropy());
     let err = c
-        .compute(&out.view(), Targets::Classes(&[0, 1]), None)
+        .compute(&out.view(), BatchTargets::Labels(&[0, 1]), None)
         .unwrap_err();
     assert!(
         err.to_string().contains("sparse_categorical_crossentropy"),
@@ -157,9 +157,9 @@ fn options_that_do_not_fit_are_config_errors() {
     );
     let (_, mut c, out) = setup(Loss::sparse_categorical_crossentropy());
     let err = c
-        .compute(&out.view(), Targets::Values(&[0.0; 6]), None)
+        .compute(&out.view(), BatchTargets::Values(&[0.0; 6]), None)
         .unwrap_err();
-    assert!(err.to_string().contains("Targets::Classes"), "{err}");
+    assert!(err.to_string().contains("BatchTargets::Labels"), "{err}");
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn a_batch_larger_than_the_criterion_is_refused() {
     let mut c = Criterion::<Out, Cpu>::new(Loss::mean_absolute_error(), &cpu, 1, None).unwrap();
     let out = Tensor::<Out, Cpu>::from_slice(&cpu, 2, &[0.0; 6]).unwrap();
     let err = c
-        .compute(&out.view(), Targets::Values(&[0.0; 6]), None)
+        .compute(&out.view(), BatchTargets::Values(&[0.0; 6]), None)
         .unwrap_err();
     assert!(
         matches!(
@@ -189,9 +189,9 @@ fn a_launch_gives_its_value_once_and_the_same_as_compute() {
     let err = c.value().unwrap_err();
     assert!(err.to_string().contains("none is waiting"), "{err}");
     let whole = c
-        .compute(&out.view(), Targets::Classes(&[2, 0]), None)
+        .compute(&out.view(), BatchTargets::Labels(&[2, 0]), None)
         .unwrap();
-    c.launch(&out.view(), Targets::Classes(&[2, 0]), None)
+    c.launch(&out.view(), BatchTargets::Labels(&[2, 0]), None)
         .unwrap();
     assert_eq!(c.value().unwrap(), whole);
     assert!((whole - (-(0.5f32.ln() + 0.6f32.ln()) / 2.0)).abs() < 1e-6);
@@ -204,7 +204,7 @@ fn a_non_finite_output_fails_the_launch_on_the_cpu() {
     let out =
         Tensor::<Out, Cpu>::from_slice(&cpu, 2, &[0.2, 0.3, 0.5, 0.6, f32::NAN, 0.1]).unwrap();
     let err = c
-        .launch(&out.view(), Targets::Classes(&[2, 0]), None)
+        .launch(&out.view(), BatchTargets::Labels(&[2, 0]), None)
         .unwrap_err();
     assert!(
         matches!(

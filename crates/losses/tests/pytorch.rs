@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kiln_kernels::{Cpu, Tensor};
-use kiln_losses::{Criterion, Loss, Reduction, Targets};
+use kiln_losses::{BatchTargets, Criterion, Loss, Reduction};
 use kiln_shape::{Activation, Rank1, StaticShape};
 use serde_json::Value;
 
@@ -71,8 +71,8 @@ fn run<S: StaticShape>(cpu: &Cpu, case: &Value) {
         .map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect());
     let values = floats(&case["values"]);
     let targets = match (&labels, &values) {
-        (_, Some(v)) => Targets::Values(v),
-        (Some(l), None) => Targets::Classes(l),
+        (_, Some(v)) => BatchTargets::Values(v),
+        (Some(l), None) => BatchTargets::Labels(l),
         (None, None) => panic!("{name}: no targets"),
     };
     let weights = floats(&case["sample_weights"]);
@@ -96,10 +96,10 @@ fn run<S: StaticShape>(cpu: &Cpu, case: &Value) {
     // Class labels for a single binary output give the same as 0/1 values.
     if let (Some(l), Some(v)) = (&labels, &values) {
         let again = criterion
-            .compute(&output.view(), Targets::Classes(l), weights.as_deref())
+            .compute(&output.view(), BatchTargets::Labels(l), weights.as_deref())
             .unwrap();
         let reference = criterion
-            .compute(&output.view(), Targets::Values(v), weights.as_deref())
+            .compute(&output.view(), BatchTargets::Values(v), weights.as_deref())
             .unwrap();
         assert_eq!(again, reference, "{name}: labels and values disagree");
     }

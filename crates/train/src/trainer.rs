@@ -5,11 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kiln_data::{
-    Augment, BatchOptions, BatchTargets, Batcher, Dataset, Pipeline, Subset, Target, TargetKind,
-};
+use kiln_data::{Augment, BatchOptions, Batcher, Dataset, Pipeline, Subset, Target, TargetKind};
 use kiln_kernels::{Backend, Group, ParamRef};
-use kiln_losses::{Criterion, Loss, Targets};
+use kiln_losses::{BatchTargets, Criterion, Loss};
 use kiln_nn::{Mode, Model};
 use kiln_optim::{Ema, Optimizer};
 
@@ -297,10 +295,10 @@ fn non_finite_input(batch: &kiln_data::Batch) -> Option<(usize, usize, f32)> {
 }
 
 /// The loss's view of a batch's targets.
-fn targets(batch: &kiln_data::Batch) -> Targets<'_> {
+fn targets(batch: &kiln_data::Batch) -> BatchTargets<'_> {
     match batch.targets() {
-        BatchTargets::Labels(labels) => Targets::Classes(labels),
-        BatchTargets::Values { values, .. } => Targets::Values(values),
+        kiln_data::BatchTargets::Labels(labels) => BatchTargets::Labels(labels),
+        kiln_data::BatchTargets::Values { values, .. } => BatchTargets::Values(values),
     }
 }
 

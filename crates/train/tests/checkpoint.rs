@@ -99,7 +99,7 @@ fn train_step(model: &mut TorchCnn, optimizer: &mut Optimizer<Cpu>) {
     let x = batch();
     let output = model.forward_host(&x, Mode::Train).unwrap();
     criterion
-        .compute(&output, Targets::Classes(&[0, 2, 1, 1, 0]), None)
+        .compute(&output, BatchTargets::Labels(&[0, 2, 1, 1, 0]), None)
         .unwrap();
     model.zero_grad().unwrap();
     model
@@ -662,7 +662,7 @@ fn norm_step(model: &mut NormCnn, optimizer: &mut Optimizer<Cpu>) {
         .unwrap();
     let output = model.forward_host(&batch(), Mode::Train).unwrap();
     criterion
-        .compute(&output, Targets::Classes(&[0, 2, 1, 1, 0]), None)
+        .compute(&output, BatchTargets::Labels(&[0, 2, 1, 1, 0]), None)
         .unwrap();
     model.zero_grad().unwrap();
     model

@@ -94,7 +94,7 @@ fn non_finite_optimizer_state_is_refused_when_the_optimizer_is_loaded() {
     let mut criterion = model.criterion(loss).unwrap();
     let output = model.forward_host(&x, Mode::Train).unwrap();
     criterion
-        .compute(&output, Targets::Classes(&[0, 2, 1, 1]), None)
+        .compute(&output, BatchTargets::Labels(&[0, 2, 1, 1]), None)
         .unwrap();
     model.zero_grad().unwrap();
     model

@@ -176,7 +176,7 @@ fn step(model: &mut EmaNet, optimizer: &mut Optimizer<Cpu>, ema: &mut Ema<Cpu>) 
     let output = model.forward_host(&batch(), Mode::Train).unwrap();
     let targets: Vec<f32> = (0..BATCH * 2).map(|i| (i as f32 * 0.5).cos()).collect();
     criterion
-        .compute(&output, Targets::Values(&targets), None)
+        .compute(&output, BatchTargets::Values(&targets), None)
         .unwrap();
     model.zero_grad().unwrap();
     model

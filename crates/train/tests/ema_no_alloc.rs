@@ -90,7 +90,7 @@ fn a_step_with_groups_and_an_average_allocates_nothing() {
     let mut step = |model: &mut Net| {
         let output = model.forward_host(&images, Mode::Train).unwrap();
         let loss = criterion
-            .compute(&output, Targets::Classes(&labels), None)
+            .compute(&output, BatchTargets::Labels(&labels), None)
             .unwrap();
         assert!(loss.is_finite());
         model.zero_grad().unwrap();
