@@ -51,22 +51,6 @@ pub enum Error {
 /// `Result` with kiln's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// The error of the crate that raised it.
-    pub fn inner(&self) -> &(dyn std::error::Error + 'static) {
-        match self {
-            Self::Data(e) => e,
-            Self::Model(e) => e,
-            Self::Backend(e) => e,
-            Self::Loss(e) => e,
-            Self::Optimizer(e) => e,
-            Self::Training(e) => e,
-            Self::Export(e) => e,
-            Self::Io(e) => e,
-        }
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.inner(), f)
@@ -78,34 +62,10 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.alternate() {
-            let inner: &dyn fmt::Debug = match self {
-                Self::Data(e) => e,
-                Self::Model(e) => e,
-                Self::Backend(e) => e,
-                Self::Loss(e) => e,
-                Self::Optimizer(e) => e,
-                Self::Training(e) => e,
-                Self::Export(e) => e,
-                Self::Io(e) => e,
-            };
-            f.debug_tuple(self.variant()).field(inner).finish()
+            let (variant, inner) = self.parts();
+            f.debug_tuple(variant).field(inner).finish()
         } else {
             fmt::Display::fmt(self.inner(), f)
-        }
-    }
-}
-
-impl Error {
-    fn variant(&self) -> &'static str {
-        match self {
-            Self::Data(_) => "Data",
-            Self::Model(_) => "Model",
-            Self::Backend(_) => "Backend",
-            Self::Loss(_) => "Loss",
-            Self::Optimizer(_) => "Optimizer",
-            Self::Training(_) => "Training",
-            Self::Export(_) => "Export",
-            Self::Io(_) => "Io",
         }
     }
 }
@@ -116,17 +76,35 @@ impl std::error::Error for Error {
     }
 }
 
-macro_rules! from_crate_errors {
+/// The variants' one list: the conversions from each crate's error, and the access to
+/// the error a variant holds.
+macro_rules! crate_errors {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Error {
             fn from(e: $ty) -> Self {
                 Self::$variant(e)
             }
         })*
+
+        impl Error {
+            /// The error of the crate that raised it.
+            pub fn inner(&self) -> &(dyn std::error::Error + 'static) {
+                match self {
+                    $(Self::$variant(e) => e,)*
+                }
+            }
+
+            /// The variant's name and the error it holds, for `{:#?}`.
+            fn parts(&self) -> (&'static str, &dyn fmt::Debug) {
+                match self {
+                    $(Self::$variant(e) => (stringify!($variant), e),)*
+                }
+            }
+        }
     };
 }
 
-from_crate_errors!(
+crate_errors!(
     Data(kiln_data::Error),
     Model(kiln_nn::Error),
     Backend(kiln_kernels::Error),
