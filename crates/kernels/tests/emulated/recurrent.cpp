@@ -59,7 +59,7 @@ static void check(unsigned return_sequences, unsigned carry) {
                        y(out), dh(B * T * H), dc(B * H, 0.0f), du(H * W, 0.0f), h0(B * H, 0.0f),
                        c0(B * H, 0.0f);
     if (carry) {
-        launch(dim3{1, 1, 1}, dim3{4, 1, 1}, lstm_fwd_carry_f32, p, (const float*)cells.data(),
+        launch(dim3{1, 1, 1}, dim3{4, 1, 1}, lstm_carry_fwd_f32, p, (const float*)cells.data(),
                (const float*)hidden.data(), c0.data(), h0.data());
         std::vector<float> want_h0(B * H), want_c0(B * H);
         for (unsigned b = 0; b < B; ++b)
@@ -78,15 +78,15 @@ static void check(unsigned return_sequences, unsigned carry) {
     reference(p, pd, ud, dy, h0, c0, &h);
     expect_close("lstm forward: hidden states", std::vector<float>(h.begin(), h.end()), hidden, 1e-5f);
 
-    launch(dim3{2, 1, 1}, dim3{8, 1, 1}, lstm_bwd_dy_f32, p, (const float*)dy.data(), dh.data());
+    launch(dim3{2, 1, 1}, dim3{8, 1, 1}, lstm_dy_bwd_f32, p, (const float*)dy.data(), dh.data());
     for (unsigned t = T; t-- > 0;) {
         launch(dim3{1, 1, 1}, dim3{4, 1, 1}, lstm_bwd_f32, p, t, gates.data(),
                (const float*)cells.data(), (const float*)c0.data(), (const float*)dh.data(), dc.data());
         if (t > 0 || carry)
-            launch(dim3{2, 1, 1}, dim3{8, 1, 1}, lstm_bwd_du_f32, p, t, (const float*)hidden.data(),
+            launch(dim3{2, 1, 1}, dim3{8, 1, 1}, lstm_du_bwd_f32, p, t, (const float*)hidden.data(),
                    (const float*)h0.data(), (const float*)gates.data(), du.data());
         if (t == 0) break;
-        launch(dim3{1, 1, 1}, dim3{4, 1, 1}, lstm_bwd_dh_f32, p, t, (const float*)u.data(),
+        launch(dim3{1, 1, 1}, dim3{4, 1, 1}, lstm_dh_bwd_f32, p, t, (const float*)u.data(),
                (const float*)gates.data(), dh.data());
     }
     const double e = 1e-5;

@@ -14,15 +14,15 @@ use crate::{Cuda, CudaBuffer, Result};
 /// A step forward: recurrent product, gates, cell.
 pub(crate) const FWD: &str = "lstm_fwd_f32";
 /// The previous call's last states as this call's initial ones.
-pub(crate) const FWD_CARRY: &str = "lstm_fwd_carry_f32";
+pub(crate) const FWD_CARRY: &str = "lstm_carry_fwd_f32";
 /// The output gradient spread over the steps.
-pub(crate) const BWD_DY: &str = "lstm_bwd_dy_f32";
+pub(crate) const BWD_DY: &str = "lstm_dy_bwd_f32";
 /// A step back: the gates' gradient and the cell's.
 pub(crate) const BWD: &str = "lstm_bwd_f32";
 /// A step back: the previous hidden state's gradient.
-pub(crate) const BWD_DH: &str = "lstm_bwd_dh_f32";
+pub(crate) const BWD_DH: &str = "lstm_dh_bwd_f32";
 /// A step back: the recurrent kernel's gradient.
-pub(crate) const BWD_DU: &str = "lstm_bwd_du_f32";
+pub(crate) const BWD_DU: &str = "lstm_du_bwd_f32";
 
 /// The recurrent kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {

@@ -13,7 +13,7 @@ struct RecurrentParams {
 };
 
 // With `carry`: the previous call's last step becomes the initial state.
-extern "C" __global__ void lstm_fwd_carry_f32(RecurrentParams p, const float* cells,
+extern "C" __global__ void lstm_carry_fwd_f32(RecurrentParams p, const float* cells,
                                               const float* hidden, float* c0, float* h0) {
     u32 h = p.units;
     KILN_FOR(i, (u64)p.batch * h) {
@@ -73,7 +73,7 @@ extern "C" __global__ void lstm_fwd_f32(RecurrentParams p, u32 t, const float* u
 
 // The output gradient spread over every step's hidden state (zero off the last step
 // when only the last is returned).
-extern "C" __global__ void lstm_bwd_dy_f32(RecurrentParams p, const float* dy, float* dhidden) {
+extern "C" __global__ void lstm_dy_bwd_f32(RecurrentParams p, const float* dy, float* dhidden) {
     u32 h = p.units;
     KILN_FOR(i, (u64)p.batch * p.time * h) {
         if (p.return_sequences) {
@@ -114,7 +114,7 @@ extern "C" __global__ void lstm_bwd_f32(RecurrentParams p, u32 t, float* gates,
 }
 
 // dh[b, t-1] += dG[b, t] U^T: one thread a (sample, unit of step t-1).
-extern "C" __global__ void lstm_bwd_dh_f32(RecurrentParams p, u32 t, const float* u,
+extern "C" __global__ void lstm_dh_bwd_f32(RecurrentParams p, u32 t, const float* u,
                                            const float* dgates, float* dhidden) {
     u32 h = p.units;
     u64 w = 4ull * h;
@@ -134,7 +134,7 @@ extern "C" __global__ void lstm_bwd_dh_f32(RecurrentParams p, u32 t, const float
 
 // dU += h[:, t-1]^T dG[:, t] (h0 before the first step, with `carry`): one thread
 // a kernel value, summing over the batch.
-extern "C" __global__ void lstm_bwd_du_f32(RecurrentParams p, u32 t, const float* hidden,
+extern "C" __global__ void lstm_du_bwd_f32(RecurrentParams p, u32 t, const float* hidden,
                                            const float* h0, const float* dgates, float* du) {
     u32 h = p.units;
     u64 w = 4ull * h;
