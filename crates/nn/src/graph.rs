@@ -73,7 +73,7 @@ pub fn concat<B: Backend>(
     Ok(())
 }
 
-/// The gradient of one input of [`concat`]: its part of `dy`, written to or added
+/// The gradient of one input of [`concat()`]: its part of `dy`, written to or added
 /// to `dx`.
 pub fn concat_backward<B: Backend>(
     backend: &B,
