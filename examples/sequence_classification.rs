@@ -114,7 +114,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(Args {
+    let args = Args::parse_without_data(Args {
         epochs: 10,
         batch_size: 64,
         seed: 1,

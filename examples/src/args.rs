@@ -87,6 +87,12 @@ impl Args {
         Self::parse_with::<NoExtra>(defaults, true).map(|(args, _)| args)
     }
 
+    /// [`Args::parse`] for an example that makes its own data: it offers no `--data`.
+    pub fn parse_without_data(defaults: Args) -> Result<Args, String> {
+        Self::parse_from_flags::<NoExtra>(defaults, true, false, std::env::args())
+            .map(|(args, _)| args)
+    }
+
     /// [`Args::parse`] for an example that trains on the CPU only: it offers no
     /// `--device`, and `--device cuda` is an error that names the examples that take it.
     pub fn parse_cpu_only(defaults: Args) -> Result<Args, String> {
@@ -113,6 +119,17 @@ impl Args {
         gpu: bool,
         args: impl IntoIterator<Item = String>,
     ) -> Result<(Args, E), String> {
+        Self::parse_from_flags(defaults, gpu, true, args)
+    }
+
+    /// The parser itself: `gpu` and `data` say whether `--device` and `--data` are
+    /// offered (otherwise they are hidden, and refused when given).
+    fn parse_from_flags<E: clap::Args>(
+        defaults: Args,
+        gpu: bool,
+        data: bool,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<(Args, E), String> {
         let mut args = args.into_iter().peekable();
         let name = args
             .peek()
@@ -124,7 +141,8 @@ impl Args {
             .mut_arg("epochs", |a| with_default(a, defaults.epochs))
             .mut_arg("batch_size", |a| with_default(a, defaults.batch_size))
             .mut_arg("seed", |a| with_default(a, defaults.seed))
-            .mut_arg("device", |a: Arg| a.hide(!gpu));
+            .mut_arg("device", |a: Arg| a.hide(!gpu))
+            .mut_arg("data", |a: Arg| a.hide(!data));
         let matches: ArgMatches = match command.try_get_matches_from(args) {
             Ok(matches) => matches,
             // `--help` and `--version` print and end the process, as users expect.
@@ -141,6 +159,9 @@ impl Args {
                 "this example trains on the CPU; quickstart, cifar10_cnn and cifar10_resnet take --device cuda"
                     .into(),
             );
+        }
+        if !data && common.data.is_some() {
+            return Err("this example makes its own data and reads no --data".into());
         }
         let args = Args {
             epochs: common.epochs,
@@ -209,6 +230,9 @@ mod tests {
         assert_eq!(width.width, 16);
         let err = Args::parse_from_with::<NoExtra>(defaults(), false, argv(&["--device", "cuda"]));
         assert!(err.is_err_and(|e| e.contains("trains on the CPU")));
+        let err =
+            Args::parse_from_flags::<NoExtra>(defaults(), true, false, argv(&["--data", "x"]));
+        assert!(err.is_err_and(|e| e.contains("reads no --data")));
     }
 
     #[test]
