@@ -102,7 +102,7 @@ impl Args {
     /// [`Args::parse`] with an example's own flags `E` (a `clap::Args` struct, its
     /// defaults in its attributes); `gpu` says whether the example takes `--device`.
     pub fn parse_with<E: clap::Args>(defaults: Args, gpu: bool) -> Result<(Args, E), String> {
-        Self::parse_from_with(defaults, gpu, std::env::args())
+        Self::parse_from_flags(defaults, gpu, true, std::env::args())
     }
 
     /// [`Args::parse`] from `args` (the program's name first).
@@ -111,15 +111,7 @@ impl Args {
         args: impl IntoIterator<Item = String>,
     ) -> Result<Args, String> {
         let args = std::iter::once("example".to_string()).chain(args);
-        Self::parse_from_with::<NoExtra>(defaults, true, args).map(|(args, _)| args)
-    }
-
-    fn parse_from_with<E: clap::Args>(
-        defaults: Args,
-        gpu: bool,
-        args: impl IntoIterator<Item = String>,
-    ) -> Result<(Args, E), String> {
-        Self::parse_from_flags(defaults, gpu, true, args)
+        Self::parse_from_flags::<NoExtra>(defaults, true, true, args).map(|(args, _)| args)
     }
 
     /// The parser itself: `gpu` and `data` say whether `--device` and `--data` are
@@ -222,13 +214,14 @@ mod tests {
     #[test]
     fn an_examples_own_flags_and_the_cpu_only_refusal() {
         let (args, width) =
-            Args::parse_from_with::<Width>(defaults(), true, argv(&["--width", "32"]))
+            Args::parse_from_flags::<Width>(defaults(), true, true, argv(&["--width", "32"]))
                 .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((args.epochs, width.width), (5, 32));
-        let (_, width) = Args::parse_from_with::<Width>(defaults(), true, argv(&[]))
+        let (_, width) = Args::parse_from_flags::<Width>(defaults(), true, true, argv(&[]))
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(width.width, 16);
-        let err = Args::parse_from_with::<NoExtra>(defaults(), false, argv(&["--device", "cuda"]));
+        let err =
+            Args::parse_from_flags::<NoExtra>(defaults(), false, true, argv(&["--device", "cuda"]));
         assert!(err.is_err_and(|e| e.contains("trains on the CPU")));
         let err =
             Args::parse_from_flags::<NoExtra>(defaults(), true, false, argv(&["--data", "x"]));
