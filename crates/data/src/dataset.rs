@@ -6,6 +6,7 @@
 //! rows, regression targets).
 
 use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -70,6 +71,26 @@ pub struct Sample<'a> {
     pub target: Target<'a>,
 }
 
+/// Where a sample came from: a file and, where the file holds many samples, the place
+/// in it (`record 17`). Errors about a sample's values name it, so that a user can find
+/// the bad bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file (its path, or its name inside an archive).
+    pub file: String,
+    /// The place in the file, when it holds more than one sample.
+    pub place: Option<String>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.place {
+            Some(place) => write!(f, "{}, {place}", self.file),
+            None => f.write_str(&self.file),
+        }
+    }
+}
+
 /// A data set: a number of samples of one shape, each read by index.
 ///
 /// Implementations must be shareable between the batcher's threads, and
@@ -109,6 +130,14 @@ pub trait Dataset: Send + Sync {
     fn sample_len(&self) -> usize {
         self.shape().iter().product()
     }
+
+    /// Where sample `index` came from, when the data set reads it from a file of its
+    /// own (streamed records, audio files); `None` for data held in memory after a
+    /// loader checked it.
+    fn origin(&self, index: usize) -> Option<Origin> {
+        let _ = index;
+        None
+    }
 }
 
 impl<D: Dataset + ?Sized> Dataset for &D {
@@ -130,6 +159,9 @@ impl<D: Dataset + ?Sized> Dataset for &D {
     fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
         (**self).get_seeded(index, bits)
     }
+    fn origin(&self, index: usize) -> Option<Origin> {
+        (**self).origin(index)
+    }
 }
 
 impl<D: Dataset + ?Sized> Dataset for Arc<D> {
@@ -150,6 +182,9 @@ impl<D: Dataset + ?Sized> Dataset for Arc<D> {
     }
     fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
         (**self).get_seeded(index, bits)
+    }
+    fn origin(&self, index: usize) -> Option<Origin> {
+        (**self).origin(index)
     }
 }
 
@@ -532,6 +567,9 @@ impl<D: Dataset> Dataset for Subset<D> {
         let len = self.indices.len();
         let &inner = self.indices.get(index).ok_or(Error::Index { index, len })?;
         self.inner.get_seeded(inner, bits)
+    }
+    fn origin(&self, index: usize) -> Option<Origin> {
+        self.inner.origin(*self.indices.get(index)?)
     }
 }
 

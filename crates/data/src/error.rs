@@ -53,6 +53,18 @@ pub enum Error {
         /// The bytes present.
         found: u64,
     },
+    /// A file that a data set streams from changed after the data set opened it:
+    /// rewritten, truncated or grown while an epoch was reading it.
+    #[error(
+        "{}: the file changed while it was being read ({what}); reopen the data set once the file is complete",
+        path.display()
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What changed: its length or its modification time.
+        what: String,
+    },
     /// A file does not start with the magic number of its format.
     #[error(
         "{}: bad magic number at byte 0: expected {expected:#010x}, found {found:#010x}",

@@ -77,7 +77,7 @@ pub use cache::{Cache, Remote};
 pub use checksum::{Checksum, md5_hex, sha256_hex};
 pub use clean::{Encoding, FittedPipeline, Impute, Scaling, TablePipeline, Unknown};
 pub use dataset::{
-    Dataset, Dtype, InMemory, Input, Inputs, Sample, Subset, Target, TargetKind, Targets,
+    Dataset, Dtype, InMemory, Input, Inputs, Origin, Sample, Subset, Target, TargetKind, Targets,
 };
 pub use error::{Error, Result};
 pub use frame::{Frame, Kind, ReadOptions};

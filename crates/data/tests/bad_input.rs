@@ -151,6 +151,74 @@ fn cifar_stream_reads_records_on_demand() {
 }
 
 #[test]
+fn cifar_stream_names_a_file_that_changes_mid_epoch() {
+    use kiln_data::{Dataset, Origin};
+    use std::time::{Duration, SystemTime};
+    let dir = Scratch::new("cifar-stream-change");
+    let mut three = cifar_record(1);
+    three.extend(cifar_record(2));
+    three.extend(cifar_record(3));
+    let p = write(&dir, "a.bin", &three);
+    let other = write(&dir, "b.bin", &cifar_record(4));
+    let s = cifar::Stream::open(&[p.clone(), other]).unwrap();
+    assert_eq!(
+        s.origin(3),
+        Some(Origin {
+            file: dir.path().join("b.bin").display().to_string(),
+            place: Some("record 0".into()),
+        })
+    );
+    assert!(s.get(2).is_ok());
+
+    // Truncated (a copy over it, still in progress): every record of the file, even
+    // one still present, is refused.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(RECORD_LEN as u64)
+        .unwrap();
+    for index in [0, 2] {
+        let err = s.get(index).unwrap_err();
+        assert!(matches!(err, Error::Changed { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: the file changed while it was being read ({} bytes now, {} when opened); \
+                 reopen the data set once the file is complete",
+                p.display(),
+                RECORD_LEN,
+                3 * RECORD_LEN
+            )
+        );
+    }
+    // The other file reads on.
+    assert!(s.get(3).is_ok());
+
+    // Rewritten in place at the same length: the modification time tells.
+    let p = write(&dir, "c.bin", &three);
+    let s = cifar::Stream::open(std::slice::from_ref(&p)).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    file.set_modified(SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    let err = s.get(1).unwrap_err();
+    assert!(
+        err.to_string().contains("(modified since it was opened)"),
+        "{err}"
+    );
+
+    // Replaced by a rename, as a finished download is: the open file keeps its
+    // records, consistently.
+    let p = write(&dir, "d.bin", &three);
+    let s = cifar::Stream::open(std::slice::from_ref(&p)).unwrap();
+    let first = s.get(0).unwrap();
+    let fresh = write(&dir, "d.bin.new", &cifar_record(9));
+    std::fs::rename(&fresh, &p).unwrap();
+    assert_eq!(s.get(0).unwrap(), first);
+    assert_eq!(s.len(), 3);
+}
+
+#[test]
 fn idx_files() {
     let dir = Scratch::new("bad-idx");
     let images = idx::encode(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);

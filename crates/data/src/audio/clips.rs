@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::resample::{Align, fit_length, resample};
 use super::wav::decode_wav;
-use crate::dataset::{Dataset, Dtype, Input, Sample, Target, TargetKind};
+use crate::dataset::{Dataset, Dtype, Input, Origin, Sample, Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::read;
 
@@ -255,6 +255,12 @@ impl Dataset for Waveforms {
         Ok(Sample {
             input: Input::F32(self.clip(index)?.into()),
             target: Target::Class(self.labels[index]),
+        })
+    }
+    fn origin(&self, index: usize) -> Option<Origin> {
+        Some(Origin {
+            file: self.names.get(index)?.clone(),
+            place: None,
         })
     }
 }

@@ -8,7 +8,7 @@ use super::augment::AudioAugment;
 use super::clips::Waveforms;
 use super::features::{FeatureOptions, Features};
 use crate::dataset::{
-    Dataset, Dtype, InMemory, Input, Inputs, Sample, Target, TargetKind, Targets,
+    Dataset, Dtype, InMemory, Input, Inputs, Origin, Sample, Target, TargetKind, Targets,
 };
 use crate::error::{Error, Result};
 use crate::read;
@@ -124,6 +124,9 @@ impl Dataset for Spectrograms {
     }
     fn get_seeded(&self, index: usize, bits: u64) -> Result<Sample<'_>> {
         self.sample(index, Some(bits))
+    }
+    fn origin(&self, index: usize) -> Option<Origin> {
+        self.clips.origin(index)
     }
 }
 

@@ -86,7 +86,19 @@ pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<Clip> {
             }
             for s in reader.samples::<f32>() {
                 // Reading from memory fails only by running out of bytes.
-                interleaved.push(s.map_err(|_| truncated(interleaved.len()))?);
+                let v = s.map_err(|_| truncated(interleaved.len()))?;
+                if !v.is_finite() {
+                    // Caught here, it names the file; past the features it would be a
+                    // non-finite spectrogram that the model's loss finds.
+                    return Err(wav_error(format!(
+                        "sample {} (channel {} of frame {}) is {v}: a float recording must \
+                         hold finite values",
+                        interleaved.len(),
+                        interleaved.len() % channels,
+                        interleaved.len() / channels
+                    )));
+                }
+                interleaved.push(v);
             }
         }
         hound::SampleFormat::Int => {
@@ -180,6 +192,21 @@ mod tests {
         let c = decode_wav(&wav_bytes(spec(3, 16, int), &[3i16, 6, 9, 0, 0, 0]), p).unwrap();
         assert_eq!(c.samples.len(), 2);
         assert!((c.samples[0] - 6.0 / 32768.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn non_finite_float_samples_are_errors_naming_the_sample() {
+        let p = Path::new("dir/nan.wav");
+        let f = hound::SampleFormat::Float;
+        for bad in [f32::NAN, f32::INFINITY] {
+            let bytes = wav_bytes(spec(2, 32, f), &[0.5f32, -0.5, 0.25, bad]);
+            let message = decode_wav(&bytes, p).unwrap_err().to_string();
+            assert!(message.starts_with("dir/nan.wav: "), "{message}");
+            assert!(
+                message.contains(&format!("sample 3 (channel 1 of frame 1) is {bad}")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -2,14 +2,20 @@
 //! so memory holds none of the images.
 
 use std::borrow::Cow;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::{CHANNELS, CLASSES, HEIGHT, IMAGE_LEN, RECORD_LEN, WIDTH, decode_record};
-use crate::dataset::{Dataset, Dtype, Input, Sample, Target, TargetKind};
+use crate::dataset::{Dataset, Dtype, Input, Origin, Sample, Target, TargetKind};
 use crate::error::{Error, Result};
 
 /// CIFAR-10 records read from uncompressed `.bin` files as the batcher asks for them.
+///
+/// A file that changes after [`open`](Stream::open) (rewritten in place, truncated or
+/// grown, as a copy still in progress does) makes every later read an
+/// [`Error::Changed`] naming it, rather than a mix of old and new records. A file
+/// deleted or replaced by a rename is not a change: the open file keeps its records.
 #[derive(Debug)]
 pub struct Stream {
     files: Vec<(PathBuf, Reader)>,
@@ -27,9 +33,10 @@ impl Stream {
         let mut total = 0usize;
         for path in paths {
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+            let len = meta.len();
             let mut head = [0u8; 2];
-            let reader = Reader::new(file);
+            let reader = Reader::new(file, Stamp::of(&meta));
             if len >= 2 {
                 reader
                     .read_at(&mut head, 0)
@@ -103,9 +110,10 @@ impl Dataset for Stream {
         let (path, reader) = &self.files[f];
         let local = index - self.starts[f];
         let mut record = [0u8; RECORD_LEN];
-        reader
-            .read_at(&mut record, (local * RECORD_LEN) as u64)
-            .map_err(|e| Error::io(path, e))?;
+        let read = reader.read_at(&mut record, (local * RECORD_LEN) as u64);
+        // Checked after the read: a change during it shows in the stamp.
+        reader.unchanged(path)?;
+        read.map_err(|e| Error::io(path, e))?;
         let mut image = vec![0u8; IMAGE_LEN];
         let label = decode_record(&record, &mut image, path, local)?;
         Ok(Sample {
@@ -113,25 +121,81 @@ impl Dataset for Stream {
             target: Target::Class(label),
         })
     }
+
+    fn origin(&self, index: usize) -> Option<Origin> {
+        let f = self
+            .starts
+            .partition_point(|&s| s <= index)
+            .checked_sub(1)?;
+        let (path, _) = self.files.get(f)?;
+        Some(Origin {
+            file: path.display().to_string(),
+            place: Some(format!("record {}", index - self.starts[f])),
+        })
+    }
 }
 
-/// Positioned reads: `pread` where the platform has it, else a locked seek and read.
+/// What a file looked like when it was opened: its length and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Self {
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+/// Positioned reads: `pread` where the platform has it, else a locked seek and read;
+/// and the file's [`Stamp`] at opening, to notice a change.
 #[derive(Debug)]
 struct Reader {
     #[cfg(unix)]
     file: File,
     #[cfg(not(unix))]
     file: std::sync::Mutex<File>,
+    opened: Stamp,
 }
 
 impl Reader {
-    fn new(file: File) -> Self {
+    fn new(file: File, opened: Stamp) -> Self {
         #[cfg(unix)]
-        return Self { file };
+        return Self { file, opened };
         #[cfg(not(unix))]
         return Self {
             file: std::sync::Mutex::new(file),
+            opened,
         };
+    }
+
+    /// An [`Error::Changed`] when the open file's length or modification time is no
+    /// longer what it was at opening (one `fstat`, beside a 3,073-byte read).
+    fn unchanged(&self, path: &Path) -> Result<()> {
+        #[cfg(unix)]
+        let meta = self.file.metadata();
+        #[cfg(not(unix))]
+        let meta = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("a reader thread panicked"))
+            .and_then(|f| f.metadata());
+        let now = Stamp::of(&meta.map_err(|e| Error::io(path, e))?);
+        let what = if now.len != self.opened.len {
+            format!("{} bytes now, {} when opened", now.len, self.opened.len)
+        } else if now.modified != self.opened.modified {
+            "modified since it was opened".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(Error::Changed {
+            path: path.to_path_buf(),
+            what,
+        })
     }
 
     #[cfg(unix)]
