@@ -42,6 +42,9 @@ pub struct BatchOptions {
     pub pipeline: Pipeline,
     /// Deliver class targets as one-hot rows (`f32`) instead of labels (`u32`).
     pub one_hot: bool,
+    /// This process's part of every batch in data-parallel training, as (rank,
+    /// ranks); (0, 1) for all of it.
+    pub shard: (usize, usize),
 }
 
 impl BatchOptions {
@@ -58,6 +61,7 @@ impl BatchOptions {
             augment: Augment::none(),
             pipeline: Pipeline::new(),
             one_hot: false,
+            shard: (0, 1),
         }
     }
 
@@ -108,6 +112,18 @@ impl BatchOptions {
         self.one_hot = on;
         self
     }
+
+    /// The same options delivering rank `rank`'s part of each batch of `ranks`
+    /// processes training together (a distributed sampler). The global batches are
+    /// those of one process with batches of `ranks x batch_size` and the same seed;
+    /// each rank takes a contiguous `batch_size` of each, and of a short last batch of
+    /// `m` samples the part from `rank x m / ranks` to `(rank + 1) x m / ranks`
+    /// (rounded down). A last batch with fewer samples than ranks is dropped on every
+    /// rank, so that all ranks run the same number of steps.
+    pub fn shard(mut self, rank: usize, ranks: usize) -> Self {
+        self.shard = (rank, ranks);
+        self
+    }
 }
 
 /// Prepares batches of a data set on background threads.
@@ -131,6 +147,8 @@ impl BatchOptions {
 pub struct Batcher<D: Dataset + 'static> {
     data: Arc<D>,
     plan: Arc<Plan>,
+    /// (rank, ranks): see [`BatchOptions::shard`].
+    shard: (usize, usize),
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -156,6 +174,12 @@ impl<D: Dataset + 'static> Batcher<D> {
         if data.is_empty() {
             return Err(Error::Config("cannot batch an empty data set".into()));
         }
+        let (rank, ranks) = options.shard;
+        if rank >= ranks {
+            return Err(Error::Config(format!(
+                "a shard must be one of the ranks: rank {rank} of {ranks}"
+            )));
+        }
         let shape = data.shape().to_vec();
         let sample_len = data.sample_len();
         let plan = Arc::new(Plan {
@@ -177,6 +201,7 @@ impl<D: Dataset + 'static> Batcher<D> {
         let mut batcher = Self {
             data,
             plan,
+            shard: options.shard,
             shared,
             workers: Vec::with_capacity(options.workers),
         };
@@ -212,10 +237,11 @@ impl<D: Dataset + 'static> Batcher<D> {
         &self.data
     }
 
-    /// The number of batches of each epoch.
+    /// The number of batches of each epoch (the same on every rank of a shard).
     pub fn batches(&self) -> usize {
-        let (n, b) = (self.data.len(), self.plan.batch_size);
-        if self.plan.drop_last {
+        let ranks = self.shard.1;
+        let (n, b) = (self.data.len(), self.plan.batch_size * ranks);
+        if self.plan.drop_last || n % b < ranks {
             n / b
         } else {
             n.div_ceil(b)
@@ -232,6 +258,10 @@ impl<D: Dataset + 'static> Batcher<D> {
             (0..n).collect()
         };
         let batches = self.batches();
+        let order = match self.shard {
+            (_, 1) => order,
+            (rank, ranks) => shard_order(&order, self.plan.batch_size, rank, ranks, batches),
+        };
         let mut state = self.shared.lock();
         let job = Arc::new(Job {
             generation: state.generation + 1,
@@ -247,6 +277,24 @@ impl<D: Dataset + 'static> Batcher<D> {
             batches,
         }
     }
+}
+
+/// Rank `rank`'s samples of the first `batches` global batches of `order`, each of
+/// `batch_size x ranks` samples or fewer at the end (see [`BatchOptions::shard`]).
+fn shard_order(
+    order: &[usize],
+    batch_size: usize,
+    rank: usize,
+    ranks: usize,
+    batches: usize,
+) -> Vec<usize> {
+    let global = batch_size * ranks;
+    let mut mine = Vec::with_capacity(batch_size * batches);
+    for start in (0..batches).map(|k| k * global) {
+        let m = (order.len() - start).min(global);
+        mine.extend_from_slice(&order[start + rank * m / ranks..start + (rank + 1) * m / ranks]);
+    }
+    mine
 }
 
 impl<D: Dataset + 'static> Drop for Batcher<D> {
