@@ -66,7 +66,8 @@ pub enum Error {
     },
     /// A sample's input holds NaN or an infinity: the data is at fault, not the model.
     #[error(
-        "training stopped at epoch {epoch}, step {step}: the input of sample {index} of the data set holds {value} (at value {position} of the sample); the model's output went non-finite because of it: clean or drop that sample"
+        "training stopped at epoch {epoch}, step {step}: the input of sample {index} of the data set{} holds {value} (at value {position} of the sample); the model's output went non-finite because of it: clean or drop that sample",
+        origin.as_ref().map(|o| format!(" (from {o})")).unwrap_or_default()
     )]
     NonFiniteInput {
         /// The epoch (from 0).
@@ -79,6 +80,9 @@ pub enum Error {
         position: usize,
         /// The value.
         value: f32,
+        /// Where the sample came from, when the data set knows
+        /// ([`Dataset::origin`](kiln_data::Dataset::origin)).
+        origin: Option<kiln_data::Origin>,
     },
     /// A class label beyond the model's classes, found before the first step.
     #[error(

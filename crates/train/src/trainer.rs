@@ -294,6 +294,15 @@ fn non_finite_input(batch: &kiln_data::Batch) -> Option<(usize, usize, f32)> {
     Some((index, at % per_sample, batch.inputs()[at]))
 }
 
+/// `e`, with the file and place that `data` gives for the sample an
+/// [`Error::NonFiniteInput`] names.
+fn with_origin(mut e: Error, data: &dyn Dataset) -> Error {
+    if let Error::NonFiniteInput { index, origin, .. } = &mut e {
+        *origin = data.origin(*index);
+    }
+    e
+}
+
 /// The loss's view of a batch's targets.
 fn targets(batch: &kiln_data::Batch) -> BatchTargets<'_> {
     match batch.targets() {
@@ -357,6 +366,7 @@ fn step_failure<B: Backend, M: Model<B>>(
             index,
             position,
             value,
+            origin: None,
         };
     }
     if !terminate_on_nan {
@@ -771,8 +781,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             for (step, batch) in batcher.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
                 let n = batch.len();
-                let loss =
-                    self.train_step(&batch, &mut metrics, epoch, step, options.terminate_on_nan)?;
+                let loss = self
+                    .train_step(&batch, &mut metrics, epoch, step, options.terminate_on_nan)
+                    .map_err(|e| with_origin(e, &*train_data))?;
                 loss_sum += f64::from(loss) * n as f64;
                 seen += n;
                 if progress.wants_refresh() {

@@ -139,6 +139,53 @@ fn a_non_finite_input_is_named_by_its_index_in_the_data_set() {
     }
 }
 
+/// Digits that say where each came from, as a data set reading its own files does.
+struct FromFiles(InMemory);
+
+impl kiln::data::Dataset for FromFiles {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn dtype(&self) -> kiln::data::Dtype {
+        self.0.dtype()
+    }
+    fn target_kind(&self) -> kiln::data::TargetKind {
+        self.0.target_kind()
+    }
+    fn get(&self, index: usize) -> kiln::data::Result<kiln::data::Sample<'_>> {
+        self.0.get(index)
+    }
+    fn origin(&self, index: usize) -> Option<kiln::data::Origin> {
+        Some(kiln::data::Origin {
+            file: format!("digits-{}.bin", index / 100),
+            place: Some(format!("record {}", index % 100)),
+        })
+    }
+}
+
+#[test]
+fn a_non_finite_input_names_the_file_it_came_from() {
+    let (mut pixels, labels) = digits(600);
+    pixels[437 * 784 + 12] = f32::NAN;
+    let mut t = trainer();
+    let err = t
+        .fit(FromFiles(data(pixels, labels, 10)), options(1))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NonFiniteInput { index: 437, origin: Some(o), .. } if o.file == "digits-4.bin"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(
+            "the input of sample 437 of the data set (from digits-4.bin, record 37) holds NaN"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn evaluate_and_predict_refuse_a_batch_larger_than_the_model_as_fit_does() {
     let (pixels, labels) = digits(100);
