@@ -16,6 +16,7 @@ use crate::export::{Exporter, Form, Val};
 use crate::{Error, Result};
 
 mod conv1d;
+mod transformer;
 
 /// Layer `name` of spec `spec` applied to `x`, producing kiln shape `shape`.
 pub(crate) fn layer(
@@ -95,6 +96,15 @@ pub(crate) fn layer(
     }
     if let Some(s) = any.downcast_ref::<kiln_shape::TimeDenseSpec>() {
         return sequence::time_dense(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::LayerNormSpec>() {
+        return transformer::layer_norm(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::AttentionSpec>() {
+        return transformer::attention(ex, name, s, x, shape);
+    }
+    if let Some(s) = any.downcast_ref::<kiln_shape::PositionEmbeddingSpec>() {
+        return transformer::position_embedding(ex, name, s, x, shape);
     }
     if let Some(&a) = any.downcast_ref::<Activation>() {
         if a == Activation::Linear {
@@ -433,6 +443,8 @@ mod tests {
                     (vec![2, 8], vec![1.0; 16]),
                 ),
                 ("lstm.bias".to_string(), (vec![8], vec![0.0; 8])),
+                ("l.qkv_weight".to_string(), (vec![2, 6], vec![1.0; 12])),
+                ("l.out_weight".to_string(), (vec![2, 2], vec![1.0; 4])),
             ]);
             let mut ex = Exporter::new(&tensors);
             let x = Val {

@@ -50,6 +50,8 @@ ops! {
     pool2d: Pool2dKernel,
     recurrent: RecurrentKernel,
     reduce: ReduceKernel,
+    layer_norm: LayerNormKernel,
+    attention: AttentionKernel,
 }
 
 /// Where a backward pass puts the gradient of one of its inputs.

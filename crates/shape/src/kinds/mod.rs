@@ -2,6 +2,7 @@
 //! shape rule. Adding a kind is a file here and a line in [`KINDS`].
 
 pub mod activation;
+pub mod attention;
 pub mod batch_norm;
 pub mod conv1d;
 pub mod conv2d;
@@ -10,8 +11,10 @@ pub mod dropout;
 pub mod embedding;
 pub mod flatten;
 pub mod global_pool2d;
+pub mod layer_norm;
 pub mod pool1d;
 pub mod pool2d;
+pub mod position_embedding;
 pub mod recurrent;
 pub mod time_dense;
 
@@ -42,6 +45,9 @@ pub static KINDS: &[&LayerKind] = &[
     &embedding::EMBEDDING,
     &recurrent::LSTM,
     &time_dense::TIME_DENSE,
+    &layer_norm::LAYER_NORM,
+    &attention::MULTI_HEAD_ATTENTION,
+    &position_embedding::POSITION_EMBEDDING,
 ];
 
 /// The kind named `name`, exactly.
