@@ -158,6 +158,11 @@ fn lstm_through_time() {
 }
 
 #[test]
+fn gru_and_simple_rnn_through_time() {
+    run("gru", &[]);
+}
+
+#[test]
 fn dropout_mask_is_the_cpu_mask() {
     let (seed, rate) = (u64::MAX - 5, 0.3f32);
     let mut args = vec![seed.to_string(), rate.to_string()];

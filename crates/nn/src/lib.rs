@@ -48,7 +48,7 @@ pub use layers::layer_norm::LayerNorm;
 pub use layers::pool1d::{GlobalPool1d, MaxPool1d, Pool1dKind, Pooling1d};
 pub use layers::pool2d::{GlobalAvgPool2d, Pool2d};
 pub use layers::position_embedding::PositionEmbedding;
-pub use layers::recurrent::{LstmWeights, Recurrent, lstm_weights_from_pytorch};
+pub use layers::recurrent::{Recurrent, RecurrentWeights, weights_from_pytorch};
 pub use layers::time_dense::TimeDense;
 pub use model::Model;
 pub use summary::summary;

@@ -1,4 +1,4 @@
-//! `Embedding`, `Lstm` and `TimeDense`: gradients against central finite
+//! `Embedding`, `Lstm`, `Gru`, `SimpleRnn` and `TimeDense`: gradients against central finite
 //! differences, and values and gradients against PyTorch with the same weights
 //! (`oracle/pytorch_recurrent.py` wrote the expected numbers).
 
@@ -11,7 +11,7 @@ use kiln_kernels::ops::InputGrad;
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Cpu, CpuBuffer, Error as KernelError, GradAt, ParamMut, Storage};
 use kiln_nn::{
-    Backward, Embedding, Error, Layer, Mode, Recurrent, TimeDense, lstm_weights_from_pytorch,
+    Backward, Embedding, Error, Layer, Mode, Recurrent, TimeDense, weights_from_pytorch,
 };
 use kiln_shape::{Activation, Cell, EmbeddingSpec, RecurrentSpec, Shape, Spec, TimeDenseSpec};
 
@@ -186,14 +186,35 @@ fn lstm(units: usize, return_sequences: bool) -> RecurrentSpec {
     }
 }
 
+/// Every cell kiln has.
+const CELLS: [Cell; 4] = [
+    Cell::Lstm,
+    Cell::Gru { reset_after: true },
+    Cell::Gru { reset_after: false },
+    Cell::SimpleRnn,
+];
+
+fn recurrent(cell: Cell, units: usize, return_sequences: bool) -> RecurrentSpec {
+    RecurrentSpec {
+        cell,
+        ..lstm(units, return_sequences)
+    }
+}
+
 #[test]
-fn lstm_gradients_match_finite_differences() {
-    for return_sequences in [true, false] {
-        let input = Shape::new(&[4, 3]);
-        let mut run = Run::<Recurrent<Cpu>>::new(&lstm(5, return_sequences), input, 2);
-        let x = sequence(24, 0.41, 0.3, 1.0, f64::sin);
-        let u = sequence(run.out_len, 0.29, 1.1, 1.0, f64::cos);
-        check_finite_differences(&mut run, &x, &u, true);
+fn recurrent_gradients_match_finite_differences() {
+    for cell in CELLS {
+        for return_sequences in [true, false] {
+            let input = Shape::new(&[4, 3]);
+            let spec = recurrent(cell, 5, return_sequences);
+            let mut run = Run::<Recurrent<Cpu>>::new(&spec, input, 2);
+            // Biases away from zero, so that each of a GRU's two counts.
+            let bias = run.parameter("bias");
+            run.set("bias", &sequence(bias.len(), 0.53, 0.2, 0.4, f64::sin));
+            let x = sequence(24, 0.41, 0.3, 1.0, f64::sin);
+            let u = sequence(run.out_len, 0.29, 1.1, 1.0, f64::cos);
+            check_finite_differences(&mut run, &x, &u, true);
+        }
     }
 }
 
@@ -255,18 +276,33 @@ fn an_id_past_the_vocabulary_is_an_error_naming_its_place() {
     );
 }
 
-fn pytorch_lstm(return_sequences: bool) -> Gradients {
+/// A layer of `cell` given the oracle's weights, PyTorch's loaded through
+/// [`weights_from_pytorch`] (Keras's formula for a GRU without `reset_after`, whose
+/// weights the oracle draws in Keras's layout), run on the oracle's data.
+fn pytorch_recurrent(cell: Cell, return_sequences: bool) -> Gradients {
     let (b, t, f, h) = (2, 5, 3, 4);
-    let mut run = Run::<Recurrent<Cpu>>::new(&lstm(h, return_sequences), Shape::new(&[t, f]), b);
-    let w = lstm_weights_from_pytorch(
-        f,
-        h,
-        &sequence(4 * h * f, 0.23, 2.0, 0.5, f64::cos),
-        &sequence(4 * h * h, 0.23, 3.0, 0.5, f64::cos),
-        &sequence(4 * h, 0.23, 4.0, 0.5, f64::cos),
-        &sequence(4 * h, 0.23, 5.0, 0.5, f64::cos),
-    )
-    .unwrap();
+    let spec = recurrent(cell, h, return_sequences);
+    let mut run = Run::<Recurrent<Cpu>>::new(&spec, Shape::new(&[t, f]), b);
+    let w = cell.gates() * h;
+    let weights = |salt: f64, n: usize| sequence(n, 0.23, salt, 0.5, f64::cos);
+    let w = if cell == (Cell::Gru { reset_after: false }) {
+        kiln_nn::RecurrentWeights {
+            kernel: weights(2.0, w * f),
+            recurrent_kernel: weights(3.0, w * h),
+            bias: weights(4.0, w),
+        }
+    } else {
+        weights_from_pytorch(
+            cell,
+            f,
+            h,
+            &weights(2.0, w * f),
+            &weights(3.0, w * h),
+            &weights(4.0, w),
+            &weights(5.0, w),
+        )
+        .unwrap()
+    };
     run.set("kernel", &w.kernel);
     run.set("recurrent_kernel", &w.recurrent_kernel);
     run.set("bias", &w.bias);
@@ -308,7 +344,7 @@ fn lstm_matches_pytorch_with_the_same_weights() {
         ),
     ];
     for (return_sequences, [y, dx, dw_ih, dw_hh, db]) in cases {
-        let (got_y, got_dx, grads) = pytorch_lstm(return_sequences);
+        let (got_y, got_dx, grads) = pytorch_recurrent(Cell::Lstm, return_sequences);
         assert_close("y", &got_y, y, 1e-5);
         assert_close("dx", &got_dx, dx, 1e-5);
         // kiln's kernels are PyTorch's transposed.
@@ -320,6 +356,91 @@ fn lstm_matches_pytorch_with_the_same_weights() {
             1e-5,
         );
         assert_close("bias", &grads[2].1, db, 1e-5);
+    }
+}
+
+/// `nn.GRU`, `nn.RNN` and Keras's reset_after=False GRU, whose gradients the oracle
+/// writes in kiln's layout.
+#[test]
+fn gru_and_simple_rnn_match_pytorch_with_the_same_weights() {
+    use oracle::*;
+    let gru = |reset_after| Cell::Gru { reset_after };
+    let cases: [(Cell, bool, [&[f32]; 5]); 6] = [
+        (
+            gru(true),
+            true,
+            [
+                GRU_SEQ_Y,
+                GRU_SEQ_DX,
+                GRU_SEQ_DKERNEL,
+                GRU_SEQ_DRECURRENT,
+                GRU_SEQ_DBIAS,
+            ],
+        ),
+        (
+            gru(true),
+            false,
+            [
+                GRU_LAST_Y,
+                GRU_LAST_DX,
+                GRU_LAST_DKERNEL,
+                GRU_LAST_DRECURRENT,
+                GRU_LAST_DBIAS,
+            ],
+        ),
+        (
+            gru(false),
+            true,
+            [
+                GRU_BEFORE_SEQ_Y,
+                GRU_BEFORE_SEQ_DX,
+                GRU_BEFORE_SEQ_DKERNEL,
+                GRU_BEFORE_SEQ_DRECURRENT,
+                GRU_BEFORE_SEQ_DBIAS,
+            ],
+        ),
+        (
+            gru(false),
+            false,
+            [
+                GRU_BEFORE_LAST_Y,
+                GRU_BEFORE_LAST_DX,
+                GRU_BEFORE_LAST_DKERNEL,
+                GRU_BEFORE_LAST_DRECURRENT,
+                GRU_BEFORE_LAST_DBIAS,
+            ],
+        ),
+        (
+            Cell::SimpleRnn,
+            true,
+            [
+                RNN_SEQ_Y,
+                RNN_SEQ_DX,
+                RNN_SEQ_DKERNEL,
+                RNN_SEQ_DRECURRENT,
+                RNN_SEQ_DBIAS,
+            ],
+        ),
+        (
+            Cell::SimpleRnn,
+            false,
+            [
+                RNN_LAST_Y,
+                RNN_LAST_DX,
+                RNN_LAST_DKERNEL,
+                RNN_LAST_DRECURRENT,
+                RNN_LAST_DBIAS,
+            ],
+        ),
+    ];
+    for (cell, return_sequences, [y, dx, dkernel, drecurrent, dbias]) in cases {
+        let what = format!("{cell:?}, return_sequences {return_sequences}");
+        let (got_y, got_dx, grads) = pytorch_recurrent(cell, return_sequences);
+        assert_close(&format!("{what}: y"), &got_y, y, 1e-5);
+        assert_close(&format!("{what}: dx"), &got_dx, dx, 1e-5);
+        assert_close(&format!("{what}: kernel"), &grads[0].1, dkernel, 1e-5);
+        assert_close(&format!("{what}: recurrent"), &grads[1].1, drecurrent, 1e-5);
+        assert_close(&format!("{what}: bias"), &grads[2].1, dbias, 1e-5);
     }
 }
 
@@ -341,13 +462,25 @@ fn embedding_matches_pytorch_with_the_same_weights() {
 
 #[test]
 fn pytorch_weights_of_the_wrong_size_are_an_error() {
-    let err = lstm_weights_from_pytorch(3, 4, &[0.0; 47], &[0.0; 64], &[0.0; 16], &[0.0; 16])
-        .unwrap_err();
+    let err = weights_from_pytorch(
+        Cell::Lstm,
+        3,
+        4,
+        &[0.0; 47],
+        &[0.0; 64],
+        &[0.0; 16],
+        &[0.0; 16],
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("weight_ih holds 47 values, 48 expected"),
         "{err}"
     );
+    let gru = Cell::Gru { reset_after: false };
+    let err = weights_from_pytorch(gru, 3, 4, &[0.0; 36], &[0.0; 48], &[0.0; 12], &[0.0; 12])
+        .unwrap_err();
+    assert!(err.to_string().contains("reset_after = true"), "{err}");
 }
 
 #[test]
@@ -372,12 +505,18 @@ fn the_forget_gate_bias_starts_at_one() {
 /// A stateful layer reading a sequence in two windows ends where a layer reading it
 /// whole does; after `reset_states` it starts from zero again.
 #[test]
-fn a_stateful_lstm_carries_its_states_across_windows() {
+fn a_stateful_layer_carries_its_states_across_windows() {
+    for cell in CELLS {
+        stateful_windows(cell);
+    }
+}
+
+fn stateful_windows(cell: Cell) {
     let (f, h) = (3, 4);
-    let whole = Run::<Recurrent<Cpu>>::new(&lstm(h, false), Shape::new(&[6, f]), 2);
+    let whole = Run::<Recurrent<Cpu>>::new(&recurrent(cell, h, false), Shape::new(&[6, f]), 2);
     let stateful = RecurrentSpec {
         stateful: true,
-        ..lstm(h, false)
+        ..recurrent(cell, h, false)
     };
     let mut halves = Run::<Recurrent<Cpu>>::new(&stateful, Shape::new(&[3, f]), 2);
     let mut whole = whole;

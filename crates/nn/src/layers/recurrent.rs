@@ -1,25 +1,31 @@
-//! The recurrent layers: one input product over every time step, then the cell's
-//! loop over time in the backend's recurrent op, and back through time the same way.
+//! The recurrent layers (`Lstm`, `Gru`, `SimpleRnn`): one input product over every
+//! time step, then the cell's loop over time in the backend's recurrent op, and back
+//! through time the same way.
 //!
 //! # Weights, and how they map to Keras's and PyTorch's
 //! kiln keeps Keras's layouts and names (a checkpoint holds `lstm.kernel`,
-//! `lstm.recurrent_kernel`, `lstm.bias`):
+//! `lstm.recurrent_kernel`, `lstm.bias`), so Keras's weights load as they are:
 //!
-//! | tensor | kiln / Keras | PyTorch `nn.LSTM` |
+//! | tensor | kiln / Keras | PyTorch (`nn.LSTM`, `nn.GRU`, `nn.RNN`) |
 //! |---|---|---|
-//! | `kernel` | `[features, 4 units]` | `weight_ih_l0`ᵀ (`[4 units, features]`) |
-//! | `recurrent_kernel` | `[units, 4 units]` | `weight_hh_l0`ᵀ (`[4 units, units]`) |
-//! | `bias` | `[4 units]` | `bias_ih_l0 + bias_hh_l0` |
+//! | `kernel` | `[features, gates * units]` | `weight_ih_l0`ᵀ (`[gates * units, features]`) |
+//! | `recurrent_kernel` | `[units, gates * units]` | `weight_hh_l0`ᵀ (`[gates * units, units]`) |
+//! | `bias` (LSTM, RNN) | `[gates * units]` | `bias_ih_l0 + bias_hh_l0` |
+//! | `bias` (GRU, `reset_after`) | `[2, 3 units]`: input bias, recurrent bias | `[bias_ih_l0, bias_hh_l0]` |
+//! | `bias` (GRU, `reset_after = false`) | `[3 units]` | no PyTorch form |
 //!
-//! The gate blocks come in the same order in all three, `i, f, g, o` (input, forget,
-//! cell candidate, output; Keras writes `i, f, c, o`), so a Keras LSTM's weights load
-//! as they are, and PyTorch's after a transpose and the sum of its two biases
-//! ([`lstm_weights_from_pytorch`]). PyTorch's `batch_first=True` is kiln's (and
-//! Keras's) `[batch, time, features]`.
+//! The gate blocks: an LSTM's come in the same order in all three, `i, f, g, o`
+//! (input, forget, cell candidate, output; Keras writes `i, f, c, o`); a GRU's are
+//! Keras's `z, r, h` (update, reset, candidate), which PyTorch orders `r, z, n`; a
+//! simple RNN has one. [`weights_from_pytorch`] transposes PyTorch's weights,
+//! reorders a GRU's blocks and sums or stacks the biases. PyTorch's GRU is kiln's
+//! (and Keras's default) `reset_after = true`; Keras's `reset_after = False` (its
+//! original GRU, and ONNX's `linear_before_reset = 0`) has one bias. PyTorch's
+//! `batch_first=True` is kiln's (and Keras's) `[batch, time, features]`.
 
 use kiln_kernels::ops::bias::BiasParams;
 use kiln_kernels::ops::matmul::MatmulParams;
-use kiln_kernels::ops::recurrent::{RecurrentParams, RecurrentWorkspace};
+use kiln_kernels::ops::recurrent::{RecurrentParams, RecurrentWorkspace, gru_bias_len};
 use kiln_kernels::rng::Rng;
 use kiln_kernels::{Backend, ParamMut, ParamRef, ViewParams, VisitParams};
 use kiln_shape::{Cell, RecurrentSpec, Shape};
@@ -61,30 +67,41 @@ pub struct Recurrent<B: Backend> {
     carried: bool,
 }
 
-/// Keras-layout weights of an LSTM: `kernel`, `recurrent_kernel` and `bias`.
+/// Keras-layout weights of a recurrent layer: `kernel`, `recurrent_kernel` and `bias`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LstmWeights {
-    /// `[features, 4 units]`.
+pub struct RecurrentWeights {
+    /// `[features, gates * units]`.
     pub kernel: Vec<f32>,
-    /// `[units, 4 units]`.
+    /// `[units, gates * units]`.
     pub recurrent_kernel: Vec<f32>,
-    /// `[4 units]`.
+    /// `[gates * units]`, or `[2, 3 units]` for a GRU with `reset_after`.
     pub bias: Vec<f32>,
 }
 
-/// The weights of a PyTorch `nn.LSTM` layer (`weight_ih_l0` `[4 units, features]`,
-/// `weight_hh_l0` `[4 units, units]`, `bias_ih_l0` and `bias_hh_l0` `[4 units]`, row
-/// major) in kiln's layout: transposed, the biases summed. Fails when a length does
-/// not match `features` and `units`.
-pub fn lstm_weights_from_pytorch(
+/// The weights of a PyTorch `nn.LSTM`, `nn.GRU` or `nn.RNN` (tanh) layer
+/// (`weight_ih_l0` `[gates * units, features]`, `weight_hh_l0`
+/// `[gates * units, units]`, `bias_ih_l0` and `bias_hh_l0` `[gates * units]`, row
+/// major) in kiln's layout: transposed, the gate blocks in Keras's order (a GRU's
+/// `r, z, n` become `z, r, c`), and the two biases summed, except a GRU's, which
+/// stay two rows (kiln's `reset_after = true`, the only GRU PyTorch has). Fails when
+/// a length does not match `features` and `units`, and for a GRU without
+/// `reset_after`.
+pub fn weights_from_pytorch(
+    cell: Cell,
     features: usize,
     units: usize,
     weight_ih: &[f32],
     weight_hh: &[f32],
     bias_ih: &[f32],
     bias_hh: &[f32],
-) -> Result<LstmWeights> {
-    let w = 4 * units;
+) -> Result<RecurrentWeights> {
+    let w = cell.gates() * units;
+    if cell == (Cell::Gru { reset_after: false }) {
+        return Err(Error::Spec {
+            kind: cell.name(),
+            detail: "PyTorch's GRU resets after the recurrent product: load it with `reset_after = true`".into(),
+        });
+    }
     for (name, len, needed) in [
         ("weight_ih", weight_ih.len(), w * features),
         ("weight_hh", weight_hh.len(), w * units),
@@ -93,24 +110,36 @@ pub fn lstm_weights_from_pytorch(
     ] {
         if len != needed {
             return Err(Error::Spec {
-                kind: "Lstm",
+                kind: cell.name(),
                 detail: format!("PyTorch's {name} holds {len} values, {needed} expected"),
             });
         }
     }
+    // Kiln's gate block `k` is PyTorch's block `source(k)`.
+    let source = |k: usize| match (cell, k) {
+        (Cell::Gru { .. }, 0) => 1,
+        (Cell::Gru { .. }, 1) => 0,
+        _ => k,
+    };
+    let row = |r: usize| source(r / units) * units + r % units;
     let transpose = |m: &[f32], cols: usize| -> Vec<f32> {
         let mut out = vec![0.0; m.len()];
         for r in 0..w {
             for c in 0..cols {
-                out[c * w + r] = m[r * cols + c];
+                out[c * w + r] = m[row(r) * cols + c];
             }
         }
         out
     };
-    Ok(LstmWeights {
+    let reorder = |b: &[f32]| (0..w).map(|r| b[row(r)]).collect::<Vec<f32>>();
+    let bias = match cell {
+        Cell::Gru { .. } => [reorder(bias_ih), reorder(bias_hh)].concat(),
+        _ => bias_ih.iter().zip(bias_hh).map(|(a, b)| a + b).collect(),
+    };
+    Ok(RecurrentWeights {
         kernel: transpose(weight_ih, features),
         recurrent_kernel: transpose(weight_hh, units),
-        bias: bias_ih.iter().zip(bias_hh).map(|(a, b)| a + b).collect(),
+        bias,
     })
 }
 
@@ -180,7 +209,19 @@ impl<B: Backend> Recurrent<B> {
 
     fn shapes(&self) -> [Shape; 3] {
         let (f, h, w) = (self.features, self.spec.units, self.spec.gate_width());
-        [Shape::new(&[f, w]), Shape::new(&[h, w]), Shape::new(&[w])]
+        let bias = match self.spec.cell {
+            Cell::Gru { reset_after: true } => Shape::new(&[2, w]),
+            _ => Shape::new(&[w]),
+        };
+        [Shape::new(&[f, w]), Shape::new(&[h, w]), bias]
+    }
+
+    /// Values of the bias: a GRU with `reset_after` has a second, recurrent one.
+    fn bias_len(spec: &RecurrentSpec) -> usize {
+        match spec.cell {
+            Cell::Gru { reset_after } => gru_bias_len(spec.units, reset_after),
+            _ => spec.gate_width(),
+        }
     }
 }
 
@@ -201,9 +242,9 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
         let (h, w) = (spec.units, spec.gate_width());
         let kernel = glorot_uniform(backend, features * w, features, w, rng)?;
         let recurrent_kernel = backend.alloc_from(&orthogonal(h, w, rng))?;
-        let mut bias = vec![0.0; w];
-        match spec.cell {
-            Cell::Lstm => bias[h..2 * h].fill(1.0),
+        let mut bias = vec![0.0; Self::bias_len(spec)];
+        if spec.cell == Cell::Lstm {
+            bias[h..2 * h].fill(1.0);
         }
         Ok(Self {
             spec: *spec,
@@ -214,7 +255,7 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
             bias: backend.alloc_from(&bias)?,
             dkernel: backend.alloc(features * w)?,
             drecurrent_kernel: backend.alloc(h * w)?,
-            dbias: backend.alloc(w)?,
+            dbias: backend.alloc(bias.len())?,
             ws: RecurrentWorkspace::new(backend, max_batch, time, h, spec.cell.gates())?,
             carried: false,
         })
@@ -230,14 +271,19 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
     ) -> Result<()> {
         let proj = self.projection(batch)?;
         backend.matmul(&proj, x, &self.kernel, &mut self.ws.gates)?;
-        backend.bias_activation(
-            &BiasParams::new(proj.m, proj.n),
-            &self.bias,
-            &mut self.ws.gates,
-        )?;
         let p = self.params(batch)?;
-        match self.spec.cell {
-            Cell::Lstm => backend.lstm_fwd(&p, &self.recurrent_kernel, &mut self.ws, y)?,
+        let (u, ws) = (&self.recurrent_kernel, &mut self.ws);
+        if let Cell::Gru { reset_after } = self.spec.cell {
+            // The GRU's biases meet the gates inside the time loop.
+            backend.gru_fwd(&p, reset_after, u, &self.bias, ws, y)?;
+        } else {
+            let bias = BiasParams::new(proj.m, proj.n);
+            backend.bias_activation(&bias, &self.bias, &mut ws.gates)?;
+            match self.spec.cell {
+                Cell::Lstm => backend.lstm_fwd(&p, u, ws, y)?,
+                Cell::SimpleRnn => backend.rnn_fwd(&p, u, ws, y)?,
+                Cell::Gru { .. } => unreachable!("run above"),
+            }
         }
         // The backward pass of this call still reads its initial states, so the next
         // call, not this one, copies the last ones over.
@@ -248,14 +294,17 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
     fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
         let x = pass.input(self.spec.cell.name())?;
         let p = self.params(pass.batch)?;
+        let (u, ws, du) = (
+            &self.recurrent_kernel,
+            &mut self.ws,
+            &mut self.drecurrent_kernel,
+        );
         match self.spec.cell {
-            Cell::Lstm => backend.lstm_bwd(
-                &p,
-                &self.recurrent_kernel,
-                &mut self.ws,
-                pass.dy,
-                &mut self.drecurrent_kernel,
-            )?,
+            Cell::Lstm => backend.lstm_bwd(&p, u, ws, pass.dy, du)?,
+            Cell::SimpleRnn => backend.rnn_bwd(&p, u, ws, pass.dy, du)?,
+            Cell::Gru { reset_after } => {
+                backend.gru_bwd(&p, reset_after, u, ws, pass.dy, du, &mut self.dbias)?;
+            }
         }
         // The gates' gradient now holds every step: the input product's gradients
         // are one product each, as in a dense layer.
@@ -270,7 +319,9 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
             accumulate: true,
         };
         backend.matmul(&dw, x, dgates, &mut self.dkernel)?;
-        backend.bias_grad(&BiasParams::new(proj.m, proj.n), dgates, &mut self.dbias)?;
+        if !matches!(self.spec.cell, Cell::Gru { .. }) {
+            backend.bias_grad(&BiasParams::new(proj.m, proj.n), dgates, &mut self.dbias)?;
+        }
         if let Some(dx) = pass.dx {
             let dxp = MatmulParams {
                 m: proj.m,

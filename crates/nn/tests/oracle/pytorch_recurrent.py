@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) oracle for kiln's Embedding and Lstm layers: values, input
-gradients and parameter gradients with the same weights.
+"""PyTorch (CPU) oracle for kiln's Embedding, Lstm, Gru and SimpleRnn layers: values,
+input gradients and parameter gradients with the same weights (nn.LSTM, nn.GRU, nn.RNN,
+and Keras's reset_after=False GRU written out in torch ops).
 
 Writes `pytorch_recurrent.rs` next to this file. Run with any Python that has torch:
 
@@ -72,6 +73,70 @@ for mode, seq in (("SEQ", True), ("LAST", False)):
     out.append(fmt(f"{p}_DW_IH", lstm.weight_ih_l0.grad, "Gradient of weight_ih_l0, [16, 3]."))
     out.append(fmt(f"{p}_DW_HH", lstm.weight_hh_l0.grad, "Gradient of weight_hh_l0, [16, 4]."))
     out.append(fmt(f"{p}_DB", lstm.bias_ih_l0.grad, "Gradient of either bias, [16]."))
+
+
+def keras_layout(m, blocks):
+    """A PyTorch `[gates * H, cols]` weight (or `[gates * H]` bias) with its gate blocks
+    put in the order `blocks` names, transposed to Keras's `[cols, gates * H]`."""
+    parts = torch.split(m, H, dim=0)
+    m = torch.cat([parts[b] for b in blocks], dim=0)
+    return m.t().contiguous() if m.dim() == 2 else m
+
+
+# GRU (PyTorch's, reset_after = true; gates r, z, n) and RNN (tanh): the same sizes.
+# Their gradients are written in kiln's (Keras's) layout: transposed, a GRU's gate
+# blocks as z, r, c, and its bias as [2, 3H] (input bias, then recurrent bias).
+for cell, gates, blocks in (("GRU", 3, (1, 0, 2)), ("RNN", 1, (0,))):
+    for mode, seq in (("SEQ", True), ("LAST", False)):
+        net = (torch.nn.GRU if cell == "GRU" else torch.nn.RNN)(F, H, batch_first=True)
+        with torch.no_grad():
+            net.weight_ih_l0.copy_(w_of((gates * H, F), 2.0))
+            net.weight_hh_l0.copy_(w_of((gates * H, H), 3.0))
+            net.bias_ih_l0.copy_(w_of((gates * H,), 4.0))
+            net.bias_hh_l0.copy_(w_of((gates * H,), 5.0))
+        x = x_of((B, T, F)).requires_grad_(True)
+        y, _ = net(x)
+        if not seq:
+            y = y[:, -1, :]
+        u = u_of(tuple(y.shape))
+        (y * u).sum().backward()
+        p = f"{cell}_{mode}"
+        db_ih = keras_layout(net.bias_ih_l0.grad, blocks)
+        db_hh = keras_layout(net.bias_hh_l0.grad, blocks)
+        db = torch.cat([db_ih, db_hh]) if cell == "GRU" else db_ih
+        out.append(fmt(f"{p}_Y", y, f"nn.{cell} output, {list(y.shape)}."))
+        out.append(fmt(f"{p}_DX", x.grad, "Gradient at the input, [2, 5, 3]."))
+        out.append(fmt(f"{p}_DKERNEL", keras_layout(net.weight_ih_l0.grad, blocks), "Gradient of kiln's kernel."))
+        out.append(fmt(f"{p}_DRECURRENT", keras_layout(net.weight_hh_l0.grad, blocks), "Gradient of kiln's recurrent kernel."))
+        out.append(fmt(f"{p}_DBIAS", db, "Gradient of kiln's bias."))
+
+# GRU with reset_after = false, which PyTorch lacks: Keras's formula in torch ops, on
+# Keras-layout weights (kernel [F, 3H], recurrent kernel [H, 3H], bias [3H], gates
+# z, r, h): z = sig(x Wz + bz + h Uz), r = sig(x Wr + br + h Ur),
+# c = tanh(x Wh + bh + (r * h) Uh), h' = z * h + (1 - z) * c.
+for mode, seq in (("SEQ", True), ("LAST", False)):
+    kernel = w_of((F, 3 * H), 2.0).requires_grad_(True)
+    rec = w_of((H, 3 * H), 3.0).requires_grad_(True)
+    bias = w_of((3 * H,), 4.0).requires_grad_(True)
+    x = x_of((B, T, F)).requires_grad_(True)
+    h = torch.zeros(B, H)
+    ys = []
+    for t in range(T):
+        xp = x[:, t, :] @ kernel + bias
+        z = torch.sigmoid(xp[:, :H] + h @ rec[:, :H])
+        r = torch.sigmoid(xp[:, H:2 * H] + h @ rec[:, H:2 * H])
+        c = torch.tanh(xp[:, 2 * H:] + (r * h) @ rec[:, 2 * H:])
+        h = z * h + (1 - z) * c
+        ys.append(h)
+    y = torch.stack(ys, dim=1) if seq else ys[-1]
+    u = u_of(tuple(y.shape))
+    (y * u).sum().backward()
+    p = f"GRU_BEFORE_{mode}"
+    out.append(fmt(f"{p}_Y", y, f"Keras's GRU (reset_after=False) output, {list(y.shape)}."))
+    out.append(fmt(f"{p}_DX", x.grad, "Gradient at the input, [2, 5, 3]."))
+    out.append(fmt(f"{p}_DKERNEL", kernel.grad, "Gradient of the kernel, [3, 12]."))
+    out.append(fmt(f"{p}_DRECURRENT", rec.grad, "Gradient of the recurrent kernel, [4, 12]."))
+    out.append(fmt(f"{p}_DBIAS", bias.grad, "Gradient of the bias, [12]."))
 
 # Embedding: vocabulary 7, width 3, batch 2, time 6.
 V, W, BE, TE = 7, 3, 2, 6

@@ -48,6 +48,8 @@ pub static KINDS: &[&LayerKind] = &[
     &layer_norm::LAYER_NORM,
     &attention::MULTI_HEAD_ATTENTION,
     &position_embedding::POSITION_EMBEDDING,
+    &recurrent::GRU,
+    &recurrent::SIMPLE_RNN,
 ];
 
 /// The kind named `name`, exactly.

@@ -1,4 +1,5 @@
-//! The recurrent layers: `Lstm(units)`, over a `[time, features]` sequence.
+//! The recurrent layers: `Lstm(units)`, `Gru(units)` and `SimpleRnn(units)`, over a
+//! `[time, features]` sequence.
 
 use crate::kind::{
     ArgDef, ArgType, LayerKind, RustLiteral, Spec, Traits, at_least_one, struct_literal,
@@ -10,6 +11,15 @@ use crate::{Shape, ShapeError, SpecError};
 pub enum Cell {
     /// Long short-term memory: input, forget, cell and output gates (Keras's order).
     Lstm,
+    /// Gated recurrent unit: update, reset and candidate gates (Keras's order).
+    /// `reset_after` (Keras's default, PyTorch's form) applies the reset gate after
+    /// the candidate's recurrent product, which then has a bias of its own.
+    Gru {
+        /// The reset gate multiplies `h[t-1] U + b'`, not `h[t-1]`.
+        reset_after: bool,
+    },
+    /// `tanh(x W + b + h[t-1] U)`.
+    SimpleRnn,
 }
 
 impl Cell {
@@ -17,6 +27,8 @@ impl Cell {
     pub const fn gates(self) -> usize {
         match self {
             Self::Lstm => 4,
+            Self::Gru { .. } => 3,
+            Self::SimpleRnn => 1,
         }
     }
 
@@ -24,6 +36,8 @@ impl Cell {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Lstm => "Lstm",
+            Self::Gru { .. } => "Gru",
+            Self::SimpleRnn => "SimpleRnn",
         }
     }
 }
@@ -32,6 +46,10 @@ impl RustLiteral for Cell {
     fn rust(&self) -> String {
         match self {
             Self::Lstm => "::kiln::shape::Cell::Lstm".into(),
+            Self::Gru { reset_after } => {
+                format!("::kiln::shape::Cell::Gru {{ reset_after: {reset_after} }}")
+            }
+            Self::SimpleRnn => "::kiln::shape::Cell::SimpleRnn".into(),
         }
     }
 }
@@ -53,25 +71,58 @@ pub struct RecurrentSpec {
     pub stateful: bool,
 }
 
+/// The arguments every recurrent kind takes after its width.
+macro_rules! recurrent_args {
+    ($($extra:expr),*) => {
+        &[
+            ArgDef::required("units", ArgType::Count).aliases(&["hidden_size"]),
+            ArgDef::optional("return_sequences", ArgType::Flag, "false").named_only(),
+            ArgDef::optional("stateful", ArgType::Flag, "false").named_only(),
+            $($extra,)*
+        ]
+    };
+}
+
+fn recurrent_spec(cell: Cell, args: &crate::kind::Args) -> Box<dyn Spec> {
+    Box::new(RecurrentSpec {
+        cell,
+        units: args.count("units").unwrap_or(0),
+        return_sequences: args.flag("return_sequences").unwrap_or(false),
+        stateful: args.flag("stateful").unwrap_or(false),
+    })
+}
+
 /// `Lstm`.
 pub static LSTM: LayerKind = LayerKind {
     name: "Lstm",
     aliases: &["LSTM", "CuDNNLSTM"],
     about: "long short-term memory over `[time, features]`: `[time, units]` or the last `[units]`",
-    args: &[
-        ArgDef::required("units", ArgType::Count).aliases(&["hidden_size"]),
-        ArgDef::optional("return_sequences", ArgType::Flag, "false").named_only(),
-        ArgDef::optional("stateful", ArgType::Flag, "false").named_only(),
-    ],
+    args: recurrent_args!(),
+    runtime: "::kiln::nn::layers::recurrent::Recurrent<B>",
+    spec: |args| recurrent_spec(Cell::Lstm, args),
+};
+
+/// `Gru`.
+pub static GRU: LayerKind = LayerKind {
+    name: "Gru",
+    aliases: &["GRU", "CuDNNGRU"],
+    about: "gated recurrent unit over `[time, features]`: `[time, units]` or the last `[units]`",
+    args: recurrent_args!(ArgDef::optional("reset_after", ArgType::Flag, "true").named_only()),
     runtime: "::kiln::nn::layers::recurrent::Recurrent<B>",
     spec: |args| {
-        Box::new(RecurrentSpec {
-            cell: Cell::Lstm,
-            units: args.count("units").unwrap_or(0),
-            return_sequences: args.flag("return_sequences").unwrap_or(false),
-            stateful: args.flag("stateful").unwrap_or(false),
-        })
+        let reset_after = args.flag("reset_after").unwrap_or(true);
+        recurrent_spec(Cell::Gru { reset_after }, args)
     },
+};
+
+/// `SimpleRnn`.
+pub static SIMPLE_RNN: LayerKind = LayerKind {
+    name: "SimpleRnn",
+    aliases: &["SimpleRNN", "RNN"],
+    about: "`tanh(x W + b + h U)` over `[time, features]`: `[time, units]` or the last `[units]`",
+    args: recurrent_args!(),
+    runtime: "::kiln::nn::layers::recurrent::Recurrent<B>",
+    spec: |args| recurrent_spec(Cell::SimpleRnn, args),
 };
 
 impl RecurrentSpec {
@@ -116,7 +167,13 @@ impl Spec for RecurrentSpec {
             .checked_add(self.units)?
             .checked_mul(self.units)?
             .checked_add(self.units)?;
-        per_gate.checked_mul(self.cell.gates())
+        let recurrent_bias = match self.cell {
+            Cell::Gru { reset_after: true } => self.gate_width(),
+            _ => 0,
+        };
+        per_gate
+            .checked_mul(self.cell.gates())?
+            .checked_add(recurrent_bias)
     }
 
     fn traits(&self) -> Traits {
@@ -167,6 +224,16 @@ mod tests {
         );
         // Keras: 4 * ((32 + 128) * 128 + 128).
         assert_eq!(lstm(128, true).parameter_count(&input), Some(82_432));
+        // Keras's GRU(128) over 32 features: 3 * ((32 + 128) * 128 + 128), plus the
+        // recurrent bias (3 * 128) with reset_after; SimpleRNN: (32 + 128) * 128 + 128.
+        let with = |cell| RecurrentSpec {
+            cell,
+            ..lstm(128, false)
+        };
+        let gru = |reset_after| with(Cell::Gru { reset_after }).parameter_count(&input);
+        assert_eq!(gru(true), Some(62_208));
+        assert_eq!(gru(false), Some(61_824));
+        assert_eq!(with(Cell::SimpleRnn).parameter_count(&input), Some(20_608));
     }
 
     #[test]

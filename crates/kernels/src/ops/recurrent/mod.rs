@@ -14,6 +14,17 @@
 //! Gates in Keras's and PyTorch's order, `i, f, g, o`, each `units` wide:
 //! `c[t] = σ(f) c[t-1] + σ(i) tanh(g)`, `h[t] = σ(o) tanh(c[t])`.
 //!
+//! # GRU
+//! Gates in Keras's order, `z, r, c` (update, reset, candidate; PyTorch orders them
+//! `r, z, n`), each `units` wide: `h[t] = z h[t-1] + (1 - z) c`. With `reset_after`
+//! (Keras's default, PyTorch's only form, cuDNN's) the candidate is
+//! `tanh(x W_c + b_c + r (h[t-1] U_c + b'_c))`, with a second, recurrent bias `b'`;
+//! without it (Keras's original), `tanh(x W_c + b_c + (r h[t-1]) U_c)`, whose product
+//! waits for the reset gate: two products a step.
+//!
+//! # Simple RNN
+//! `h[t] = tanh(x W + b + h[t-1] U)`.
+//!
 //! # States
 //! A call starts from zero states, or (`carry`) from the last step of the previous
 //! call on the same workspace: a stateful layer reads a long stream window after
@@ -152,6 +163,64 @@ pub trait RecurrentKernel: Storage {
         dy: &Self::Buffer,
         du: &mut Self::Buffer,
     ) -> Result<()>;
+
+    /// Runs a GRU over `p.time` steps: `ws.gates` holds `x W` (no bias) on entry;
+    /// `u` is the recurrent kernel `[units, 3 units]`, `bias` the input bias
+    /// `[3 units]`, followed with `reset_after` by the recurrent bias `[3 units]`.
+    /// Leaves the activated gates (`z, r, c`), the hidden states and, in `ws.cells`,
+    /// the candidate's recurrent part (`reset_after`) or the reset state `r h[t-1]`
+    /// in `ws`, and writes the output to `y`.
+    fn gru_fwd(
+        &self,
+        p: &RecurrentParams,
+        reset_after: bool,
+        u: &Self::Buffer,
+        bias: &Self::Buffer,
+        ws: &mut RecurrentWorkspace<Self::Buffer>,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// Back-propagates `dy` through the last [`RecurrentKernel::gru_fwd`]: leaves the
+    /// gradient at the gates' input pre-activations in `ws.gates` and adds the
+    /// recurrent kernel's and the biases' gradients to `du` and `dbias`.
+    #[allow(clippy::too_many_arguments)]
+    fn gru_bwd(
+        &self,
+        p: &RecurrentParams,
+        reset_after: bool,
+        u: &Self::Buffer,
+        ws: &mut RecurrentWorkspace<Self::Buffer>,
+        dy: &Self::Buffer,
+        du: &mut Self::Buffer,
+        dbias: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// Runs a simple RNN, `h[t] = tanh(x W + b + h[t-1] U)`: `ws.gates` holds
+    /// `x W + b` on entry, `u` is `[units, units]`.
+    fn rnn_fwd(
+        &self,
+        p: &RecurrentParams,
+        u: &Self::Buffer,
+        ws: &mut RecurrentWorkspace<Self::Buffer>,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// Back-propagates `dy` through the last [`RecurrentKernel::rnn_fwd`], as
+    /// [`RecurrentKernel::lstm_bwd`] does.
+    fn rnn_bwd(
+        &self,
+        p: &RecurrentParams,
+        u: &Self::Buffer,
+        ws: &mut RecurrentWorkspace<Self::Buffer>,
+        dy: &Self::Buffer,
+        du: &mut Self::Buffer,
+    ) -> Result<()>;
+}
+
+/// Values of a GRU's bias: the input bias `[3 units]`, and with `reset_after` the
+/// recurrent bias after it (Keras's `[2, 3 units]`).
+pub const fn gru_bias_len(units: usize, reset_after: bool) -> usize {
+    if reset_after { 6 * units } else { 3 * units }
 }
 
 #[cfg(test)]
