@@ -92,7 +92,7 @@ pub(crate) fn layer(
         return sequence::embedding(ex, name, x, shape);
     }
     if let Some(s) = any.downcast_ref::<kiln_shape::RecurrentSpec>() {
-        return sequence::lstm(ex, name, s, x, shape);
+        return sequence::recurrent(ex, name, s, x, shape);
     }
     if let Some(s) = any.downcast_ref::<kiln_shape::TimeDenseSpec>() {
         return sequence::time_dense(ex, name, s, x, shape);

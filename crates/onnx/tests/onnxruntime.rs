@@ -107,6 +107,9 @@ kiln::model! {
     }
 }
 kiln::model! { pub struct LstmLastStep { input: [6, 3], lstm: Lstm(5), out: Dense(2) } }
+kiln::model! { pub struct GruSequences { input: [6, 3], gru: Gru(5, return_sequences = true) } }
+kiln::model! { pub struct GruResetBefore { input: [6, 3], gru: Gru(5, reset_after = false) } }
+kiln::model! { pub struct SimpleRnnLastStep { input: [6, 3], rnn: SimpleRnn(4), out: Dense(2) } }
 kiln::model! {
     pub struct ResidualAlone {
         input: [4, 4, 3],
@@ -291,6 +294,9 @@ fn every_layer_kind_and_block_runs_in_onnxruntime_as_in_kiln() {
         case::<SoftmaxVector>(&dir, Layout::Nhwc),
         case::<TokenLstm>(&dir, Layout::Nhwc),
         case::<LstmLastStep>(&dir, Layout::Nhwc),
+        case::<GruSequences>(&dir, Layout::Nhwc),
+        case::<GruResetBefore>(&dir, Layout::Nhwc),
+        case::<SimpleRnnLastStep>(&dir, Layout::Nhwc),
     ]);
     let manifest = dir.join("manifest.json");
     std::fs::write(&manifest, serde_json::to_vec(&cases).unwrap()).unwrap();

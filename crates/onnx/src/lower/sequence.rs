@@ -1,7 +1,8 @@
-//! The sequence kinds as ONNX operators: `Embedding` as `Gather`, `Lstm` as ONNX's
-//! `LSTM`, `TimeDense` as `MatMul` + `Add`.
+//! The sequence kinds as ONNX operators: `Embedding` as `Gather`, `Lstm`, `Gru` and
+//! `SimpleRnn` as ONNX's `LSTM`, `GRU` (`linear_before_reset = 1` for kiln's
+//! `reset_after`) and `RNN`, `TimeDense` as `MatMul` + `Add`.
 
-use kiln_shape::{RecurrentSpec, Shape, TimeDenseSpec};
+use kiln_shape::{Cell, RecurrentSpec, Shape, TimeDenseSpec};
 
 use super::pre_activation;
 use crate::builder::Attr;
@@ -11,8 +12,15 @@ use crate::{Error, Result};
 /// ONNX's `TensorProto.DataType` of `int64`, for `Cast`.
 const INT64: i64 = 7;
 
-/// ONNX's gate order, `i, o, f, c`, as kiln's (Keras's) gate blocks `i, f, g, o`.
-const LSTM_GATES: [usize; 4] = [0, 3, 1, 2];
+/// ONNX's gate order as kiln's (Keras's) gate blocks: an LSTM's `i, o, f, c` are
+/// kiln's `i, f, g, o` reordered; a GRU's `z, r, h` and an RNN's one block are kiln's.
+fn onnx_gates(cell: Cell) -> &'static [usize] {
+    match cell {
+        Cell::Lstm => &[0, 3, 1, 2],
+        Cell::Gru { .. } => &[0, 1, 2],
+        Cell::SimpleRnn => &[0],
+    }
+}
 
 /// The token ids (exact floats) cast to `int64`, then their rows of the table.
 pub(super) fn embedding(ex: &mut Exporter, name: &str, x: &Val, shape: Shape) -> Result<Val> {
@@ -75,10 +83,10 @@ pub(super) fn time_dense(
 
 /// kiln's `[rows, gates * units]` kernel as ONNX's `[1, gates * units, rows]`, gate
 /// blocks in ONNX's order.
-fn onnx_kernel(kernel: &[f32], rows: usize, units: usize) -> Vec<f32> {
-    let w = 4 * units;
+fn onnx_kernel(cell: Cell, kernel: &[f32], rows: usize, units: usize) -> Vec<f32> {
+    let w = cell.gates() * units;
     let mut out = vec![0.0; kernel.len()];
-    for (onnx_gate, &kiln_gate) in LSTM_GATES.iter().enumerate() {
+    for (onnx_gate, &kiln_gate) in onnx_gates(cell).iter().enumerate() {
         for j in 0..units {
             for r in 0..rows {
                 out[(onnx_gate * units + j) * rows + r] = kernel[r * w + kiln_gate * units + j];
@@ -88,46 +96,61 @@ fn onnx_kernel(kernel: &[f32], rows: usize, units: usize) -> Vec<f32> {
     out
 }
 
-/// ONNX's `LSTM` (zero initial states), time-major inside: the input transposed to
-/// `[time, batch, features]`, and the output back to kiln's order (every step) or
-/// the last hidden state.
-pub(super) fn lstm(
+/// ONNX's `LSTM`, `GRU` or `RNN` (zero initial states), time-major inside: the
+/// input transposed to `[time, batch, features]`, and the output back to kiln's order
+/// (every step) or the last hidden state.
+pub(super) fn recurrent(
     ex: &mut Exporter,
     name: &str,
     spec: &RecurrentSpec,
     x: &Val,
     shape: Shape,
 ) -> Result<Val> {
-    let units = spec.units;
+    let (cell, units) = (spec.cell, spec.units);
+    let width = cell.gates() * units;
     let (_, kernel) = ex.tensor(name, "kernel")?.clone();
     let (_, recurrent) = ex.tensor(name, "recurrent_kernel")?.clone();
     let (_, bias) = ex.tensor(name, "bias")?.clone();
-    let features = kernel.len() / (4 * units).max(1);
-    if recurrent.len() != 4 * units * units
-        || bias.len() != 4 * units
-        || kernel.len() != features * 4 * units
+    let features = kernel.len() / width.max(1);
+    // ONNX adds an input and a recurrent bias: a GRU with reset_after has both, the
+    // other cells one (the recurrent one is then zero).
+    let recurrent_bias = cell == (Cell::Gru { reset_after: true });
+    let bias_len = if recurrent_bias { 2 * width } else { width };
+    if recurrent.len() != width * units
+        || bias.len() != bias_len
+        || kernel.len() != features * width
     {
         return Err(Error::Graph {
-            node: format!("{name}: LSTM tensors do not fit {units} units"),
+            node: format!("{name}: {} tensors do not fit {units} units", cell.name()),
         });
     }
     let w = ex.b.constant(
         &format!("{name}.kernel"),
-        &[1, 4 * units, features],
-        &onnx_kernel(&kernel, features, units),
+        &[1, width, features],
+        &onnx_kernel(cell, &kernel, features, units),
     );
     let r = ex.b.constant(
         &format!("{name}.recurrent_kernel"),
-        &[1, 4 * units, units],
-        &onnx_kernel(&recurrent, units, units),
+        &[1, width, units],
+        &onnx_kernel(cell, &recurrent, units, units),
     );
-    // ONNX adds an input and a recurrent bias: kiln's one, then zeros.
-    let mut b = vec![0.0; 8 * units];
-    for (onnx_gate, &kiln_gate) in LSTM_GATES.iter().enumerate() {
-        b[onnx_gate * units..(onnx_gate + 1) * units]
-            .copy_from_slice(&bias[kiln_gate * units..(kiln_gate + 1) * units]);
+    let mut b = vec![0.0; 2 * width];
+    for (half, offset) in [(0, 0), (1, width)].into_iter().take(if recurrent_bias { 2 } else { 1 }) {
+        for (onnx_gate, &kiln_gate) in onnx_gates(cell).iter().enumerate() {
+            let (to, from) = (half * width + onnx_gate * units, offset + kiln_gate * units);
+            b[to..to + units].copy_from_slice(&bias[from..from + units]);
+        }
     }
-    let b = ex.b.constant(&format!("{name}.bias"), &[1, 8 * units], &b);
+    let b = ex.b.constant(&format!("{name}.bias"), &[1, 2 * width], &b);
+    let (op, mut attrs) = match cell {
+        Cell::Lstm => ("LSTM", vec![]),
+        Cell::Gru { reset_after } => (
+            "GRU",
+            vec![("linear_before_reset", Attr::Int(i64::from(reset_after)))],
+        ),
+        Cell::SimpleRnn => ("RNN", vec![]),
+    };
+    attrs.push(("hidden_size", Attr::Int(units as i64)));
     let perm = || vec![("perm", Attr::Ints(vec![1, 0, 2]))];
     let time_major = ex.b.node(
         "Transpose",
@@ -138,11 +161,11 @@ pub(super) fn lstm(
     );
     // Y, every step's hidden state: [time, directions, batch, units].
     let y_all = ex.b.node(
-        "LSTM",
-        &format!("{name}/lstm"),
+        op,
+        &format!("{name}/{}", op.to_lowercase()),
         &[&time_major, &w, &r, &b],
         &format!("{name}/y"),
-        vec![("hidden_size", Attr::Int(units as i64))],
+        attrs,
     );
     let y = if spec.return_sequences {
         let axes = ex.b.int_constant(&format!("{name}/direction_axis"), &[1]);
