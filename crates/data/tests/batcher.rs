@@ -91,6 +91,13 @@ fn every_sample_once_per_epoch_and_short_last_batches() {
     }
     let dropped = run(&data, BatchOptions::new(16).seed(1).drop_last(true), 1);
     assert_eq!(dropped[0].len(), 3);
+    for (drop_last, samples) in [(false, 50), (true, 48)] {
+        let options = BatchOptions::new(16).drop_last(drop_last);
+        assert_eq!(
+            Batcher::new(Arc::clone(&data), options).unwrap().samples(),
+            samples
+        );
+    }
     assert_eq!(
         dropped[0][..],
         epochs[0][..3],

@@ -36,6 +36,12 @@ fn batches(data: &Arc<InMemory>, options: BatchOptions, epoch: u64) -> Vec<(Vec<
         })
         .collect();
     assert_eq!(out.len(), n, "batches() must count what epoch() delivers");
+    let samples: usize = out.iter().map(|(indices, _)| indices.len()).sum();
+    assert_eq!(
+        samples,
+        b.samples(),
+        "samples() must count what epoch() delivers"
+    );
     out
 }
 

@@ -248,6 +248,18 @@ impl<D: Dataset + 'static> Batcher<D> {
         }
     }
 
+    /// The samples each epoch delivers on this rank: the lengths of its batches
+    /// added up (each `batch_size` long but the last).
+    pub fn samples(&self) -> usize {
+        let (rank, ranks) = self.shard;
+        let global = self.plan.batch_size * ranks;
+        let Some(full) = self.batches().checked_sub(1) else {
+            return 0;
+        };
+        let last = (self.data.len() - full * global).min(global);
+        full * self.plan.batch_size + (rank + 1) * last / ranks - rank * last / ranks
+    }
+
     /// The batches of `epoch`, in order. Dropping the iterator early abandons the
     /// rest of the epoch.
     pub fn epoch(&mut self, epoch: u64) -> Epoch<'_, D> {
