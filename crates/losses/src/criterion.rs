@@ -221,8 +221,32 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         targets: BatchTargets<'_>,
         sample_weights: Option<&[f32]>,
     ) -> Result<()> {
+        self.launch_part(output, targets, sample_weights, output.batch())
+    }
+
+    /// [`Criterion::launch`] for a batch that is part of a larger one of `total`
+    /// samples (a micro-batch of gradient accumulation): the gradient is this batch's
+    /// part of the larger batch's, so that the parts' gradients add up to it. With
+    /// [`Reduction::Mean`] each sample's gradient is divided by `total` instead of by
+    /// this batch's size; [`Reduction::WeightedMean`] divides by this batch's weights
+    /// and scales by its share of the samples, `batch / total` (the other parts'
+    /// weights are not known yet); `Sum` and `None` are unchanged. The value
+    /// ([`Criterion::value`]) stays this batch's loss.
+    pub fn launch_part(
+        &mut self,
+        output: &TensorRef<'_, S, B>,
+        targets: BatchTargets<'_>,
+        sample_weights: Option<&[f32]>,
+        total: usize,
+    ) -> Result<()> {
         let name = self.loss.name();
         let batch = output.batch();
+        if total < batch {
+            return Err(Error::Config {
+                loss: name,
+                detail: format!("a batch of {batch} samples cannot be part of {total}"),
+            });
+        }
         if batch > self.max_batch {
             return Err(Error::BatchTooLarge {
                 loss: name,
@@ -242,11 +266,16 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         } else {
             batch as f64
         };
+        let weighted_mean = if weight_sum > 0.0 {
+            1.0 / weight_sum
+        } else {
+            0.0
+        };
         let grad_scale = match self.loss.reduction {
-            Reduction::Mean => 1.0 / batch.max(1) as f64,
+            Reduction::Mean => 1.0 / total.max(1) as f64,
             Reduction::Sum | Reduction::None => 1.0,
-            Reduction::WeightedMean if weight_sum > 0.0 => 1.0 / weight_sum,
-            Reduction::WeightedMean => 0.0,
+            // `batch / total` is exactly 1 for a whole batch.
+            Reduction::WeightedMean => weighted_mean * batch as f64 / total.max(1) as f64,
         };
         let op = |e| Error::Backend(e);
         self.backend
@@ -283,7 +312,7 @@ impl<S: StaticShape, B: Backend> Criterion<S, B> {
         self.pending = Some(match self.loss.reduction {
             Reduction::Sum => 1.0,
             Reduction::Mean | Reduction::None => 1.0 / batch.max(1) as f64,
-            Reduction::WeightedMean => grad_scale,
+            Reduction::WeightedMean => weighted_mean,
         });
         Ok(())
     }
