@@ -75,6 +75,9 @@ pub struct FitOptions<B: Backend, M: Model<B>> {
     pub workers: usize,
     /// Stop with an error on a non-finite loss or gradient (on by default).
     pub terminate_on_nan: bool,
+    /// Batches whose gradients add up before each optimizer update (1: an update
+    /// every batch); see [`FitOptions::accumulate`].
+    pub accumulate: usize,
 }
 
 impl<B: Backend, M: Model<B>> FitOptions<B, M> {
@@ -96,6 +99,7 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
             augment: Augment::none(),
             workers: 1,
             terminate_on_nan: true,
+            accumulate: 1,
         }
     }
 
@@ -192,6 +196,56 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
     pub fn terminate_on_nan(mut self, on: bool) -> Self {
         self.terminate_on_nan = on;
         self
+    }
+
+    /// Gradient accumulation: the gradients of `n` batches (micro-batches) add up
+    /// before each optimizer update (Keras's `gradient_accumulation_steps`,
+    /// Lightning's `accumulate_grad_batches`), so that batches of `batch_size` train
+    /// as batches of `n * batch_size` would, with the memory of the smaller ones.
+    ///
+    /// Each micro-batch's gradient is scaled by its share of its update's samples:
+    /// with the default mean reduction, the update's gradient is the mean over all of
+    /// them, as for one large batch. An epoch whose batches are not a multiple of `n`
+    /// ends with an update over the batches left (as in Lightning, but scaled to the
+    /// mean over their samples, where Lightning divides every micro-batch's loss by
+    /// `n`). So `accumulate(n)` with batches of `b` gives the weights that batches of
+    /// `n * b` give, to rounding, for a model whose layers treat samples apart;
+    /// batch normalisation normalises each micro-batch by its own statistics and
+    /// updates its running ones once a micro-batch, as in PyTorch and Keras.
+    ///
+    /// Schedules count optimizer updates; the loss, the metrics and the progress
+    /// count samples and batches; callbacks see every micro-batch, the moving
+    /// average every update.
+    #[must_use]
+    pub fn accumulate(mut self, n: usize) -> Self {
+        self.accumulate = n;
+        self
+    }
+}
+
+/// Where a batch falls among the micro-batches of its optimizer update.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    /// The update's first batch: the gradients start from zero.
+    first: bool,
+    /// The update's last batch: the optimizer steps after it.
+    last: bool,
+    /// Samples of the update's batches together.
+    samples: usize,
+}
+
+impl Part {
+    /// Batch `step` of an epoch of `steps` batches of `batch_size` (the last one
+    /// shorter, `samples` in all), with updates every `accumulate` batches and after
+    /// the last.
+    fn of(step: usize, steps: usize, accumulate: usize, batch_size: usize, samples: usize) -> Self {
+        let start = step - step % accumulate;
+        let end = (start + accumulate).min(steps);
+        Self {
+            first: step == start,
+            last: step + 1 == end,
+            samples: (end * batch_size).min(samples) - start * batch_size,
+        }
     }
 }
 
@@ -704,6 +758,11 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 "validation_freq must be at least 1 (validate every that many epochs)".into(),
             ));
         }
+        if options.accumulate == 0 {
+            return Err(Error::Config(
+                "accumulate must be at least 1 (batches a gradient adds up over)".into(),
+            ));
+        }
         let classes = self.criterion.classes();
         check_labels(&*data, classes, "training", M::NAME)?;
         let (train, validation): (SharedData, Option<SharedData>) = match &options.validation {
@@ -747,6 +806,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         let mut metrics = self.metric_set()?;
         let mut val_metrics = self.metric_set()?;
         let steps = batcher.batches();
+        let batched = batcher.samples();
         let mut progress = Progress::new(options.verbose, options.epochs);
         let mut history = History::default();
         let mut stop = false;
@@ -781,8 +841,14 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             for (step, batch) in batcher.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
                 let n = batch.len();
+                let part = Part::of(step, steps, options.accumulate, options.batch_size, batched);
                 let loss = self
-                    .train_step(&batch, &mut metrics, epoch, step, options.terminate_on_nan)
+                    .train_step(
+                        &batch,
+                        &mut metrics,
+                        (epoch, step, part),
+                        options.terminate_on_nan,
+                    )
                     .map_err(|e| with_origin(e, &*train_data))?;
                 loss_sum += f64::from(loss) * n as f64;
                 seen += n;
@@ -826,7 +892,8 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         Ok(history)
     }
 
-    /// One batch: forward, loss, metrics, backward, update.
+    /// One batch: forward, loss, metrics, backward, and the update after the last
+    /// batch of `part`.
     ///
     /// Nothing waits for the backend until the loss is read at the end: on a GPU the
     /// whole step is queued at once. A non-finite model output, and with
@@ -837,8 +904,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         &mut self,
         batch: &kiln_data::Batch,
         metrics: &mut MetricSet<B>,
-        epoch: usize,
-        step: usize,
+        (epoch, step, part): (usize, usize, Part),
         terminate_on_nan: bool,
     ) -> Result<f32> {
         let Self {
@@ -852,7 +918,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         let fail =
             |model: &M, e: Error| step_failure(model, e, batch, (epoch, step), terminate_on_nan);
         let output = model.forward_host(batch.inputs(), Mode::Train)?;
-        if let Err(e) = criterion.launch(&output, targets(batch), None) {
+        if let Err(e) = criterion.launch_part(&output, targets(batch), None, part.samples) {
             return Err(fail(model, e.into()));
         }
         metrics.update(
@@ -861,7 +927,11 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             output.buffer(),
             criterion.target_buffer(),
         )?;
-        model.zero_grad()?;
+        // The backward pass adds to the parameter gradients: zeroed once an update,
+        // they sum the update's micro-batches.
+        if part.first {
+            model.zero_grad()?;
+        }
         model.backward(criterion.gradient(), criterion.grad_at())?;
         if terminate_on_nan {
             // The gradients go to the backend in groups (a GPU checks a group in one
@@ -882,7 +952,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 return Err(fail(model, e.into()));
             }
         }
-        optimizer.step(model)?;
+        if part.last {
+            optimizer.step(model)?;
+        }
         let loss = match criterion.value() {
             Ok(loss) => loss,
             Err(e) => {
@@ -898,7 +970,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         }
         // After the loss is read: a step that failed on a GPU changed no weight, and
         // must not move the average either.
-        if let Some(ema) = ema {
+        if let Some(ema) = ema.as_mut().filter(|_| part.last) {
             ema.update(model)?;
         }
         Ok(loss)
