@@ -119,6 +119,35 @@ impl CosineDecay {
             end: 0.0,
         }
     }
+
+    /// nanoGPT's schedule (`get_lr` in its `train.py`): update `it` (0 for the first)
+    /// warms up at `learning_rate * (it + 1) / (warmup_iters + 1)`, reaches
+    /// `learning_rate` at `warmup_iters`, decays along a cosine to `min_lr` at
+    /// `lr_decay_iters` and stays there. The warm-up is the linear one from
+    /// `learning_rate / (warmup_iters + 1)`, so the rate of every update is nanoGPT's.
+    ///
+    /// ```
+    /// use kiln_optim::{CosineDecay, Schedule};
+    ///
+    /// let schedule = CosineDecay::nanogpt(6e-4, 2000, 600_000, 6e-5);
+    /// assert!((schedule.learning_rate(0) - 6e-4 / 2001.0).abs() < 1e-18);
+    /// assert_eq!(schedule.learning_rate(2000), 6e-4);
+    /// assert_eq!(schedule.learning_rate(700_000), 6e-5);
+    /// ```
+    pub fn nanogpt(
+        learning_rate: f64,
+        warmup_iters: u64,
+        lr_decay_iters: u64,
+        min_lr: f64,
+    ) -> Self {
+        Self {
+            warmup_start: learning_rate / (warmup_iters + 1) as f64,
+            peak: learning_rate,
+            warmup_steps: warmup_iters,
+            decay_steps: lr_decay_iters.saturating_sub(warmup_iters),
+            end: min_lr,
+        }
+    }
 }
 
 impl Schedule for CosineDecay {
