@@ -44,6 +44,8 @@ pub enum Error {
     Training(kiln_train::Error),
     /// ONNX export (`kiln::onnx`).
     Export(kiln_onnx::Error),
+    /// Processes training together (`kiln::distributed`).
+    Distributed(kiln_distributed::Error),
     /// A file of the program's own.
     Io(std::io::Error),
 }
@@ -112,6 +114,7 @@ crate_errors!(
     Optimizer(kiln_optim::Error),
     Training(kiln_train::Error),
     Export(kiln_onnx::Error),
+    Distributed(kiln_distributed::Error),
     Io(std::io::Error),
 );
 

@@ -53,6 +53,7 @@
 //! error converts into, so that `?` works across data, model and training calls.
 
 pub use kiln_data as data;
+pub use kiln_distributed as distributed;
 pub use kiln_losses as losses;
 pub use kiln_macros::model;
 pub use kiln_nn as nn;

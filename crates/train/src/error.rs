@@ -20,6 +20,9 @@ pub enum Error {
     /// The data failed.
     #[error(transparent)]
     Data(#[from] kiln_data::Error),
+    /// The ranks of a data-parallel run disagree, or one of them failed.
+    #[error(transparent)]
+    Distributed(#[from] kiln_distributed::Error),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -35,6 +35,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+mod distributed;
 mod error;
 mod evaluate;
 mod history;

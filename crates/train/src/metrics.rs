@@ -272,6 +272,31 @@ impl<B: Backend> MetricSet<B> {
         Ok(())
     }
 
+    /// Sums every accumulator over the ranks of `world`, so that the values that
+    /// follow are those of all the ranks' samples. The counts and the compensated sums
+    /// add up exactly (in `f64`, back to `f32`, exact for counts below 2^24).
+    pub(crate) fn all_reduce(
+        &mut self,
+        backend: &B,
+        world: &kiln_distributed::World,
+    ) -> Result<()> {
+        for (p, acc) in self
+            .classification
+            .iter_mut()
+            .chain(self.regression.iter_mut())
+        {
+            let host = &mut self.host[..p.accumulator_len()];
+            backend.download(acc, host)?;
+            let mut sums: Vec<f64> = host.iter().map(|v| f64::from(*v)).collect();
+            world.sum_f64(&mut sums)?;
+            for (h, s) in host.iter_mut().zip(&sums) {
+                *h = *s as f32;
+            }
+            backend.upload(host, acc)?;
+        }
+        Ok(())
+    }
+
     /// The confusion matrix of the window so far (reads the accumulator back).
     pub(crate) fn confusion(&mut self, backend: &B) -> Result<Option<ConfusionMatrix>> {
         let Some((p, acc)) = self.classification.first() else {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_data::{Augment, BatchOptions, Batcher, Dataset, Pipeline, Subset, Target, TargetKind};
+use kiln_distributed::World;
 use kiln_kernels::{Backend, Group, ParamRef};
 use kiln_losses::{BatchTargets, Criterion, Loss};
 use kiln_nn::{Mode, Model};
 use kiln_optim::{Ema, Optimizer};
 
 use crate::callbacks::{Callback, Context};
+use crate::distributed::{self, Reducer};
 use crate::evaluate::{EvalBatches, EvaluateOptions, Tta};
 use crate::metrics::{ConfusionMatrix, Metric, MetricSet};
 use crate::progress::{Progress, Verbosity};
@@ -73,6 +75,8 @@ pub struct FitOptions<B: Backend, M: Model<B>> {
     pub augment: Augment,
     /// Background threads preparing batches.
     pub workers: usize,
+    /// The processes training together: see [`FitOptions::distributed`].
+    pub distributed: Option<World>,
     /// Stop with an error on a non-finite loss or gradient (on by default).
     pub terminate_on_nan: bool,
     /// Batches whose gradients add up before each optimizer update (1: an update
@@ -98,6 +102,7 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
             pipeline: Pipeline::new(),
             augment: Augment::none(),
             workers: 1,
+            distributed: None,
             terminate_on_nan: true,
             accumulate: 1,
         }
@@ -191,6 +196,20 @@ impl<B: Backend, M: Model<B>> FitOptions<B, M> {
         self
     }
 
+    /// Data-parallel training with the ranks of `world` (Horovod's and PyTorch DDP's;
+    /// [`World::init`] under `mpirun`): each rank trains on its part of every global
+    /// batch of `ranks x batch_size` samples (`batch_size` is the local batch), the
+    /// gradients are averaged across ranks before each optimizer step, the loss,
+    /// metrics and validation are summed across ranks, and every rank returns the
+    /// same [`History`]. Progress and the callbacks that write files run on rank 0
+    /// only. A world of one trains as without it. The details are in
+    /// `kiln::guide::distributed`.
+    #[must_use]
+    pub fn distributed(mut self, world: World) -> Self {
+        self.distributed = Some(world);
+        self
+    }
+
     /// Stopping on a non-finite loss or gradient on or off.
     #[must_use]
     pub fn terminate_on_nan(mut self, on: bool) -> Self {
@@ -281,6 +300,8 @@ pub struct Trainer<B: Backend, M: Model<B>> {
     /// use once it has seen a step.
     ema: Option<Ema<B>>,
     backend: B,
+    /// The gradient all-reduce of the data-parallel `fit` under way.
+    reducer: Option<Reducer>,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Trainer<B, M> {
@@ -493,6 +514,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             metrics: Vec::new(),
             ema: None,
             backend,
+            reducer: None,
         })
     }
 
@@ -632,6 +654,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             model,
             criterion,
             backend,
+            reducer,
             ..
         } = self;
         let (plain, mut mirrored) = batches.epochs();
@@ -651,6 +674,9 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             metrics.update(backend, n, output.buffer(), criterion.target_buffer())?;
             loss_sum += f64::from(loss) * n as f64;
             samples += n;
+        }
+        if let Some(reducer) = reducer {
+            reducer.reduce_totals(backend, &mut loss_sum, &mut samples, metrics, None)?;
         }
         let mut values = vec![("loss".to_string(), loss_sum / samples.max(1) as f64)];
         metrics.values(backend, &mut values)?;
@@ -786,8 +812,32 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 (Arc::new(train), Some(Arc::new(val)))
             }
         };
+        // A data-parallel run (ranks agree on the model and the run, take rank 0's
+        // weights, and each batch and validate their share); a failed run leaves no
+        // reducer for a later `evaluate`, as the next `fit` clears it.
+        self.reducer = None;
+        let world = options.distributed.clone().filter(|w| w.size() > 1);
+        let validation = match (&world, validation) {
+            (Some(world), Some(v)) => Some(distributed::shard(v, world)?),
+            (_, v) => v,
+        };
+        if let Some(world) = &world {
+            let facts = [
+                ("the training set's size", train.len() as u64),
+                ("the batch size", options.batch_size as u64),
+                ("the epochs", options.epochs as u64),
+                ("the seed", options.seed),
+            ];
+            self.reducer = Some(Reducer::new(world.clone(), &mut self.model, &facts)?);
+            if !world.is_root() {
+                options.verbose = Verbosity::Silent;
+                options.callbacks.retain(|c| !c.root_only());
+            }
+        }
+        let shard = world.as_ref().map_or((0, 1), |w| (w.rank(), w.size()));
         let train_options = self
             .batch_options(options.batch_size, &options.pipeline, options.workers)?
+            .shard(shard.0, shard.1)
             .shuffle(options.shuffle)
             .seed(options.seed)
             .augment(options.augment);
@@ -864,6 +914,16 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
                 each_callback!(|cb, ctx| cb.on_batch_end(step, loss, &mut ctx));
             }
             let train_seconds = started.elapsed().as_secs_f64();
+            if let Some(reducer) = &self.reducer {
+                let stop = Some(&mut stop);
+                reducer.reduce_totals(
+                    &self.backend,
+                    &mut loss_sum,
+                    &mut seen,
+                    &mut metrics,
+                    stop,
+                )?;
+            }
             let mut values = vec![("loss".to_string(), loss_sum / seen.max(1) as f64)];
             metrics.values(&self.backend, &mut values)?;
             let validates =
@@ -889,6 +949,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
         }
         each_callback!(|cb, ctx| cb.on_train_end(&mut ctx));
         options.callbacks = callbacks;
+        self.reducer = None;
         Ok(history)
     }
 
@@ -913,6 +974,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             optimizer,
             ema,
             backend,
+            reducer,
             ..
         } = self;
         let fail =
@@ -933,6 +995,12 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             model.zero_grad()?;
         }
         model.backward(criterion.gradient(), criterion.grad_at())?;
+        // Data-parallel, at an update's last micro-batch: every rank's gradients (its
+        // mean over the update's samples) become the mean over all ranks' samples
+        // before anything reads them, so that all ranks check and step alike.
+        if let Some(reducer) = reducer.as_mut().filter(|_| part.last) {
+            reducer.reduce(model, part.samples)?;
+        }
         if terminate_on_nan {
             // The gradients go to the backend in groups (a GPU checks a group in one
             // launch); a check's error stops the visit from checking more.

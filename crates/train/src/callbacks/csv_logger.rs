@@ -45,6 +45,10 @@ impl CsvLogger {
 }
 
 impl<B: Backend, M: Model<B>> Callback<B, M> for CsvLogger {
+    fn root_only(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, _ctx: &mut Context<'_, B, M>) -> Result<()> {
         let file = OpenOptions::new()
             .create(true)

@@ -85,6 +85,14 @@ pub trait Callback<B: Backend, M: Model<B>> {
     fn on_train_end(&mut self, _ctx: &mut Context<'_, B, M>) -> Result<()> {
         Ok(())
     }
+
+    /// Whether, in data-parallel training, only rank 0 runs this callback: true for
+    /// those that write files (checkpoints, logs), which every rank would otherwise
+    /// write at once; false by default, since a callback that changes training (a
+    /// schedule, a stop) must run on every rank alike.
+    fn root_only(&self) -> bool {
+        false
+    }
 }
 
 /// Whether a monitored value improves by going down or up.

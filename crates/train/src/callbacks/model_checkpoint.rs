@@ -77,6 +77,10 @@ impl ModelCheckpoint {
 }
 
 impl<B: Backend, M: Model<B>> Callback<B, M> for ModelCheckpoint {
+    fn root_only(&self) -> bool {
+        true
+    }
+
     fn on_epoch_end(&mut self, log: &EpochLog, ctx: &mut Context<'_, B, M>) -> Result<()> {
         if self.save_best_only {
             let Some(value) = monitored(log, &self.monitor, "ModelCheckpoint")? else {

@@ -273,6 +273,10 @@ fn layer_table<B: Backend, M: Model<B>>() -> String {
 }
 
 impl<B: Backend, M: Model<B>> Callback<B, M> for TensorBoard {
+    fn root_only(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, ctx: &mut Context<'_, B, M>) -> Result<()> {
         self.stopped = None;
         self.run = None;
