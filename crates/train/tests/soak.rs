@@ -124,16 +124,22 @@ impl<B: kiln::Backend, M: kiln::nn::Model<B>> Callback<B, M> for Watch {
     }
 }
 
-/// Trains `trainer` on `train` with every writer on, in `dir`, for up to `epochs`
-/// (or `minutes`), and returns the readings.
-fn soak<B: kiln::Backend, M: kiln::nn::Model<B>>(
-    trainer: &mut Trainer<B, M>,
+/// Trains `model` (batches of 64, Adam, pixels scaled to 0..1) on `train` with every
+/// writer on, in `dir`, for up to `epochs` (or `minutes`), and returns the readings.
+fn soak<M: kiln::nn::Model<Cpu>>(
+    model: M,
     (train, test): (impl Dataset + 'static, impl Dataset + 'static),
-    pipeline: Pipeline,
-    (epochs, minutes, batch): (usize, Option<f64>, usize),
+    (epochs, minutes): (usize, Option<f64>),
     dir: &Path,
     verbose: bool,
 ) -> Vec<Reading> {
+    let mut trainer = Trainer::new(
+        model,
+        Loss::sparse_categorical_crossentropy(),
+        Optimizer::new(Adam::default()),
+    )
+    .unwrap()
+    .metrics([Metric::Accuracy]);
     let readings = Arc::new(Mutex::new(Vec::new()));
     let watch = Watch {
         plot: dir.join("curves.png"),
@@ -143,9 +149,9 @@ fn soak<B: kiln::Backend, M: kiln::nn::Model<B>>(
         readings: Arc::clone(&readings),
         verbose,
     };
-    let options = FitOptions::new(epochs, batch)
+    let options = FitOptions::new(epochs, 64)
         .seed(5)
-        .pipeline(pipeline)
+        .pipeline(Pipeline::new().scale(1.0 / 255.0))
         .validation_data(test)
         .verbose(Verbosity::Silent)
         .callback(ModelCheckpoint::new(dir.join("ckpt.safetensors")))
@@ -219,20 +225,11 @@ fn a_long_fit_holds_its_memory_threads_and_files_flat() {
     let train = train.select(&(0..1000).collect::<Vec<_>>()).unwrap();
     let test = test.select(&(0..250).collect::<Vec<_>>()).unwrap();
     let model = Digits::new(&Cpu::with_threads(2).unwrap(), 64, 1).unwrap();
-    let mut trainer = Trainer::new(
-        model,
-        Loss::sparse_categorical_crossentropy(),
-        Optimizer::new(Adam::default()),
-    )
-    .unwrap()
-    .metrics([Metric::Accuracy]);
-    let dir = scratch("soak-digits");
     let readings = soak(
-        &mut trainer,
+        model,
         (train, test),
-        Pipeline::new().scale(1.0 / 255.0),
-        (40, None, 64),
-        &dir,
+        (40, None),
+        &scratch("soak-digits"),
         false,
     );
     assert_eq!(readings.len(), 40);
@@ -261,20 +258,11 @@ fn cifar_soak(minutes: f64) {
     let threads = std::env::var("KILN_SOAK_THREADS").map_or(2, |t| t.parse().unwrap());
     let (train, test) = cifar::load_dir(&dir).unwrap();
     let model = SeedCnn::new(&Cpu::with_threads(threads).unwrap(), 64, 1).unwrap();
-    let mut trainer = Trainer::new(
-        model,
-        Loss::sparse_categorical_crossentropy(),
-        Optimizer::new(Adam::default()),
-    )
-    .unwrap()
-    .metrics([Metric::Accuracy]);
-    let out = scratch("soak-cifar");
     let readings = soak(
-        &mut trainer,
+        model,
         (train, test),
-        Pipeline::new().scale(1.0 / 255.0),
-        (100_000, Some(minutes), 64),
-        &out,
+        (100_000, Some(minutes)),
+        &scratch("soak-cifar"),
         true,
     );
     let mut csv = String::from("epoch,seconds,resident_kb,threads,open_files,samples_per_second\n");
