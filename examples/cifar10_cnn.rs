@@ -14,12 +14,22 @@
 //! reads the binary version's files (`data_batch_1.bin` .. `test_batch.bin`, plain or
 //! gzipped) from `DIR`. `--device cuda` trains on the GPU (a build with `--features
 //! cuda`).
+//!
+//! `--distributed` trains data-parallel over the processes that `mpirun` started (a
+//! build with `--features mpi`), each on its shard of every global batch of `N x
+//! --batch-size` images, rank 0 printing:
+//!
+//! ```text
+//! cargo build --release --features mpi --example cifar10_cnn
+//! KILN_THREADS=1 mpirun -np 2 target/release/examples/cifar10_cnn --distributed --batch-size 32
+//! ```
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use kiln::data::InMemory;
 use kiln::data::cifar;
+use kiln::distributed::World;
 use kiln::prelude::*;
 use kiln_examples::args::{Args, Device};
 use kiln_examples::device::{OnBackend, run_on};
@@ -44,14 +54,34 @@ fn main() -> std::process::ExitCode {
     kiln_examples::main_with(run)
 }
 
+// The example's own flag. (A comment, not a doc comment: clap would show it as the
+// example's description.)
+#[derive(clap::Args, Debug)]
+struct Extra {
+    /// Train data-parallel over the processes `mpirun -np N` started (a build with
+    /// `--features mpi`); `--batch-size` is each process's part of a batch.
+    #[arg(long)]
+    distributed: bool,
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(Args {
-        epochs: 10,
-        batch_size: 64,
-        seed: 1,
-        data: None,
-        device: Device::Cpu,
-    })?;
+    let (args, extra) = Args::parse_with::<Extra>(
+        Args {
+            epochs: 10,
+            batch_size: 64,
+            seed: 1,
+            data: None,
+            device: Device::Cpu,
+        },
+        true,
+    )?;
+    // First, so that a `--distributed` program started without mpirun says so at once.
+    let world = if extra.distributed {
+        Some(World::init()?)
+    } else {
+        None
+    };
+    let root = world.as_ref().is_none_or(World::is_root);
     // (x_train, y_train), (x_test, y_test) = cifar10.load_data()
     let loading = Instant::now();
     let (train, test) = match &args.data {
@@ -60,19 +90,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     // Shared, not copied: the batchers read the same bytes.
     let (train, test) = (Arc::new(train), Arc::new(test));
-    println!(
-        "CIFAR-10: {} training and {} test images, loaded in {:.1}s",
-        train.len(),
-        test.len(),
-        loading.elapsed().as_secs_f64()
-    );
-    println!("{}", <SeedCnn>::summary());
+    if root {
+        println!(
+            "CIFAR-10: {} training and {} test images, loaded in {:.1}s",
+            train.len(),
+            test.len(),
+            loading.elapsed().as_secs_f64()
+        );
+        println!("{}", <SeedCnn>::summary());
+    }
     run_on(
         args.device,
         SeedProgram {
             args: args.clone(),
             train,
             test,
+            world,
         },
     )
 }
@@ -82,12 +115,30 @@ struct SeedProgram {
     args: Args,
     train: Arc<InMemory>,
     test: Arc<InMemory>,
+    /// The ranks, with `--distributed`.
+    world: Option<World>,
 }
 
 impl OnBackend for SeedProgram {
     fn run<B: Backend>(self, backend: &B) -> Result<(), Box<dyn std::error::Error>> {
-        let SeedProgram { args, train, test } = self;
-        println!("training on {}", backend.name());
+        let SeedProgram {
+            args,
+            train,
+            test,
+            world,
+        } = self;
+        let root = world.as_ref().is_none_or(World::is_root);
+        match &world {
+            Some(w) if root => println!(
+                "training on {} in each of {} processes, batches of {} x {}",
+                backend.name(),
+                w.size(),
+                w.size(),
+                args.batch_size
+            ),
+            Some(_) => {}
+            None => println!("training on {}", backend.name()),
+        }
         // x_train, x_test = x_train / 255.0, x_test / 255.0
         let pipeline = Pipeline::new().scale(1.0 / 255.0);
         let model = SeedCnn::new(backend, args.batch_size, args.seed)?;
@@ -99,15 +150,30 @@ impl OnBackend for SeedProgram {
         )?
         .metrics([Metric::Accuracy]);
         // model.fit(x_train, y_train, epochs=10, batch_size=64, validation_data=(x_test, y_test))
+        let mut options = FitOptions::new(args.epochs, args.batch_size)
+            .seed(args.seed)
+            .pipeline(pipeline.clone())
+            .validation_data(Arc::clone(&test));
+        if let Some(world) = &world {
+            options = options.distributed(world.clone());
+        }
         let started = Instant::now();
-        let history = trainer.fit(
-            Arc::clone(&train),
-            FitOptions::new(args.epochs, args.batch_size)
-                .seed(args.seed)
-                .pipeline(pipeline.clone())
-                .validation_data(Arc::clone(&test)),
-        )?;
+        let history = trainer.fit(Arc::clone(&train), options)?;
         let train_seconds = started.elapsed().as_secs_f64();
+        if let Some(world) = world.as_ref().filter(|_| root) {
+            let stats = world.stats();
+            println!(
+                "all-reduce on rank 0: {} calls, {:.1} MB, {:.2} s waiting and summing \
+                 ({:.1} % of fit)",
+                stats.all_reduces,
+                stats.bytes as f64 / 1e6,
+                stats.seconds,
+                100.0 * stats.seconds / train_seconds
+            );
+        }
+        if !root {
+            return Ok(());
+        }
         // model.evaluate(x_test, y_test)
         let evaluation = trainer.evaluate(Arc::clone(&test), args.batch_size, &pipeline)?;
 

@@ -22,8 +22,9 @@
 #[cfg(feature = "mpi")]
 mod mpi;
 
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What can go wrong between processes.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +88,28 @@ pub trait Communicator {
     fn broadcast_f32(&self, values: &mut [f32], root: usize) -> Result<()>;
 }
 
-/// The processes that train together: a shared handle on a [`Communicator`].
+/// The processes that train together: a shared handle on a [`Communicator`], which
+/// counts the time this rank spends in all-reduces ([`World::stats`]).
 #[derive(Clone)]
-pub struct World(Rc<dyn Communicator>);
+pub struct World(Rc<Counted>);
+
+/// A communicator and what its all-reduces cost so far.
+struct Counted {
+    communicator: Box<dyn Communicator>,
+    stats: Cell<Stats>,
+}
+
+/// What this rank's all-reduces have cost: their number, the values they summed and
+/// the time spent in them (the transfer and the wait for the slowest rank).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// All-reduces made.
+    pub all_reduces: u64,
+    /// Bytes summed (each rank's contribution).
+    pub bytes: u64,
+    /// Seconds spent in them.
+    pub seconds: f64,
+}
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,7 +124,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 impl World {
     /// A world of one process: every collective gives back what it is given.
     pub fn single() -> Self {
-        Self(Rc::new(Single))
+        Self::new(Single)
     }
 
     /// The world of the processes that an MPI launcher (`mpirun`, `mpiexec`, `srun`)
@@ -132,7 +152,7 @@ impl World {
         }
         #[cfg(feature = "mpi")]
         {
-            Ok(Self(Rc::new(mpi::Mpi::init(timeout)?)))
+            Ok(Self::new(mpi::Mpi::init(timeout)?))
         }
         #[cfg(not(feature = "mpi"))]
         {
@@ -143,17 +163,47 @@ impl World {
 
     /// A world of any communicator.
     pub fn new(communicator: impl Communicator + 'static) -> Self {
-        Self(Rc::new(communicator))
+        Self(Rc::new(Counted {
+            communicator: Box::new(communicator),
+            stats: Cell::new(Stats::default()),
+        }))
+    }
+
+    fn communicator(&self) -> &dyn Communicator {
+        &*self.0.communicator
     }
 
     /// This process's rank, from 0.
     pub fn rank(&self) -> usize {
-        self.0.rank()
+        self.communicator().rank()
     }
 
     /// The number of processes.
     pub fn size(&self) -> usize {
-        self.0.size()
+        self.communicator().size()
+    }
+
+    /// What this rank's all-reduces have cost since the world began (or since
+    /// [`World::reset_stats`]).
+    pub fn stats(&self) -> Stats {
+        self.0.stats.get()
+    }
+
+    /// Starts counting [`World::stats`] from zero.
+    pub fn reset_stats(&self) {
+        self.0.stats.set(Stats::default());
+    }
+
+    /// Runs `f`, an all-reduce of `bytes`, and counts it.
+    fn counted<T>(&self, bytes: usize, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        let mut stats = self.0.stats.get();
+        stats.all_reduces += 1;
+        stats.bytes += bytes as u64;
+        stats.seconds += started.elapsed().as_secs_f64();
+        self.0.stats.set(stats);
+        out
     }
 
     /// Whether this is rank 0, the one that prints and writes files.
@@ -164,32 +214,36 @@ impl World {
     /// `recv` = the element-wise sum of every rank's `send`.
     pub fn all_reduce_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
         check_lengths("all_reduce_f32", send.len(), recv.len())?;
-        self.0.all_reduce_f32(send, recv)
+        self.counted(std::mem::size_of_val(send), || {
+            self.communicator().all_reduce_f32(send, recv)
+        })
     }
 
     /// `recv` = the element-wise sum of every rank's `send`.
     pub fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64]) -> Result<()> {
         check_lengths("all_reduce_f64", send.len(), recv.len())?;
-        self.0.all_reduce_f64(send, recv)
+        self.counted(std::mem::size_of_val(send), || {
+            self.communicator().all_reduce_f64(send, recv)
+        })
     }
 
     /// The sum over ranks of each of `values`, in place (for small host figures:
     /// it allocates a copy).
     pub fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
         let send = values.to_vec();
-        self.0.all_reduce_f64(&send, values)
+        self.all_reduce_f64(&send, values)
     }
 
     /// Every rank's `value`, in rank order.
     pub fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
         let mut out = vec![0; self.size()];
-        self.0.all_gather_u64(value, &mut out)?;
+        self.communicator().all_gather_u64(value, &mut out)?;
         Ok(out)
     }
 
     /// Every rank's `values` become `root`'s.
     pub fn broadcast_f32(&self, values: &mut [f32], root: usize) -> Result<()> {
-        self.0.broadcast_f32(values, root)
+        self.communicator().broadcast_f32(values, root)
     }
 
     /// An error unless every rank has the same `value` for `what` (a fingerprint of the
@@ -304,6 +358,32 @@ mod tests {
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("ranks [0, 1] have 0xa"), "{text}");
         assert!(text.contains("ranks [2] have 0xb"), "{text}");
+    }
+
+    #[test]
+    fn all_reduces_are_counted() {
+        let world = World::single();
+        let mut recv = [0.0f32; 3];
+        world
+            .all_reduce_f32(&[1.0; 3], &mut recv)
+            .unwrap_or_default();
+        world.sum_f64(&mut [1.0]).unwrap_or_default();
+        let stats = world.stats();
+        assert_eq!((stats.all_reduces, stats.bytes), (2, 12 + 8));
+        world.reset_stats();
+        assert_eq!(world.stats(), Stats::default());
+    }
+
+    #[test]
+    fn init_outside_a_launcher_says_how_to_launch() {
+        if launched_by_mpi() {
+            return;
+        }
+        let e = World::init()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("mpirun -np N"), "{e}");
     }
 
     #[test]
