@@ -1,8 +1,8 @@
 //! The statistics that table cleaning fits, each as scikit-learn and NumPy compute
 //! it, so that a fitted pipeline gives their numbers: means, medians, the most
 //! frequent value, quantiles (NumPy's linear interpolation) and the Yeo-Johnson
-//! power transform with its maximum-likelihood exponent (scikit-learn's
-//! `PowerTransformer`).
+//! and Box-Cox power transforms with their maximum-likelihood exponents
+//! (scikit-learn's `PowerTransformer`).
 
 /// The mean of `x` (not empty).
 pub(crate) fn mean(x: &[f64]) -> f64 {
@@ -112,6 +112,41 @@ pub(crate) fn yeo_johnson_lambda(x: &[f64]) -> f64 {
     golden_section(&f, a.min(c), a.max(c))
 }
 
+/// The Box-Cox transform of positive `x` with exponent `lambda`.
+pub(crate) fn box_cox(x: f64, lambda: f64) -> f64 {
+    if lambda == 0.0 {
+        x.ln()
+    } else {
+        (x.powf(lambda) - 1.0) / lambda
+    }
+}
+
+/// The negative Box-Cox log-likelihood of positive `x` (SciPy's `boxcox_llf`,
+/// negated).
+fn box_cox_nll(x: &[f64], log_sum: f64, lambda: f64) -> f64 {
+    let transformed: Vec<f64> = x.iter().map(|&v| box_cox(v, lambda)).collect();
+    let var = variance(&transformed);
+    if var.is_nan() || var <= f64::MIN_POSITIVE || var == f64::INFINITY {
+        return f64::INFINITY;
+    }
+    let n = x.len() as f64;
+    n / 2.0 * var.ln() - (lambda - 1.0) * log_sum
+}
+
+/// The exponent of the Box-Cox transform that makes positive `x` (at least two
+/// distinct values) most nearly normal: the maximum-likelihood estimate, searched
+/// as for [`yeo_johnson_lambda`] (scikit-learn's `PowerTransformer(method="box-cox")`,
+/// through SciPy's `boxcox`).
+pub(crate) fn box_cox_lambda(x: &[f64]) -> f64 {
+    if x.iter().all(|&v| v == x[0]) {
+        return 1.0;
+    }
+    let log_sum: f64 = x.iter().map(|v| v.ln()).sum();
+    let f = |l: f64| box_cox_nll(x, log_sum, l);
+    let (a, _, c) = bracket(&f, -2.0, 2.0);
+    golden_section(&f, a.min(c), a.max(c))
+}
+
 /// A bracket `(a, b, c)` with `f(b)` below `f(a)` and `f(c)`, grown from `(xa, xb)`
 /// in golden-ratio steps (SciPy's `bracket`, without its parabolic steps).
 fn bracket(f: &impl Fn(f64) -> f64, xa: f64, xb: f64) -> (f64, f64, f64) {
@@ -201,5 +236,26 @@ mod tests {
         assert!((yeo_johnson(3.0, 0.0) - 4f64.ln()).abs() < 1e-15);
         assert!((yeo_johnson(-3.0, 2.0) + 4f64.ln()).abs() < 1e-15);
         assert!((yeo_johnson(3.0, 0.5) - 2.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn box_cox_as_scikit_learn() {
+        // from sklearn.preprocessing import PowerTransformer
+        // x = np.array([[0.5], [1.0], [2.0], [4.0], [8.0], [30.0], [0.1]])
+        // PowerTransformer(method="box-cox", standardize=False).fit(x).lambdas_[0]
+        // -> 0.033545202468055535 (scikit-learn 1.9.1, SciPy 1.17.1)
+        let x = [0.5, 1.0, 2.0, 4.0, 8.0, 30.0, 0.1];
+        let lambda = box_cox_lambda(&x);
+        assert!(
+            (lambda - 0.033_545_202_468_055_535).abs() < 1e-7,
+            "{lambda}"
+        );
+        assert_eq!(
+            box_cox_lambda(&[2.0, 2.0]),
+            1.0,
+            "a constant stays as it is"
+        );
+        assert!((box_cox(4.0, 0.0) - 4f64.ln()).abs() < 1e-15);
+        assert!((box_cox(4.0, 0.5) - 2.0).abs() < 1e-15);
     }
 }

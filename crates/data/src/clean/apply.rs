@@ -284,6 +284,16 @@ fn number(
             x = x.ln_1p();
         }
         Some(FittedReshape::Power(lambda)) => x = stats::yeo_johnson(x, lambda),
+        Some(FittedReshape::BoxCox(lambda)) => {
+            if x <= 0.0 {
+                return Err(frame.cell_error(
+                    name,
+                    i,
+                    format!("Box-Cox needs positive values, not {x}"),
+                ));
+            }
+            x = stats::box_cox(x, lambda);
+        }
     }
     Ok(x)
 }

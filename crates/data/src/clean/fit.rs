@@ -182,6 +182,7 @@ impl TablePipeline {
                     match r {
                         Reshape::Log1p => "log1p",
                         Reshape::Power => "power",
+                        Reshape::BoxCox => "box_cox",
                     },
                 )
             }));
@@ -210,7 +211,11 @@ impl TablePipeline {
             .clip_columns
             .iter()
             .map(|(n, _)| (n, "clip_column"))
-            .chain(self.reshape.iter().map(|(n, _)| (n, "log1p / power")));
+            .chain(
+                self.reshape
+                    .iter()
+                    .map(|(n, _)| (n, "log1p / power / box_cox")),
+            );
         for (name, method) in numbers_only {
             if kind_of(name) != Kind::Number {
                 return Err(frame.column_error(
@@ -397,6 +402,22 @@ impl TablePipeline {
                 x.iter_mut()
                     .for_each(|v| *v = stats::yeo_johnson(*v, lambda));
                 Some(FittedReshape::Power(lambda))
+            }
+            Some(Reshape::BoxCox) => {
+                if let Some(k) = x.iter().position(|&v| v <= 0.0) {
+                    return Err(frame.cell_error(
+                        name,
+                        rows[k],
+                        format!(
+                            "Box-Cox needs positive values, not {}; TablePipeline::power \
+                             (Yeo-Johnson) takes any",
+                            x[k]
+                        ),
+                    ));
+                }
+                let lambda = stats::box_cox_lambda(&x);
+                x.iter_mut().for_each(|v| *v = stats::box_cox(*v, lambda));
+                Some(FittedReshape::BoxCox(lambda))
             }
         };
         Ok(NumberSteps {

@@ -48,7 +48,7 @@
 //! rows dropped (without a target, over a missing fraction, duplicates: only from
 //! labelled data, never from rows to predict on); dates expanded to their year and
 //! day of the year; imputation (with missing indicators); clipping to quantiles; the
-//! `log1p` and Yeo-Johnson transforms; encoding of categories; scaling.
+//! `log1p`, Yeo-Johnson and Box-Cox transforms; encoding of categories; scaling.
 
 mod apply;
 mod fit;
@@ -102,6 +102,10 @@ pub enum Reshape {
     /// Yeo-Johnson's power transform with the exponent that makes the training
     /// values most nearly normal (scikit-learn's `PowerTransformer`).
     Power,
+    /// Box-Cox's power transform of a positive column, its exponent fitted as for
+    /// [`Reshape::Power`] (`PowerTransformer(method="box-cox")`); a value at or
+    /// below 0 is an error.
+    BoxCox,
 }
 
 /// The last step: an affine map of each feature that came from a number or a date
@@ -284,6 +288,15 @@ impl TablePipeline {
         self
     }
 
+    /// Box-Cox's power transform of these number columns (positive values only),
+    /// its exponent fitted.
+    #[must_use]
+    pub fn box_cox<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        let more = names.into_iter().map(|n| (n.into(), Reshape::BoxCox));
+        self.reshape.extend(more);
+        self
+    }
+
     /// Standardises the features of every number and date column last
     /// ([`Scaling::Standardize`]).
     #[must_use]
@@ -333,6 +346,8 @@ pub enum FittedReshape {
     Log1p,
     /// Yeo-Johnson with this exponent.
     Power(f64),
+    /// Box-Cox with this exponent.
+    BoxCox(f64),
 }
 
 /// The fitted steps of one number (or one part of a date).

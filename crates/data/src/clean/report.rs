@@ -30,6 +30,7 @@ fn number_steps(steps: &NumberSteps, missing: usize) -> Vec<String> {
     match steps.reshape {
         Some(FittedReshape::Log1p) => parts.push("log1p".into()),
         Some(FittedReshape::Power(l)) => parts.push(format!("Yeo-Johnson (lambda {})", short(l))),
+        Some(FittedReshape::BoxCox(l)) => parts.push(format!("Box-Cox (lambda {})", short(l))),
         None => {}
     }
     parts

@@ -248,6 +248,7 @@ fn steps_json(s: &NumberSteps) -> Value {
                 None => Value::Null,
                 Some(FittedReshape::Log1p) => Value::string("log1p"),
                 Some(FittedReshape::Power(l)) => Value::object([("power", Value::number(l))]),
+                Some(FittedReshape::BoxCox(l)) => Value::object([("box_cox", Value::number(l))]),
             },
         ),
     ])
@@ -257,10 +258,14 @@ fn parse_steps(v: &Value) -> Result<NumberSteps> {
     let reshape = match field(v, "reshape")? {
         Value::Null => None,
         Value::String(s) if s == "log1p" => Some(FittedReshape::Log1p),
+        r @ Value::Object(_) if r.get("box_cox").is_some() => {
+            Some(FittedReshape::BoxCox(number(r, "box_cox")?))
+        }
         r @ Value::Object(_) => Some(FittedReshape::Power(number(r, "power")?)),
         _ => {
             return Err(bad(
-                "its `reshape` is not null, \"log1p\" or {\"power\": ...}".into(),
+                "its `reshape` is not null, \"log1p\", {\"power\": ...} or {\"box_cox\": ...}"
+                    .into(),
             ));
         }
     };

@@ -396,6 +396,60 @@ fn new_rows_are_read_as_in_training() -> TestResult {
 }
 
 #[test]
+fn box_cox_of_positive_columns_saved_and_refused_below_zero() -> TestResult {
+    let f = frame(b"y,z\n1,1\n2,2\n3,4\n4,8\n5,1000\n")?;
+    let fitted = TablePipeline::new("y").box_cox(["z"]).fit(&f)?;
+    let Some(Role::Number(z)) = fitted.column("z").map(|c| &c.role) else {
+        return Err("z is not a number".into());
+    };
+    let Some(FittedReshape::BoxCox(lambda)) = z.reshape else {
+        return Err("z has no Box-Cox transform".into());
+    };
+    // PowerTransformer(method="box-cox", standardize=False)
+    //     .fit([[1], [2], [4], [8], [1000]]).lambdas_[0]
+    // -> -0.35012120655660317 (scikit-learn 1.9.1, SciPy 1.17.1)
+    assert!(
+        (lambda - -0.350_121_206_556_603_17).abs() < 1e-7,
+        "{lambda}"
+    );
+    let v = fitted.values(&f)?;
+    assert!(close(v[2], (4f64.powf(lambda) - 1.0) / lambda));
+    let back = FittedPipeline::from_json(&fitted.to_json())?;
+    assert_eq!(back, fitted);
+    assert!(
+        fitted.to_json().contains("{\"box_cox\":"),
+        "{}",
+        fitted.to_json()
+    );
+    assert!(fitted.to_string().contains("Box-Cox (lambda"), "{fitted}");
+
+    let zero = frame(b"y,z\n1,3\n2,0\n")?;
+    let err = fitted.values(&zero).err().ok_or("Box-Cox of 0")?;
+    assert_eq!(
+        err.to_string(),
+        "t.csv:3: column `z`, row 2: Box-Cox needs positive values, not 0"
+    );
+    let err = TablePipeline::new("y")
+        .box_cox(["z"])
+        .fit(&zero)
+        .err()
+        .ok_or("Box-Cox of 0 fitted")?;
+    assert!(
+        err.to_string()
+            .starts_with("t.csv:3: column `z`, row 2: Box-Cox needs positive values, not 0"),
+        "{err}"
+    );
+    let err = TablePipeline::new("y")
+        .box_cox(["y2"])
+        .fit(&f)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("column `y2`: no such column"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn saves_and_reads_back_exactly() -> TestResult {
     let train = frame(TRAIN)?;
     let fitted = TablePipeline::new("y")
