@@ -3,13 +3,20 @@
 `TablePipeline`, done by scikit-learn, NumPy and pandas on the same real tables.
 
     python3 -m venv /tmp/tablesenv && /tmp/tablesenv/bin/pip install scikit-learn pandas
-    /tmp/tablesenv/bin/python crates/data/tests/sklearn/clean_tables.py ../shared/data/tabular
+    /tmp/tablesenv/bin/python crates/data/tests/sklearn/clean_tables.py examples/data [OUT]
+
+The tables are read from the folder given (the copies shipped in `examples/data`);
+the files are written to OUT, by default this script's folder. The test
+`scikit_learn_recomputed_now` of `sklearn.rs` runs it into a scratch folder when a
+Python with scikit-learn and pandas is at hand (`KILN_PYTHON`, else `python3`), and
+compares kiln with what it writes then.
 
 Every case fits on the training rows (the rows whose index in the table is not a
 multiple of 5) and transforms every row, in the file's order. Each case writes
 `<case>.csv.gz`, the feature matrix with kiln's feature names as header, and
 `<case>_fill.csv`, what each column's missing cells are filled with (the imputer's
-`statistics_`); the power case also writes the fitted Yeo-Johnson exponents.
+`statistics_`); the power cases write the fitted Yeo-Johnson and Box-Cox exponents
+and the clipping bounds instead.
 Numbers are written with 17 significant digits, so they read back exactly.
 
 Written with scikit-learn 1.9.1, NumPy 2.4.6, pandas 3.1.1, SciPy 1.17.1.
@@ -34,6 +41,7 @@ from sklearn.preprocessing import (
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = HERE
 
 PENGUIN_NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 PENGUIN_CATEGORIES = ["island", "sex"]
@@ -46,12 +54,12 @@ def train_rows(n):
 def write(case, names, matrix, fills):
     assert matrix.shape[1] == len(names), (case, matrix.shape, names)
     # No time stamp in the gzip header: the same values give the same bytes.
-    raw = gzip.GzipFile(os.path.join(HERE, f"{case}.csv.gz"), "wb", compresslevel=9, mtime=0)
+    raw = gzip.GzipFile(os.path.join(OUT, f"{case}.csv.gz"), "wb", compresslevel=9, mtime=0)
     with io.TextIOWrapper(raw) as f:
         f.write(",".join(names) + "\n")
         for row in matrix:
             f.write(",".join(f"{v:.17g}" for v in row) + "\n")
-    with open(os.path.join(HERE, f"{case}_fill.csv"), "w") as f:
+    with open(os.path.join(OUT, f"{case}_fill.csv"), "w") as f:
         f.write("column,fill\n")
         for column, fill in fills:
             text = f"{fill:.17g}" if isinstance(fill, (float, np.floating, int)) else str(fill)
@@ -160,9 +168,22 @@ def auto_mpg(folder):
           + [(f"{c}.low", v) for c, v in zip(numeric, low)]
           + [(f"{c}.high", v) for c, v in zip(numeric, high)])
 
+    # Box-Cox of the two positive, skewed columns Weight_in_lbs and Acceleration
+    # after median imputation, then every number standardised.
+    filled = SimpleImputer(strategy="median").fit(x[train]).transform(x)
+    box_cox = PowerTransformer(method="box-cox", standardize=False).fit(filled[train][:, 3:5])
+    filled[:, 3:5] = box_cox.transform(filled[:, 3:5])
+    scaled = StandardScaler().fit(filled[train]).transform(filled)
+    write("auto_mpg_box_cox", numeric + columns[5:] + n, np.hstack([scaled, dates] + b),
+          [(f"{c}.lambda", v) for c, v in zip(numeric[3:5], box_cox.lambdas_)])
+
 
 def main():
-    folder = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/tabular"
+    global OUT
+    folder = sys.argv[1] if len(sys.argv) > 1 else "examples/data"
+    if len(sys.argv) > 2:
+        OUT = sys.argv[2]
+        os.makedirs(OUT, exist_ok=True)
     penguins(folder, "penguins_mean_one_hot", "mean", None, "most_frequent", None, "one_hot",
              StandardScaler, True)
     penguins(folder, "penguins_most_frequent_ordinal", "most_frequent", None, "most_frequent",
