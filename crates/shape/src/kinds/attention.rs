@@ -43,7 +43,7 @@ pub static MULTI_HEAD_ATTENTION: LayerKind = LayerKind {
 /// The head counts near `heads` that divide `width`, and the widths near `width`
 /// that `heads` divides, for the error's suggestion.
 fn suggestion(heads: usize, width: usize) -> String {
-    let divisors: Vec<usize> = (1..=width).filter(|h| width % h == 0).collect();
+    let divisors: Vec<usize> = (1..=width).filter(|&h| width.is_multiple_of(h)).collect();
     let below = divisors.iter().rev().find(|&&h| h < heads);
     let above = divisors.iter().find(|&&h| h > heads);
     let counts = match (below, above) {
@@ -75,7 +75,7 @@ impl Spec for AttentionSpec {
         let Some((_, width)) = input.as_sequence() else {
             return Err(ShapeError::new("a `[time, width]` sequence", *input));
         };
-        if self.heads == 0 || width % self.heads != 0 {
+        if self.heads == 0 || !width.is_multiple_of(self.heads) {
             return Err(ShapeError::new(
                 format!("a width that its {} heads divide", self.heads),
                 *input,

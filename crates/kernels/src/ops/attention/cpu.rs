@@ -10,8 +10,25 @@ use crate::{Cpu, CpuBuffer, Result};
 /// Query rows and key columns of an attention block.
 pub(crate) const BLOCK: usize = 32;
 
+/// Lanes of the dot product's partial sums: eight independent sums let the compiler
+/// keep them in one vector register (a single running sum must add in order).
+const LANES: usize = 8;
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut acc = [0.0f32; LANES];
+    let (a8, b8) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -66,7 +83,15 @@ impl Head {
     }
 
     /// The block's scaled scores, masked ones at minus infinity.
-    fn scores(&self, qkv: &[f32], q0: usize, nq: usize, k0: usize, nk: usize, s: &mut [[f32; BLOCK]; BLOCK]) {
+    fn scores(
+        &self,
+        qkv: &[f32],
+        q0: usize,
+        nq: usize,
+        k0: usize,
+        nk: usize,
+        s: &mut [[f32; BLOCK]; BLOCK],
+    ) {
         let d = self.d;
         for r in 0..nq {
             let q = &qkv[self.at(q0 + r, 0)..][..d];
@@ -94,55 +119,63 @@ impl AttentionKernel for Cpu {
         check_len(OP, "o", p.out_len(), o.as_slice().len())?;
         check_len(OP, "lse", p.stats_len(), lse.as_slice().len())?;
         let qkv = qkv.as_slice();
-        let (o, lse) = (SendPtr(o.as_mut_slice().as_mut_ptr()), SendPtr(lse.as_mut_slice().as_mut_ptr()));
-        self.inner().pool.run(us(p.batch) * us(p.heads), &|task, _| {
-            let hd = Head::of(p, task);
-            let d = hd.d;
-            let mut s = [[0.0f32; BLOCK]; BLOCK];
-            for q0 in (0..hd.time).step_by(BLOCK) {
-                let nq = BLOCK.min(hd.time - q0);
-                let (mut m, mut l) = ([f32::NEG_INFINITY; BLOCK], [0.0f32; BLOCK]);
-                // SAFETY: this task alone writes the head's columns of its sequence's
-                // rows of `o` and its own `time` entries of `lse` (tasks are distinct
-                // (sequence, head) pairs), all inside the checked lengths.
-                let row = |t: usize| unsafe { std::slice::from_raw_parts_mut(o.get().add(hd.out(t)), d) };
-                for r in 0..nq {
-                    row(q0 + r).fill(0.0);
-                }
-                for k0 in (0..hd.key_end(q0, nq)).step_by(BLOCK) {
-                    let nk = BLOCK.min(hd.key_end(q0, nq) - k0);
-                    hd.scores(qkv, q0, nq, k0, nk, &mut s);
+        let (o, lse) = (
+            SendPtr(o.as_mut_slice().as_mut_ptr()),
+            SendPtr(lse.as_mut_slice().as_mut_ptr()),
+        );
+        self.inner()
+            .pool
+            .run(us(p.batch) * us(p.heads), &|task, _| {
+                let hd = Head::of(p, task);
+                let d = hd.d;
+                let mut s = [[0.0f32; BLOCK]; BLOCK];
+                for q0 in (0..hd.time).step_by(BLOCK) {
+                    let nq = BLOCK.min(hd.time - q0);
+                    let (mut m, mut l) = ([f32::NEG_INFINITY; BLOCK], [0.0f32; BLOCK]);
+                    // SAFETY: this task alone writes the head's columns of its sequence's
+                    // rows of `o` and its own `time` entries of `lse` (tasks are distinct
+                    // (sequence, head) pairs), all inside the checked lengths.
+                    let row = |t: usize| unsafe {
+                        std::slice::from_raw_parts_mut(o.get().add(hd.out(t)), d)
+                    };
                     for r in 0..nq {
-                        let block_max = s[r][..nk].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let new_max = m[r].max(block_max);
-                        if new_max == f32::NEG_INFINITY {
-                            continue;
-                        }
-                        let rescale = (m[r] - new_max).exp();
-                        let out = row(q0 + r);
-                        if rescale != 1.0 {
-                            out.iter_mut().for_each(|v| *v *= rescale);
-                        }
-                        let mut sum = 0.0;
-                        for c in 0..nk {
-                            let e = (s[r][c] - new_max).exp();
-                            if e != 0.0 {
-                                axpy(e, &qkv[hd.at(k0 + c, 2)..][..d], out);
+                        row(q0 + r).fill(0.0);
+                    }
+                    for k0 in (0..hd.key_end(q0, nq)).step_by(BLOCK) {
+                        let nk = BLOCK.min(hd.key_end(q0, nq) - k0);
+                        hd.scores(qkv, q0, nq, k0, nk, &mut s);
+                        for r in 0..nq {
+                            let block_max =
+                                s[r][..nk].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            let new_max = m[r].max(block_max);
+                            if new_max == f32::NEG_INFINITY {
+                                continue;
                             }
-                            sum += e;
+                            let rescale = (m[r] - new_max).exp();
+                            let out = row(q0 + r);
+                            if rescale != 1.0 {
+                                out.iter_mut().for_each(|v| *v *= rescale);
+                            }
+                            let mut sum = 0.0;
+                            for c in 0..nk {
+                                let e = (s[r][c] - new_max).exp();
+                                if e != 0.0 {
+                                    axpy(e, &qkv[hd.at(k0 + c, 2)..][..d], out);
+                                }
+                                sum += e;
+                            }
+                            l[r] = l[r] * rescale + sum;
+                            m[r] = new_max;
                         }
-                        l[r] = l[r] * rescale + sum;
-                        m[r] = new_max;
+                    }
+                    for r in 0..nq {
+                        let inv = 1.0 / l[r];
+                        row(q0 + r).iter_mut().for_each(|v| *v *= inv);
+                        // SAFETY: as above: this task's own entry of `lse`.
+                        unsafe { *lse.get().add(hd.stats + q0 + r) = m[r] + l[r].ln() };
                     }
                 }
-                for r in 0..nq {
-                    let inv = 1.0 / l[r];
-                    row(q0 + r).iter_mut().for_each(|v| *v *= inv);
-                    // SAFETY: as above: this task's own entry of `lse`.
-                    unsafe { *lse.get().add(hd.stats + q0 + r) = m[r] + l[r].ln() };
-                }
-            }
-        });
+            });
         Ok(())
     }
 
@@ -166,51 +199,54 @@ impl AttentionKernel for Cpu {
         let (qkv, o, lse, d_o) = (qkv.as_slice(), o.as_slice(), lse.as_slice(), d_o.as_slice());
         let delta = SendPtr(delta.as_mut_slice().as_mut_ptr());
         let dqkv = SendPtr(dqkv.as_mut_slice().as_mut_ptr());
-        self.inner().pool.run(us(p.batch) * us(p.heads), &|task, _| {
-            let hd = Head::of(p, task);
-            let d = hd.d;
-            // SAFETY: this task alone touches the head's columns of its sequence's
-            // rows of `dqkv` and its own `time` entries of `delta` (tasks are
-            // distinct (sequence, head) pairs), all inside the checked lengths. The
-            // slices a block takes at once are distinct rows or parts.
-            let grad = |t: usize, part: usize| unsafe {
-                std::slice::from_raw_parts_mut(dqkv.get().add(hd.at(t, part)), d)
-            };
-            // SAFETY: as above.
-            let delta = unsafe { std::slice::from_raw_parts_mut(delta.get().add(hd.stats), hd.time) };
-            for t in 0..hd.time {
-                for part in 0..3 {
-                    grad(t, part).fill(0.0);
+        self.inner()
+            .pool
+            .run(us(p.batch) * us(p.heads), &|task, _| {
+                let hd = Head::of(p, task);
+                let d = hd.d;
+                // SAFETY: this task alone touches the head's columns of its sequence's
+                // rows of `dqkv` and its own `time` entries of `delta` (tasks are
+                // distinct (sequence, head) pairs), all inside the checked lengths. The
+                // slices a block takes at once are distinct rows or parts.
+                let grad = |t: usize, part: usize| unsafe {
+                    std::slice::from_raw_parts_mut(dqkv.get().add(hd.at(t, part)), d)
+                };
+                // SAFETY: as above.
+                let delta =
+                    unsafe { std::slice::from_raw_parts_mut(delta.get().add(hd.stats), hd.time) };
+                for t in 0..hd.time {
+                    for part in 0..3 {
+                        grad(t, part).fill(0.0);
+                    }
+                    delta[t] = dot(&d_o[hd.out(t)..][..d], &o[hd.out(t)..][..d]);
                 }
-                delta[t] = dot(&d_o[hd.out(t)..][..d], &o[hd.out(t)..][..d]);
-            }
-            let mut s = [[0.0f32; BLOCK]; BLOCK];
-            for q0 in (0..hd.time).step_by(BLOCK) {
-                let nq = BLOCK.min(hd.time - q0);
-                for k0 in (0..hd.key_end(q0, nq)).step_by(BLOCK) {
-                    let nk = BLOCK.min(hd.key_end(q0, nq) - k0);
-                    hd.scores(qkv, q0, nq, k0, nk, &mut s);
-                    for r in 0..nq {
-                        let t = q0 + r;
-                        let g = &d_o[hd.out(t)..][..d];
-                        let q = &qkv[hd.at(t, 0)..][..d];
-                        let dq = grad(t, 0);
-                        for c in 0..nk {
-                            let pr = (s[r][c] - lse[hd.stats + t]).exp();
-                            if pr == 0.0 {
-                                continue;
+                let mut s = [[0.0f32; BLOCK]; BLOCK];
+                for q0 in (0..hd.time).step_by(BLOCK) {
+                    let nq = BLOCK.min(hd.time - q0);
+                    for k0 in (0..hd.key_end(q0, nq)).step_by(BLOCK) {
+                        let nk = BLOCK.min(hd.key_end(q0, nq) - k0);
+                        hd.scores(qkv, q0, nq, k0, nk, &mut s);
+                        for (r, scores) in s.iter().enumerate().take(nq) {
+                            let t = q0 + r;
+                            let g = &d_o[hd.out(t)..][..d];
+                            let q = &qkv[hd.at(t, 0)..][..d];
+                            let dq = grad(t, 0);
+                            for (c, &score) in scores.iter().enumerate().take(nk) {
+                                let pr = (score - lse[hd.stats + t]).exp();
+                                if pr == 0.0 {
+                                    continue;
+                                }
+                                let key = k0 + c;
+                                axpy(pr, g, grad(key, 2));
+                                let dp = dot(g, &qkv[hd.at(key, 2)..][..d]);
+                                let ds = pr * (dp - delta[t]) * hd.scale;
+                                axpy(ds, &qkv[hd.at(key, 1)..][..d], dq);
+                                axpy(ds, q, grad(key, 1));
                             }
-                            let key = k0 + c;
-                            axpy(pr, g, grad(key, 2));
-                            let dp = dot(g, &qkv[hd.at(key, 2)..][..d]);
-                            let ds = pr * (dp - delta[t]) * hd.scale;
-                            axpy(ds, &qkv[hd.at(key, 1)..][..d], dq);
-                            axpy(ds, q, grad(key, 1));
                         }
                     }
                 }
-            }
-        });
+            });
         Ok(())
     }
 }
