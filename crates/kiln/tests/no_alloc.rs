@@ -106,6 +106,27 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// A small GPT over a real-valued sequence: position embeddings, a pre-norm block
+    /// of causal attention and an MLP, pooled into a class.
+    pub struct SmallGpt {
+        input: [12, 8],
+        position: PositionEmbedding(12),
+        attention: Residual {
+            ln: LayerNorm,
+            attn: MultiHeadAttention(2, causal = true),
+        },
+        mlp: Residual {
+            ln: LayerNorm,
+            fc: TimeDense(16, gelu),
+            proj: TimeDense(8),
+        },
+        ln_f: LayerNorm,
+        pool: GlobalAvgPool1d,
+        out: Dense(10, softmax),
+    }
+}
+
 /// Heap allocations over four steady-state training steps of `model` (after two to
 /// warm up), alternating typed and host batches.
 fn steady_state_allocations<M: Model<Cpu>>(mut model: M, batch: usize) -> usize {
@@ -167,5 +188,10 @@ fn a_training_step_allocates_nothing() {
     assert_eq!(
         allocations, 0,
         "stacked LSTMs: {allocations} heap allocations in 4 steady-state steps"
+    );
+    let allocations = steady_state_allocations(SmallGpt::new(&cpu, 8, 1).unwrap(), 8);
+    assert_eq!(
+        allocations, 0,
+        "a small GPT: {allocations} heap allocations in 4 steady-state steps"
     );
 }
