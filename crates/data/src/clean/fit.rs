@@ -463,15 +463,19 @@ pub(super) fn keep_rows(
     };
     let mut seen = HashSet::new();
     let mut rows = Vec::with_capacity(frame.len());
+    // The first rows each reason dropped, for an error that names them.
+    let mut dropped: [Vec<usize>; 3] = Default::default();
     for i in 0..frame.len() {
         if target.is_some_and(|t| t.cells().is_missing(i)) {
             counts.without_target += 1;
+            dropped[0].push(i);
             continue;
         }
         if let Some(max) = max_missing {
             let missing = used.iter().filter(|c| c.cells().is_missing(i)).count();
             if missing as f64 > max * used.len() as f64 {
                 counts.too_sparse += 1;
+                dropped[1].push(i);
                 continue;
             }
         }
@@ -483,6 +487,7 @@ pub(super) fn keep_rows(
             }
             if !seen.insert(key) {
                 counts.duplicates += 1;
+                dropped[2].push(i);
                 continue;
             }
         }
@@ -490,14 +495,20 @@ pub(super) fn keep_rows(
     }
     counts.kept = rows.len();
     if rows.is_empty() {
+        let target_name = target.map_or("the target", |t| t.name());
+        let sparse = format!(
+            "missing more than {:.0} % of their input cells",
+            max_missing.unwrap_or(1.0) * 100.0
+        );
         let why = [
-            (counts.without_target, "lack the target"),
-            (counts.too_sparse, "miss too many cells"),
-            (counts.duplicates, "repeat an earlier row"),
+            format!("without the target `{target_name}`"),
+            sparse,
+            "repeating an earlier row".into(),
         ]
         .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
+        .zip(&dropped)
+        .filter(|(_, at)| !at.is_empty())
+        .map(|(what, at)| format!("{} {what} ({})", at.len(), name_rows(frame, at)))
         .collect::<Vec<_>>()
         .join(", ");
         return Err(Error::Table {
@@ -509,6 +520,22 @@ pub(super) fn keep_rows(
         });
     }
     Ok((rows, counts))
+}
+
+/// The data rows (from 1) of frame rows `at`: the first three, and how many more.
+fn name_rows(frame: &Frame, at: &[usize]) -> String {
+    let first: Vec<String> = at
+        .iter()
+        .take(3)
+        .map(|&i| frame.origins()[i].row.to_string())
+        .collect();
+    let more = at.len().saturating_sub(3);
+    let rows = if at.len() == 1 { "row" } else { "rows" };
+    if more == 0 {
+        format!("{rows} {}", first.join(", "))
+    } else {
+        format!("{rows} {} and {more} more", first.join(", "))
+    }
 }
 
 /// A cell as text that tells values (and a missing cell) apart.

@@ -254,7 +254,20 @@ b,5,9,blue\n";
         .ok_or("fitted on no rows")?;
     assert_eq!(
         err.to_string(),
-        "t.csv: no rows left after cleaning: of 2 rows, 2 lack the target"
+        "t.csv: no rows left after cleaning: of 2 rows, 2 without the target `y` (rows 1, 2)"
+    );
+    let sparse_or_repeated =
+        frame(b"y,x,z\nNA,1,2\na,NA,NA\nb,NA,NA\nb,NA,NA\nc,NA,NA\nc,NA,NA\n")?;
+    let err = TablePipeline::new("y")
+        .impute(Impute::Constant(0.0))
+        .drop_rows_missing_over(0.5)
+        .fit(&sparse_or_repeated)
+        .err()
+        .ok_or("fitted on no rows")?;
+    assert_eq!(
+        err.to_string(),
+        "t.csv: no rows left after cleaning: of 6 rows, 1 without the target `y` (row 1), \
+         5 missing more than 50 % of their input cells (rows 2, 3, 4 and 2 more)"
     );
     Ok(())
 }
