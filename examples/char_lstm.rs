@@ -22,6 +22,7 @@ use kiln::kernels::rng::Rng;
 use kiln::losses::SequenceCriterion;
 use kiln::prelude::*;
 use kiln::shape::Tokens;
+use kiln_examples::language::{sample, validation_loss};
 use kiln_examples::report::Json;
 
 /// Characters a training window and an evaluation window hold.
@@ -181,30 +182,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The mean loss over every character of the validation text that a whole window
-/// predicts (windows read in order, each from zero states).
-fn validation_loss(
-    model: &mut CharLstm,
-    loss: &mut SequenceCriterion<WINDOW, VOCABULARY, Cpu>,
-    validation: &[u32],
-    batch: usize,
-) -> Result<f64, Box<dyn std::error::Error>> {
-    let windows: Vec<_> = text::consecutive_windows(validation, WINDOW)?.collect();
-    let (mut sum, mut count) = (0.0, 0usize);
-    for group in windows.chunks(batch) {
-        let host: Vec<f32> = group
-            .iter()
-            .flat_map(|(x, _)| x.iter().map(|&t| t as f32))
-            .collect();
-        let next: Vec<u32> = group.iter().flat_map(|(_, y)| y.iter().copied()).collect();
-        let out = model.forward_host(&host, Mode::Eval)?;
-        let value = loss.compute(&out, &next, None)?;
-        sum += f64::from(value) * next.len() as f64;
-        count += next.len();
-    }
-    Ok(sum / count.max(1) as f64)
-}
-
 /// `prompt`, then `o.sample` characters drawn one at a time from the model's next-
 /// character distribution (sharpened by the temperature, cut to the top k), the
 /// LSTM's state carried from each character to the next.
@@ -256,24 +233,4 @@ fn generate(
         cpu.download(out.buffer(), &mut probabilities)?;
     }
     Ok(text)
-}
-
-/// A token drawn from `p` raised to `1 / temperature`, among its `top_k` most likely.
-fn sample(p: &[f32], temperature: f64, top_k: usize, rng: &mut Rng) -> u32 {
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    order.truncate(top_k.max(1));
-    let weights: Vec<f64> = order
-        .iter()
-        .map(|&i| f64::from(p[i]).max(1e-30).powf(1.0 / temperature))
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut draw = f64::from(rng.uniform()) * total;
-    for (&i, w) in order.iter().zip(&weights) {
-        if draw < *w {
-            return i as u32;
-        }
-        draw -= w;
-    }
-    order[0] as u32
 }

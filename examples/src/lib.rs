@@ -8,6 +8,7 @@ pub mod cleaned;
 pub mod device;
 pub mod diabetes;
 pub mod digits;
+pub mod language;
 pub mod penguins;
 pub mod report;
 

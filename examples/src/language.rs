@@ -1,0 +1,56 @@
+//! What the character-level language models share: their validation loss over
+//! consecutive windows, and how a character is drawn from a predicted distribution.
+
+use kiln::data::text;
+use kiln::kernels::rng::Rng;
+use kiln::losses::SequenceCriterion;
+use kiln::prelude::*;
+use kiln::shape::Rank2;
+
+/// The mean loss over every character of `validation` that a whole window of `T`
+/// predicts (windows read in order, each from the model's initial state), in
+/// batches of `batch` windows.
+pub fn validation_loss<const T: usize, const V: usize, M>(
+    model: &mut M,
+    loss: &mut SequenceCriterion<T, V, Cpu>,
+    validation: &[u32],
+    batch: usize,
+) -> Result<f64, Box<dyn std::error::Error>>
+where
+    M: Model<Cpu, Output = Rank2<T, V>>,
+{
+    let windows: Vec<_> = text::consecutive_windows(validation, T)?.collect();
+    let (mut sum, mut count) = (0.0, 0usize);
+    for group in windows.chunks(batch) {
+        let host: Vec<f32> = group
+            .iter()
+            .flat_map(|(x, _)| x.iter().map(|&t| t as f32))
+            .collect();
+        let next: Vec<u32> = group.iter().flat_map(|(_, y)| y.iter().copied()).collect();
+        let out = model.forward_host(&host, Mode::Eval)?;
+        let value = loss.compute(&out, &next, None)?;
+        sum += f64::from(value) * next.len() as f64;
+        count += next.len();
+    }
+    Ok(sum / count.max(1) as f64)
+}
+
+/// A token drawn from `p` raised to `1 / temperature`, among its `top_k` most likely.
+pub fn sample(p: &[f32], temperature: f64, top_k: usize, rng: &mut Rng) -> u32 {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    order.truncate(top_k.max(1));
+    let weights: Vec<f64> = order
+        .iter()
+        .map(|&i| f64::from(p[i]).max(1e-30).powf(1.0 / temperature))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut draw = f64::from(rng.uniform()) * total;
+    for (&i, w) in order.iter().zip(&weights) {
+        if draw < *w {
+            return i as u32;
+        }
+        draw -= w;
+    }
+    order[0] as u32
+}
