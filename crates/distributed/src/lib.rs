@@ -289,6 +289,25 @@ pub fn launched_by_mpi() -> bool {
         .any(|v| std::env::var_os(v).is_some())
 }
 
+/// `mpirun -np ranks` on this machine, or `None` where no `mpirun` is on the path: the
+/// launcher for a test or a benchmark that starts its own ranks. Open MPI's is told
+/// that the ranks may outnumber the cores and may run as root (as in a container).
+pub fn local_mpirun(ranks: usize) -> Option<std::process::Command> {
+    let version = std::process::Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let mut mpirun = std::process::Command::new("mpirun");
+    if String::from_utf8_lossy(&version.stdout).contains("Open MPI") {
+        mpirun
+            .arg("--oversubscribe")
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    mpirun.args(["-np", &ranks.to_string()]);
+    Some(mpirun)
+}
+
 /// A world of one process.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Single;

@@ -299,28 +299,14 @@ fn two_mpi_processes_of_32_train_as_one_of_64() {
         println!("skipped: built without the feature `mpi`");
         return;
     }
-    let Ok(version) = std::process::Command::new("mpirun")
-        .arg("--version")
-        .output()
-    else {
+    let Some(mut mpirun) = kiln::distributed::local_mpirun(2) else {
         println!("skipped: no mpirun on the path");
         return;
     };
-    let open_mpi = String::from_utf8_lossy(&version.stdout).contains("Open MPI");
     let dir = std::env::temp_dir().join(format!("kiln-distributed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("history");
-    let mut mpirun = std::process::Command::new("mpirun");
-    if open_mpi {
-        // Two ranks on a machine that may have fewer cores; Open MPI refuses root
-        // unless told.
-        mpirun
-            .arg("--oversubscribe")
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
     let status = mpirun
-        .args(["-np", "2"])
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", "distributed_rank", "--test-threads=1"])
         .env(OUT, &out)
