@@ -183,6 +183,7 @@ fn lstm(units: usize, return_sequences: bool) -> RecurrentSpec {
         units,
         return_sequences,
         stateful: false,
+        bidirectional: false,
     }
 }
 
@@ -203,14 +204,22 @@ fn recurrent(cell: Cell, units: usize, return_sequences: bool) -> RecurrentSpec 
 
 #[test]
 fn recurrent_gradients_match_finite_differences() {
-    for cell in CELLS {
+    for (cell, bidirectional) in CELLS.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         for return_sequences in [true, false] {
             let input = Shape::new(&[4, 3]);
-            let spec = recurrent(cell, 5, return_sequences);
+            let spec = RecurrentSpec {
+                bidirectional,
+                ..recurrent(cell, 5, return_sequences)
+            };
             let mut run = Run::<Recurrent<Cpu>>::new(&spec, input, 2);
             // Biases away from zero, so that each of a GRU's two counts.
-            let bias = run.parameter("bias");
-            run.set("bias", &sequence(bias.len(), 0.53, 0.2, 0.4, f64::sin));
+            for name in ["bias", "reverse_bias"]
+                .into_iter()
+                .take(1 + usize::from(bidirectional))
+            {
+                let bias = run.parameter(name);
+                run.set(name, &sequence(bias.len(), 0.53, 0.2, 0.4, f64::sin));
+            }
             let x = sequence(24, 0.41, 0.3, 1.0, f64::sin);
             let u = sequence(run.out_len, 0.29, 1.1, 1.0, f64::cos);
             check_finite_differences(&mut run, &x, &u, true);
@@ -276,39 +285,54 @@ fn an_id_past_the_vocabulary_is_an_error_naming_its_place() {
     );
 }
 
-/// A layer of `cell` given the oracle's weights, PyTorch's loaded through
+/// A layer of `spec` given the oracle's weights, PyTorch's loaded through
 /// [`weights_from_pytorch`] (Keras's formula for a GRU without `reset_after`, whose
-/// weights the oracle draws in Keras's layout), run on the oracle's data.
-fn pytorch_recurrent(cell: Cell, return_sequences: bool) -> Gradients {
+/// weights the oracle draws in Keras's layout), run on the oracle's data; a
+/// bidirectional layer's reverse weights from salts 10 higher.
+fn pytorch_layer(spec: &RecurrentSpec) -> Gradients {
     let (b, t, f, h) = (2, 5, 3, 4);
-    let spec = recurrent(cell, h, return_sequences);
-    let mut run = Run::<Recurrent<Cpu>>::new(&spec, Shape::new(&[t, f]), b);
+    let cell = spec.cell;
+    let mut run = Run::<Recurrent<Cpu>>::new(spec, Shape::new(&[t, f]), b);
     let w = cell.gates() * h;
     let weights = |salt: f64, n: usize| sequence(n, 0.23, salt, 0.5, f64::cos);
-    let w = if cell == (Cell::Gru { reset_after: false }) {
-        kiln_nn::RecurrentWeights {
-            kernel: weights(2.0, w * f),
-            recurrent_kernel: weights(3.0, w * h),
-            bias: weights(4.0, w),
-        }
+    let directions: &[(f64, &str)] = if spec.bidirectional {
+        &[(2.0, ""), (12.0, "reverse_")]
     } else {
-        weights_from_pytorch(
-            cell,
-            f,
-            h,
-            &weights(2.0, w * f),
-            &weights(3.0, w * h),
-            &weights(4.0, w),
-            &weights(5.0, w),
-        )
-        .unwrap()
+        &[(2.0, "")]
     };
-    run.set("kernel", &w.kernel);
-    run.set("recurrent_kernel", &w.recurrent_kernel);
-    run.set("bias", &w.bias);
+    for &(base, prefix) in directions {
+        let loaded = if cell == (Cell::Gru { reset_after: false }) {
+            kiln_nn::RecurrentWeights {
+                kernel: weights(base, w * f),
+                recurrent_kernel: weights(base + 1.0, w * h),
+                bias: weights(base + 2.0, w),
+            }
+        } else {
+            weights_from_pytorch(
+                cell,
+                f,
+                h,
+                &weights(base, w * f),
+                &weights(base + 1.0, w * h),
+                &weights(base + 2.0, w),
+                &weights(base + 3.0, w),
+            )
+            .unwrap()
+        };
+        run.set(&format!("{prefix}kernel"), &loaded.kernel);
+        run.set(
+            &format!("{prefix}recurrent_kernel"),
+            &loaded.recurrent_kernel,
+        );
+        run.set(&format!("{prefix}bias"), &loaded.bias);
+    }
     let x = sequence(b * t * f, 0.37, 1.0, 0.9, f64::sin);
     let u = sequence(run.out_len, 0.11, 7.0, 1.0, f64::sin);
     run.gradients(&x, &u)
+}
+
+fn pytorch_recurrent(cell: Cell, return_sequences: bool) -> Gradients {
+    pytorch_layer(&recurrent(cell, 4, return_sequences))
 }
 
 /// `m` (`rows x cols`, row major) transposed.
@@ -441,6 +465,86 @@ fn gru_and_simple_rnn_match_pytorch_with_the_same_weights() {
         assert_close(&format!("{what}: kernel"), &grads[0].1, dkernel, 1e-5);
         assert_close(&format!("{what}: recurrent"), &grads[1].1, drecurrent, 1e-5);
         assert_close(&format!("{what}: bias"), &grads[2].1, dbias, 1e-5);
+    }
+}
+
+/// Bidirectional `nn.LSTM` and `nn.GRU`: every step's output, or (Keras's last
+/// output) both directions' final states.
+#[test]
+fn bidirectional_layers_match_pytorch_with_the_same_weights() {
+    use oracle::*;
+    type Expected = [&'static [f32]; 8];
+    let cases: [(Cell, bool, Expected); 4] = [
+        (
+            Cell::Lstm,
+            true,
+            [
+                BI_LSTM_SEQ_Y,
+                BI_LSTM_SEQ_DX,
+                BI_LSTM_SEQ_FORWARD_DKERNEL,
+                BI_LSTM_SEQ_FORWARD_DRECURRENT,
+                BI_LSTM_SEQ_FORWARD_DBIAS,
+                BI_LSTM_SEQ_REVERSE_DKERNEL,
+                BI_LSTM_SEQ_REVERSE_DRECURRENT,
+                BI_LSTM_SEQ_REVERSE_DBIAS,
+            ],
+        ),
+        (
+            Cell::Lstm,
+            false,
+            [
+                BI_LSTM_LAST_Y,
+                BI_LSTM_LAST_DX,
+                BI_LSTM_LAST_FORWARD_DKERNEL,
+                BI_LSTM_LAST_FORWARD_DRECURRENT,
+                BI_LSTM_LAST_FORWARD_DBIAS,
+                BI_LSTM_LAST_REVERSE_DKERNEL,
+                BI_LSTM_LAST_REVERSE_DRECURRENT,
+                BI_LSTM_LAST_REVERSE_DBIAS,
+            ],
+        ),
+        (
+            Cell::Gru { reset_after: true },
+            true,
+            [
+                BI_GRU_SEQ_Y,
+                BI_GRU_SEQ_DX,
+                BI_GRU_SEQ_FORWARD_DKERNEL,
+                BI_GRU_SEQ_FORWARD_DRECURRENT,
+                BI_GRU_SEQ_FORWARD_DBIAS,
+                BI_GRU_SEQ_REVERSE_DKERNEL,
+                BI_GRU_SEQ_REVERSE_DRECURRENT,
+                BI_GRU_SEQ_REVERSE_DBIAS,
+            ],
+        ),
+        (
+            Cell::Gru { reset_after: true },
+            false,
+            [
+                BI_GRU_LAST_Y,
+                BI_GRU_LAST_DX,
+                BI_GRU_LAST_FORWARD_DKERNEL,
+                BI_GRU_LAST_FORWARD_DRECURRENT,
+                BI_GRU_LAST_FORWARD_DBIAS,
+                BI_GRU_LAST_REVERSE_DKERNEL,
+                BI_GRU_LAST_REVERSE_DRECURRENT,
+                BI_GRU_LAST_REVERSE_DBIAS,
+            ],
+        ),
+    ];
+    for (cell, return_sequences, expected) in cases {
+        let spec = RecurrentSpec {
+            bidirectional: true,
+            ..recurrent(cell, 4, return_sequences)
+        };
+        let (y, dx, grads) = pytorch_layer(&spec);
+        let what = format!("{cell:?}, return_sequences {return_sequences}");
+        assert_close(&format!("{what}: y"), &y, expected[0], 1e-5);
+        assert_close(&format!("{what}: dx"), &dx, expected[1], 1e-5);
+        assert_eq!(grads.len(), 6, "{what}: both directions' parameters");
+        for ((name, got), want) in grads.iter().zip(&expected[2..]) {
+            assert_close(&format!("{what}: {name}"), got, want, 1e-5);
+        }
     }
 }
 

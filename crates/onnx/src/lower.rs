@@ -435,17 +435,23 @@ mod tests {
                 ("l.bias".to_string(), (vec![2], vec![0.0; 2])),
                 ("l.running_mean".to_string(), (vec![2], vec![0.0; 2])),
                 ("l.running_var".to_string(), (vec![2], vec![1.0; 2])),
-                // A recurrent layer's bias is wider than the others': it has a name
-                // of its own.
-                ("lstm.kernel".to_string(), (vec![2, 8], vec![1.0; 16])),
-                (
-                    "lstm.recurrent_kernel".to_string(),
-                    (vec![2, 8], vec![1.0; 16]),
-                ),
-                ("lstm.bias".to_string(), (vec![8], vec![0.0; 8])),
                 ("l.qkv_weight".to_string(), (vec![2, 6], vec![1.0; 12])),
                 ("l.out_weight".to_string(), (vec![2, 2], vec![1.0; 4])),
             ]);
+            // A recurrent layer's tensors are as wide as its cell's gates (a GRU
+            // with reset_after has two biases): they have a name of their own.
+            let mut tensors = tensors;
+            if let Some(r) = (&*spec as &dyn Any).downcast_ref::<kiln_shape::RecurrentSpec>() {
+                let w = r.gate_width();
+                let bias = match r.cell {
+                    kiln_shape::Cell::Gru { reset_after: true } => 2 * w,
+                    _ => w,
+                };
+                for part in ["kernel", "recurrent_kernel"] {
+                    tensors.insert(format!("lstm.{part}"), (vec![2, w], vec![1.0; 2 * w]));
+                }
+                tensors.insert("lstm.bias".to_string(), (vec![bias], vec![0.0; bias]));
+            }
             let mut ex = Exporter::new(&tensors);
             let x = Val {
                 name: "input".into(),

@@ -164,7 +164,23 @@ static void check(Cell cell, unsigned return_sequences, unsigned carry) {
     expect_close((what + ": bias's gradient").c_str(), differences(bd, loss), db, 1e-4f);
 }
 
+// A sequence's steps reversed, written and then added.
+static void check_reverse() {
+    const unsigned B = 2, T = 5, W = 3;
+    RecurrentParams p{B, T, W, 1, 0};
+    std::vector<float> x = random_values(B * T * W), y(B * T * W, 0.0f), want(B * T * W);
+    for (unsigned b = 0; b < B; ++b)
+        for (unsigned t = 0; t < T; ++t)
+            for (unsigned k = 0; k < W; ++k) want[(b * T + t) * W + k] = x[(b * T + T - 1 - t) * W + k];
+    launch(dim3{2, 1, 1}, dim3{8, 1, 1}, reverse_time_fwd_f32, p, u32(0), (const float*)x.data(), y.data());
+    expect_close("reverse time", want, y, 0.0f);
+    launch(dim3{2, 1, 1}, dim3{8, 1, 1}, reverse_time_fwd_f32, p, u32(1), (const float*)x.data(), y.data());
+    for (auto& v : want) v *= 2.0f;
+    expect_close("reverse time, added", want, y, 0.0f);
+}
+
 int main() {
+    check_reverse();
     for (Cell cell : {GRU_AFTER, GRU_BEFORE, RNN})
         for (unsigned carry = 0; carry < 2; ++carry) {
             check(cell, 1, carry);

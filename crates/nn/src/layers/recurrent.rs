@@ -23,7 +23,9 @@
 //! original GRU, and ONNX's `linear_before_reset = 0`) has one bias. PyTorch's
 //! `batch_first=True` is kiln's (and Keras's) `[batch, time, features]`.
 
+use kiln_kernels::ops::InputGrad;
 use kiln_kernels::ops::bias::BiasParams;
+use kiln_kernels::ops::concat::ConcatParams;
 use kiln_kernels::ops::matmul::MatmulParams;
 use kiln_kernels::ops::recurrent::{RecurrentParams, RecurrentWorkspace, gru_bias_len};
 use kiln_kernels::rng::Rng;
@@ -38,15 +40,19 @@ use crate::{Backward, Error, Layer, Mode, Result};
 /// `stateful`, from the states its previous call ended with (the gradient cut there:
 /// truncated backpropagation through time; [`Recurrent::reset_states`] starts again).
 /// A stateful layer keeps one state a batch row, so its batches keep their size.
+/// `bidirectional`, a second set of weights reads each sequence from its end, and the
+/// output concatenates both directions.
 ///
 /// # Shapes
 /// - input: `[batch, time, features]`
 /// - output: `[batch, time, units]` with `return_sequences = true`, else the last
-///   step's `[batch, units]`
+///   step's `[batch, units]` (`2 units` when bidirectional)
 /// - `kernel`: `[features, gates * units]`, glorot-uniform
 /// - `recurrent_kernel`: `[units, gates * units]`, orthogonal (Keras's default)
-/// - `bias`: `[gates * units]`, zero but for the LSTM's forget gate, 1 (Keras's
-///   `unit_forget_bias`)
+/// - `bias`: `[gates * units]` (a GRU with `reset_after`: `[2, 3 units]`), zero but
+///   for the LSTM's forget gate, 1 (Keras's `unit_forget_bias`)
+/// - bidirectional: `reverse_kernel`, `reverse_recurrent_kernel` and `reverse_bias`
+///   too, the reverse direction's
 ///
 /// Its workspace (gates, states and their gradients for every step) is sized for the
 /// largest batch when the layer is built, so neither pass allocates. Stack layers
@@ -56,6 +62,15 @@ pub struct Recurrent<B: Backend> {
     spec: RecurrentSpec,
     time: usize,
     features: usize,
+    forward: Direction<B>,
+    reverse: Option<Reverse<B>>,
+    /// A stateful layer's next call starts from the last one's states.
+    carried: bool,
+}
+
+/// One direction's weights, their gradients, and its workspace.
+#[derive(Debug)]
+struct Direction<B: Backend> {
     kernel: B::Buffer,
     recurrent_kernel: B::Buffer,
     bias: B::Buffer,
@@ -63,8 +78,25 @@ pub struct Recurrent<B: Backend> {
     drecurrent_kernel: B::Buffer,
     dbias: B::Buffer,
     ws: RecurrentWorkspace<B::Buffer>,
-    /// A stateful layer's next call starts from the last one's states.
-    carried: bool,
+}
+
+/// A bidirectional layer's reverse direction and the buffers between the two
+/// directions and the output, all sized at build.
+#[derive(Debug)]
+struct Reverse<B: Backend> {
+    dir: Direction<B>,
+    /// `[batch, time, features]`: the input, steps reversed.
+    x: B::Buffer,
+    /// `[batch, time, features]`: the reverse direction's input gradient.
+    dx: B::Buffer,
+    /// The forward direction's output, then its output gradient.
+    forward_y: B::Buffer,
+    /// The reverse direction's output in its own (reversed) order, then its output
+    /// gradient in that order.
+    y: B::Buffer,
+    /// With `return_sequences`: the reverse direction's output (then gradient) in
+    /// time order.
+    y_in_order: B::Buffer,
 }
 
 /// Keras-layout weights of a recurrent layer: `kernel`, `recurrent_kernel` and `bias`.
@@ -172,6 +204,132 @@ fn orthogonal(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
     m.into_iter().map(|v| v as f32).collect()
 }
 
+impl<B: Backend> Direction<B> {
+    fn build(
+        backend: &B,
+        spec: &RecurrentSpec,
+        (time, features): (usize, usize),
+        max_batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let (h, w) = (spec.units, spec.gate_width());
+        let kernel = glorot_uniform(backend, features * w, features, w, rng)?;
+        let recurrent_kernel = backend.alloc_from(&orthogonal(h, w, rng))?;
+        let mut bias = vec![0.0; bias_len(spec)];
+        if spec.cell == Cell::Lstm {
+            bias[h..2 * h].fill(1.0);
+        }
+        Ok(Self {
+            kernel,
+            recurrent_kernel,
+            dkernel: backend.alloc(features * w)?,
+            drecurrent_kernel: backend.alloc(h * w)?,
+            dbias: backend.alloc(bias.len())?,
+            bias: backend.alloc_from(&bias)?,
+            ws: RecurrentWorkspace::new(backend, max_batch, time, h, spec.cell.gates())?,
+        })
+    }
+
+    /// The input product, then the time loop: `y` gets this direction's output.
+    fn forward(
+        &mut self,
+        backend: &B,
+        spec: &RecurrentSpec,
+        (proj, p): (&MatmulParams, &RecurrentParams),
+        x: &B::Buffer,
+        y: &mut B::Buffer,
+    ) -> Result<()> {
+        backend.matmul(proj, x, &self.kernel, &mut self.ws.gates)?;
+        let (u, ws) = (&self.recurrent_kernel, &mut self.ws);
+        if let Cell::Gru { reset_after } = spec.cell {
+            // The GRU's biases meet the gates inside the time loop.
+            return Ok(backend.gru_fwd(p, reset_after, u, &self.bias, ws, y)?);
+        }
+        let bias = BiasParams::new(proj.m, proj.n);
+        backend.bias_activation(&bias, &self.bias, &mut ws.gates)?;
+        match spec.cell {
+            Cell::Lstm => backend.lstm_fwd(p, u, ws, y)?,
+            Cell::SimpleRnn => backend.rnn_fwd(p, u, ws, y)?,
+            Cell::Gru { .. } => unreachable!("run above"),
+        }
+        Ok(())
+    }
+
+    /// Back through time from `dy`, then the input product's gradients.
+    fn backward(
+        &mut self,
+        backend: &B,
+        spec: &RecurrentSpec,
+        (proj, p): (&MatmulParams, &RecurrentParams),
+        (x, dy): (&B::Buffer, &B::Buffer),
+        dx: Option<InputGrad<'_, B::Buffer>>,
+    ) -> Result<()> {
+        let (u, ws, du) = (
+            &self.recurrent_kernel,
+            &mut self.ws,
+            &mut self.drecurrent_kernel,
+        );
+        match spec.cell {
+            Cell::Lstm => backend.lstm_bwd(p, u, ws, dy, du)?,
+            Cell::SimpleRnn => backend.rnn_bwd(p, u, ws, dy, du)?,
+            Cell::Gru { reset_after } => {
+                backend.gru_bwd(p, reset_after, u, ws, dy, du, &mut self.dbias)?;
+            }
+        }
+        // The gates' gradient now holds every step: the input product's gradients
+        // are one product each, as in a dense layer.
+        let dgates = &self.ws.gates;
+        let dw = MatmulParams {
+            m: proj.k,
+            n: proj.n,
+            k: proj.m,
+            trans_a: true,
+            trans_b: false,
+            accumulate: true,
+        };
+        backend.matmul(&dw, x, dgates, &mut self.dkernel)?;
+        if !matches!(spec.cell, Cell::Gru { .. }) {
+            backend.bias_grad(&BiasParams::new(proj.m, proj.n), dgates, &mut self.dbias)?;
+        }
+        if let Some(dx) = dx {
+            let dxp = MatmulParams {
+                m: proj.m,
+                n: proj.k,
+                k: proj.n,
+                trans_a: false,
+                trans_b: true,
+                accumulate: dx.accumulate,
+            };
+            backend.matmul(&dxp, dgates, &self.kernel, dx.buffer)?;
+        }
+        Ok(())
+    }
+
+    fn tensors(&mut self) -> [(&mut B::Buffer, &mut B::Buffer); 3] {
+        [
+            (&mut self.kernel, &mut self.dkernel),
+            (&mut self.recurrent_kernel, &mut self.drecurrent_kernel),
+            (&mut self.bias, &mut self.dbias),
+        ]
+    }
+
+    fn tensors_ref(&self) -> [(&B::Buffer, &B::Buffer); 3] {
+        [
+            (&self.kernel, &self.dkernel),
+            (&self.recurrent_kernel, &self.drecurrent_kernel),
+            (&self.bias, &self.dbias),
+        ]
+    }
+}
+
+/// Values of the bias: a GRU with `reset_after` has a second, recurrent one.
+fn bias_len(spec: &RecurrentSpec) -> usize {
+    match spec.cell {
+        Cell::Gru { reset_after } => gru_bias_len(spec.units, reset_after),
+        _ => spec.gate_width(),
+    }
+}
+
 impl<B: Backend> Recurrent<B> {
     fn params(&self, batch: usize) -> Result<RecurrentParams> {
         Ok(RecurrentParams::new(
@@ -216,16 +374,28 @@ impl<B: Backend> Recurrent<B> {
         [Shape::new(&[f, w]), Shape::new(&[h, w]), bias]
     }
 
-    /// Values of the bias: a GRU with `reset_after` has a second, recurrent one.
-    fn bias_len(spec: &RecurrentSpec) -> usize {
-        match spec.cell {
-            Cell::Gru { reset_after } => gru_bias_len(spec.units, reset_after),
-            _ => spec.gate_width(),
-        }
+    /// Sequences of `width` values a step, for the reversal op.
+    fn steps(&self, batch: usize, width: usize) -> Result<RecurrentParams> {
+        Ok(RecurrentParams::new(batch, self.time, width, true)?)
+    }
+
+    /// Where each direction's output goes in the concatenated output.
+    fn halves(&self, batch: usize) -> Result<[ConcatParams; 2]> {
+        let rows = if self.spec.return_sequences {
+            batch * self.time
+        } else {
+            batch
+        };
+        let h = self.spec.units;
+        Ok([
+            ConcatParams::new(rows, h, 2 * h, 0)?,
+            ConcatParams::new(rows, h, 2 * h, h)?,
+        ])
     }
 }
 
 const NAMES: [&str; 3] = ["kernel", "recurrent_kernel", "bias"];
+const REVERSE_NAMES: [&str; 3] = ["reverse_kernel", "reverse_recurrent_kernel", "reverse_bias"];
 
 impl<B: Backend> Layer<B> for Recurrent<B> {
     type Spec = RecurrentSpec;
@@ -239,24 +409,27 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
     ) -> Result<Self> {
         checked_output(spec, input)?;
         let (time, features) = (input.dims()[0], input.dims()[1]);
-        let (h, w) = (spec.units, spec.gate_width());
-        let kernel = glorot_uniform(backend, features * w, features, w, rng)?;
-        let recurrent_kernel = backend.alloc_from(&orthogonal(h, w, rng))?;
-        let mut bias = vec![0.0; Self::bias_len(spec)];
-        if spec.cell == Cell::Lstm {
-            bias[h..2 * h].fill(1.0);
-        }
+        let forward = Direction::build(backend, spec, (time, features), max_batch, rng)?;
+        let reverse = if spec.bidirectional {
+            let out = max_batch * spec.units * if spec.return_sequences { time } else { 1 };
+            let sequence = max_batch * time * spec.units;
+            Some(Reverse {
+                dir: Direction::build(backend, spec, (time, features), max_batch, rng)?,
+                x: backend.alloc(max_batch * time * features)?,
+                dx: backend.alloc(max_batch * time * features)?,
+                forward_y: backend.alloc(out)?,
+                y: backend.alloc(out)?,
+                y_in_order: backend.alloc(if spec.return_sequences { sequence } else { 0 })?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             spec: *spec,
             time,
             features,
-            kernel,
-            recurrent_kernel,
-            bias: backend.alloc_from(&bias)?,
-            dkernel: backend.alloc(features * w)?,
-            drecurrent_kernel: backend.alloc(h * w)?,
-            dbias: backend.alloc(bias.len())?,
-            ws: RecurrentWorkspace::new(backend, max_batch, time, h, spec.cell.gates())?,
+            forward,
+            reverse,
             carried: false,
         })
     }
@@ -270,19 +443,34 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
         _mode: Mode,
     ) -> Result<()> {
         let proj = self.projection(batch)?;
-        backend.matmul(&proj, x, &self.kernel, &mut self.ws.gates)?;
         let p = self.params(batch)?;
-        let (u, ws) = (&self.recurrent_kernel, &mut self.ws);
-        if let Cell::Gru { reset_after } = self.spec.cell {
-            // The GRU's biases meet the gates inside the time loop.
-            backend.gru_fwd(&p, reset_after, u, &self.bias, ws, y)?;
-        } else {
-            let bias = BiasParams::new(proj.m, proj.n);
-            backend.bias_activation(&bias, &self.bias, &mut ws.gates)?;
-            match self.spec.cell {
-                Cell::Lstm => backend.lstm_fwd(&p, u, ws, y)?,
-                Cell::SimpleRnn => backend.rnn_fwd(&p, u, ws, y)?,
-                Cell::Gru { .. } => unreachable!("run above"),
+        let spec = self.spec;
+        let (steps, out_steps) = (
+            self.steps(batch, self.features)?,
+            self.steps(batch, spec.units)?,
+        );
+        let halves = self.halves(batch)?;
+        match self.reverse.as_mut() {
+            None => self.forward.forward(backend, &spec, (&proj, &p), x, y)?,
+            Some(rev) => {
+                self.forward
+                    .forward(backend, &spec, (&proj, &p), x, &mut rev.forward_y)?;
+                backend.reverse_time(&steps, x, InputGrad::write(&mut rev.x))?;
+                rev.dir
+                    .forward(backend, &spec, (&proj, &p), &rev.x, &mut rev.y)?;
+                let reverse_y = if spec.return_sequences {
+                    backend.reverse_time(
+                        &out_steps,
+                        &rev.y,
+                        InputGrad::write(&mut rev.y_in_order),
+                    )?;
+                    &rev.y_in_order
+                } else {
+                    // The reverse direction's last state has read back to step 0.
+                    &rev.y
+                };
+                backend.concat_fwd(&halves[0], &rev.forward_y, y)?;
+                backend.concat_fwd(&halves[1], reverse_y, y)?;
             }
         }
         // The backward pass of this call still reads its initial states, so the next
@@ -294,44 +482,46 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
     fn backward(&mut self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
         let x = pass.input(self.spec.cell.name())?;
         let p = self.params(pass.batch)?;
-        let (u, ws, du) = (
-            &self.recurrent_kernel,
-            &mut self.ws,
-            &mut self.drecurrent_kernel,
-        );
-        match self.spec.cell {
-            Cell::Lstm => backend.lstm_bwd(&p, u, ws, pass.dy, du)?,
-            Cell::SimpleRnn => backend.rnn_bwd(&p, u, ws, pass.dy, du)?,
-            Cell::Gru { reset_after } => {
-                backend.gru_bwd(&p, reset_after, u, ws, pass.dy, du, &mut self.dbias)?;
-            }
-        }
-        // The gates' gradient now holds every step: the input product's gradients
-        // are one product each, as in a dense layer.
         let proj = self.projection(pass.batch)?;
-        let dgates = &self.ws.gates;
-        let dw = MatmulParams {
-            m: proj.k,
-            n: proj.n,
-            k: proj.m,
-            trans_a: true,
-            trans_b: false,
-            accumulate: true,
+        let spec = self.spec;
+        let (steps, out_steps) = (
+            self.steps(pass.batch, self.features)?,
+            self.steps(pass.batch, spec.units)?,
+        );
+        let halves = self.halves(pass.batch)?;
+        let Some(rev) = self.reverse.as_mut() else {
+            return self
+                .forward
+                .backward(backend, &spec, (&proj, &p), (x, pass.dy), pass.dx);
         };
-        backend.matmul(&dw, x, dgates, &mut self.dkernel)?;
-        if !matches!(self.spec.cell, Cell::Gru { .. }) {
-            backend.bias_grad(&BiasParams::new(proj.m, proj.n), dgates, &mut self.dbias)?;
+        // Each direction's share of the output gradient, the reverse one's in its
+        // own order.
+        backend.concat_bwd(&halves[0], pass.dy, InputGrad::write(&mut rev.forward_y))?;
+        if spec.return_sequences {
+            backend.concat_bwd(&halves[1], pass.dy, InputGrad::write(&mut rev.y_in_order))?;
+            backend.reverse_time(&out_steps, &rev.y_in_order, InputGrad::write(&mut rev.y))?;
+        } else {
+            backend.concat_bwd(&halves[1], pass.dy, InputGrad::write(&mut rev.y))?;
         }
-        if let Some(dx) = pass.dx {
-            let dxp = MatmulParams {
-                m: proj.m,
-                n: proj.k,
-                k: proj.n,
-                trans_a: false,
-                trans_b: true,
-                accumulate: dx.accumulate,
-            };
-            backend.matmul(&dxp, dgates, &self.kernel, dx.buffer)?;
+        let mut dx = pass.dx;
+        self.forward.backward(
+            backend,
+            &spec,
+            (&proj, &p),
+            (x, &rev.forward_y),
+            dx.as_mut().map(InputGrad::reborrow),
+        )?;
+        let wants_dx = dx.is_some();
+        rev.dir.backward(
+            backend,
+            &spec,
+            (&proj, &p),
+            (&rev.x, &rev.y),
+            wants_dx.then(|| InputGrad::write(&mut rev.dx)),
+        )?;
+        if let Some(dx) = dx {
+            // Added to what the forward direction wrote (or added).
+            backend.reverse_time(&steps, &rev.dx, InputGrad::add_to(dx.buffer))?;
         }
         Ok(())
     }
@@ -343,20 +533,21 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
     ) -> kiln_kernels::Result<()> {
         let kind = self.spec.cell.name();
         let shapes = self.shapes();
-        let tensors = [
-            (&mut self.kernel, &mut self.dkernel),
-            (&mut self.recurrent_kernel, &mut self.drecurrent_kernel),
-            (&mut self.bias, &mut self.dbias),
+        let directions = [
+            Some((NAMES, &mut self.forward)),
+            self.reverse.as_mut().map(|r| (REVERSE_NAMES, &mut r.dir)),
         ];
-        for ((name, shape), (value, grad)) in NAMES.into_iter().zip(shapes).zip(tensors) {
-            f(ParamMut {
-                layer,
-                kind,
-                name,
-                shape,
-                value,
-                grad,
-            })?;
+        for (names, dir) in directions.into_iter().flatten() {
+            for ((name, shape), (value, grad)) in names.into_iter().zip(shapes).zip(dir.tensors()) {
+                f(ParamMut {
+                    layer,
+                    kind,
+                    name,
+                    shape,
+                    value,
+                    grad,
+                })?;
+            }
         }
         Ok(())
     }
@@ -367,20 +558,23 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
         f: ViewParams<'_, 'a, B>,
     ) -> kiln_kernels::Result<()> {
         let kind = self.spec.cell.name();
-        let tensors = [
-            (&self.kernel, &self.dkernel),
-            (&self.recurrent_kernel, &self.drecurrent_kernel),
-            (&self.bias, &self.dbias),
+        let directions = [
+            Some((NAMES, &self.forward)),
+            self.reverse.as_ref().map(|r| (REVERSE_NAMES, &r.dir)),
         ];
-        for ((name, shape), (value, grad)) in NAMES.into_iter().zip(self.shapes()).zip(tensors) {
-            f(ParamRef {
-                layer,
-                kind,
-                name,
-                shape,
-                value,
-                grad,
-            })?;
+        for (names, dir) in directions.into_iter().flatten() {
+            for ((name, shape), (value, grad)) in
+                names.into_iter().zip(self.shapes()).zip(dir.tensors_ref())
+            {
+                f(ParamRef {
+                    layer,
+                    kind,
+                    name,
+                    shape,
+                    value,
+                    grad,
+                })?;
+            }
         }
         Ok(())
     }

@@ -110,6 +110,37 @@ for cell, gates, blocks in (("GRU", 3, (1, 0, 2)), ("RNN", 1, (0,))):
         out.append(fmt(f"{p}_DRECURRENT", keras_layout(net.weight_hh_l0.grad, blocks), "Gradient of kiln's recurrent kernel."))
         out.append(fmt(f"{p}_DBIAS", db, "Gradient of kiln's bias."))
 
+# Bidirectional LSTM and GRU (reverse weights' salts: weight_ih 12.0, weight_hh 13.0,
+# bias_ih 14.0, bias_hh 15.0). With every step, y is PyTorch's output ([forward,
+# reverse] at each step); with the last step only, Keras's: both directions' final
+# states, h_n[0] (forward, at the last step) and h_n[1] (reverse, back at step 0).
+for cell, gates, blocks in (("LSTM", 4, (0, 1, 2, 3)), ("GRU", 3, (1, 0, 2))):
+    for mode, seq in (("SEQ", True), ("LAST", False)):
+        net = (torch.nn.LSTM if cell == "LSTM" else torch.nn.GRU)(F, H, batch_first=True, bidirectional=True)
+        with torch.no_grad():
+            for suffix, base in (("", 2.0), ("_reverse", 12.0)):
+                getattr(net, f"weight_ih_l0{suffix}").copy_(w_of((gates * H, F), base))
+                getattr(net, f"weight_hh_l0{suffix}").copy_(w_of((gates * H, H), base + 1.0))
+                getattr(net, f"bias_ih_l0{suffix}").copy_(w_of((gates * H,), base + 2.0))
+                getattr(net, f"bias_hh_l0{suffix}").copy_(w_of((gates * H,), base + 3.0))
+        x = x_of((B, T, F)).requires_grad_(True)
+        y, state = net(x)
+        if not seq:
+            h_n = state[0] if cell == "LSTM" else state
+            y = torch.cat([h_n[0], h_n[1]], dim=1)
+        u = u_of(tuple(y.shape))
+        (y * u).sum().backward()
+        p = f"BI_{cell}_{mode}"
+        out.append(fmt(f"{p}_Y", y, f"bidirectional nn.{cell} output, {list(y.shape)}."))
+        out.append(fmt(f"{p}_DX", x.grad, "Gradient at the input, [2, 5, 3]."))
+        for suffix, name in (("", "FORWARD"), ("_reverse", "REVERSE")):
+            grad = lambda n: getattr(net, f"{n}_l0{suffix}").grad
+            db_ih, db_hh = keras_layout(grad("bias_ih"), blocks), keras_layout(grad("bias_hh"), blocks)
+            db = torch.cat([db_ih, db_hh]) if cell == "GRU" else db_ih
+            out.append(fmt(f"{p}_{name}_DKERNEL", keras_layout(grad("weight_ih"), blocks), "Gradient of kiln's kernel."))
+            out.append(fmt(f"{p}_{name}_DRECURRENT", keras_layout(grad("weight_hh"), blocks), "Gradient of kiln's recurrent kernel."))
+            out.append(fmt(f"{p}_{name}_DBIAS", db, "Gradient of kiln's bias."))
+
 # GRU with reset_after = false, which PyTorch lacks: Keras's formula in torch ops, on
 # Keras-layout weights (kernel [F, 3H], recurrent kernel [H, 3H], bias [3H], gates
 # z, r, h): z = sig(x Wz + bz + h Uz), r = sig(x Wr + br + h Ur),

@@ -107,6 +107,14 @@ pub(super) fn recurrent(
     shape: Shape,
 ) -> Result<Val> {
     let (cell, units) = (spec.cell, spec.units);
+    if spec.bidirectional {
+        return Err(Error::Graph {
+            node: format!(
+                "{name}: a bidirectional {} has no ONNX form in kiln yet",
+                cell.name()
+            ),
+        });
+    }
     let width = cell.gates() * units;
     let (_, kernel) = ex.tensor(name, "kernel")?.clone();
     let (_, recurrent) = ex.tensor(name, "recurrent_kernel")?.clone();
@@ -135,7 +143,10 @@ pub(super) fn recurrent(
         &onnx_kernel(cell, &recurrent, units, units),
     );
     let mut b = vec![0.0; 2 * width];
-    for (half, offset) in [(0, 0), (1, width)].into_iter().take(if recurrent_bias { 2 } else { 1 }) {
+    for (half, offset) in [(0, 0), (1, width)]
+        .into_iter()
+        .take(if recurrent_bias { 2 } else { 1 })
+    {
         for (onnx_gate, &kiln_gate) in onnx_gates(cell).iter().enumerate() {
             let (to, from) = (half * width + onnx_gate * units, offset + kiln_gate * units);
             b[to..to + units].copy_from_slice(&bias[from..from + units]);

@@ -69,6 +69,13 @@ pub struct RecurrentSpec {
     /// each window's start (truncated backpropagation through time), or generation
     /// one token at a time. The layer's `reset_states` starts again from zero.
     pub stateful: bool,
+    /// A second layer of the same cell reads the sequence from its end (Keras's
+    /// `Bidirectional` wrapper, PyTorch's `bidirectional=True`): the output is the
+    /// two directions' outputs concatenated, `2 units` wide, the forward direction's
+    /// first. With `return_sequences`, step `t` holds both directions' states at `t`;
+    /// without, the forward direction's last state and the reverse one's (which has
+    /// read the whole sequence back to its first step).
+    pub bidirectional: bool,
 }
 
 /// The arguments every recurrent kind takes after its width.
@@ -78,6 +85,7 @@ macro_rules! recurrent_args {
             ArgDef::required("units", ArgType::Count).aliases(&["hidden_size"]),
             ArgDef::optional("return_sequences", ArgType::Flag, "false").named_only(),
             ArgDef::optional("stateful", ArgType::Flag, "false").named_only(),
+            ArgDef::optional("bidirectional", ArgType::Flag, "false").named_only(),
             $($extra,)*
         ]
     };
@@ -89,6 +97,7 @@ fn recurrent_spec(cell: Cell, args: &crate::kind::Args) -> Box<dyn Spec> {
         units: args.count("units").unwrap_or(0),
         return_sequences: args.flag("return_sequences").unwrap_or(false),
         stateful: args.flag("stateful").unwrap_or(false),
+        bidirectional: args.flag("bidirectional").unwrap_or(false),
     })
 }
 
@@ -130,6 +139,15 @@ impl RecurrentSpec {
     pub const fn gate_width(&self) -> usize {
         self.cell.gates() * self.units
     }
+
+    /// The output's last axis: `units`, or `2 units` when bidirectional.
+    pub const fn output_width(&self) -> usize {
+        if self.bidirectional {
+            2 * self.units
+        } else {
+            self.units
+        }
+    }
 }
 
 impl Spec for RecurrentSpec {
@@ -140,6 +158,12 @@ impl Spec for RecurrentSpec {
     fn validate(&self) -> Vec<SpecError> {
         let mut errors = Vec::new();
         at_least_one(&mut errors, "units", self.units);
+        if self.bidirectional && self.stateful {
+            errors.push(SpecError {
+                argument: "stateful",
+                message: "cannot go with `bidirectional = true`: the reverse direction reads each window from its end, so no state carries from one window to the next".into(),
+            });
+        }
         errors
     }
 
@@ -155,9 +179,9 @@ impl Spec for RecurrentSpec {
             });
         };
         Ok(if self.return_sequences {
-            Shape::new(&[time, self.units])
+            Shape::new(&[time, self.output_width()])
         } else {
-            Shape::new(&[self.units])
+            Shape::new(&[self.output_width()])
         })
     }
 
@@ -171,9 +195,11 @@ impl Spec for RecurrentSpec {
             Cell::Gru { reset_after: true } => self.gate_width(),
             _ => 0,
         };
+        let directions = if self.bidirectional { 2 } else { 1 };
         per_gate
             .checked_mul(self.cell.gates())?
-            .checked_add(recurrent_bias)
+            .checked_add(recurrent_bias)?
+            .checked_mul(directions)
     }
 
     fn traits(&self) -> Traits {
@@ -193,6 +219,7 @@ impl Spec for RecurrentSpec {
                 ("units", &self.units),
                 ("return_sequences", &self.return_sequences),
                 ("stateful", &self.stateful),
+                ("bidirectional", &self.bidirectional),
             ],
         )
     }
@@ -208,6 +235,7 @@ mod tests {
             units,
             return_sequences,
             stateful: false,
+            bidirectional: false,
         }
     }
 
@@ -234,6 +262,18 @@ mod tests {
         assert_eq!(gru(true), Some(62_208));
         assert_eq!(gru(false), Some(61_824));
         assert_eq!(with(Cell::SimpleRnn).parameter_count(&input), Some(20_608));
+        // Bidirectional: twice the weights, twice the width.
+        let both = RecurrentSpec {
+            bidirectional: true,
+            ..lstm(128, true)
+        };
+        assert_eq!(both.parameter_count(&input), Some(2 * 82_432));
+        assert_eq!(both.output_for(&input).unwrap(), Shape::new(&[64, 256]));
+        let stateful = RecurrentSpec {
+            stateful: true,
+            ..both
+        };
+        assert!(stateful.validate()[0].message.contains("bidirectional"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{RecurrentKernel, RecurrentParams, RecurrentWorkspace, gru_bias_len};
 use crate::cpu::SendPtr;
 use crate::cpu::gemm::{MatMut, MatRef, sgemm};
 use crate::error::check_len;
-use crate::ops::us;
+use crate::ops::{InputGrad, us};
 use crate::{Cpu, CpuBuffer, Result};
 
 #[inline]
@@ -723,6 +723,33 @@ impl RecurrentKernel for Cpu {
         }
         previous_states(d, ws, carry);
         self.kernel_grad(d, &ws.dhidden, (&ws.gates, h, 0), (0, h), du);
+        Ok(())
+    }
+
+    fn reverse_time(
+        &self,
+        p: &RecurrentParams,
+        x: &CpuBuffer,
+        y: InputGrad<'_, CpuBuffer>,
+    ) -> Result<()> {
+        const OP: &str = "reverse_time";
+        let (time, width) = (us(p.time), us(p.units));
+        check_len(OP, "x", p.states(), x.as_slice().len())?;
+        check_len(OP, "y", p.states(), y.buffer.as_slice().len())?;
+        let x = &x.as_slice()[..p.states()];
+        let accumulate = y.accumulate;
+        let rows = (time * width).max(1);
+        self.par_chunks_mut(&mut y.buffer.as_mut_slice()[..p.states()], rows, |b, out| {
+            for (t, step) in out.chunks_exact_mut(width.max(1)).enumerate() {
+                let from = (b * time + time - 1 - t) * width;
+                let src = &x[from..from + width];
+                if accumulate {
+                    step.iter_mut().zip(src).for_each(|(o, v)| *o += v);
+                } else {
+                    step.copy_from_slice(src);
+                }
+            }
+        });
         Ok(())
     }
 }

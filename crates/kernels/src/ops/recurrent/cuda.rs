@@ -8,7 +8,7 @@ use super::{RecurrentKernel, RecurrentParams, RecurrentWorkspace, gru_bias_len};
 use crate::cuda::launch::{driver_err, elementwise};
 use crate::cuda::module::KernelSource;
 use crate::error::check_len;
-use crate::ops::us;
+use crate::ops::{InputGrad, us};
 use crate::storage::Storage;
 use crate::{Cuda, CudaBuffer, Result};
 
@@ -48,6 +48,9 @@ pub(crate) const RNN_DH_BWD: &str = "rnn_dh_bwd_f32";
 /// The simple RNN's recurrent kernel's gradient, every step at once.
 pub(crate) const RNN_DU_BWD: &str = "rnn_du_bwd_f32";
 
+/// A sequence with its steps in reverse order.
+pub(crate) const REVERSE: &str = "reverse_time_fwd_f32";
+
 /// The recurrent kernels.
 pub(crate) const MODULE: KernelSource = KernelSource {
     name: "recurrent",
@@ -73,6 +76,7 @@ pub(crate) const MODULE: KernelSource = KernelSource {
         RNN_BWD,
         RNN_DH_BWD,
         RNN_DU_BWD,
+        REVERSE,
     ],
     fmad: false,
 };
@@ -497,6 +501,28 @@ impl RecurrentKernel for Cuda {
         // SAFETY: thread `i < units * units` adds to `du[i]`, reading every step;
         // lengths checked above.
         unsafe { args.launch(elementwise(h * h)) }.map_err(|e| driver_err(OP, e))?;
+        Ok(())
+    }
+
+    fn reverse_time(
+        &self,
+        p: &RecurrentParams,
+        x: &CudaBuffer,
+        y: InputGrad<'_, CudaBuffer>,
+    ) -> Result<()> {
+        const OP: &str = "reverse_time";
+        check_len(OP, "x", p.states(), x.len())?;
+        check_len(OP, "y", p.states(), y.buffer.len())?;
+        if p.states() == 0 {
+            return Ok(());
+        }
+        let f = self.function(&MODULE, REVERSE)?;
+        let accumulate = u32::from(y.accumulate);
+        let mut args = self.stream().launch_builder(&f);
+        args.arg(p).arg(&accumulate).arg(&x.data).arg(&mut y.buffer.data);
+        // SAFETY: thread `i` writes `y[i]` and reads one value of `x`, inside the
+        // lengths checked above.
+        unsafe { args.launch(elementwise(p.states())) }.map_err(|e| driver_err(OP, e))?;
         Ok(())
     }
 }

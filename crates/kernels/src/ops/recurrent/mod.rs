@@ -36,7 +36,7 @@ pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 
-use super::u32_of;
+use super::{InputGrad, u32_of};
 use crate::Result;
 use crate::storage::Storage;
 
@@ -203,6 +203,18 @@ pub trait RecurrentKernel: Storage {
         u: &Self::Buffer,
         ws: &mut RecurrentWorkspace<Self::Buffer>,
         y: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// Writes (or with `y.accumulate` adds) `x` with its steps in reverse order:
+    /// `y[b, time - 1 - t, :] = x[b, t, :]` over `[p.batch, p.time, p.units]` (here
+    /// `units` is the width of a step, whatever it holds): a bidirectional layer's
+    /// reverse direction reads its input, and gives back its outputs and gradients,
+    /// this way.
+    fn reverse_time(
+        &self,
+        p: &RecurrentParams,
+        x: &Self::Buffer,
+        y: InputGrad<'_, Self::Buffer>,
     ) -> Result<()>;
 
     /// Back-propagates `dy` through the last [`RecurrentKernel::rnn_fwd`], as

@@ -435,3 +435,17 @@ extern "C" __global__ void rnn_du_bwd_f32(RecurrentParams p, const float* hidden
         du[i] += acc;
     }
 }
+
+// y[b, time-1-t, :] = x[b, t, :] (added with `accumulate`); `units` is a step's width.
+extern "C" __global__ void reverse_time_fwd_f32(RecurrentParams p, u32 accumulate,
+                                                const float* x, float* y) {
+    u64 w = p.units;
+    KILN_FOR(i, (u64)p.batch * p.time * w) {
+        u64 row = i / w;
+        u64 k = i - row * w;
+        u64 b = row / p.time;
+        u64 t = row - b * p.time;
+        float v = x[(b * p.time + p.time - 1 - t) * w + k];
+        y[i] = accumulate ? y[i] + v : v;
+    }
+}
