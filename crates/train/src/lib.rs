@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod plot;
 mod progress;
 mod trainer;
+pub mod tune;
 
 pub use callbacks::{
     Callback, Context, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
@@ -58,3 +59,4 @@ pub use metrics::{ConfusionMatrix, Metric};
 pub use plot::{plot_history, plot_runs};
 pub use progress::Verbosity;
 pub use trainer::{Evaluation, FitOptions, SharedData, Trainer, Validation};
+pub use tune::{LrFind, LrFindOptions, Suggestion};

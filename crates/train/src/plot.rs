@@ -27,7 +27,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::{Error, History, Result};
 
 /// The family plotters asks for by default; the embedded font is registered under it.
-const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 /// DejaVu Sans 2.37; provenance and licence in `assets/fonts/`.
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
@@ -53,7 +53,7 @@ const LEGEND_ROW: i32 = 24;
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
 /// Matplotlib's `tab10`: distinct, and readable by most colour-blind readers.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -106,14 +106,14 @@ pub fn plot_runs(runs: &[(&str, &History)], metric: &str, path: impl AsRef<Path>
     write_png(path, &image)
 }
 
-fn plot_error(path: &Path, detail: String) -> Error {
+pub(crate) fn plot_error(path: &Path, detail: String) -> Error {
     Error::Plot {
         path: path.to_path_buf(),
         detail,
     }
 }
 
-fn check_png_path(path: &Path) -> Result<(), String> {
+pub(crate) fn check_png_path(path: &Path) -> Result<(), String> {
     match path.extension() {
         Some(ext) if ext.eq_ignore_ascii_case("png") => Ok(()),
         _ => Err("plots are written as PNG: give a path ending in `.png`".to_owned()),
@@ -122,7 +122,7 @@ fn check_png_path(path: &Path) -> Result<(), String> {
 
 /// Registers the embedded font with plotters, once per process; later calls return the
 /// first outcome.
-fn register_embedded_font() -> Result<(), String> {
+pub(crate) fn register_embedded_font() -> Result<(), String> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok =
         *REGISTERED.get_or_init(|| register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok());
@@ -134,14 +134,14 @@ fn register_embedded_font() -> Result<(), String> {
 }
 
 /// An RGB picture: 3 bytes a pixel, rows top to bottom.
-struct Image {
+pub(crate) struct Image {
     width: u32,
     height: u32,
     rgb: Vec<u8>,
 }
 
 impl Image {
-    fn white((width, height): (u32, u32)) -> Self {
+    pub(crate) fn white((width, height): (u32, u32)) -> Self {
         let len = width as usize * height as usize * 3;
         Self {
             width,
@@ -151,7 +151,7 @@ impl Image {
     }
 
     /// Runs `draw` on a drawing area over the whole picture.
-    fn draw(
+    pub(crate) fn draw(
         &mut self,
         draw: impl FnOnce(&DrawingArea<BitMapBackend<'_, RGBPixel>, Shift>) -> Result<(), String>,
     ) -> Result<(), String> {
@@ -164,7 +164,7 @@ impl Image {
     }
 }
 
-fn drawing_failed(e: impl std::fmt::Display) -> String {
+pub(crate) fn drawing_failed(e: impl std::fmt::Display) -> String {
     format!("drawing failed: {e}")
 }
 
@@ -588,7 +588,7 @@ fn shorten(name: &str) -> String {
 
 /// Encodes `image` as PNG into a temporary file beside `path`, then renames it over
 /// `path`.
-fn write_png(path: &Path, image: &Image) -> Result<()> {
+pub(crate) fn write_png(path: &Path, image: &Image) -> Result<()> {
     let temp = TempFile::beside(path)?;
     {
         let size = (image.width, image.height);

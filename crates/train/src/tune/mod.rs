@@ -1,0 +1,7 @@
+//! Tuning: the learning-rate range test ([`Trainer::lr_find`](crate::Trainer::lr_find)).
+
+mod lr_find;
+#[cfg(feature = "plots")]
+mod plot;
+
+pub use lr_find::{LrFind, LrFindOptions, Suggestion, minimum, steep, valley};
