@@ -1,7 +1,8 @@
 //! Table cleaning against scikit-learn: the imputed values, the encodings, the
 //! clipping bounds, the Yeo-Johnson and Box-Cox exponents and the standardised (or
 //! min-max) matrix of the penguins and Auto MPG tables equal scikit-learn's within
-//! 1e-6 (one case standardises the one-hot columns too, as Keras's `Normalization`).
+//! 1e-6 (one case standardises the one-hot columns too, as Keras's `Normalization`;
+//! one drops columns, sparse rows and duplicates as pandas does before fitting).
 //!
 //! The tables are the copies that ship in `examples/data`. The expected values are
 //! in `tests/sklearn/`, written by `clean_tables.py` there (which says how to run
@@ -25,10 +26,11 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const TOLERANCE: f64 = 1e-6;
 
 /// The cases of `clean_tables.py`, in the order it writes them.
-const CASES: [&str; 7] = [
+const CASES: [&str; 8] = [
     "penguins_mean_one_hot",
     "penguins_most_frequent_ordinal",
     "penguins_constant",
+    "penguins_dropped",
     "auto_mpg_median",
     "auto_mpg_every_feature",
     "auto_mpg_outliers",
@@ -112,8 +114,8 @@ fn fitted_extra(fitted: &FittedPipeline, key: &str) -> Result<f64, String> {
     })
 }
 
-/// The table and the pipeline of `case`.
-fn case(case: &str) -> Result<(Frame, TablePipeline), Box<dyn std::error::Error>> {
+/// The table, the rows to fit on and the pipeline of `case`.
+fn case(case: &str) -> Result<(Frame, Frame, TablePipeline), Box<dyn std::error::Error>> {
     let data = data_dir();
     let penguins = || Frame::read_csv(data.join("penguins.csv"), &ReadOptions::new());
     let auto_mpg = || {
@@ -130,7 +132,7 @@ fn case(case: &str) -> Result<(Frame, TablePipeline), Box<dyn std::error::Error>
             .impute(Impute::Median)
             .unknown(Unknown::Error)
     };
-    Ok(match case {
+    let (frame, pipeline) = match case {
         "penguins_mean_one_hot" => (
             penguins()?,
             penguin_pipeline()
@@ -145,6 +147,19 @@ fn case(case: &str) -> Result<(Frame, TablePipeline), Box<dyn std::error::Error>
                 .encode(Encoding::Ordinal)
                 .min_max(),
         ),
+        "penguins_dropped" => {
+            let frame = penguins()?;
+            let train: Vec<usize> = (0..frame.len()).filter(|i| i % 5 != 0).collect();
+            // The training rows, then some of them again: duplicates to drop.
+            let again = train.iter().copied().filter(|i| i % 7 == 1);
+            let rows: Vec<usize> = train.iter().copied().chain(again).collect();
+            let pipeline = penguin_pipeline()
+                .drop_columns_missing_over(0.02)
+                .drop_rows_missing_over(0.5)
+                .drop_duplicates()
+                .standardize();
+            return Ok((frame.select(&rows)?, frame, pipeline));
+        }
         "penguins_constant" => (
             penguins()?,
             penguin_pipeline()
@@ -172,14 +187,15 @@ fn case(case: &str) -> Result<(Frame, TablePipeline), Box<dyn std::error::Error>
                 .standardize(),
         ),
         other => return Err(format!("no case {other}").into()),
-    })
+    };
+    Ok((training_part(&frame)?, frame, pipeline))
 }
 
 /// Fits the pipeline of `name` on the training part of its table and compares it
 /// with scikit-learn's values in `dir`.
 fn check(name: &str, dir: &Path) -> TestResult {
-    let (frame, pipeline) = case(name)?;
-    let fitted = pipeline.fit(&training_part(&frame)?)?;
+    let (train, frame, pipeline) = case(name)?;
+    let fitted = pipeline.fit(&train)?;
     let (names, want) = expected_matrix(dir, name)?;
     assert_eq!(fitted.feature_names(), names, "{name}: the features");
     let got = fitted.values(&frame)?;
@@ -203,6 +219,17 @@ fn check(name: &str, dir: &Path) -> TestResult {
         "{name}: the f32 inputs differ by {worst32:e}"
     );
     for (column, fill) in expected_fills(dir, name)? {
+        if let Some(what) = column.strip_prefix("rows.") {
+            let rows = fitted.training_rows();
+            let got = match what {
+                "read" => rows.read,
+                "too_sparse" => rows.too_sparse,
+                "duplicates" => rows.duplicates,
+                _ => rows.kept,
+            };
+            assert_eq!(got.to_string(), fill, "{name}: the rows {what}");
+            continue;
+        }
         if column.ends_with(".lambda") || column.ends_with(".low") || column.ends_with(".high") {
             let (got, want) = (fitted_extra(&fitted, &column)?, fill.parse::<f64>()?);
             assert!(
@@ -238,6 +265,11 @@ fn penguins_mean_indicators_one_hot_standardised() -> TestResult {
 #[test]
 fn penguins_most_frequent_ordinal_min_max() -> TestResult {
     check("penguins_most_frequent_ordinal", &expected_dir())
+}
+
+#[test]
+fn penguins_columns_rows_and_duplicates_dropped() -> TestResult {
+    check("penguins_dropped", &expected_dir())
 }
 
 #[test]

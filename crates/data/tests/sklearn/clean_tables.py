@@ -15,7 +15,8 @@ Every case fits on the training rows (the rows whose index in the table is not a
 multiple of 5) and transforms every row, in the file's order. Each case writes
 `<case>.csv.gz`, the feature matrix with kiln's feature names as header, and
 `<case>_fill.csv`, what each column's missing cells are filled with (the imputer's
-`statistics_`); the power cases write the fitted Yeo-Johnson and Box-Cox exponents
+`statistics_`; the case that drops rows, also how many each reason dropped); the
+power cases write the fitted Yeo-Johnson and Box-Cox exponents
 and the clipping bounds instead.
 Numbers are written with 17 significant digits, so they read back exactly.
 
@@ -125,6 +126,36 @@ def penguins(folder, case, number_strategy, number_fill, category_strategy, cate
     write(case, names, np.hstack(blocks), fills)
 
 
+def penguins_dropped(folder):
+    """Columns and rows dropped as pandas drops them, then mean imputation, one-hot
+    island and standardised numbers fitted on the rows kept. The training rows are
+    those whose index is not a multiple of 5, and again those of them whose index is
+    1 more than a multiple of 7 (duplicates to drop)."""
+    df = pd.read_csv(os.path.join(folder, "penguins.csv"))
+    n = len(df)
+    train = [i for i in range(n) if i % 5 != 0]
+    t = df.iloc[train + [i for i in train if i % 7 == 1]].reset_index(drop=True)
+    inputs = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+              "body_mass_g", "sex"]
+    # drop_columns_missing_over(0.02): sex misses 3 % of its training cells.
+    kept = [c for c in inputs if t[c].isna().mean() <= 0.02]
+    assert "sex" not in kept, kept
+    # drop_rows_missing_over(0.5), then drop_duplicates() over the columns used.
+    sparse = t[kept].isna().sum(axis=1) > 0.5 * len(kept)
+    rows = t[~sparse]
+    unique = rows.drop_duplicates(subset=kept + ["species"])
+    numbers = [c for c in kept if c != "island"]
+    imputer = SimpleImputer(strategy="mean").fit(unique[numbers].to_numpy(dtype=float))
+    scaler = StandardScaler().fit(imputer.transform(unique[numbers].to_numpy(dtype=float)))
+    x = scaler.transform(imputer.transform(df[numbers].to_numpy(dtype=float)))
+    encoder = OneHotEncoder(sparse_output=False).fit(unique[["island"]])
+    names = [f"island={c}" for c in encoder.categories_[0]] + numbers
+    counts = [("rows.read", len(t)), ("rows.too_sparse", int(sparse.sum())),
+              ("rows.duplicates", len(rows) - len(unique)), ("rows.kept", len(unique))]
+    write("penguins_dropped", names, np.hstack([encoder.transform(df[["island"]]), x]),
+          list(zip(numbers, imputer.statistics_)) + counts)
+
+
 def auto_mpg(folder):
     with open(os.path.join(folder, "auto_mpg.json")) as f:
         df = pd.DataFrame(json.load(f))
@@ -190,6 +221,7 @@ def main():
              None, "ordinal", MinMaxScaler, False)
     penguins(folder, "penguins_constant", "constant", 0.0, "constant", "missing", "one_hot",
              StandardScaler, False)
+    penguins_dropped(folder)
     auto_mpg(folder)
 
 
