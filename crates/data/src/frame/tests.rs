@@ -45,6 +45,37 @@ fn infers_kinds_and_keeps_missing_cells() -> TestResult {
 }
 
 #[test]
+fn missing_markers_are_configurable() -> TestResult {
+    // `NA` is sodium here, and `-` or `n/a` mark a missing cell, in CSV and JSON alike.
+    let csv = b"element,mass\nNA,22.99\nK,-\nNA,n/a\n-,39.1\n";
+    let options = ReadOptions::new().missing(["-"]).also_missing("n/a");
+    let f = Frame::parse_csv(csv, "t.csv", &options)?;
+    let element = f.column("element").ok_or("no element")?;
+    assert_eq!(element.kind(), Kind::Category);
+    assert_eq!(
+        element.strings(),
+        Some(&[Some("NA".into()), Some("K".into()), Some("NA".into()), None][..])
+    );
+    assert_eq!(
+        f.column("mass").and_then(Column::numbers),
+        Some(&[Some(22.99), None, None, Some(39.1)][..])
+    );
+    assert_eq!(f.missing_markers(), ["-", "n/a"]);
+    let json = br#"[{"element": "NA", "mass": "-"}, {"element": null, "mass": 39.1}, {"element": "NA", "mass": 1}]"#;
+    let f = Frame::parse_json(json, "t.json", &options)?;
+    assert_eq!(
+        f.column("element").map(Column::missing),
+        Some(1),
+        "null always is"
+    );
+    assert_eq!(f.column("mass").map(Column::missing), Some(1));
+    // With the default markers, `NA` is missing.
+    let f = Frame::parse_csv(csv, "t.csv", &ReadOptions::new())?;
+    assert_eq!(f.column("element").map(Column::missing), Some(2));
+    Ok(())
+}
+
+#[test]
 fn free_text_and_quoted_fields() -> TestResult {
     let text = b"name,price\n\"Smith, John\",1\n\"say \"\"hi\"\"\",2\n\"two\nlines\",3\nplain,4\n";
     let f = read(text)?;
