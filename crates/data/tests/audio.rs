@@ -202,6 +202,13 @@ fn fsdd_official_split_and_augmented_batches() {
     let plain = spectrograms.to_memory().unwrap();
     let order_free_sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
     assert!((order_free_sum(&one) - order_free_sum(plain.floats().unwrap())).abs() > 1.0);
+
+    // As sequences: the same values, `[frames, bands]` each.
+    let sequences = Spectrograms::clone(&spectrograms).sequences();
+    assert_eq!(sequences.shape(), [63, 40]);
+    let as_sequences = sequences.to_memory().unwrap();
+    assert_eq!(as_sequences.shape(), [63, 40]);
+    assert_eq!(as_sequences.floats().unwrap(), plain.floats().unwrap());
 }
 
 /// Writes a 16-bit mono WAV of `samples` at `rate`.

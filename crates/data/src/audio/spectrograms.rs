@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::read;
 
 /// Clips seen as their features, `[frames, bands, 1]` each: a one-channel image with
-/// time down the rows.
+/// time down the rows, for a CNN; or, after [`Spectrograms::sequences`], `[frames,
+/// bands]`: a sequence of `bands`-wide steps, for a recurrent layer or a `Conv1d`.
 ///
 /// [`Dataset::get`] gives a clip's plain features; [`Dataset::get_seeded`], which the
 /// batcher calls, applies the augmentation drawn from the sample's bits.
@@ -24,6 +25,8 @@ pub struct Spectrograms {
     features: Features,
     augment: AudioAugment,
     shape: [usize; 3],
+    /// Whether samples are `[frames, bands]` sequences rather than images.
+    sequences: bool,
 }
 
 impl Spectrograms {
@@ -51,7 +54,17 @@ impl Spectrograms {
             features,
             augment: AudioAugment::none(),
             shape: [frames, bands, 1],
+            sequences: false,
         })
+    }
+
+    /// The same data set with each sample a `[frames, bands]` sequence (the same
+    /// values, without the image's channel axis), for models that read time steps:
+    /// standardising it with [`Stats::per_channel`](crate::Stats::per_channel) then
+    /// standardises each band on its own.
+    pub fn sequences(mut self) -> Self {
+        self.sequences = true;
+        self
     }
 
     /// The same data set augmenting each sample the batcher draws.
@@ -95,7 +108,7 @@ impl Spectrograms {
         let indices: Vec<usize> = (0..self.len()).collect();
         let all = read::parallel_map(&indices, read::cores(), |&i| self.compute(i, None))?;
         Ok(InMemory::new(
-            self.shape.to_vec(),
+            self.shape().to_vec(),
             Inputs::F32(all.concat()),
             Targets::Classes {
                 labels: self.clips.labels().to_vec(),
@@ -111,7 +124,11 @@ impl Dataset for Spectrograms {
         self.clips.len()
     }
     fn shape(&self) -> &[usize] {
-        &self.shape
+        if self.sequences {
+            &self.shape[..2]
+        } else {
+            &self.shape
+        }
     }
     fn dtype(&self) -> Dtype {
         Dtype::F32
