@@ -1,6 +1,7 @@
 //! Data-parallel `fit`: two ranks with local batches of 32 give the History of one
-//! process with batches of 64 and the same seed (the oracle), to rounding; the ranks
-//! refuse to start when they disagree on the model or the data.
+//! process with batches of 64 and the same seed (the oracle), to rounding; a run
+//! resumes from a checkpoint on another number of ranks; the ranks refuse to start
+//! when they disagree on the model or the data.
 //!
 //! The ranks run as threads of this process over an in-memory communicator (no MPI
 //! needed) and, with the feature `mpi` and `mpirun` on the path, as two processes
@@ -65,25 +66,71 @@ fn train_accumulating<M: Model<Cpu>>(
     accumulate: usize,
     samples: usize,
 ) -> kiln::Result<History> {
+    let run = Run {
+        accumulate,
+        ..Run::new(batch, samples)
+    };
+    train_run::<M>(world, &run)
+}
+
+/// What [`train_run`] trains.
+struct Run {
+    batch: usize,
+    accumulate: usize,
+    samples: usize,
+    /// Epochs `[from, to)`.
+    epochs: (usize, usize),
+    /// A checkpoint to start from (its weights and optimizer state).
+    resume: Option<std::path::PathBuf>,
+    /// Where rank 0 saves a checkpoint at the end.
+    save: Option<std::path::PathBuf>,
+}
+
+impl Run {
+    fn new(batch: usize, samples: usize) -> Self {
+        Self {
+            batch,
+            accumulate: 1,
+            samples,
+            epochs: (0, EPOCHS),
+            resume: None,
+            save: None,
+        }
+    }
+}
+
+/// The small CNN trained as `run` says, seed 11, on `world` (or alone).
+fn train_run<M: Model<Cpu>>(world: Option<World>, run: &Run) -> kiln::Result<History> {
     let cpu = Cpu::with_threads(1)?;
-    let model = M::new(&cpu, 64, 11)?;
-    let mut trainer = Trainer::new(
-        model,
-        Loss::sparse_categorical_crossentropy(),
-        Optimizer::new(Adam::default()),
-    )?
-    .metrics([Metric::Accuracy]);
-    let (data, validation) = digits(samples);
-    let mut options = FitOptions::new(EPOCHS, batch)
+    let mut model = M::new(&cpu, 64, 11)?;
+    let mut optimizer = Optimizer::new(Adam::default());
+    if let Some(path) = &run.resume {
+        checkpoint::load(path, &mut model, Some(&mut optimizer))?;
+    }
+    let mut trainer = Trainer::new(model, Loss::sparse_categorical_crossentropy(), optimizer)?
+        .metrics([Metric::Accuracy]);
+    let (data, validation) = digits(run.samples);
+    let mut options = FitOptions::new(run.epochs.1, run.batch)
+        .initial_epoch(run.epochs.0)
         .seed(11)
         .pipeline(Pipeline::new().scale(1.0 / 255.0))
         .validation_data(validation)
-        .accumulate(accumulate)
+        .accumulate(run.accumulate)
         .verbose(Verbosity::Silent);
+    let root = world.as_ref().is_none_or(World::is_root);
     if let Some(world) = world {
         options = options.distributed(world);
     }
-    Ok(trainer.fit(data, options)?)
+    let history = trainer.fit(data, options)?;
+    if let Some(path) = run.save.as_ref().filter(|_| root) {
+        let extra = checkpoint::CheckpointExtra {
+            optimizer: Some(trainer.optimizer()),
+            epoch: Some(run.epochs.1),
+            ..Default::default()
+        };
+        checkpoint::save(path, trainer.model(), &extra)?;
+    }
+    Ok(history)
 }
 
 /// Each epoch's figures (not its time).
@@ -261,6 +308,56 @@ fn ranks_that_disagree_refuse_to_start() {
         assert!(e.contains("the training set's size"), "{e}");
         assert!(e.contains("0x4b0") && e.contains("0x4f0"), "{e}");
     }
+}
+
+#[test]
+fn a_run_resumes_on_another_number_of_ranks() {
+    // The oracle: three epochs alone with batches of 64.
+    let reference = train::<Small>(None, 64, 1200).unwrap();
+    let dir = std::env::temp_dir().join(format!("kiln-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (two, one) = (dir.join("two-ranks.st"), dir.join("one.st"));
+    // Two epochs on two ranks of 32, rank 0 saving; the third alone with 64.
+    let save = two.clone();
+    on_threads(2, move |world| {
+        let run = Run {
+            epochs: (0, 2),
+            save: Some(save.clone()),
+            ..Run::new(32, 1200)
+        };
+        train_run::<Small>(Some(world), &run).unwrap()
+    });
+    let run = Run {
+        epochs: (2, 3),
+        resume: Some(two),
+        ..Run::new(64, 1200)
+    };
+    let alone = train_run::<Small>(None, &run).unwrap();
+    // Two epochs alone, saved; the third on two ranks of 32.
+    let run = Run {
+        epochs: (0, 2),
+        save: Some(one.clone()),
+        ..Run::new(64, 1200)
+    };
+    train_run::<Small>(None, &run).unwrap();
+    let ranks = on_threads(2, move |world| {
+        let run = Run {
+            epochs: (2, 3),
+            resume: Some(one.clone()),
+            ..Run::new(32, 1200)
+        };
+        train_run::<Small>(Some(world), &run).unwrap()
+    });
+    for resumed in [&alone, &ranks[0]] {
+        assert_eq!(resumed.epochs.len(), 1);
+        assert_eq!(resumed.epochs[0].epoch, 2);
+        let want = &reference.epochs[2].values;
+        for ((name, a), (_, b)) in want.iter().zip(&resumed.epochs[0].values) {
+            let d = (a - b).abs() / a.abs().max(1e-3);
+            assert!(d < TOLERANCE, "epoch 2 {name}: {a} resumed as {b}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
