@@ -1,10 +1,11 @@
 //! Spoken digits from raw audio: the Free Spoken Digit Dataset's WAV files turned into
 //! log-mel spectrograms on the batcher's threads, augmented with a random shift, a
 //! random gain and SpecAugment's masks, and classified by a small CNN that reads each
-//! spectrogram as a `[frames, mels, 1]` image.
+//! spectrogram as a `[frames, mels, 1]` image, or (`--model gru`) by 1-D convolutions
+//! and a GRU that read it as a sequence of `[mels]` frames.
 //!
 //! ```text
-//! cargo run --release --example spoken_digits -- [--epochs N] [--batch-size N] [--seed N] [--data PATH] [--heldout SPEAKER|none]
+//! cargo run --release --example spoken_digits -- [--epochs N] [--batch-size N] [--seed N] [--data PATH] [--heldout SPEAKER|none] [--model cnn|gru]
 //! ```
 //!
 //! `--data` is the archive `fsdd-recordings.tar.gz` or a folder of the recordings;
@@ -48,6 +49,22 @@ kiln::model! {
     }
 }
 
+kiln::model! {
+    /// Two convolutions over time (each frame's 40 bands are its features), then a
+    /// GRU over the 31 pooled steps whose last state the classifier reads.
+    pub struct DigitGru {
+        input: [63, 40],
+        conv1: Conv1d(64, 5, padding = same),
+        bn1: BatchNorm(relu, momentum = 0.9),
+        pool1: MaxPool1d(2),
+        conv2: Conv1d(64, 3, padding = same),
+        bn2: BatchNorm(relu, momentum = 0.9),
+        gru: Gru(64),
+        drop: Dropout(0.3),
+        out: Dense(10, softmax),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     kiln_examples::main_with(run)
 }
@@ -73,6 +90,19 @@ struct Flags {
     /// The speaker held out for the second run (`none`: no second run).
     #[arg(long, value_name = "SPEAKER", default_value = "theo")]
     heldout: String,
+    /// The model: the CNN over spectrogram images, or 1-D convolutions and a GRU
+    /// over their frames.
+    #[arg(long, value_enum, default_value_t = Architecture::Cnn)]
+    model: Architecture,
+}
+
+/// The models the example trains.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Architecture {
+    /// `DigitCnn`.
+    Cnn,
+    /// `DigitGru`.
+    Gru,
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,7 +113,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         data: None,
         device: Device::Cpu,
     };
-    let (args, Flags { heldout }) = Args::parse_with::<Flags>(defaults, true)?;
+    let (args, Flags { heldout, model }) = Args::parse_with::<Flags>(defaults, true)?;
     let loading = Instant::now();
     let clips = match &args.data {
         Some(path) => fsdd::load(path, &fsdd::options())?,
@@ -95,7 +125,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         fsdd::speakers(&clips)?.len(),
         loading.elapsed().as_secs_f64()
     );
-    println!("{}", <DigitCnn>::summary());
+    match model {
+        Architecture::Cnn => println!("{}", <DigitCnn>::summary()),
+        Architecture::Gru => println!("{}", <DigitGru>::summary()),
+    }
     let (train, test) = fsdd::official_split(&clips)?;
     let heldout = match heldout.as_str() {
         "none" => None,
@@ -108,6 +141,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             train,
             test,
             heldout,
+            model,
         },
     )
 }
@@ -118,6 +152,7 @@ struct Program {
     train: Waveforms,
     test: Waveforms,
     heldout: Option<(String, (Waveforms, Waveforms))>,
+    model: Architecture,
 }
 
 /// What one training run measured.
@@ -137,6 +172,7 @@ impl OnBackend for Program {
             train,
             test,
             heldout,
+            model,
         } = self;
         println!("training on {}", backend.name());
         println!(
@@ -144,7 +180,7 @@ impl OnBackend for Program {
             train.len(),
             test.len()
         );
-        let official = train_and_test(backend, &args, train, test)?;
+        let official = train_and_test(backend, &args, model, train, test)?;
         let training_rate =
             kiln_examples::report::samples_per_second([&official.history], official.samples);
         println!(
@@ -168,7 +204,7 @@ impl OnBackend for Program {
                 train.len(),
                 test.len()
             );
-            let other = train_and_test(backend, &args, train, test)?;
+            let other = train_and_test(backend, &args, model, train, test)?;
             train_seconds += other.train_seconds;
             result = result.number(
                 "heldout_speaker_accuracy",
@@ -198,28 +234,51 @@ impl OnBackend for Program {
     }
 }
 
-/// Trains a fresh model on `train` with augmentation, then evaluates it on `test`.
+/// Trains a fresh `model` on `train` with augmentation, then evaluates it on `test`.
 fn train_and_test<B: Backend>(
+    backend: &B,
+    args: &Args,
+    model: Architecture,
+    train: Waveforms,
+    test: Waveforms,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    match model {
+        Architecture::Cnn => train_and_test_model::<B, DigitCnn<B>>(backend, args, train, test),
+        Architecture::Gru => train_and_test_model::<B, DigitGru<B>>(backend, args, train, test),
+    }
+}
+
+/// [`train_and_test`] for the model type `M`, which reads spectrograms as images
+/// (`[frames, mels, 1]`) or as sequences (`[frames, mels]`), as its input says.
+fn train_and_test_model<B: Backend, M: Model<B>>(
     backend: &B,
     args: &Args,
     train: Waveforms,
     test: Waveforms,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let samples = train.len();
-    let train = Spectrograms::new(train, features())?;
+    let layout = |s: Spectrograms| {
+        if M::INPUT_SHAPE.dims().len() == 2 {
+            s.sequences()
+        } else {
+            s
+        }
+    };
+    let train = layout(Spectrograms::new(train, features())?);
     // Evaluation sees the same spectrograms every epoch: computed once.
-    let test: Arc<InMemory> = Arc::new(Spectrograms::new(test, features())?.to_memory()?);
-    // Standardise with the training set's plain spectrograms (one channel); computing
-    // them all at once times the features alone.
+    let test: Arc<InMemory> = Arc::new(layout(Spectrograms::new(test, features())?).to_memory()?);
+    // Standardise with the training set's plain spectrograms (per channel: one for
+    // images, each band for sequences); computing them all at once times the features
+    // alone.
     let computing = Instant::now();
     let plain = train.to_memory()?;
     let spectrograms_per_second = plain.len() as f64 / computing.elapsed().as_secs_f64();
     let stats = Stats::per_channel(&plain)?;
     let pipeline = Pipeline::new().standardize(&stats);
     let train = train.augment(augmentation())?;
-    debug_assert_eq!(train.shape(), [FRAMES, MELS, 1]);
+    debug_assert_eq!(train.shape()[..2], [FRAMES, MELS]);
 
-    let model = DigitCnn::new(backend, args.batch_size, args.seed)?;
+    let model = M::new(backend, args.batch_size, args.seed)?;
     let mut trainer = Trainer::new(
         model,
         Loss::sparse_categorical_crossentropy(),
