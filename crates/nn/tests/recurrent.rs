@@ -184,6 +184,7 @@ fn lstm(units: usize, return_sequences: bool) -> RecurrentSpec {
         return_sequences,
         stateful: false,
         bidirectional: false,
+        dropout: 0.0,
     }
 }
 
@@ -640,4 +641,70 @@ fn stateful_windows(cell: Cell) {
     assert_close("carried", &second, &want, 1e-6);
     halves.layer.reset_states();
     assert_eq!(halves.forward(&half(0)), first);
+}
+
+/// Dropout on the input: in training, the layer is the same layer without dropout
+/// reading the input with the dropped values zeroed and the rest scaled by
+/// `1 / (1 - rate)` (the dropped values are those whose gradient is exactly zero),
+/// and the input gradient goes back through the same mask; in inference, it is the
+/// layer without dropout.
+#[test]
+fn input_dropout_is_a_dropout_before_the_layer() {
+    let rate = 0.3;
+    for (cell, bidirectional) in [(Cell::Lstm, true), (Cell::Gru { reset_after: true }, false)] {
+        let plain_spec = RecurrentSpec {
+            bidirectional,
+            ..recurrent(cell, 4, true)
+        };
+        let spec = RecurrentSpec {
+            dropout: rate,
+            ..plain_spec
+        };
+        let input = Shape::new(&[6, 5]);
+        let mut dropped = Run::<Recurrent<Cpu>>::new(&spec, input, 3);
+        let mut plain = Run::<Recurrent<Cpu>>::new(&plain_spec, input, 3);
+        let x = sequence(3 * 6 * 5, 0.41, 0.3, 1.0, f64::sin);
+        let u = sequence(plain.out_len, 0.29, 1.1, 1.0, f64::cos);
+        let (y, dx, grads) = dropped.gradients(&x, &u);
+        let kept: Vec<bool> = dx.iter().map(|&g| g != 0.0).collect();
+        let zeroed = kept.iter().filter(|k| !**k).count();
+        assert!(
+            (zeroed as f32 / x.len() as f32 - rate).abs() < 0.15,
+            "{cell:?}: {zeroed} of {} dropped",
+            x.len()
+        );
+        let scale = 1.0 / (1.0 - rate);
+        let masked: Vec<f32> = x
+            .iter()
+            .zip(&kept)
+            .map(|(&v, &k)| if k { v * scale } else { 0.0 })
+            .collect();
+        let (want_y, want_dx, want_grads) = plain.gradients(&masked, &u);
+        let what = format!("{cell:?}, bidirectional {bidirectional}");
+        assert_close(&format!("{what}: y"), &y, &want_y, 1e-5);
+        let want_dx: Vec<f32> = want_dx
+            .iter()
+            .zip(&kept)
+            .map(|(&g, &k)| if k { g * scale } else { 0.0 })
+            .collect();
+        assert_close(&format!("{what}: dx"), &dx, &want_dx, 1e-5);
+        for ((name, got), (_, want)) in grads.iter().zip(&want_grads) {
+            assert_close(&format!("{what}: {name}"), got, want, 1e-5);
+        }
+        // Inference reads the whole input, unscaled.
+        let xb = dropped.cpu.alloc_from(&x).unwrap();
+        let mut eval = dropped.cpu.alloc(dropped.out_len).unwrap();
+        dropped
+            .layer
+            .forward(&dropped.cpu, &xb, &mut eval, 3, Mode::Eval)
+            .unwrap();
+        let eval = dropped.cpu.to_host(&eval, dropped.out_len).unwrap();
+        let mut plain_eval = plain.cpu.alloc(plain.out_len).unwrap();
+        plain
+            .layer
+            .forward(&plain.cpu, &xb, &mut plain_eval, 3, Mode::Eval)
+            .unwrap();
+        let plain_eval = plain.cpu.to_host(&plain_eval, plain.out_len).unwrap();
+        assert_close(&format!("{what}: inference"), &eval, &plain_eval, 0.0);
+    }
 }

@@ -26,6 +26,7 @@
 use kiln_kernels::ops::InputGrad;
 use kiln_kernels::ops::bias::BiasParams;
 use kiln_kernels::ops::concat::ConcatParams;
+use kiln_kernels::ops::dropout::DropoutParams;
 use kiln_kernels::ops::matmul::MatmulParams;
 use kiln_kernels::ops::recurrent::{RecurrentParams, RecurrentWorkspace, gru_bias_len};
 use kiln_kernels::rng::Rng;
@@ -33,7 +34,7 @@ use kiln_kernels::{Backend, ParamMut, ParamRef, ViewParams, VisitParams};
 use kiln_shape::{Cell, RecurrentSpec, Shape};
 
 use crate::init::glorot_uniform;
-use crate::layer::checked_output;
+use crate::layer::{checked_output, overwrite_only};
 use crate::{Backward, Error, Layer, Mode, Result};
 
 /// A recurrent layer over `[time, features]` sequences, from zero initial states or,
@@ -41,7 +42,9 @@ use crate::{Backward, Error, Layer, Mode, Result};
 /// truncated backpropagation through time; [`Recurrent::reset_states`] starts again).
 /// A stateful layer keeps one state a batch row, so its batches keep their size.
 /// `bidirectional`, a second set of weights reads each sequence from its end, and the
-/// output concatenates both directions.
+/// output concatenates both directions. `dropout`, in training the input's values are
+/// zeroed with that probability (each value of each step on its own) and the rest
+/// scaled up, before the input product.
 ///
 /// # Shapes
 /// - input: `[batch, time, features]`
@@ -64,8 +67,22 @@ pub struct Recurrent<B: Backend> {
     features: usize,
     forward: Direction<B>,
     reverse: Option<Reverse<B>>,
+    dropout: Option<InputDropout<B>>,
     /// A stateful layer's next call starts from the last one's states.
     carried: bool,
+}
+
+/// Dropout on the input (`dropout > 0`): the dropped input, which both directions
+/// read, and its gradient, sized at build.
+#[derive(Debug)]
+struct InputDropout<B: Backend> {
+    rng: Rng,
+    /// The last forward's mask: `None` after an inference forward.
+    seed: Option<u64>,
+    /// `[batch, time, features]`: the input with values dropped.
+    x: B::Buffer,
+    /// `[batch, time, features]`: the gradient at the dropped input.
+    dx: B::Buffer,
 }
 
 /// One direction's weights, their gradients, and its workspace.
@@ -330,6 +347,68 @@ fn bias_len(spec: &RecurrentSpec) -> usize {
     }
 }
 
+/// A call's sizes: the input product, the time loop, and the reversal and
+/// concatenation of a bidirectional layer.
+struct Sizes {
+    proj: MatmulParams,
+    p: RecurrentParams,
+    steps: RecurrentParams,
+    out_steps: RecurrentParams,
+    halves: [ConcatParams; 2],
+}
+
+/// Back through both directions (or the one) from the output gradient `dy`, given
+/// the input `x` the forward pass read.
+fn backward_directions<B: Backend>(
+    backend: &B,
+    spec: &RecurrentSpec,
+    sizes: &Sizes,
+    (forward, reverse): (&mut Direction<B>, Option<&mut Reverse<B>>),
+    (x, dy): (&B::Buffer, &B::Buffer),
+    dx: Option<InputGrad<'_, B::Buffer>>,
+) -> Result<()> {
+    let Sizes {
+        proj,
+        p,
+        steps,
+        out_steps,
+        halves,
+    } = sizes;
+    let Some(rev) = reverse else {
+        return forward.backward(backend, spec, (proj, p), (x, dy), dx);
+    };
+    // Each direction's share of the output gradient, the reverse one's in its own
+    // order.
+    backend.concat_bwd(&halves[0], dy, InputGrad::write(&mut rev.forward_y))?;
+    if spec.return_sequences {
+        backend.concat_bwd(&halves[1], dy, InputGrad::write(&mut rev.y_in_order))?;
+        backend.reverse_time(out_steps, &rev.y_in_order, InputGrad::write(&mut rev.y))?;
+    } else {
+        backend.concat_bwd(&halves[1], dy, InputGrad::write(&mut rev.y))?;
+    }
+    let mut dx = dx;
+    forward.backward(
+        backend,
+        spec,
+        (proj, p),
+        (x, &rev.forward_y),
+        dx.as_mut().map(InputGrad::reborrow),
+    )?;
+    let wants_dx = dx.is_some();
+    rev.dir.backward(
+        backend,
+        spec,
+        (proj, p),
+        (&rev.x, &rev.y),
+        wants_dx.then(|| InputGrad::write(&mut rev.dx)),
+    )?;
+    if let Some(dx) = dx {
+        // Added to what the forward direction wrote (or added).
+        backend.reverse_time(steps, &rev.dx, InputGrad::add_to(dx.buffer))?;
+    }
+    Ok(())
+}
+
 impl<B: Backend> Recurrent<B> {
     fn params(&self, batch: usize) -> Result<RecurrentParams> {
         Ok(RecurrentParams::new(
@@ -372,6 +451,19 @@ impl<B: Backend> Recurrent<B> {
             _ => Shape::new(&[w]),
         };
         [Shape::new(&[f, w]), Shape::new(&[h, w]), bias]
+    }
+
+    /// The input's dropout over a batch (its seed set at each call).
+    fn dropout_params(&self, batch: usize) -> Result<DropoutParams> {
+        let len = batch * self.time * self.features;
+        Ok(DropoutParams {
+            len: u32::try_from(len).map_err(|_| Error::Spec {
+                kind: self.spec.cell.name(),
+                detail: format!("{len} input values do not fit in 32 bits"),
+            })?,
+            rate: self.spec.dropout,
+            seed: 0,
+        })
     }
 
     /// Sequences of `width` values a step, for the reversal op.
@@ -424,12 +516,24 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
         } else {
             None
         };
+        // Forked after the weights, so that a layer without dropout draws the same.
+        let dropout = if spec.dropout > 0.0 {
+            Some(InputDropout {
+                rng: rng.fork(0),
+                seed: None,
+                x: backend.alloc(max_batch * time * features)?,
+                dx: backend.alloc(max_batch * time * features)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             spec: *spec,
             time,
             features,
             forward,
             reverse,
+            dropout,
             carried: false,
         })
     }
@@ -440,16 +544,30 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
         x: &B::Buffer,
         y: &mut B::Buffer,
         batch: usize,
-        _mode: Mode,
+        mode: Mode,
     ) -> Result<()> {
         let proj = self.projection(batch)?;
         let p = self.params(batch)?;
+        let dropped = self.dropout_params(batch)?;
         let spec = self.spec;
         let (steps, out_steps) = (
             self.steps(batch, self.features)?,
             self.steps(batch, spec.units)?,
         );
         let halves = self.halves(batch)?;
+        let x = match self.dropout.as_mut() {
+            Some(d) if mode == Mode::Train => {
+                let seed = d.rng.next_u64();
+                d.seed = Some(seed);
+                backend.dropout_fwd(&DropoutParams { seed, ..dropped }, x, &mut d.x)?;
+                &d.x
+            }
+            Some(d) => {
+                d.seed = None;
+                x
+            }
+            None => x,
+        };
         match self.reverse.as_mut() {
             None => self.forward.forward(backend, &spec, (&proj, &p), x, y)?,
             Some(rev) => {
@@ -489,41 +607,52 @@ impl<B: Backend> Layer<B> for Recurrent<B> {
             self.steps(pass.batch, spec.units)?,
         );
         let halves = self.halves(pass.batch)?;
-        let Some(rev) = self.reverse.as_mut() else {
-            return self
-                .forward
-                .backward(backend, &spec, (&proj, &p), (x, pass.dy), pass.dx);
+        let dropped = self.dropout_params(pass.batch)?;
+        let sizes = Sizes {
+            proj,
+            p,
+            steps,
+            out_steps,
+            halves,
         };
-        // Each direction's share of the output gradient, the reverse one's in its
-        // own order.
-        backend.concat_bwd(&halves[0], pass.dy, InputGrad::write(&mut rev.forward_y))?;
-        if spec.return_sequences {
-            backend.concat_bwd(&halves[1], pass.dy, InputGrad::write(&mut rev.y_in_order))?;
-            backend.reverse_time(&out_steps, &rev.y_in_order, InputGrad::write(&mut rev.y))?;
-        } else {
-            backend.concat_bwd(&halves[1], pass.dy, InputGrad::write(&mut rev.y))?;
+        let (forward, reverse) = (&mut self.forward, self.reverse.as_mut());
+        match self.dropout.as_mut() {
+            Some(InputDropout {
+                seed: Some(seed),
+                x: dropped_x,
+                dx: dropped_dx,
+                ..
+            }) => {
+                // The directions read the dropped input and give its gradient, which
+                // goes back through the same mask.
+                let dx = overwrite_only(spec.cell.name(), pass.dx)?;
+                let into = dx.is_some().then(|| InputGrad::write(&mut *dropped_dx));
+                backward_directions(
+                    backend,
+                    &spec,
+                    &sizes,
+                    (forward, reverse),
+                    (dropped_x, pass.dy),
+                    into,
+                )?;
+                if let Some(dx) = dx {
+                    let p = DropoutParams {
+                        seed: *seed,
+                        ..dropped
+                    };
+                    backend.dropout_bwd(&p, dropped_dx, dx)?;
+                }
+                Ok(())
+            }
+            _ => backward_directions(
+                backend,
+                &spec,
+                &sizes,
+                (forward, reverse),
+                (x, pass.dy),
+                pass.dx,
+            ),
         }
-        let mut dx = pass.dx;
-        self.forward.backward(
-            backend,
-            &spec,
-            (&proj, &p),
-            (x, &rev.forward_y),
-            dx.as_mut().map(InputGrad::reborrow),
-        )?;
-        let wants_dx = dx.is_some();
-        rev.dir.backward(
-            backend,
-            &spec,
-            (&proj, &p),
-            (&rev.x, &rev.y),
-            wants_dx.then(|| InputGrad::write(&mut rev.dx)),
-        )?;
-        if let Some(dx) = dx {
-            // Added to what the forward direction wrote (or added).
-            backend.reverse_time(&steps, &rev.dx, InputGrad::add_to(dx.buffer))?;
-        }
-        Ok(())
     }
 
     fn visit_parameters<'a>(

@@ -56,7 +56,7 @@ impl RustLiteral for Cell {
 
 /// A recurrent layer: its cell, its width, and whether it returns every time step's
 /// output or only the last.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RecurrentSpec {
     /// The cell.
     pub cell: Cell,
@@ -76,6 +76,12 @@ pub struct RecurrentSpec {
     /// without, the forward direction's last state and the reverse one's (which has
     /// read the whole sequence back to its first step).
     pub bidirectional: bool,
+    /// Keras's `dropout`: in training, each input value is zeroed with this
+    /// probability and the rest scaled by `1 / (1 - dropout)` before the input
+    /// product (both directions read the same dropped input). Each value of each step
+    /// is drawn on its own, as a `Dropout` layer before this one would (Keras draws
+    /// one mask a sequence and applies it at every step).
+    pub dropout: f32,
 }
 
 /// The arguments every recurrent kind takes after its width.
@@ -86,6 +92,7 @@ macro_rules! recurrent_args {
             ArgDef::optional("return_sequences", ArgType::Flag, "false").named_only(),
             ArgDef::optional("stateful", ArgType::Flag, "false").named_only(),
             ArgDef::optional("bidirectional", ArgType::Flag, "false").named_only(),
+            ArgDef::optional("dropout", ArgType::Number, "0").named_only(),
             $($extra,)*
         ]
     };
@@ -98,6 +105,7 @@ fn recurrent_spec(cell: Cell, args: &crate::kind::Args) -> Box<dyn Spec> {
         return_sequences: args.flag("return_sequences").unwrap_or(false),
         stateful: args.flag("stateful").unwrap_or(false),
         bidirectional: args.flag("bidirectional").unwrap_or(false),
+        dropout: args.number("dropout").unwrap_or(0.0),
     })
 }
 
@@ -164,6 +172,12 @@ impl Spec for RecurrentSpec {
                 message: "cannot go with `bidirectional = true`: the reverse direction reads each window from its end, so no state carries from one window to the next".into(),
             });
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            errors.push(SpecError {
+                argument: "dropout",
+                message: format!("must be in [0, 1), got {:?}", self.dropout),
+            });
+        }
         errors
     }
 
@@ -220,6 +234,7 @@ impl Spec for RecurrentSpec {
                 ("return_sequences", &self.return_sequences),
                 ("stateful", &self.stateful),
                 ("bidirectional", &self.bidirectional),
+                ("dropout", &self.dropout),
             ],
         )
     }
@@ -236,6 +251,7 @@ mod tests {
             return_sequences,
             stateful: false,
             bidirectional: false,
+            dropout: 0.0,
         }
     }
 
@@ -274,6 +290,12 @@ mod tests {
             ..both
         };
         assert!(stateful.validate()[0].message.contains("bidirectional"));
+        let dropped = |dropout| RecurrentSpec { dropout, ..both }.validate();
+        assert!(dropped(0.5).is_empty());
+        assert_eq!(
+            dropped(1.0)[0].to_string(),
+            "`dropout` must be in [0, 1), got 1.0"
+        );
     }
 
     #[test]
