@@ -69,6 +69,17 @@ pub fn pipeline() -> TablePipeline {
 pub fn load(dir: &Path) -> Result<Tables> {
     let records = Frame::read_json(dir.join(FILE), &ReadOptions::new())?;
     let labelled = records.drop_missing(TARGET)?;
+    if labelled.is_empty() {
+        return Err(kiln::data::Error::Column {
+            path: dir.join(FILE),
+            column: TARGET.into(),
+            message: format!(
+                "every one of the {} records misses it: nothing to train on",
+                records.len()
+            ),
+        }
+        .into());
+    }
     let split = split(labelled.len(), VALIDATION, TEST, SPLIT_SEED)?;
     let width = <MpgNet>::INPUT_SHAPE.size();
     clean(records, &labelled, &split, &pipeline(), width)

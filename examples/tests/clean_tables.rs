@@ -81,6 +81,57 @@ fn auto_mpg_recipe_beats_predicting_the_mean() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn bad_tables_are_errors_naming_the_column_and_the_row() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("kiln-bad-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let error = |result: kiln::train::Result<kiln_examples::cleaned::Cleaned>| {
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    // A stray word in a number column.
+    let table = std::fs::read_to_string(default_data_dir().join(penguins::FILE))?;
+    let stray: String = table
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut fields: Vec<&str> = l.split(',').collect();
+            if i == 49 {
+                fields[2] = "heavy"; // bill_length_mm on line 50
+            }
+            fields.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join(penguins::FILE), stray)?;
+    let err = error(penguins::load(&dir));
+    assert!(
+        err.contains("penguins.csv:50: column `bill_length_mm`, row 49: `heavy` is not a number"),
+        "{err}"
+    );
+    // Records without a single target, and JSON that is not records.
+    let records = br#"[{"Miles_per_Gallon": null, "Cylinders": 8, "Origin": "USA"},
+ {"Cylinders": 4, "Origin": "Japan"}]"#;
+    std::fs::write(dir.join(auto_mpg::FILE), records)?;
+    let err = error(auto_mpg::load(&dir));
+    assert!(
+        err.ends_with(
+            "auto_mpg.json: column `Miles_per_Gallon`: every one of the 2 records misses it: \
+             nothing to train on"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join(auto_mpg::FILE),
+        br#"{"Miles_per_Gallon": [18, 15]}"#,
+    )?;
+    let err = error(auto_mpg::load(&dir));
+    assert!(
+        err.contains("auto_mpg.json: is not an array of records"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn targets(data: &kiln::data::InMemory) -> Vec<f64> {
     match data.targets() {
         kiln::data::Targets::Real { values, .. } => values.iter().map(|&v| f64::from(v)).collect(),

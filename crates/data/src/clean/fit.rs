@@ -494,6 +494,12 @@ pub(super) fn keep_rows(
         rows.push(i);
     }
     counts.kept = rows.len();
+    if frame.is_empty() {
+        return Err(Error::Table {
+            path: frame.source().to_path_buf(),
+            message: "no rows to fit the cleaning on: the training rows are none".into(),
+        });
+    }
     if rows.is_empty() {
         let target_name = target.map_or("the target", |t| t.name());
         let sparse = format!(

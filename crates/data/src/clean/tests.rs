@@ -256,6 +256,15 @@ b,5,9,blue\n";
         err.to_string(),
         "t.csv: no rows left after cleaning: of 2 rows, 2 without the target `y` (rows 1, 2)"
     );
+    let none = all_gone.select(&[])?;
+    let err = TablePipeline::new("y")
+        .fit(&none)
+        .err()
+        .ok_or("fitted on no rows")?;
+    assert_eq!(
+        err.to_string(),
+        "t.csv: no rows to fit the cleaning on: the training rows are none"
+    );
     let sparse_or_repeated =
         frame(b"y,x,z\nNA,1,2\na,NA,NA\nb,NA,NA\nb,NA,NA\nc,NA,NA\nc,NA,NA\n")?;
     let err = TablePipeline::new("y")
