@@ -391,8 +391,10 @@ impl Algorithm {
         }
     }
 
-    /// The names of the state slots, in the kernel's order.
-    pub(crate) fn slot_names(&self) -> &'static [&'static str] {
+    /// The names of the state slots each parameter tensor keeps (`exp_avg`,
+    /// `exp_avg_sq` for Adam), in the kernel's order: the optimizer's memory is this
+    /// many copies of the parameters.
+    pub fn slot_names(&self) -> &'static [&'static str] {
         match self {
             Self::Sgd(a) if a.momentum != 0.0 => &["momentum_buffer"],
             Self::Sgd(_) => &[],

@@ -1,5 +1,7 @@
-//! Tuning: the learning-rate range test ([`Trainer::lr_find`](crate::Trainer::lr_find)).
+//! Tuning: the learning-rate range test ([`Trainer::lr_find`](crate::Trainer::lr_find))
+//! and the batch-size finder ([`batch_size`]).
 
+pub mod batch_size;
 mod lr_find;
 #[cfg(feature = "plots")]
 mod plot;
