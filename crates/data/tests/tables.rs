@@ -1,8 +1,9 @@
-//! Typed tables on the real files of `../shared/data/tabular`: the penguins CSV and
-//! the Auto MPG JSON records, their kinds, missing cells and categories, and a
-//! cleaning pipeline fitted on a training part and applied to the rest.
+//! Typed tables on the real files shipped in `examples/data` (copies of
+//! `../shared/data/tabular`): the penguins CSV and the Auto MPG JSON records, their
+//! kinds, missing cells and categories, and a cleaning pipeline fitted on a training
+//! part and applied to the rest.
 
-mod common;
+use std::path::{Path, PathBuf};
 
 use kiln_data::clean::{Role, RowCounts};
 use kiln_data::frame::{Frame, Kind, ReadOptions};
@@ -11,12 +12,16 @@ use kiln_data::{Impute, TablePipeline};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The tables as shipped with the examples.
+fn table(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/data")
+        .join(name)
+}
+
 #[test]
 fn penguins_kinds_missing_cells_and_report() -> TestResult {
-    let Some(dir) = common::shared_data("penguins_kinds_missing_cells_and_report") else {
-        return Ok(());
-    };
-    let frame = Frame::read_csv(dir.join("tabular/penguins.csv"), &ReadOptions::new())?;
+    let frame = Frame::read_csv(table("penguins.csv"), &ReadOptions::new())?;
     assert_eq!(frame.len(), 344);
     let kinds: Vec<(&str, Kind, usize)> = frame
         .columns()
@@ -56,10 +61,7 @@ fn penguins_kinds_missing_cells_and_report() -> TestResult {
 
 #[test]
 fn penguins_cleaned_on_a_stratified_training_part() -> TestResult {
-    let Some(dir) = common::shared_data("penguins_cleaned_on_a_stratified_training_part") else {
-        return Ok(());
-    };
-    let frame = Frame::read_csv(dir.join("tabular/penguins.csv"), &ReadOptions::new())?;
+    let frame = Frame::read_csv(table("penguins.csv"), &ReadOptions::new())?;
     let parts = split_stratified(&frame.labels("species")?, 0.0, 0.2, 0)?;
     let (train, test) = (frame.select(&parts.train)?, frame.select(&parts.test)?);
     let fitted = TablePipeline::new("species")
@@ -89,10 +91,7 @@ fn penguins_cleaned_on_a_stratified_training_part() -> TestResult {
 
 #[test]
 fn auto_mpg_records_dates_and_missing_targets() -> TestResult {
-    let Some(dir) = common::shared_data("auto_mpg_records_dates_and_missing_targets") else {
-        return Ok(());
-    };
-    let frame = Frame::read_json(dir.join("tabular/auto_mpg.json"), &ReadOptions::new())?;
+    let frame = Frame::read_json(table("auto_mpg.json"), &ReadOptions::new())?;
     assert_eq!(frame.len(), 406);
     let kind = |n: &str| frame.column(n).map(|c| (c.kind(), c.missing()));
     assert_eq!(kind("Name"), Some((Kind::Text, 0)));
