@@ -106,6 +106,17 @@ pub enum Error {
     /// Options or data that do not fit the model.
     #[error("{0}")]
     Config(String),
+    /// A hyper-parameter search that cannot go on, or a trial's bad request: a
+    /// parameter suggested with an empty range or with another range than before, a
+    /// study folder written by another study's definition, a state file that cannot
+    /// be read.
+    #[error("study `{study}`: {detail}")]
+    Study {
+        /// The study's name.
+        study: String,
+        /// What was wrong, and what to do.
+        detail: String,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -56,7 +56,7 @@
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
-mod atomic;
+pub(crate) mod atomic;
 mod format;
 mod weights;
 

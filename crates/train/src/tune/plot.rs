@@ -1,5 +1,6 @@
-//! The tuning plots: the range test's loss against the learning rate. Drawn with the
-//! embedded font and written atomically, as the learning curves are.
+//! The tuning plots: the range test's loss against the learning rate, a study's
+//! objective by trial, and its parameters' importance. Drawn with the embedded font
+//! and written atomically, as the learning curves are.
 
 use std::ops::Range;
 use std::path::Path;
@@ -90,6 +91,14 @@ impl XyChart<'_> {
                 chart
                     .configure_mesh()
                     .x_desc(self.x_desc)
+                    .x_label_formatter(&|v| {
+                        // Whole numbers (trials) without a decimal point.
+                        if (v - v.round()).abs() < 1e-9 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v}")
+                        }
+                    })
                     .y_desc(self.y_desc)
                     .label_style((FONT_FAMILY, 14))
                     .draw()
@@ -125,9 +134,17 @@ impl XyChart<'_> {
                     .draw_series(points.map(|p| Circle::new(p, 4, color.filled())))
                     .map_err(drawing_failed)?
             };
-            drawn.label(series.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            let line = series.line;
+            drawn
+                .label(series.label.clone())
+                .legend(move |(x, y)| -> DynElement<'static, _, _> {
+                    if line {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                            .into_dyn()
+                    } else {
+                        Circle::new((x + 10, y), 4, color.filled()).into_dyn()
+                    }
+                });
         }
         for (i, (label, x, y)) in self.marks.iter().enumerate() {
             let color = PALETTE[(self.series.len() + i) % PALETTE.len()];
@@ -154,6 +171,58 @@ impl XyChart<'_> {
             .map_err(|detail| plot_error(path, detail))?;
         write_png(path, &image)
     }
+}
+
+/// A horizontal bar chart of `(label, value)`, largest first, written at `path`.
+pub(crate) fn bars(title: &str, x_desc: &str, bars: &[(String, f64)], path: &Path) -> Result<()> {
+    if bars.is_empty() {
+        return Err(plot_error(path, "nothing to plot".into()));
+    }
+    let render = || -> std::result::Result<Image, String> {
+        register_embedded_font()?;
+        let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12) * 1.1;
+        let n = bars.len();
+        let mut image = Image::white((SIZE.0, SIZE.1.max(80 + 40 * n as u32)));
+        image.draw(|root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, (FONT_FAMILY, 22))
+                .margin(14)
+                .x_label_area_size(48)
+                .y_label_area_size(160)
+                .build_cartesian_2d(0.0..top, -0.5..n as f64 - 0.5)
+                .map_err(drawing_failed)?;
+            // One bar a whole number of the y axis, the first at the top, labelled
+            // with its name there.
+            let name = |y: &f64| {
+                let r = y.round();
+                if (y - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {
+                    return String::new();
+                }
+                bars[n - 1 - r as usize].0.clone()
+            };
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_labels(n + 1)
+                .y_label_formatter(&name)
+                .disable_y_mesh()
+                .label_style((FONT_FAMILY, 14))
+                .draw()
+                .map_err(drawing_failed)?;
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+                    let y = (n - 1 - i) as f64;
+                    Rectangle::new([(0.0, y - 0.35), (*v, y + 0.35)], PALETTE[0].filled())
+                }))
+                .map_err(drawing_failed)?;
+            Ok(())
+        })?;
+        Ok(image)
+    };
+    let image = check_png_path(path)
+        .and_then(|()| render())
+        .map_err(|detail| plot_error(path, detail))?;
+    write_png(path, &image)
 }
 
 /// An error for a plot of nothing.
