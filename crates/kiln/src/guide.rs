@@ -16,5 +16,8 @@ pub mod files {}
 #[doc = include_str!("../../../docs/GPU.md")]
 pub mod gpu {}
 
+#[doc = include_str!("../../../docs/DISTRIBUTED.md")]
+pub mod distributed {}
+
 #[doc = include_str!("../../../docs/BENCHMARKS.md")]
 pub mod benchmarks {}
