@@ -169,3 +169,13 @@ fn dropout_mask_is_the_cpu_mask() {
     args.extend((0..500).map(|i| kiln_kernels::rng::uniform_at(seed, i).to_string()));
     run("dropout", &args);
 }
+
+#[test]
+fn layer_normalisation() {
+    run("layer_norm", &[]);
+}
+
+#[test]
+fn fused_attention() {
+    run("attention", &[]);
+}

@@ -77,6 +77,8 @@ inline unsigned __float_as_uint(float f) {
     std::memcpy(&u, &f, sizeof u);
     return u;
 }
+// CUDA's reciprocal square root (approximate on the device, exact enough here).
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
     std::atomic_ref<unsigned long long> a(*p);
