@@ -45,7 +45,7 @@
 //!   augmentation.
 //! - [Models](guide::models): `model!`'s syntax, blocks, and the errors it gives.
 //! - [Training](guide::training): `fit`, a training step by hand, losses, optimizers,
-//!   schedules, callbacks and metrics.
+//!   schedules, callbacks and metrics; tuning (`lr_find`, the batch size, a search).
 //! - [Checkpoints, TensorBoard and ONNX](guide::files): save, load, resume, PyTorch.
 //! - [The GPU](guide::gpu) and [benchmarks](guide::benchmarks).
 //!
