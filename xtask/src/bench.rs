@@ -131,11 +131,12 @@ pub fn run(options: &Options) -> Result<(), String> {
                     if options.quick {
                         args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
                     }
-                    torch_models.extend(peer::run(&root, "benches/python/cpu_torch.py", &args)?);
+                    torch_models.extend(peer::run(&root, model.peer, &args)?);
                 }
             }
         }
     }
+    let gpt_torch = gpt_rounds(&root, options, wants("gpt"))?;
     let rows = collect(&criterion_dir, started)?;
     if rows.is_empty() {
         return Err(format!(
@@ -170,6 +171,8 @@ pub fn run(options: &Options) -> Result<(), String> {
     table.push_str(&conv_vs_gemm(&rows));
     let (optimizer_md, optimizer_json) = optimizer_vs_torch(&rows, &torch, threads);
     table.push_str(&optimizer_md);
+    let (gpt_md, gpt_json) = gpt_vs_torch(&rows, &gpt_torch);
+    table.push_str(&gpt_md);
     table.push_str(&loss_share(&rows, threads));
     table.push_str(&data_vs_training(&rows, threads));
     let json_rows: Vec<Value> = rows.iter().map(Row::to_json).collect();
@@ -178,6 +181,7 @@ pub fn run(options: &Options) -> Result<(), String> {
         "benchmarks": json_rows,
         "torch": torch,
         "optimizer_vs_torch": optimizer_json,
+        "gpt_vs_torch": gpt_json,
     });
     if let Value::Object(fields) = &mut report {
         // Each model's comparison (`seed_cnn`, ...) and PyTorch's lines for it
@@ -247,9 +251,11 @@ fn markdown(rows: &[Row]) -> String {
             }
             Some(v) if r.id.starts_with("peak") => format!("{:.1} GFLOP/s", v / 1e9),
             Some(v) if compare::model_of(&r.id).is_some() || r.id.starts_with("data_") => {
-                format!("{v:.0} images/s")
+                let unit = compare::model_of(&r.id).map_or("images", |m| m.unit);
+                format!("{v:.0} {unit}/s")
             }
             Some(v) if r.id.starts_with("loss") => format!("{v:.0} samples/s"),
+            Some(v) if r.id.starts_with("gpt_") => format!("{v:.0} tokens/s"),
             Some(v) => format!("{:.1} GFLOP/s", v / 1e9),
             None => "-".to_string(),
         };
@@ -263,6 +269,80 @@ fn markdown(rows: &[Row]) -> String {
         );
     }
     s
+}
+
+/// The GPT training step (`benches/benches/gpt.rs`) and PyTorch's same step
+/// (`benches/python/gpt_torch.py`), alternating thread count by thread count so that
+/// drift on a shared machine hits both; PyTorch's lines (none without PyTorch).
+fn gpt_rounds(root: &Path, options: &Options, wanted: bool) -> Result<Vec<Value>, String> {
+    if !wanted {
+        return Ok(Vec::new());
+    }
+    let with_torch = peer::torch_available();
+    let mut torch = Vec::new();
+    for threads in options.threads().map_or(vec![1, 2], |t| vec![t]) {
+        let group = format!("gpt_batch{GPT_BATCH}_threads{threads}/");
+        cargo_bench(root, "gpt", options, Some(&group))?;
+        if with_torch {
+            let mut args = vec![
+                "--batch".to_string(),
+                GPT_BATCH.to_string(),
+                "--threads".to_string(),
+                threads.to_string(),
+            ];
+            if options.quick {
+                args.extend(["--iters", "3", "--rounds", "3"].map(String::from));
+            }
+            torch.extend(peer::run(root, "benches/python/gpt_torch.py", &args)?);
+        }
+    }
+    Ok(torch)
+}
+
+/// The batch of nanoGPT's CPU configuration, which the GPT benchmark measures.
+const GPT_BATCH: usize = 12;
+
+/// The GPT training step's tokens per second against PyTorch's, by thread count.
+fn gpt_vs_torch(rows: &[Row], torch: &[Value]) -> (String, Value) {
+    let mut s = String::from(
+        "\n| GPT training step (char_gpt, batch 12 x 64 tokens) | kiln tokens/s | PyTorch tokens/s | ratio |\n|---|---|---|---|\n",
+    );
+    let mut json = serde_json::Map::new();
+    for threads in [1, 2] {
+        let id = format!("gpt_batch{GPT_BATCH}_threads{threads}/train_step");
+        let Some(kiln) = rows
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.per_second(r.median_ns))
+        else {
+            continue;
+        };
+        let peer = torch
+            .iter()
+            .find(|l| l["threads"] == threads)
+            .and_then(|l| l["tokens_per_s_median"].as_f64());
+        let (peer_text, ratio_text) = match peer {
+            Some(p) => (format!("{p:.0}"), format!("{:.2}x", kiln / p)),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let _ = writeln!(
+            s,
+            "| {threads} thread(s) | {kiln:.0} | {peer_text} | {ratio_text} |"
+        );
+        json.insert(
+            format!("threads{threads}"),
+            json!({
+                "kiln_tokens_per_s": kiln,
+                "torch_tokens_per_s": peer,
+                "ratio": peer.map(|p| kiln / p),
+            }),
+        );
+    }
+    if json.is_empty() {
+        return (String::new(), Value::Null);
+    }
+    s.push_str("\nThe target: kiln at 2.0x PyTorch's tokens/s or more on 2 threads.\n");
+    (s, Value::Object(json))
 }
 
 /// Adam over one million parameters: kiln against a copy of the same memory (the
