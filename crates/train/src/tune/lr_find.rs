@@ -253,14 +253,34 @@ impl LrFind {
                     line: true,
                 },
                 Series {
-                    label: "loss of the batch".into(),
-                    points: points(&self.raw_losses),
+                    label: "loss of the batch (outliers left out)".into(),
+                    points: self.raw_in_view(),
                     line: false,
                 },
             ],
             marks,
         }
         .write(path)
+    }
+
+    /// The raw losses within the smoothed curve's span widened by half of it either
+    /// side: a few batches' spikes would otherwise squash the curve the suggestions
+    /// read.
+    fn raw_in_view(&self) -> Vec<(f64, f64)> {
+        let (lo, hi) = self
+            .losses
+            .iter()
+            .filter(|l| l.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &l| {
+                (lo.min(l), hi.max(l))
+            });
+        let pad = 0.5 * (hi - lo).max(0.05 * hi.abs());
+        self.learning_rates
+            .iter()
+            .copied()
+            .zip(self.raw_losses.iter().copied())
+            .filter(|(_, l)| (lo - pad..=hi + pad).contains(l))
+            .collect()
     }
 
     /// The smoothed loss at the recorded rate nearest `lr`.
