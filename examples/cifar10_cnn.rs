@@ -160,16 +160,27 @@ impl OnBackend for SeedProgram {
         let started = Instant::now();
         let history = trainer.fit(Arc::clone(&train), options)?;
         let train_seconds = started.elapsed().as_secs_f64();
-        if let Some(world) = world.as_ref().filter(|_| root) {
+        if let Some(world) = &world {
+            // Every rank's time in all-reduces (a sum of one-hot vectors): the rank that
+            // waited least is about the transfer alone (it came last to each), the
+            // others' excess is waiting for the slower ranks.
             let stats = world.stats();
-            println!(
-                "all-reduce on rank 0: {} calls, {:.1} MB, {:.2} s waiting and summing \
-                 ({:.1} % of fit)",
-                stats.all_reduces,
-                stats.bytes as f64 / 1e6,
-                stats.seconds,
-                100.0 * stats.seconds / train_seconds
-            );
+            let mut seconds = vec![0.0; world.size()];
+            seconds[world.rank()] = stats.seconds;
+            world.sum_f64(&mut seconds)?;
+            let list = seconds
+                .iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if root {
+                println!(
+                    "all-reduce: {} calls, {:.0} KB a call on average; seconds in them \
+                     by rank: {list} (of {train_seconds:.2} s of fit)",
+                    stats.all_reduces,
+                    stats.bytes as f64 / stats.all_reduces.max(1) as f64 / 1e3,
+                );
+            }
         }
         if !root {
             return Ok(());
