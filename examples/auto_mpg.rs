@@ -11,7 +11,9 @@
 //!
 //! `--data DIR` reads `auto_mpg.json` from `DIR` instead of `examples/data`. The split
 //! is fixed; the seed chooses the initial weights and the shuffling. The learning
-//! curves go to `target/kiln-examples/auto_mpg.png`.
+//! curves go to `target/kiln-examples/auto_mpg.png`, the checkpoint, saved with its
+//! cleaning and loaded back to predict on raw records, to
+//! `target/kiln-examples/auto_mpg.safetensors`.
 //!
 //! The tutorial drops the six cars without horsepower; kiln imputes them, so its test
 //! part holds every labelled car of the split. `test_mae_complete_rows` is the MAE
@@ -24,6 +26,13 @@ use kiln::prelude::*;
 use kiln_examples::args::{Args, Device};
 use kiln_examples::auto_mpg::{self, MpgNet};
 use kiln_examples::report::{Json, plot_path, samples_per_second};
+
+/// Raw records as a user would send them: a missing horsepower, an absent model
+/// year and an origin the training records never showed.
+const RAW_RECORDS: &str = r#"[
+  {"Name": "ford pinto", "Cylinders": 4, "Displacement": 122, "Horsepower": null, "Weight_in_lbs": 2310, "Acceleration": 15, "Year": "1974-01-01", "Origin": "USA"},
+  {"Name": "kia pride", "Cylinders": 4, "Displacement": 79, "Horsepower": 63, "Weight_in_lbs": 1935, "Acceleration": 16.5, "Origin": "Korea"}
+]"#;
 
 fn main() -> std::process::ExitCode {
     kiln_examples::main_with(run)
@@ -66,6 +75,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         mae(&test_complete),
         complete.len()
     );
+
+    // The model and its cleaning in one file; a fresh model predicts from it alone.
+    let saved = plot_path("auto_mpg")?.with_extension("safetensors");
+    auto_mpg::save(&saved, trainer.model(), &tables.cleaning)?;
+    println!("saved with its cleaning: {}", saved.display());
+    let predicted = auto_mpg::predict_raw(&cpu, &saved, RAW_RECORDS.as_bytes())?;
+    for (record, mpg) in RAW_RECORDS.lines().skip(1).zip(predicted) {
+        let record = record.trim().trim_end_matches(',');
+        println!("  {record}\n    -> {mpg:.1} mpg");
+    }
 
     let plot = plot_path("auto_mpg")?;
     kiln::train::plot_history(&history, &plot)?;

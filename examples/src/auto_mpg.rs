@@ -18,11 +18,12 @@ use std::path::Path;
 
 use kiln::data::frame::{Frame, ReadOptions};
 use kiln::data::split::split;
-use kiln::data::{Impute, TablePipeline};
+use kiln::data::{FittedPipeline, Impute, TablePipeline};
 use kiln::prelude::*;
 use kiln::train::Result;
+use kiln::train::checkpoint::{self, CheckpointExtra};
 
-use crate::cleaned::{Cleaned, clean};
+use crate::cleaned::{Cleaned, clean, raw_inputs};
 
 /// The records' file name in the data folder.
 pub const FILE: &str = "auto_mpg.json";
@@ -108,4 +109,24 @@ pub fn fit_options(
     FitOptions::new(epochs, batch_size)
         .seed(seed)
         .validation_data(tables.validation.clone())
+}
+
+/// Saves the trained model with its cleaning to `path`.
+pub fn save(path: &Path, model: &MpgNet, cleaning: &FittedPipeline) -> Result<()> {
+    checkpoint::save_with_preprocessing(path, model, &CheckpointExtra::default(), cleaning)
+}
+
+/// The miles per gallon a model saved with [`save`] predicts for raw JSON records
+/// (`null` or absent cells, the origin as a word, the year as a date); everything
+/// comes from the checkpoint, nothing from training.
+pub fn predict_raw(cpu: &Cpu, path: &Path, records: &[u8]) -> Result<Vec<f32>> {
+    let mut model = MpgNet::new(cpu, 32, 0)?;
+    let info = checkpoint::load_weights(path, &mut model)?;
+    let (_, inputs) = raw_inputs(path, &info, records, true)?;
+    let mut predictor = Trainer::new(
+        model,
+        Loss::mean_absolute_error(),
+        Optimizer::new(Adam::default()),
+    )?;
+    predictor.predict(inputs, 32, &Pipeline::new())
 }

@@ -2,10 +2,13 @@
 //! table split in three, each part cleaned with the statistics fitted on the
 //! training part only.
 
+use std::path::Path;
+
 use kiln::data::frame::Frame;
 use kiln::data::split::Split;
 use kiln::data::{FittedPipeline, InMemory, TablePipeline};
-use kiln::train::Result;
+use kiln::train::checkpoint::CheckpointInfo;
+use kiln::train::{Error, Result};
 
 /// A raw table, its cleaning and its three cleaned parts.
 #[derive(Clone, Debug)]
@@ -48,4 +51,27 @@ pub fn clean(
         raw_test: test,
         cleaning,
     })
+}
+
+/// The cleaning saved in the checkpoint at `path` (whose `info` was read as its
+/// weights were loaded) and the model's inputs for `rows`, raw as the table holds
+/// them: a CSV text with a header, or (`json`) a JSON array of records.
+pub fn raw_inputs(
+    path: &Path,
+    info: &CheckpointInfo,
+    rows: &[u8],
+    json: bool,
+) -> Result<(FittedPipeline, InMemory)> {
+    let cleaning = info.preprocessing()?.ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        detail: "holds no fitted cleaning; save it with save_with_preprocessing".into(),
+    })?;
+    let options = cleaning.read_options();
+    let frame = if json {
+        Frame::parse_json(rows, "raw rows", &options)?
+    } else {
+        Frame::parse_csv(rows, "raw rows", &options)?
+    };
+    let inputs = cleaning.inputs(&frame)?;
+    Ok((cleaning, inputs))
 }

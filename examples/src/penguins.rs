@@ -14,10 +14,10 @@ use kiln::data::frame::{Frame, ReadOptions};
 use kiln::data::split::split_stratified;
 use kiln::data::{FittedPipeline, TablePipeline};
 use kiln::prelude::*;
+use kiln::train::Result;
 use kiln::train::checkpoint::{self, CheckpointExtra};
-use kiln::train::{Error, Result};
 
-use crate::cleaned::{Cleaned, clean};
+use crate::cleaned::{Cleaned, clean, raw_inputs};
 
 /// The table's file name in the data folder.
 pub const FILE: &str = "penguins.csv";
@@ -100,12 +100,7 @@ pub fn save(path: &Path, model: &PenguinNet, cleaning: &FittedPipeline) -> Resul
 pub fn predict_raw(cpu: &Cpu, path: &Path, rows: &[u8]) -> Result<Vec<(String, f32)>> {
     let mut model = PenguinNet::new(cpu, 16, 0)?;
     let info = checkpoint::load_weights(path, &mut model)?;
-    let cleaning = info.preprocessing()?.ok_or_else(|| Error::Checkpoint {
-        path: path.to_path_buf(),
-        detail: "holds no fitted cleaning; save it with save_with_preprocessing".into(),
-    })?;
-    let frame = Frame::parse_csv(rows, "raw rows", &cleaning.read_options())?;
-    let inputs = cleaning.inputs(&frame)?;
+    let (cleaning, inputs) = raw_inputs(path, &info, rows, false)?;
     let loss = Loss::sparse_categorical_crossentropy();
     let mut predictor = Trainer::new(model, loss, Optimizer::new(Adam::default()))?;
     let probabilities = predictor.predict(inputs, 16, &Pipeline::new())?;

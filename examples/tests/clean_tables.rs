@@ -1,8 +1,10 @@
 //! The recipes of the `penguins` and `auto_mpg` examples, on the raw tables that ship
 //! in `examples/data`: each, trained briefly, must clearly beat the answer that
 //! needs no learning; the Auto MPG split must be the one the Keras program
-//! recomputes; and a penguins model saved with its cleaning must predict the same
-//! species for raw rows in a fresh process as in the one that trained it.
+//! recomputes; a penguins model and an Auto MPG model saved with their cleaning
+//! must predict the same for raw rows (CSV) and raw records (JSON) in a fresh process
+//! as in the one that trained them; and bad files are errors naming the column and
+//! the row.
 
 use std::process::Command;
 
@@ -24,8 +26,21 @@ Atlantis,38.6,21.2,191,3800,male
 Torgersen,NA,NA,NA,NA,NA
 ";
 
+/// Raw records with a missing horsepower, an absent year and an unseen origin.
+const RAW_RECORDS: &[u8] = br#"[
+ {"Name": "ford pinto", "Cylinders": 4, "Displacement": 122, "Horsepower": null,
+  "Weight_in_lbs": 2310, "Acceleration": 15, "Year": "1974-01-01", "Origin": "USA"},
+ {"Name": "kia pride", "Cylinders": 4, "Displacement": 79, "Horsepower": 63,
+  "Weight_in_lbs": 1935, "Acceleration": 16.5, "Origin": "Korea"},
+ {"Name": "chevrolet impala", "Cylinders": 8, "Displacement": 454, "Horsepower": 220,
+  "Weight_in_lbs": 4354, "Acceleration": 9, "Year": "1970-01-01", "Origin": "USA"}
+]"#;
+
 /// Set in the child process: the checkpoint to predict from.
 const CHILD: &str = "KILN_TEST_PENGUINS_CHECKPOINT";
+
+/// Set in the child process: the Auto MPG checkpoint to predict from.
+const MPG_CHILD: &str = "KILN_TEST_AUTO_MPG_CHECKPOINT";
 
 #[test]
 fn penguins_recipe_beats_the_majority_class() -> TestResult {
@@ -132,6 +147,68 @@ fn bad_tables_are_errors_naming_the_column_and_the_row() -> TestResult {
     Ok(())
 }
 
+/// The `prediction: ` lines that test `name`, run again in a child process with
+/// `variable` set to `path`, prints.
+fn in_a_fresh_process(
+    name: &str,
+    variable: &str,
+    path: &std::path::Path,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let output = Command::new(std::env::current_exe()?)
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(variable, path)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The harness may print the test's name on the line of the first prediction.
+    Ok(stdout
+        .lines()
+        .filter_map(|l| l.split_once("prediction: "))
+        .map(|(_, p)| format!("prediction: {p}"))
+        .collect())
+}
+
+#[test]
+fn a_saved_mpg_model_predicts_raw_records_in_a_fresh_process() -> TestResult {
+    let cpu = Cpu::new()?;
+    let show = |mpg: &[f32]| -> Vec<String> {
+        mpg.iter().map(|m| format!("prediction: {m:.6}")).collect()
+    };
+    if let Ok(path) = std::env::var(MPG_CHILD) {
+        // The child: everything from the checkpoint.
+        let mpg = auto_mpg::predict_raw(&cpu, path.as_ref(), RAW_RECORDS)?;
+        assert_eq!(mpg.len(), 3);
+        for line in show(&mpg) {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let tables = auto_mpg::load(&default_data_dir())?;
+    let mut trainer = auto_mpg::trainer(&cpu, 32, SEED)?;
+    let options = auto_mpg::fit_options(&tables, 30, 32, SEED).verbose(Verbosity::Silent);
+    trainer.fit(tables.train.clone(), options)?;
+    let path =
+        std::env::temp_dir().join(format!("kiln-auto-mpg-{}.safetensors", std::process::id()));
+    auto_mpg::save(&path, trainer.model(), &tables.cleaning)?;
+    let here = auto_mpg::predict_raw(&cpu, &path, RAW_RECORDS)?;
+    assert!(
+        here[1] > here[0] && here[0] > here[2],
+        "a light four-cylinder car goes further than a heavier one, and than a V8: {here:?}"
+    );
+    let there = in_a_fresh_process(
+        "a_saved_mpg_model_predicts_raw_records_in_a_fresh_process",
+        MPG_CHILD,
+        &path,
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(there?, show(&here), "the fresh process predicts otherwise");
+    Ok(())
+}
+
 fn targets(data: &kiln::data::InMemory) -> Vec<f64> {
     match data.targets() {
         kiln::data::Targets::Real { values, .. } => values.iter().map(|&v| f64::from(v)).collect(),
@@ -172,29 +249,13 @@ fn a_saved_model_predicts_raw_rows_in_a_fresh_process() -> TestResult {
         "a long flipper and a heavy body: {here:?}"
     );
 
-    let output = Command::new(std::env::current_exe()?)
-        .args([
-            "a_saved_model_predicts_raw_rows_in_a_fresh_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD, &path)
-        .output()?;
-    let _ = std::fs::remove_file(&path);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let there = in_a_fresh_process(
+        "a_saved_model_predicts_raw_rows_in_a_fresh_process",
+        CHILD,
+        &path,
     );
-    // The harness may print the test's name on the line of the first prediction.
-    let there: Vec<String> = stdout
-        .lines()
-        .filter_map(|l| l.split_once("prediction: "))
-        .map(|(_, p)| format!("prediction: {p}"))
-        .collect();
+    let _ = std::fs::remove_file(&path);
+    let there = there?;
     assert_eq!(there, lines(&here), "the fresh process predicts otherwise");
     Ok(())
 }
