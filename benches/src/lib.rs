@@ -85,6 +85,45 @@ pub fn seed_labels(batch: usize) -> Vec<u32> {
     (0..batch as u32).map(|i| i * 7 % 10).collect()
 }
 
+/// Steps in the language model's training windows.
+pub const LSTM_WINDOW: usize = 64;
+/// Characters of the language model's vocabulary (tiny Shakespeare's).
+pub const LSTM_VOCABULARY: usize = 65;
+
+kiln::model! {
+    /// The character language model of the `char_lstm` example: 65 characters
+    /// embedded in 64 values, an LSTM of 256 units, a softmax over the next
+    /// character at every step.
+    pub struct CharLstm {
+        input: tokens[64] of 65,
+        embed: Embedding(65, 64),
+        lstm: Lstm(256, return_sequences = true),
+        out: TimeDense(65, softmax),
+    }
+}
+
+kiln::model! {
+    /// The same network one character at a time, its LSTM stateful: what generates.
+    pub struct CharLstmStep {
+        input: tokens[1] of 65,
+        embed: Embedding(65, 64),
+        lstm: Lstm(256, return_sequences = true, stateful = true),
+        out: TimeDense(65, softmax),
+    }
+}
+
+/// `count` deterministic token ids below the vocabulary: the inputs (as the values a
+/// token tensor is uploaded from) and the next-character labels.
+pub fn lstm_tokens(count: usize) -> (Vec<f32>, Vec<u32>) {
+    let ids: Vec<u32> = (0..count + 1)
+        .map(|i| (i as u32 * 31 + 7) % LSTM_VOCABULARY as u32)
+        .collect();
+    (
+        ids[..count].iter().map(|&id| id as f32).collect(),
+        ids[1..].to_vec(),
+    )
+}
+
 /// One training step of `model` on `x` and `labels`: forward, the loss (read back,
 /// as a training loop reads it), backward, the optimizer's update.
 pub fn train_step<B: Backend, M: Model<B>>(

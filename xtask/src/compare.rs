@@ -1,5 +1,5 @@
 //! The benchmark models against PyTorch: for each model, workload, batch and thread
-//! count, kiln's and PyTorch's images per second from the same invocation, their
+//! count, kiln's and PyTorch's images (or tokens) per second from the same invocation, their
 //! ratio, and kiln's share of the machine's FMA peak.
 
 use std::fmt::Write as _;
@@ -24,7 +24,16 @@ pub struct BenchModel {
     pub forward_flops: f64,
     /// The batch sizes its benchmark groups measure.
     pub batches: &'static [usize],
+    /// What its throughput counts: `images` or `tokens`.
+    pub unit: &'static str,
+    /// The PyTorch script that runs it (`--model name --batch b --threads t`).
+    pub peer: &'static str,
 }
+
+/// The PyTorch peer of the image models.
+const IMAGE_PEER: &str = "benches/python/cpu_torch.py";
+/// The PyTorch peer of the language model.
+const LSTM_PEER: &str = "benches/python/lstm_torch.py";
 
 /// The models, in the report's order.
 pub const MODELS: &[BenchModel] = &[
@@ -36,6 +45,8 @@ pub const MODELS: &[BenchModel] = &[
         train_flops: 29.28e6,
         forward_flops: 10.28e6,
         batches: &[64, 256],
+        unit: "images",
+        peer: IMAGE_PEER,
     },
     // Multiply-adds: the stem 884,736, res1's two convolutions 9,437,184 each, res2's
     // 4,718,592 (stride 2) and 9,437,184, its shortcut 524,288, the dense layer 640.
@@ -45,6 +56,8 @@ pub const MODELS: &[BenchModel] = &[
         train_flops: 204.87e6,
         forward_flops: 68.88e6,
         batches: &[64, 256],
+        unit: "images",
+        peer: IMAGE_PEER,
     },
     // Multiply-adds: prep 442,368, conv1 4,718,592, res1's two 2,359,296 each,
     // conv2 and conv3 4,718,592 each, res3's two 2,359,296 each, the dense layer
@@ -55,8 +68,45 @@ pub const MODELS: &[BenchModel] = &[
         train_flops: 143.33e6,
         forward_flops: 48.07e6,
         batches: &[64, 512],
+        unit: "images",
+        peer: IMAGE_PEER,
+    },
+    // A token's multiply-adds: the LSTM's input product 64 x 1,024 = 65,536, its
+    // recurrent one 256 x 1,024 = 262,144, the output layer 256 x 65 = 16,640.
+    BenchModel {
+        name: "char_lstm",
+        title: "character LSTM language model, 64 steps",
+        train_flops: 2.066e6,
+        forward_flops: 0.689e6,
+        batches: &[64],
+        unit: "tokens",
+        peer: LSTM_PEER,
+    },
+    BenchModel {
+        name: "char_lstm_generate",
+        title: "character LSTM generating",
+        train_flops: 2.066e6,
+        forward_flops: 0.689e6,
+        batches: &[1],
+        unit: "tokens",
+        peer: LSTM_PEER,
     },
 ];
+
+/// The keys' stem of a peer's rates: `tokens_per_s` where it counts tokens, else
+/// `images_per_s`.
+fn rate_key(line: &Value) -> &'static str {
+    if line.get("tokens_per_s_median").is_some() {
+        "tokens_per_s"
+    } else {
+        "images_per_s"
+    }
+}
+
+/// A peer line's rate: `stat` is `median`, `min` or `max`.
+fn peer_rate(line: &Value, stat: &str) -> Option<f64> {
+    line[format!("{}_{stat}", rate_key(line))].as_f64()
+}
 
 /// The model whose benchmark `id` is, if any.
 pub fn model_of(id: &str) -> Option<&'static BenchModel> {
@@ -131,19 +181,18 @@ pub fn combine_torch_rounds(lines: &[Value]) -> Vec<Value> {
     keys.into_iter()
         .filter_map(|k| {
             let same: Vec<&Value> = lines.iter().filter(|l| key(l) == k).collect();
-            let mut medians: Vec<f64> = same
-                .iter()
-                .filter_map(|l| l["images_per_s_median"].as_f64())
-                .collect();
+            let mut medians: Vec<f64> =
+                same.iter().filter_map(|l| peer_rate(l, "median")).collect();
             let first = same.first()?;
             let (low, high) = (
                 medians.iter().copied().fold(f64::INFINITY, f64::min),
                 medians.iter().copied().fold(0.0, f64::max),
             );
             let mut line = (*first).clone();
-            line["images_per_s_median"] = json!(median(&mut medians));
-            line["images_per_s_min"] = json!(low);
-            line["images_per_s_max"] = json!(high);
+            let stem = rate_key(first);
+            line[format!("{stem}_median")] = json!(median(&mut medians));
+            line[format!("{stem}_min")] = json!(low);
+            line[format!("{stem}_max")] = json!(high);
             line["rounds"] = json!(same.len());
             Some(line)
         })
@@ -217,8 +266,9 @@ pub fn models(rows: &[Row], torch: &[Value]) -> (String, serde_json::Map<String,
 /// PyTorch's lines for it.
 fn model_table(model: &BenchModel, rows: &[Row], torch: &[Value]) -> (String, Value) {
     let mut md = format!(
-        "| {} | kiln images/s (range over rounds) | PyTorch images/s (range over rounds) | kiln / PyTorch | kiln's share of the AVX2 FMA peak |\n|---|---|---|---|---|\n",
-        model.title
+        "| {} | kiln {unit}/s (range over rounds) | PyTorch {unit}/s (range over rounds) | kiln / PyTorch | kiln's share of the AVX2 FMA peak |\n|---|---|---|---|---|\n",
+        model.title,
+        unit = model.unit,
     );
     let mut out = Vec::new();
     let prefix = format!("{}_batch", model.name);
@@ -256,7 +306,7 @@ fn model_table(model: &BenchModel, rows: &[Row], torch: &[Value]) -> (String, Va
                 && l["batch"] == json!(batch)
                 && l["threads"] == json!(threads)
         });
-        let torch_rate = peer.and_then(|l| l["images_per_s_median"].as_f64());
+        let torch_rate = peer.and_then(|l| peer_rate(l, "median"));
         let flops = if workload == "inference" {
             model.forward_flops
         } else {
@@ -269,15 +319,16 @@ fn model_table(model: &BenchModel, rows: &[Row], torch: &[Value]) -> (String, Va
             if threads == 1 { "" } else { "s" },
             peer.map_or("-".to_string(), |l| format!(
                 "{:.0} ({:.0} .. {:.0})",
-                l["images_per_s_median"].as_f64().unwrap_or(f64::NAN),
-                l["images_per_s_min"].as_f64().unwrap_or(f64::NAN),
-                l["images_per_s_max"].as_f64().unwrap_or(f64::NAN)
+                peer_rate(l, "median").unwrap_or(f64::NAN),
+                peer_rate(l, "min").unwrap_or(f64::NAN),
+                peer_rate(l, "max").unwrap_or(f64::NAN)
             )),
             torch_rate.map_or("-".to_string(), |t| format!("{:.2}x", kiln / t)),
             share.map_or("-".to_string(), |s| format!("{:.0} %", 100.0 * s)),
         );
         out.push(json!({
             "workload": workload,
+            "unit": model.unit,
             "batch": batch,
             "threads": threads,
             "kiln_images_per_s": kiln,
