@@ -161,9 +161,9 @@ impl OnBackend for SeedProgram {
         let history = trainer.fit(Arc::clone(&train), options)?;
         let train_seconds = started.elapsed().as_secs_f64();
         if let Some(world) = &world {
-            // Every rank's time in all-reduces (a sum of one-hot vectors): the rank that
-            // waited least is about the transfer alone (it came last to each), the
-            // others' excess is waiting for the slower ranks.
+            // Every rank's time in all-reduces (a sum of one-hot vectors): the transfer
+            // plus its waits for slower ranks. Where one rank is always the slowest, its
+            // time is about the transfer alone.
             let stats = world.stats();
             let mut seconds = vec![0.0; world.size()];
             seconds[world.rank()] = stats.seconds;
