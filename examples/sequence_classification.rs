@@ -1,4 +1,4 @@
-//! Sequence classification with 1-D convolutions, on a synthetic task whose answer
+//! Sequence classification with 1-D convolutions and a GRU, on a synthetic task whose answer
 //! is known: which way a ramp hidden in a noisy two-feature signal goes, and in which
 //! feature.
 //!
@@ -12,8 +12,8 @@
 //! any rule blind to the order of time at most 50 %: a falling ramp's values are a
 //! rising one's, reversed, so per-feature statistics (a histogram, the variance)
 //! find the feature but not the direction. The network must find the ramp's shape wherever it
-//! lies: two convolutions (the second dilated), max pooling over time, and the mean
-//! and largest value of each filter over the whole sequence.
+//! lies: two convolutions (the second dilated), max pooling over time, and a GRU
+//! over the filters' steps whose last state the classifier reads.
 //!
 //! ```text
 //! cargo run --release --example sequence_classification -- [--epochs N] [--batch-size N] [--seed N]
@@ -46,14 +46,14 @@ const CLASSES: usize = 4;
 
 kiln::model! {
     /// Two convolutions over time, the second dilated so that the pair sees 22 steps
-    /// (more than a ramp), max pooling between, then the mean and the largest value
-    /// of each filter over the whole sequence.
+    /// (more than a ramp), max pooling between, then a GRU that reads the filters'
+    /// 64 steps and keeps what it needs of them in its last state.
     pub struct MotifNet {
         input: [128, 2],
         conv1: Conv1d(32, 5, relu, padding = same),
         pool1: MaxPool1d(2),
         conv2: Conv1d(32, 5, relu, dilation = 2, padding = same),
-        pooled: Concat { avg: GlobalAvgPool1d, max: GlobalMaxPool1d },
+        gru: Gru(32, bidirectional = true),
         out: Dense(4, softmax),
     }
 }
