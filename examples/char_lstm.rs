@@ -16,13 +16,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use kiln::data::Cache;
-use kiln::data::text::{self, Corpus, Windows};
+use kiln::data::text::{self, Windows};
 use kiln::kernels::rng::Rng;
 use kiln::losses::SequenceCriterion;
 use kiln::prelude::*;
 use kiln::shape::Tokens;
-use kiln_examples::language::{sample, validation_loss};
+use kiln_examples::language::{describe, read_corpus, sample, validation_loss};
 use kiln_examples::report::Json;
 
 /// Characters a training window and an evaluation window hold.
@@ -90,30 +89,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if o.temperature.is_nan() || o.temperature <= 0.0 {
         return Err(format!("--temperature must be positive, got {}", o.temperature).into());
     }
-    let path = match &o.data {
-        Some(path) => path.clone(),
-        None => text::tiny_shakespeare(&Cache::from_env()?)?,
-    };
-    let corpus = Corpus::read(&path)?;
+    let (path, corpus) = read_corpus(o.data.as_deref(), VOCABULARY)?;
     let vocabulary = corpus.vocabulary();
-    if vocabulary.len() > VOCABULARY {
-        return Err(format!(
-            "{}: {} distinct characters, more than the model's {VOCABULARY}",
-            path.display(),
-            vocabulary.len()
-        )
-        .into());
-    }
     let (train, validation) = corpus.split(0.9)?;
     println!("{}", <CharLstm>::summary());
-    println!(
-        "{}: {} characters ({} distinct), {} to train, {} to validate",
-        path.display(),
-        corpus.tokens().len(),
-        vocabulary.len(),
-        train.len(),
-        validation.len()
-    );
+    describe(&path, &corpus, train, validation);
 
     let cpu = Cpu::new()?;
     let batch = o.batch_size as usize;

@@ -1,11 +1,49 @@
-//! What the character-level language models share: their validation loss over
-//! consecutive windows, and how a character is drawn from a predicted distribution.
+//! What the character-level language models share: their text, their validation
+//! loss over consecutive windows, and how a character is drawn from a predicted
+//! distribution.
 
-use kiln::data::text;
+use std::path::{Path, PathBuf};
+
+use kiln::data::Cache;
+use kiln::data::text::{self, Corpus};
 use kiln::kernels::rng::Rng;
 use kiln::losses::SequenceCriterion;
 use kiln::prelude::*;
 use kiln::shape::Rank2;
+
+/// The text at `data`, else tiny Shakespeare (downloaded and verified), with its
+/// path; an error if it has more distinct characters than `vocabulary`.
+pub fn read_corpus(
+    data: Option<&Path>,
+    vocabulary: usize,
+) -> Result<(PathBuf, Corpus), Box<dyn std::error::Error>> {
+    let path = match data {
+        Some(path) => path.to_path_buf(),
+        None => text::tiny_shakespeare(&Cache::from_env()?)?,
+    };
+    let corpus = Corpus::read(&path)?;
+    let distinct = corpus.vocabulary().len();
+    if distinct > vocabulary {
+        return Err(format!(
+            "{}: {distinct} distinct characters, more than the model's {vocabulary}",
+            path.display()
+        )
+        .into());
+    }
+    Ok((path, corpus))
+}
+
+/// Prints the text's size and its split.
+pub fn describe(path: &Path, corpus: &Corpus, train: &[u32], validation: &[u32]) {
+    println!(
+        "{}: {} characters ({} distinct), {} to train, {} to validate",
+        path.display(),
+        corpus.tokens().len(),
+        corpus.vocabulary().len(),
+        train.len(),
+        validation.len()
+    );
+}
 
 /// The mean loss over every character of `validation` that a whole window of `T`
 /// predicts (windows read in order, each from the model's initial state), in
