@@ -21,6 +21,8 @@ import time
 import torch
 from torch import nn
 
+from cpu_torch import timed
+
 WINDOW, VOCABULARY = 64, 65
 
 
@@ -34,18 +36,6 @@ class CharLstm(nn.Module):
     def forward(self, x, state=None):
         y, state = self.lstm(self.embed(x), state)
         return self.out(y), state
-
-
-def timed(fn, iters, rounds):
-    for _ in range(3):
-        fn()
-    per_round = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        per_round.append((time.perf_counter() - start) / iters)
-    return per_round
 
 
 def main():
