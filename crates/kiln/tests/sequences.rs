@@ -189,3 +189,58 @@ fn a_stateful_step_model_follows_the_windowed_one() {
         .unwrap();
     assert_eq!(&again[..], &whole[..11]);
 }
+
+kiln::model! {
+    /// Every recurrent option at once: both directions, dropout on the inputs, a
+    /// stacked GRU reading the concatenated sequence.
+    pub struct BothWays {
+        input: [6, 3],
+        lstm: Lstm(8, return_sequences = true, bidirectional = true, dropout = 0.2),
+        gru: Gru(4, bidirectional = true),
+        out: Dense(2, softmax),
+    }
+}
+
+/// Bidirectional layers with input dropout in `model!`: twice the width and the
+/// weights, and a model of them trains, here on whether a sequence's first step is
+/// positive, which a forward reading keeps only through six steps and the reverse
+/// direction sees last.
+#[test]
+fn bidirectional_layers_with_dropout_train_in_a_model() {
+    assert_eq!(BothWays::<Cpu>::OUTPUT_SHAPE, Shape::new(&[2]));
+    // 2 * 4 * ((3 + 8) * 8 + 8) + 2 * 3 * ((16 + 4) * 4 + 2 * 4) + 8 * 2 + 2.
+    assert_eq!(BothWays::<Cpu>::PARAMETERS, 768 + 528 + 18);
+    let cpu = Cpu::with_threads(2).unwrap();
+    let mut model = BothWays::new(&cpu, 16, 3).unwrap();
+    let x: Vec<f32> = (0..16 * 18)
+        .map(|i| ((i * 7919 % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    let labels: Vec<u32> = x.chunks(18).map(|s| u32::from(s[0] > 0.0)).collect();
+    let mut criterion = Criterion::new(
+        Loss::sparse_categorical_crossentropy(),
+        &cpu,
+        16,
+        BothWays::<Cpu>::OUTPUT_ACTIVATION,
+    )
+    .unwrap();
+    let mut optimizer = Optimizer::new(Adam {
+        learning_rate: 0.01,
+        ..Adam::default()
+    });
+    let mut first = None;
+    let mut last = f32::INFINITY;
+    for _ in 0..200 {
+        let out = model.forward_host(&x, Mode::Train).unwrap();
+        last = criterion
+            .compute(&out, BatchTargets::Labels(&labels), None)
+            .unwrap();
+        first.get_or_insert(last);
+        model.zero_grad().unwrap();
+        model
+            .backward(criterion.gradient(), criterion.grad_at())
+            .unwrap();
+        optimizer.step(&mut model).unwrap();
+    }
+    let first = first.unwrap();
+    assert!(last < 0.5 * first, "{first} -> {last}");
+}
