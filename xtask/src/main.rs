@@ -8,7 +8,8 @@
 //!   here for a GPU machine without Rust;
 //! - `gpu-report --criterion DIR [--torch FILE] --out DIR`: the GPU report from results
 //!   gathered there;
-//! - `user-crate`: a new user's program in a crate of its own, built in debug and run.
+//! - `user-crate`: a new user's program in a crate of its own, built in debug and run;
+//! - `miri`: the CPU backend's unsafe code under Miri (a nightly compiler with Miri).
 //!
 //! The task modules (`bench`, `gpu`) use the shared ones below them and never each
 //! other: `compare` (the benchmark models against PyTorch), `gpu_report`, `peer` (the PyTorch
@@ -18,6 +19,7 @@ mod bench;
 mod compare;
 mod gpu;
 mod gpu_report;
+mod miri;
 mod peer;
 mod results;
 mod user_crate;
@@ -60,6 +62,9 @@ enum Task {
     },
     /// Build, in debug, and run a new user's program in a crate of its own.
     UserCrate,
+    /// Run the CPU backend's tests of unsafe code under Miri (needs a nightly
+    /// toolchain with the miri component).
+    Miri,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             out,
         } => gpu::report(&criterion, torch.as_deref(), &out),
         Task::UserCrate => user_crate::run(),
+        Task::Miri => miri::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -375,14 +375,21 @@ mod tests {
 
     #[test]
     fn every_slice_of_every_row_matches_the_definition() {
-        // Valid and same padding, stride 1 and 2, one and several channels.
-        for &(ih, iw, c, k, s, pad) in &[
+        // Valid and same padding, stride 1 and 2, one and several channels; under
+        // Miri, which interprets every copy, the padded strided geometry alone.
+        let geometries = [
+            (7, 5, 2, 3, 2, 1),
             (6, 6, 3, 3, 1, 0),
             (6, 7, 3, 3, 1, 1),
-            (7, 5, 2, 3, 2, 1),
             (5, 5, 1, 2, 1, 0),
             (4, 4, 5, 3, 1, 1),
-        ] {
+        ];
+        let geometries = if cfg!(miri) {
+            &geometries[..1]
+        } else {
+            &geometries[..]
+        };
+        for &(ih, iw, c, k, s, pad) in geometries {
             let g = PatchGeometry::square_kernel(2, (ih, iw, c), k, s, pad);
             let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
             let p = Patches { x: &x, geometry: g };

@@ -9,6 +9,12 @@ use super::*;
 use crate::Cpu;
 use crate::rng::Rng;
 
+/// `full`, or under Miri (which interprets every load and store, about a million
+/// times slower) `miri`: fewer shapes that still cross the same block edges.
+fn sizes<T: ?Sized>(full: &'static T, miri: &'static T) -> &'static T {
+    if cfg!(miri) { miri } else { full }
+}
+
 fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
 }
@@ -208,30 +214,33 @@ fn row_major(cpu: &CpuInner, shape: (usize, usize, usize)) {
 
 #[test]
 fn small_and_ragged_shapes() {
-    let dims = [
-        1,
-        2,
-        5,
-        MR - 1,
-        MR,
-        MR + 1,
-        MR_AVX512 - 1,
-        MR_AVX512,
-        13,
-        NR - 1,
-        NR,
-        NR + 1,
-        2 * NR - 1,
-        2 * NR,
-        2 * NR + 1,
-        3 * NR,
-        6 * MR + 1,
-        47,
-    ];
+    let dims = sizes(
+        &[
+            1,
+            2,
+            5,
+            MR - 1,
+            MR,
+            MR + 1,
+            MR_AVX512 - 1,
+            MR_AVX512,
+            13,
+            NR - 1,
+            NR,
+            NR + 1,
+            2 * NR - 1,
+            2 * NR,
+            2 * NR + 1,
+            3 * NR,
+            6 * MR + 1,
+            47,
+        ][..],
+        &[1, MR + 1, NR + 1, 2 * NR + 1][..],
+    );
     on_every_backend(|cpu| {
-        for &m in &dims {
-            for &n in &dims {
-                for &k in &[1, 3, 16, 31] {
+        for &m in dims {
+            for &n in dims {
+                for &k in sizes(&[1, 3, 16, 31][..], &[1, 31][..]) {
                     row_major(cpu, (m, n, k));
                 }
             }
@@ -244,7 +253,10 @@ fn every_layout() {
     use Layout::*;
     let layouts = [RowMajor, Transposed, Padded, Strided];
     on_every_backend(|cpu| {
-        for &shape in &[(7, 19, 23), (61, 37, 129), (97, 50, 300)] {
+        for &shape in sizes(
+            &[(7, 19, 23), (61, 37, 129), (97, 50, 300)][..],
+            &[(7, 19, 23)][..],
+        ) {
             for la in layouts {
                 for lb in layouts {
                     check(cpu, shape, la, lb, 1.0, 0.0, shape.1);
@@ -261,19 +273,29 @@ fn blocking_edges() {
     on_every_backend(|cpu| {
         let isa = cpu.gemm.isa;
         let (mr, mc, kc) = (isa.mr(), MC, KC);
-        for &shape in &[
-            (mc - 1, 33, kc + 1),
-            (mc + 1, NR * 3, 2 * kc + 7),
-            (2 * mc + mr + 1, 2 * NR + 1, 40),
-            (mr * 40 + 1, NC + NR + 3, 17),
-            (mr * 20 + 3, 4 * NR, kc - 1),
-            (11, 13, 5000),
-            (27, 32, 3001),
-            (3, 1030, 64),
-            (40, 700, 64),
-            // `b` too big to be packed whole: each task packs it panel by panel.
-            (300, 600, 500),
-        ] {
+        let shapes = if cfg!(miri) {
+            // One shape past each of the three block sizes.
+            vec![
+                (mc + 1, 3, 5),
+                (mr + 1, NR + 1, kc + 1),
+                (mr + 1, NC + NR + 3, 2),
+            ]
+        } else {
+            vec![
+                (mc - 1, 33, kc + 1),
+                (mc + 1, NR * 3, 2 * kc + 7),
+                (2 * mc + mr + 1, 2 * NR + 1, 40),
+                (mr * 40 + 1, NC + NR + 3, 17),
+                (mr * 20 + 3, 4 * NR, kc - 1),
+                (11, 13, 5000),
+                (27, 32, 3001),
+                (3, 1030, 64),
+                (40, 700, 64),
+                // `b` too big to be packed whole: each task packs it panel by panel.
+                (300, 600, 500),
+            ]
+        };
+        for shape in shapes {
             row_major(cpu, shape);
             check(
                 cpu,
@@ -289,6 +311,10 @@ fn blocking_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the same layouts as every_layout, at sizes too slow to interpret"
+)]
 fn the_seed_cnn_products_at_a_small_batch() {
     // The layouts of the convolutions' products (forward, weight and input gradient)
     // and the dense layer, at sizes a debug build checks quickly.
@@ -305,11 +331,17 @@ fn the_seed_cnn_products_at_a_small_batch() {
 
 #[test]
 fn a_long_k_is_split_and_accumulated() {
-    // The weight gradient's shape: small `m x n`, long `k`, `c += a^T b`.
+    // The weight gradient's shape: small `m x n`, long `k`, `c += a^T b`. Under Miri,
+    // a `k` just long enough to be split between the two threads.
+    let (m, n, k) = if cfg!(miri) {
+        (6, 16, 2 * KC + 3)
+    } else {
+        (27, 32, 20_000)
+    };
     on_every_backend(|cpu| {
         check(
             cpu,
-            (27, 32, 20_000),
+            (m, n, k),
             Layout::Transposed,
             Layout::RowMajor,
             1.0,
@@ -318,13 +350,16 @@ fn a_long_k_is_split_and_accumulated() {
         );
         check(
             cpu,
-            (27, 32, 20_000),
+            (m, n, k),
             Layout::Transposed,
             Layout::RowMajor,
             0.5,
             0.0,
             32,
         );
+        if cfg!(miri) {
+            return;
+        }
         check(
             cpu,
             (64, 130, 9_000),
@@ -341,7 +376,10 @@ fn a_long_k_is_split_and_accumulated() {
 fn alpha_and_beta() {
     on_every_backend(|cpu| {
         for &(alpha, beta) in &[(1.0, 1.0), (-0.5, 0.0), (2.0, -3.0), (1.0, 0.5)] {
-            for &shape in &[(1, 1, 1), (13, 17, 19), (150, 70, 90)] {
+            for &shape in sizes(
+                &[(1, 1, 1), (13, 17, 19), (150, 70, 90)][..],
+                &[(13, 17, 19)][..],
+            ) {
                 check(
                     cpu,
                     shape,
@@ -362,15 +400,18 @@ fn alpha_and_beta() {
 fn prepacked_products_overwrite_or_accumulate() {
     let mut rng = Rng::new(41);
     for isa in every_isa() {
-        for &(m, n, k) in &[
-            (1, 1, 1),
-            (6, 16, 5),
-            (13, 17, 19),
-            (64, 32, 84),
-            (25, 64, 33),
-            (12, 48, 7),
-            (7, 40, 0),
-        ] {
+        for &(m, n, k) in sizes(
+            &[
+                (1, 1, 1),
+                (6, 16, 5),
+                (13, 17, 19),
+                (64, 32, 84),
+                (25, 64, 33),
+                (12, 48, 7),
+                (7, 40, 0),
+            ][..],
+            &[(1, 1, 1), (13, 17, 19), (12, 48, 7), (7, 40, 0)][..],
+        ) {
             for layout in [Layout::RowMajor, Layout::Transposed, Layout::Strided] {
                 for beta in [0.0, 1.0] {
                     let (ad, a_at) = matrix(&mut rng, m, k, layout);
@@ -445,7 +486,11 @@ fn no_k_or_no_alpha_only_scales_c() {
 fn consecutive_products_do_not_reuse_a_stale_packed_b() {
     // Same shapes and ranges, different `b`: a worker must repack.
     let cpu = Cpu::with_threads(2).unwrap();
-    let (m, n, k) = (600, 64, 100);
+    let (m, n, k) = if cfg!(miri) {
+        (60, 20, 30)
+    } else {
+        (600, 64, 100)
+    };
     let mut rng = Rng::new(3);
     let a = random(&mut rng, m * k);
     for _ in 0..3 {
@@ -475,7 +520,11 @@ fn threads_sharing_a_backend_take_turns() {
         for seed in 0..3 {
             let cpu = cpu.clone();
             s.spawn(move || {
-                let (m, n, k) = (200, 96, 150);
+                let (m, n, k) = if cfg!(miri) {
+                    (20, 17, 15)
+                } else {
+                    (200, 96, 150)
+                };
                 let mut rng = Rng::new(seed);
                 let a = random(&mut rng, m * k);
                 let b = random(&mut rng, k * n);
@@ -505,6 +554,10 @@ fn threads_sharing_a_backend_take_turns() {
 /// the two-thread planner splits by rows, by columns and by `k`, with ragged edges,
 /// several `k` blocks, `a` and `b` packed or read in place.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "its shapes must reach every split, too large to interpret"
+)]
 fn the_epilogue_matches_the_product_followed_by_the_activation() {
     use Layout::*;
     let shapes = [
@@ -586,7 +639,12 @@ fn relu_in_the_epilogue_lets_nan_through() {
     // Row 1 of `a` holds a NaN, so row 1 of `c` is NaN before the activation: `Relu`
     // and `LeakyRelu` must keep it, as `if x < 0 { .. } else { x }` does.
     on_every_backend(|cpu| {
-        for (m, n, k) in [(8, 20, 5), (200, 64, 64), (20, 40, 5000)] {
+        // One thread, split by rows or columns, split along `k`.
+        let shapes = sizes(
+            &[(8, 20, 5), (200, 64, 64), (20, 40, 5000)][..],
+            &[(8, 20, 5), (40, 20, 8), (8, 20, 2 * KC + 3)][..],
+        );
+        for &(m, n, k) in shapes {
             let mut a = vec![1.0; m * k];
             a[k] = f32::NAN;
             let b = vec![-1.0; k * n];
@@ -696,16 +754,23 @@ fn gathered_patches_multiply_like_the_patch_matrix() {
     // forward reads the patches in place: output rows that are not whole strips, and
     // a stride of 2, too.
     on_every_backend(|cpu| {
-        for g in [
+        let geometries = [
+            geometry(2, 12, 4, 3, 2, 0),
+            geometry(2, 11, 4, 3, 2, 1),
             geometry(2, 32, 3, 3, 1, 0),
             geometry(2, 15, 32, 3, 1, 0),
             geometry(3, 13, 5, 3, 1, 0),
-            geometry(2, 12, 4, 3, 2, 0),
             geometry(2, 6, 64, 3, 1, 0),
             geometry(3, 9, 5, 3, 1, 1),
-            geometry(2, 11, 4, 3, 2, 1),
             geometry(1, 7, 50, 3, 1, 1),
-        ] {
+        ];
+        // Under Miri, the strided ones: read in place and gathered with padding.
+        let geometries = if cfg!(miri) {
+            &geometries[..2]
+        } else {
+            &geometries[..]
+        };
+        for &g in geometries {
             let mut rng = Rng::new(g.rows() as u64);
             let x = random(&mut rng, g.input_len());
             let patches = Patches { x: &x, geometry: g };
