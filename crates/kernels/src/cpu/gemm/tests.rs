@@ -9,8 +9,9 @@ use super::*;
 use crate::Cpu;
 use crate::rng::Rng;
 
-/// `full`, or under Miri (which interprets every load and store, about a million
-/// times slower) `miri`: fewer shapes that still cross the same block edges.
+/// `full`, or under Miri (which interprets every load and store, thousands of times
+/// slower than native code) `miri`: fewer shapes that still cross the same block
+/// edges.
 fn sizes<T: ?Sized>(full: &'static T, miri: &'static T) -> &'static T {
     if cfg!(miri) { miri } else { full }
 }
