@@ -159,8 +159,7 @@ fn soak<M: kiln::nn::Model<Cpu>>(
         .callback(TensorBoard::new(dir.join("tb")))
         .callback(watch);
     trainer.fit(train, options).unwrap();
-    let readings = readings.lock().unwrap().clone();
-    readings
+    readings.lock().unwrap().clone()
 }
 
 /// A folder under the target directory, emptied.
