@@ -34,6 +34,9 @@ fn u_of(n: usize) -> Vec<f32> {
     values(n, 0.11, 7.0, 1.0, f64::sin)
 }
 
+/// A layer's output, its input gradient and every parameter's gradient by name.
+type Gradients = (Vec<f32>, Vec<f32>, Vec<(String, Vec<f32>)>);
+
 /// A layer built on the CPU for `BATCH` samples of `input`.
 struct Harness<L> {
     cpu: Cpu,
@@ -97,12 +100,7 @@ impl<L: Layer<Cpu>> Harness<L> {
     }
 
     /// `y`, `dx` (added to `dx0` when given) and every parameter's gradient.
-    fn gradients(
-        &mut self,
-        x: &[f32],
-        u: &[f32],
-        dx0: Option<&[f32]>,
-    ) -> (Vec<f32>, Vec<f32>, Vec<(String, Vec<f32>)>) {
+    fn gradients(&mut self, x: &[f32], u: &[f32], dx0: Option<&[f32]>) -> Gradients {
         let cpu = self.cpu.clone();
         self.layer.zero_grad(&cpu).unwrap();
         let xb = cpu.alloc_from(x).unwrap();
