@@ -28,8 +28,7 @@ use kiln::losses::SequenceCriterion;
 use kiln::optim::{CosineDecay, ParamGroup, Schedule};
 use kiln::prelude::*;
 use kiln::shape::Tokens;
-use kiln_examples::language::{describe, read_corpus, sample, validation_loss};
-use kiln_examples::report::Json;
+use kiln_examples::language::{Measured, describe, read_corpus, sample, validation_loss};
 
 /// Characters a window holds: the model's context.
 const CONTEXT: usize = 64;
@@ -212,23 +211,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let tokens_per_second = (steps * batch * CONTEXT) as f64 / train_seconds;
 
     let val_loss = validation_loss(&mut model, &mut loss, validation, batch)?;
-    println!(
-        "validation loss {val_loss:.4} nats per character ({:.3} bits), {tokens_per_second:.0} training tokens/s",
-        val_loss / std::f64::consts::LN_2
-    );
-
+    let measured = Measured {
+        val_loss,
+        train_seconds,
+        tokens_per_second,
+        steps: o.steps,
+    };
+    measured.print_validation();
     let sample = generate(&mut model, vocabulary, "ROMEO:", &o)?;
-    println!(
-        "sample (temperature {}, top-{}):\n{sample}",
-        o.temperature, o.top_k
-    );
-
-    let result = Json::new()
-        .number("val_loss", val_loss, 4)
-        .number("train_seconds", train_seconds, 1)
-        .number("tokens_per_second", tokens_per_second, 0)
-        .number("steps", o.steps as f64, 0);
-    println!("result: {result}");
+    measured.print_sample_and_result(&sample, o.temperature, o.top_k);
     Ok(())
 }
 

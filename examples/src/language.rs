@@ -92,3 +92,40 @@ pub fn sample(p: &[f32], temperature: f64, top_k: usize, rng: &mut Rng) -> u32 {
     }
     order[0] as u32
 }
+
+/// What a language model's training measured: printed when validation ends, and
+/// reported with a generated sample as the example's `result: {json}` line.
+pub struct Measured {
+    /// Mean validation loss, nats per character.
+    pub val_loss: f64,
+    /// Seconds spent in training steps.
+    pub train_seconds: f64,
+    /// Training tokens per second.
+    pub tokens_per_second: f64,
+    /// Training steps taken.
+    pub steps: u64,
+}
+
+impl Measured {
+    /// The validation loss in nats and bits per character, and the training speed.
+    pub fn print_validation(&self) {
+        println!(
+            "validation loss {:.4} nats per character ({:.3} bits), {:.0} training tokens/s",
+            self.val_loss,
+            self.val_loss / std::f64::consts::LN_2,
+            self.tokens_per_second
+        );
+    }
+
+    /// The sample drawn at `temperature` from the `top_k` likeliest characters, then
+    /// the result line.
+    pub fn print_sample_and_result(&self, sample: &str, temperature: f64, top_k: u64) {
+        println!("sample (temperature {temperature}, top-{top_k}):\n{sample}");
+        let result = crate::report::Json::new()
+            .number("val_loss", self.val_loss, 4)
+            .number("train_seconds", self.train_seconds, 1)
+            .number("tokens_per_second", self.tokens_per_second, 0)
+            .number("steps", self.steps as f64, 0);
+        println!("result: {result}");
+    }
+}
